@@ -1,0 +1,3 @@
+//! The CPU backend: reference implementation and test oracle.
+
+pub mod gemm;

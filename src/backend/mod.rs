@@ -1,0 +1,3 @@
+//! Backends: where share arithmetic runs (CPU now; CUDA later).
+
+pub mod cpu;

@@ -1,0 +1,2 @@
+//! The `spindle` command line (being written).
+fn main() {}

@@ -1,0 +1,3 @@
+//! Reading data sets and model files.
+
+pub mod mnist;

@@ -1,0 +1,13 @@
+//! Rings Z_2^k (k = 32, 64), fixed-point encoding and ring tensors.
+//!
+//! Every share, mask and opened value in Spindle lives in one of two rings:
+//! `u64` (Z_2^64, the default) and `u32` (Z_2^32, for quantized layers).
+//! Code is generic over the [`Ring`] trait, never over a runtime type tag.
+
+mod element;
+mod fixed;
+mod tensor;
+
+pub use element::{Ring, RingId};
+pub use fixed::FixedPoint;
+pub use tensor::{AnyTensor, RingTensor, Shape};
