@@ -1,3 +1,144 @@
-//! Backends: where share arithmetic runs (CPU now; CUDA later).
+//! Backends: where share arithmetic runs.
+//!
+//! One [`Backend`] trait (elementwise ring ops, GEMM, convolution, PRG
+//! expansion) with one implementation per device, and a [`Device`] enum that
+//! picks one at run time (candle's one-tensor-API-many-backends split). Only
+//! the CPU backend exists so far; the CUDA backend is issue 7.
 
+mod bilinear;
 pub mod cpu;
+
+pub use bilinear::{BilinearOp, Conv2dParams};
+pub use cpu::CpuBackend;
+
+use crate::error::Result;
+use crate::prg::Seed;
+use crate::ring::{Ring, RingTensor, Shape};
+
+/// Local (non-interactive) arithmetic on ring tensors.
+///
+/// Every op wraps modulo 2^k. Elementwise ops need operands of equal shape
+/// (no broadcasting) and fail with [`crate::Error::ShapeMismatch`] otherwise.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Short name for logs ("cpu", "cuda:0").
+    fn name(&self) -> String;
+    /// a + b, elementwise.
+    fn add<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>>;
+    /// a - b, elementwise.
+    fn sub<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>>;
+    /// a * b, elementwise (Hadamard product).
+    fn mul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>>;
+    /// a += b in place, elementwise.
+    fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()>;
+    /// -a.
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R>;
+    /// a * s for a public scalar s.
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R>;
+    /// a + s for a public scalar s.
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R>;
+    /// Arithmetic (sign-extending) right shift of every element by `s` < k bits.
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R>;
+    /// Matrix product. Shapes: [m, k] x [k, n] -> [m, n], or batched
+    /// [b, m, k] x [b, k, n] -> [b, m, n].
+    fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>>;
+    /// 2-D convolution (cross-correlation, as in PyTorch), NCHW.
+    /// Shapes: x [n, c, h, w], weight [o, c, kh, kw] -> [n, o, ho, wo] with
+    /// ho = (h + 2 * pad_h - kh) / stride_h + 1 (likewise wo).
+    fn conv2d<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>>;
+    /// Fused final step of dealer-assisted truncation ([`crate::protocol::trunc`]):
+    /// from the opened c = x + 2^(k-2) + r and this party's shares of
+    /// r' = (r mod 2^(k-1)) >> f and of r_msb, returns this party's share of
+    /// x >> f: [p0](c' - 2^(k-2-f)) - r' + b * 2^(k-1-f), with c' = (c mod 2^(k-1)) >> f
+    /// and b = c_msb XOR r_msb = [p0] c_msb + r_msb (1 - 2 c_msb).
+    fn trunc_combine<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: &RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>>;
+    /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
+    /// (layout in [`crate::prg`]).
+    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R>;
+}
+
+/// The backend a session runs on, chosen at run time.
+#[derive(Debug, Clone)]
+pub enum Device {
+    /// The CPU backend (rayon thread pool).
+    Cpu(CpuBackend),
+}
+
+impl Default for Device {
+    fn default() -> Self {
+        Device::Cpu(CpuBackend::default())
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Device::Cpu($b) => $e,
+        }
+    };
+}
+
+impl Backend for Device {
+    fn name(&self) -> String {
+        dispatch!(self, b => b.name())
+    }
+    fn add<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.add(a, b))
+    }
+    fn sub<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.sub(a, b))
+    }
+    fn mul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.mul(a, b))
+    }
+    fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
+        dispatch!(self, be => be.add_assign(a, b))
+    }
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
+        dispatch!(self, be => be.neg(a))
+    }
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        dispatch!(self, be => be.mul_scalar(a, s))
+    }
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        dispatch!(self, be => be.add_scalar(a, s))
+    }
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
+        dispatch!(self, be => be.ashr(a, s))
+    }
+    fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.matmul(a, b))
+    }
+    fn conv2d<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.conv2d(x, w, p))
+    }
+    fn trunc_combine<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: &RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.trunc_combine(c, r_shifted, r_msb, frac_bits, party0))
+    }
+    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
+        dispatch!(self, be => be.prg_tensor(seed, stream, shape))
+    }
+}

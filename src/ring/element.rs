@@ -43,6 +43,10 @@ pub trait Ring:
     + Send
     + Sync
     + bytemuck::Pod
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitXor<Output = Self>
+    + std::ops::Not<Output = Self>
     + 'static
 {
     /// k: the ring is Z_2^k.

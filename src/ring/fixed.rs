@@ -101,16 +101,30 @@ impl FixedPoint {
     /// Encodes a slice of f64 into a tensor of the given shape.
     ///
     /// Errors: as [`FixedPoint::encode`], plus [`Error::ShapeMismatch`].
-    pub fn encode_tensor<R: Ring>(&self, shape: impl Into<Shape>, xs: &[f64]) -> Result<RingTensor<R>> {
-        let data = xs.iter().map(|&x| self.encode::<R>(x)).collect::<Result<Vec<R>>>()?;
+    pub fn encode_tensor<R: Ring>(
+        &self,
+        shape: impl Into<Shape>,
+        xs: &[f64],
+    ) -> Result<RingTensor<R>> {
+        let data = xs
+            .iter()
+            .map(|&x| self.encode::<R>(x))
+            .collect::<Result<Vec<R>>>()?;
         RingTensor::new(shape, data)
     }
 
     /// Encodes a slice of f32 into a tensor of the given shape.
     ///
     /// Errors: as [`FixedPoint::encode_tensor`].
-    pub fn encode_tensor_f32<R: Ring>(&self, shape: impl Into<Shape>, xs: &[f32]) -> Result<RingTensor<R>> {
-        let data = xs.iter().map(|&x| self.encode::<R>(x as f64)).collect::<Result<Vec<R>>>()?;
+    pub fn encode_tensor_f32<R: Ring>(
+        &self,
+        shape: impl Into<Shape>,
+        xs: &[f32],
+    ) -> Result<RingTensor<R>> {
+        let data = xs
+            .iter()
+            .map(|&x| self.encode::<R>(x as f64))
+            .collect::<Result<Vec<R>>>()?;
         RingTensor::new(shape, data)
     }
 

@@ -10,4 +10,5 @@ mod tensor;
 
 pub use element::{Ring, RingId};
 pub use fixed::FixedPoint;
+pub(crate) use tensor::append_le_bytes;
 pub use tensor::{AnyTensor, RingTensor, Shape};

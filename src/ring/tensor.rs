@@ -63,7 +63,11 @@ impl<R: Ring> RingTensor<R> {
         if shape.numel() != data.len() {
             return Err(Error::shape(
                 "RingTensor::new",
-                format!("shape {shape} holds {} elements, got {}", shape.numel(), data.len()),
+                format!(
+                    "shape {shape} holds {} elements, got {}",
+                    shape.numel(),
+                    data.len()
+                ),
             ));
         }
         Ok(Self { shape, data })
@@ -204,4 +208,3 @@ impl AnyTensor {
         }
     }
 }
-

@@ -173,7 +173,10 @@ mod tests {
         let mut eps = InMemoryNetwork::new(3);
         let p2 = eps.pop().unwrap();
         drop(eps.pop()); // party 1 dies
-        assert_eq!(p2.recv(1, 0).await, Err(TransportError::PeerClosed { peer: 1 }));
+        assert_eq!(
+            p2.recv(1, 0).await,
+            Err(TransportError::PeerClosed { peer: 1 })
+        );
         assert_eq!(
             p2.send(1, 0, Bytes::new()),
             Err(TransportError::PeerClosed { peer: 1 })
@@ -184,14 +187,27 @@ mod tests {
     async fn silent_peer_times_out() {
         let eps = InMemoryNetwork::with_timeout(2, Duration::from_millis(20));
         let err = eps[0].recv(1, 3).await.unwrap_err();
-        assert!(matches!(err, TransportError::Timeout { peer: 1, round: 3, .. }));
+        assert!(matches!(
+            err,
+            TransportError::Timeout {
+                peer: 1,
+                round: 3,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]
     async fn bad_ids_are_errors() {
         let eps = InMemoryNetwork::new(2);
-        assert!(matches!(eps[0].send(0, 0, Bytes::new()), Err(TransportError::NoSuchPeer { .. })));
-        assert!(matches!(eps[0].recv(7, 0).await, Err(TransportError::NoSuchPeer { .. })));
+        assert!(matches!(
+            eps[0].send(0, 0, Bytes::new()),
+            Err(TransportError::NoSuchPeer { .. })
+        ));
+        assert!(matches!(
+            eps[0].recv(7, 0).await,
+            Err(TransportError::NoSuchPeer { .. })
+        ));
     }
 
     #[tokio::test]

@@ -65,7 +65,8 @@ impl StatsRecorder {
 
     /// Records a received message of `bytes` payload bytes in `round`.
     pub fn record_recv(&self, round: u64, bytes: usize) {
-        self.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.messages_received.fetch_add(1, Ordering::Relaxed);
         self.touch_round(round);
     }

@@ -1,3 +1,177 @@
-//! The CPU backend: reference implementation and test oracle.
+//! The CPU backend: the reference implementation and test oracle.
+//!
+//! Elementwise ops are rayon-parallel above a size threshold; the ring GEMM
+//! is a packed, register-tiled kernel ([`gemm`]); convolution lowers to GEMM
+//! through im2col ([`conv`]).
 
+pub mod conv;
 pub mod gemm;
+
+use rayon::prelude::*;
+
+use super::{bilinear::matmul_shape, Backend, Conv2dParams};
+use crate::error::Result;
+use crate::prg::{Prg, Seed};
+use crate::ring::{Ring, RingTensor, Shape};
+use gemm::Parallelism;
+
+/// Below this many elements, elementwise ops stay on the calling thread.
+const PAR_THRESHOLD: usize = 1 << 15;
+
+/// The CPU backend. `parallelism` selects rayon or a single thread.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuBackend {
+    /// Threading of GEMM and elementwise kernels.
+    pub parallelism: Parallelism,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend {
+            parallelism: Parallelism::Rayon,
+        }
+    }
+}
+
+impl CpuBackend {
+    fn zip<R: Ring>(
+        &self,
+        a: &RingTensor<R>,
+        b: &RingTensor<R>,
+        op: &'static str,
+        f: impl Fn(R, R) -> R + Sync,
+    ) -> Result<RingTensor<R>> {
+        a.check_same_shape(b, op)?;
+        let mut out = vec![R::ZERO; a.numel()];
+        let body = |(o, (x, y)): (&mut R, (&R, &R))| *o = f(*x, *y);
+        if self.parallel(a.numel()) {
+            out.par_iter_mut()
+                .zip(a.data().par_iter().zip(b.data()))
+                .for_each(body);
+        } else {
+            out.iter_mut()
+                .zip(a.data().iter().zip(b.data()))
+                .for_each(body);
+        }
+        RingTensor::new(a.shape().clone(), out)
+    }
+
+    fn map<R: Ring>(&self, a: &RingTensor<R>, f: impl Fn(R) -> R + Sync) -> RingTensor<R> {
+        let data: Vec<R> = if self.parallel(a.numel()) {
+            a.data().par_iter().map(|&x| f(x)).collect()
+        } else {
+            a.data().iter().map(|&x| f(x)).collect()
+        };
+        RingTensor::new(a.shape().clone(), data).expect("same numel")
+    }
+
+    fn parallel(&self, n: usize) -> bool {
+        self.parallelism == Parallelism::Rayon && n >= PAR_THRESHOLD
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+    fn add<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.zip(a, b, "add", R::wrapping_add)
+    }
+    fn sub<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.zip(a, b, "sub", R::wrapping_sub)
+    }
+    fn mul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.zip(a, b, "mul", R::wrapping_mul)
+    }
+    fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
+        a.check_same_shape(b, "add_assign")?;
+        let par = self.parallel(a.numel());
+        let body = |(x, y): (&mut R, &R)| *x = x.wrapping_add(*y);
+        if par {
+            a.data_mut().par_iter_mut().zip(b.data()).for_each(body);
+        } else {
+            a.data_mut().iter_mut().zip(b.data()).for_each(body);
+        }
+        Ok(())
+    }
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
+        self.map(a, R::wrapping_neg)
+    }
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        self.map(a, |x| x.wrapping_mul(s))
+    }
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        self.map(a, |x| x.wrapping_add(s))
+    }
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
+        self.map(a, |x| x.ashr(s))
+    }
+    fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        let out_shape = matmul_shape(a.shape(), b.shape())?;
+        let (batch, m, k, n) = match (a.dims(), b.dims()) {
+            ([m, k], [_, n]) => (1, *m, *k, *n),
+            ([bt, m, k], [_, _, n]) => (*bt, *m, *k, *n),
+            _ => unreachable!("matmul_shape accepted only rank 2 or 3"),
+        };
+        let mut out = vec![R::ZERO; batch * m * n];
+        for i in 0..batch {
+            gemm::gemm(
+                m,
+                k,
+                n,
+                &a.data()[i * m * k..(i + 1) * m * k],
+                &b.data()[i * k * n..(i + 1) * k * n],
+                &mut out[i * m * n..(i + 1) * m * n],
+                self.parallelism,
+            );
+        }
+        RingTensor::new(out_shape, out)
+    }
+    fn conv2d<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>> {
+        conv::conv2d(x, w, p, self.parallelism)
+    }
+    fn trunc_combine<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: &RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        c.check_same_shape(r_shifted, "trunc_combine")?;
+        c.check_same_shape(r_msb, "trunc_combine")?;
+        let k = R::BITS;
+        let low_mask = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
+        let offset = R::ONE.shl(k - 2 - frac_bits);
+        let top_weight = R::ONE.shl(k - 1 - frac_bits);
+        let two = R::from_u64(2);
+        let f = |i: usize| {
+            let cv = c.data()[i];
+            let c_msb = R::from_u64(cv.msb() as u64);
+            let rm = r_msb.data()[i];
+            // b = [p0] c_msb + r_msb (1 - 2 c_msb)
+            let mut b = rm.wrapping_mul(R::ONE.wrapping_sub(two.wrapping_mul(c_msb)));
+            let mut z = r_shifted.data()[i].wrapping_neg();
+            if party0 {
+                b = b.wrapping_add(c_msb);
+                let c_low_shifted = (cv & low_mask).shr(frac_bits);
+                z = z.wrapping_add(c_low_shifted).wrapping_sub(offset);
+            }
+            z.wrapping_add(b.wrapping_mul(top_weight))
+        };
+        let data: Vec<R> = if self.parallel(c.numel()) {
+            (0..c.numel()).into_par_iter().map(f).collect()
+        } else {
+            (0..c.numel()).map(f).collect()
+        };
+        RingTensor::new(c.shape().clone(), data)
+    }
+    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
+        Prg::new(seed, stream).tensor(shape.clone())
+    }
+}

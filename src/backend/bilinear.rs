@@ -1,0 +1,134 @@
+//! Bilinear operations: the products a Beaver triple can serve.
+//!
+//! Each [`BilinearOp`] is linear in each operand, so one Beaver routine
+//! ([`crate::protocol::beaver`]) and one dealer recipe cover all of them
+//! (CrypTen's `beaver.py` pattern).
+
+use serde::{Deserialize, Serialize};
+
+use super::Backend;
+use crate::error::{Error, Result};
+use crate::ring::{Ring, RingTensor, Shape};
+
+/// Stride and zero padding of a 2-D convolution, (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Conv2dParams {
+    /// Step between output positions, (rows, columns); both >= 1.
+    pub stride: (usize, usize),
+    /// Zero rows/columns added on each side, (rows, columns).
+    pub padding: (usize, usize),
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: (1, 1),
+            padding: (0, 0),
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// Output shape for input [n, c, h, w] and weight [o, c, kh, kw].
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for non-4-D operands, channel
+    /// mismatch, zero stride, or a kernel larger than the padded input.
+    pub fn output_shape(&self, x: &Shape, w: &Shape) -> Result<Shape> {
+        let (xd, wd) = (x.dims(), w.dims());
+        if xd.len() != 4 || wd.len() != 4 {
+            return Err(Error::shape(
+                "conv2d",
+                format!("need x [n,c,h,w] and weight [o,c,kh,kw], got {x} and {w}"),
+            ));
+        }
+        if xd[1] != wd[1] {
+            return Err(Error::shape(
+                "conv2d",
+                format!("x has {} channels, weight expects {}", xd[1], wd[1]),
+            ));
+        }
+        if self.stride.0 == 0 || self.stride.1 == 0 {
+            return Err(Error::shape("conv2d", "stride must be >= 1"));
+        }
+        let (hp, wp) = (xd[2] + 2 * self.padding.0, xd[3] + 2 * self.padding.1);
+        if wd[2] > hp || wd[3] > wp || wd[2] == 0 || wd[3] == 0 {
+            return Err(Error::shape(
+                "conv2d",
+                format!(
+                    "kernel {}x{} does not fit padded input {hp}x{wp}",
+                    wd[2], wd[3]
+                ),
+            ));
+        }
+        let ho = (hp - wd[2]) / self.stride.0 + 1;
+        let wo = (wp - wd[3]) / self.stride.1 + 1;
+        Ok(Shape(vec![xd[0], wd[0], ho, wo]))
+    }
+}
+
+/// A product that is linear in each operand: z = x (op) y.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BilinearOp {
+    /// Elementwise product of equal shapes.
+    Mul,
+    /// Matrix product [m,k] x [k,n], or batched [b,m,k] x [b,k,n].
+    Matmul,
+    /// 2-D convolution, x [n,c,h,w] by weight [o,c,kh,kw], NCHW.
+    Conv2d(Conv2dParams),
+}
+
+impl BilinearOp {
+    /// Shape of x (op) y.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] when the operands do not fit.
+    pub fn output_shape(&self, x: &Shape, y: &Shape) -> Result<Shape> {
+        match self {
+            BilinearOp::Mul => {
+                if x != y {
+                    return Err(Error::shape(
+                        "mul",
+                        format!("operands have shapes {x} and {y}"),
+                    ));
+                }
+                Ok(x.clone())
+            }
+            BilinearOp::Matmul => matmul_shape(x, y),
+            BilinearOp::Conv2d(p) => p.output_shape(x, y),
+        }
+    }
+
+    /// Computes x (op) y on a backend.
+    pub fn apply<R: Ring, B: Backend>(
+        &self,
+        be: &B,
+        x: &RingTensor<R>,
+        y: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        match self {
+            BilinearOp::Mul => be.mul(x, y),
+            BilinearOp::Matmul => be.matmul(x, y),
+            BilinearOp::Conv2d(p) => be.conv2d(x, y, p),
+        }
+    }
+
+    /// Short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BilinearOp::Mul => "mul",
+            BilinearOp::Matmul => "matmul",
+            BilinearOp::Conv2d(_) => "conv2d",
+        }
+    }
+}
+
+/// Output shape of a (batched) matrix product; see [`Backend::matmul`].
+pub(crate) fn matmul_shape(a: &Shape, b: &Shape) -> Result<Shape> {
+    match (a.dims(), b.dims()) {
+        ([m, k], [k2, n]) if k == k2 => Ok(Shape(vec![*m, *n])),
+        ([ba, m, k], [bb, k2, n]) if k == k2 && ba == bb => Ok(Shape(vec![*ba, *m, *n])),
+        _ => Err(Error::shape(
+            "matmul",
+            format!("need [m,k]x[k,n] or [b,m,k]x[b,k,n], got {a} x {b}"),
+        )),
+    }
+}

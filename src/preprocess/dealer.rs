@@ -1,0 +1,101 @@
+//! The dealer (trusted third party) of the offline phase.
+
+use std::collections::HashMap;
+
+use super::correlation::party0_correction;
+use super::{PartyStore, Plan, Request};
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::prg::Seed;
+use crate::ring::AnyTensor;
+
+/// Generates correlated randomness for N parties from one seed per party.
+///
+/// Party i's material for request t is expanded from its seed (streams in
+/// [`crate::prg`]); the dealer computes only party 0's corrections. The
+/// dealer never sees inputs, and parties never see its other seeds.
+pub struct Dealer {
+    seeds: Vec<Seed>,
+    backend: Device,
+    statics: HashMap<u64, AnyTensor>,
+    next: usize,
+}
+
+impl Dealer {
+    /// A dealer for `n_parties` with fresh seeds from the OS CSPRNG.
+    ///
+    /// Errors: [`Error::InvalidParty`] for fewer than 2 parties.
+    pub fn new(n_parties: usize, backend: Device) -> Result<Self> {
+        Self::from_master_seed(n_parties, Seed::random()?, backend)
+    }
+
+    /// A dealer whose party seeds derive from one master seed (reproducible
+    /// runs: tests, `--resume`).
+    ///
+    /// Errors: [`Error::InvalidParty`] for fewer than 2 parties.
+    pub fn from_master_seed(n_parties: usize, master: Seed, backend: Device) -> Result<Self> {
+        if n_parties < 2 {
+            return Err(Error::InvalidParty(format!(
+                "need at least 2 parties, got {n_parties}"
+            )));
+        }
+        Ok(Dealer {
+            seeds: (0..n_parties as u64).map(|i| master.derive(i)).collect(),
+            backend,
+            statics: HashMap::new(),
+            next: 0,
+        })
+    }
+
+    /// Number of parties.
+    pub fn n_parties(&self) -> usize {
+        self.seeds.len()
+    }
+
+    /// Party `party`'s seed (what the dealer sends that party).
+    pub fn seed(&self, party: usize) -> Seed {
+        self.seeds[party]
+    }
+
+    /// Party 0's correction for the next request.
+    pub(crate) fn next_correction(&mut self, req: &Request) -> Result<Vec<AnyTensor>> {
+        let c = party0_correction(
+            &self.backend,
+            req,
+            self.next,
+            &self.seeds,
+            &mut self.statics,
+        )?;
+        self.next += 1;
+        Ok(c)
+    }
+
+    /// Generates a whole plan ahead of time: one store per party. Stores of
+    /// parties 1..N-1 hold only the seed and the planned request count.
+    ///
+    /// Errors: a malformed plan (e.g. a static triple without its mask).
+    pub fn generate(mut self, plan: &Plan) -> Result<Vec<PartyStore>> {
+        let n = self.n_parties();
+        let mut corrections = Vec::with_capacity(plan.requests.len());
+        for req in &plan.requests {
+            corrections.push((req.clone(), self.next_correction(req)?));
+        }
+        let mut stores = vec![PartyStore {
+            party: 0,
+            n_parties: n,
+            seed: self.seeds[0],
+            n_requests: plan.requests.len(),
+            corrections,
+        }];
+        for party in 1..n {
+            stores.push(PartyStore {
+                party,
+                n_parties: n,
+                seed: self.seeds[party],
+                n_requests: plan.requests.len(),
+                corrections: Vec::new(),
+            });
+        }
+        Ok(stores)
+    }
+}

@@ -1,0 +1,50 @@
+//! The preprocessing plan and the dry-run recorder that produces it.
+
+use serde::{Deserialize, Serialize};
+
+use super::correlation::zero_material;
+use super::{Material, Provider, Request};
+use crate::error::Result;
+
+/// The requests of one online computation, in consumption order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Every request, in the order the online phase will make it.
+    pub requests: Vec<Request>,
+}
+
+impl Plan {
+    /// Total ring elements of material (all parties' shares have this size each).
+    pub fn elements(&self) -> Result<usize> {
+        self.requests.iter().map(Request::elements).sum()
+    }
+}
+
+/// A provider for dry runs: records every request and returns zero material
+/// of the right shapes, so the program runs through without a dealer.
+#[derive(Debug, Default)]
+pub struct PlanRecorder {
+    plan: Plan,
+}
+
+impl PlanRecorder {
+    /// The plan recorded so far.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+    /// The recorded plan, consuming the recorder.
+    pub fn into_plan(self) -> Plan {
+        self.plan
+    }
+}
+
+impl Provider for PlanRecorder {
+    fn next(&mut self, req: &Request) -> Result<Material> {
+        let m = zero_material(req)?;
+        self.plan.requests.push(req.clone());
+        Ok(Material(m))
+    }
+    fn label(&self) -> &'static str {
+        "plan recorder (dry run)"
+    }
+}

@@ -1,0 +1,146 @@
+//! The [`Provider`] trait and the seeded provider every party runs online.
+
+use std::collections::VecDeque;
+
+use super::correlation::expand_party;
+use super::{Dealer, Material, Request};
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::prg::Seed;
+use crate::ring::AnyTensor;
+
+/// A source of correlated randomness for one party (CrypTen's provider).
+///
+/// Requests are served strictly in order; all parties issue the same
+/// sequence of requests because MPC programs are oblivious (their control
+/// flow does not depend on secret data).
+pub trait Provider: Send {
+    /// This party's share of the material for `req`.
+    ///
+    /// Errors: [`Error::PreprocessingExhausted`] when no material is left,
+    /// [`Error::PreprocessingMismatch`] when `req` is not what the plan holds
+    /// at this position.
+    fn next(&mut self, req: &Request) -> Result<Material>;
+
+    /// What kind of provider this is, for logs.
+    fn label(&self) -> &'static str;
+}
+
+/// Where party 0's corrections come from.
+enum Corrections {
+    /// Parties 1..N-1: everything is expanded from the seed. `available`
+    /// is the planned request count (`None`: unbounded, trusted first party).
+    FromSeed { available: Option<usize> },
+    /// Party 0 with a dealer's store: the plan's requests and corrections.
+    Store {
+        items: VecDeque<(Request, Vec<AnyTensor>)>,
+        available: usize,
+    },
+    /// Party 0 acting as the dealer itself (trusted first party mode).
+    Dealer(Box<Dealer>),
+}
+
+/// The online provider: expands this party's material from its dealer seed
+/// and, for party 0, adds the dealer's corrections.
+pub struct SeededProvider {
+    seed: Seed,
+    index: usize,
+    backend: Device,
+    corrections: Corrections,
+}
+
+impl SeededProvider {
+    /// Party 1..N-1 of a dealer run: `available` requests were planned.
+    pub fn from_seed(seed: Seed, available: Option<usize>, backend: Device) -> Self {
+        SeededProvider {
+            seed,
+            index: 0,
+            backend,
+            corrections: Corrections::FromSeed { available },
+        }
+    }
+
+    /// Party 0 of a dealer run, with the corrections of every planned request.
+    pub fn with_corrections(
+        seed: Seed,
+        items: Vec<(Request, Vec<AnyTensor>)>,
+        backend: Device,
+    ) -> Self {
+        let available = items.len();
+        SeededProvider {
+            seed,
+            index: 0,
+            backend,
+            corrections: Corrections::Store {
+                items: items.into(),
+                available,
+            },
+        }
+    }
+
+    /// Party 0 in trusted-first-party mode: it runs the dealer itself and
+    /// therefore knows every mask. For tests and demos only.
+    pub fn trusted_first_party(dealer: Dealer, backend: Device) -> Self {
+        SeededProvider {
+            seed: dealer.seed(0),
+            index: 0,
+            backend,
+            corrections: Corrections::Dealer(Box::new(dealer)),
+        }
+    }
+
+    /// Requests served so far.
+    pub fn served(&self) -> usize {
+        self.index
+    }
+}
+
+impl Provider for SeededProvider {
+    fn next(&mut self, req: &Request) -> Result<Material> {
+        let index = self.index;
+        let correction = match &mut self.corrections {
+            Corrections::FromSeed { available } => {
+                if let Some(n) = *available {
+                    if index >= n {
+                        return Err(Error::PreprocessingExhausted {
+                            index,
+                            request: req.to_string(),
+                            available: n,
+                        });
+                    }
+                }
+                None
+            }
+            Corrections::Store { items, available } => {
+                let (planned, corr) =
+                    items
+                        .pop_front()
+                        .ok_or_else(|| Error::PreprocessingExhausted {
+                            index,
+                            request: req.to_string(),
+                            available: *available,
+                        })?;
+                if &planned != req {
+                    return Err(Error::PreprocessingMismatch {
+                        index,
+                        expected: planned.to_string(),
+                        got: req.to_string(),
+                    });
+                }
+                Some(corr)
+            }
+            Corrections::Dealer(dealer) => Some(dealer.next_correction(req)?),
+        };
+        let material = expand_party(&self.backend, req, index, &self.seed, correction)?;
+        self.index += 1;
+        Ok(Material(material))
+    }
+
+    fn label(&self) -> &'static str {
+        match self.corrections {
+            Corrections::FromSeed { .. } => "seeded (dealer)",
+            Corrections::Store { .. } => "seeded + corrections (dealer)",
+            Corrections::Dealer(_) => "trusted first party",
+        }
+    }
+}

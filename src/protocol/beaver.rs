@@ -1,0 +1,182 @@
+//! Beaver products: one routine for every bilinear op (elementwise multiply,
+//! square, matmul, batched matmul, conv2d), after Beaver, "Efficient
+//! Multiparty Protocols Using Circuit Randomization" (CRYPTO 1991), in the
+//! dealer model of CrypTen's `beaver.py`.
+//!
+//! With a dealer triple ([a], [b], [c = a op b]), the parties open
+//! e = x - a and f = y - b in ONE round, then each party i sets
+//! z_i = c_i + e op b_i + x_i op f, which sums to x op y because
+//! c + e op b + x op f = a op b + (x - a) op b + x op (y - b).
+//!
+//! Domain: any ring elements (exact mod 2^k; for fixed point, follow with
+//! [`crate::protocol::trunc`]). Error: none (exact). Rounds: 1.
+//! Bytes sent per party: (N - 1) * (numel(x) + numel(y)) * k / 8; for a
+//! square, or a product with a static operand, (N - 1) * numel(x) * k / 8.
+
+use crate::backend::{Backend, BilinearOp, Conv2dParams};
+use crate::error::{Error, Result};
+use crate::preprocess::Request;
+use crate::ring::{Ring, RingTensor, Shape};
+use crate::session::Session;
+use crate::share::Shared;
+
+/// z_i = c_i + e op b_i + x_i op f: this party's share of x op y.
+fn combine<R: Ring>(
+    sess: &Session,
+    op: &BilinearOp,
+    c: RingTensor<R>,
+    e: &RingTensor<R>,
+    b_i: &RingTensor<R>,
+    x_i: &RingTensor<R>,
+    f: &RingTensor<R>,
+) -> Result<Shared<R>> {
+    let be = sess.backend();
+    let mut z = c;
+    be.add_assign(&mut z, &op.apply(be, e, b_i)?)?;
+    be.add_assign(&mut z, &op.apply(be, x_i, f)?)?;
+    Ok(Shared::from_share(z))
+}
+
+fn take<const N: usize, R: Ring>(
+    m: Vec<RingTensor<R>>,
+    req: &Request,
+) -> Result<[RingTensor<R>; N]> {
+    m.try_into().map_err(|m: Vec<_>| Error::Format {
+        what: "preprocessing material".into(),
+        detail: format!("{req} should have {N} tensors, got {}", m.len()),
+    })
+}
+
+/// [x op y] for shared x and y: one round, exact in Z_2^k.
+///
+/// Shapes: as [`BilinearOp::output_shape`]. Errors:
+/// [`Error::ShapeMismatch`], preprocessing and transport errors.
+pub async fn product<R: Ring>(
+    sess: &Session,
+    op: BilinearOp,
+    x: &Shared<R>,
+    y: &Shared<R>,
+) -> Result<Shared<R>> {
+    op.output_shape(x.shape(), y.shape())?;
+    let req = Request::Triple {
+        ring: R::ID,
+        op,
+        lhs: x.shape().clone(),
+        rhs: y.shape().clone(),
+    };
+    let [a, b, c] = take(sess.fetch::<R>(&req)?, &req)?;
+    let be = sess.backend();
+    let e_i = be.sub(x.share(), &a)?;
+    let f_i = be.sub(y.share(), &b)?;
+    let opened = sess.open(&[&e_i, &f_i]).await?;
+    combine(sess, &op, c, &opened[0], &b, x.share(), &opened[1])
+}
+
+/// [x * y] elementwise. One round; see [`product`].
+///
+/// Errors: as [`product`].
+pub async fn mul<R: Ring>(sess: &Session, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>> {
+    product(sess, BilinearOp::Mul, x, y).await
+}
+
+/// [x @ y]: [m,k] x [k,n] or batched [b,m,k] x [b,k,n]. One round.
+///
+/// Errors: as [`product`].
+pub async fn matmul<R: Ring>(sess: &Session, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>> {
+    product(sess, BilinearOp::Matmul, x, y).await
+}
+
+/// [conv2d(x, w)], x [n,c,h,w], w [o,c,kh,kw], NCHW. One round.
+///
+/// Errors: as [`product`].
+pub async fn conv2d<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    w: &Shared<R>,
+    p: Conv2dParams,
+) -> Result<Shared<R>> {
+    product(sess, BilinearOp::Conv2d(p), x, w).await
+}
+
+/// [x * x] elementwise with a square pair ([a], [a^2]): one round opening
+/// only e = x - a, then z_i = c_i + e * a_i + x_i * e.
+///
+/// Errors: preprocessing and transport errors.
+pub async fn square<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+    let req = Request::Square {
+        ring: R::ID,
+        shape: x.shape().clone(),
+    };
+    let [a, c] = take(sess.fetch::<R>(&req)?, &req)?;
+    let e_i = sess.backend().sub(x.share(), &a)?;
+    let e = sess.open(&[&e_i]).await?.pop().expect("one value");
+    combine(sess, &BilinearOp::Mul, c, &e, &a, x.share(), &e)
+}
+
+/// A static right operand (e.g. model weights) whose mask is opened once:
+/// f = y - b is public, and every later [`product_static`] opens only
+/// x - a. Reusing b is safe because y - b is opened once, for one fixed y.
+#[derive(Clone, Debug)]
+pub struct StaticOperand<R: Ring> {
+    id: u64,
+    value: Shared<R>,
+    mask: RingTensor<R>,
+    opened: RingTensor<R>,
+}
+
+impl<R: Ring> StaticOperand<R> {
+    /// The shared value y.
+    pub fn value(&self) -> &Shared<R> {
+        &self.value
+    }
+    /// Its shape.
+    pub fn shape(&self) -> &Shape {
+        self.value.shape()
+    }
+}
+
+/// Masks and opens a static operand once. Rounds: 1. Bytes sent per party:
+/// (N - 1) * numel(y) * k / 8.
+///
+/// Errors: preprocessing and transport errors.
+pub async fn prepare_static<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<StaticOperand<R>> {
+    let id = sess.next_static_id();
+    let req = Request::StaticMask {
+        ring: R::ID,
+        id,
+        shape: y.shape().clone(),
+    };
+    let [b] = take(sess.fetch::<R>(&req)?, &req)?;
+    let f_i = sess.backend().sub(y.share(), &b)?;
+    let f = sess.open(&[&f_i]).await?.pop().expect("one value");
+    Ok(StaticOperand {
+        id,
+        value: y.clone(),
+        mask: b,
+        opened: f,
+    })
+}
+
+/// [x op y] for a static y prepared by [`prepare_static`]: one round that
+/// opens only e = x - a. Bytes sent per party: (N - 1) * numel(x) * k / 8.
+///
+/// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
+pub async fn product_static<R: Ring>(
+    sess: &Session,
+    op: BilinearOp,
+    x: &Shared<R>,
+    y: &StaticOperand<R>,
+) -> Result<Shared<R>> {
+    op.output_shape(x.shape(), y.shape())?;
+    let req = Request::StaticTriple {
+        ring: R::ID,
+        id: y.id,
+        op,
+        lhs: x.shape().clone(),
+        rhs: y.shape().clone(),
+    };
+    let [a, c] = take(sess.fetch::<R>(&req)?, &req)?;
+    let e_i = sess.backend().sub(x.share(), &a)?;
+    let e = sess.open(&[&e_i]).await?.pop().expect("one value");
+    combine(sess, &op, c, &e, &y.mask, x.share(), &y.opened)
+}

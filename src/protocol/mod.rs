@@ -1,0 +1,9 @@
+//! MPC protocols: async functions of a [`crate::Session`] and shares.
+//!
+//! Every protocol documents its input domain, its maximum error against f64,
+//! its rounds, and the bytes each party sends; tests check all four for
+//! N = 2, 3 and 4 parties.
+
+pub mod beaver;
+pub mod fixed;
+pub mod trunc;

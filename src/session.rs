@@ -1,0 +1,396 @@
+//! [`Session`]: one party's handle on a computation. No global state.
+//!
+//! A session owns the party's transport, backend, preprocessing provider and
+//! configuration, and is the only path from protocol code to the network:
+//! protocols call [`Session::open`] (or [`Session::open_to`]) and the session
+//! packs all values of that round into one message per peer, posts the sends
+//! without waiting, then awaits the peers' messages.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use spindle_transport::{LinkStats, PartyId, Transport};
+
+use crate::backend::{Backend, Device};
+use crate::error::{Error, Result};
+use crate::preprocess::{Dealer, PartyStore, PlanRecorder, Provider, Request, SeededProvider};
+use crate::prg::Seed;
+use crate::ring::append_le_bytes;
+use crate::ring::{FixedPoint, Ring, RingTensor};
+
+/// How [`crate::protocol::trunc::truncate`] divides shares by 2^f.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TruncMode {
+    /// Dealer-assisted probabilistic truncation for any N (Escudero et al.,
+    /// CRYPTO 2020): one round, exact up to 1 ulp for |x| < 2^(k-2).
+    #[default]
+    Dealer,
+    /// SecureML's local shift (Mohassel and Zhang, S&P 2017): zero rounds,
+    /// two parties only, an explicit opt-in. Each element is off by at most
+    /// 1 ulp, except with probability about |x| / 2^(k-1) (x the encoded
+    /// value; 2^-43 for |x| = 1.0 at f = 20 in Z_2^64) where it is wildly
+    /// wrong.
+    LocalShift,
+}
+
+/// Per-session settings.
+#[derive(Clone, Debug, Default)]
+pub struct SessionConfig {
+    /// Fractional bits of fixed-point values; `None`: the ring's default
+    /// ([`Ring::DEFAULT_FRAC_BITS`]: 20 in Z_2^64, 8 in Z_2^32).
+    pub frac_bits: Option<u32>,
+    /// The truncation protocol.
+    pub trunc: TruncMode,
+}
+
+/// Where a party's correlated randomness comes from.
+pub enum ProviderSpec {
+    /// A store generated offline by the dealer.
+    Store(PartyStore),
+    /// Trusted first party: party 0 deals on the fly and sends each other
+    /// party its seed during setup. Party 0 learns every mask: tests and
+    /// demos only, and logged as such.
+    TrustedFirstParty,
+    /// A provider built by the caller.
+    Custom(Box<dyn Provider>),
+}
+
+/// One party of an MPC computation.
+pub struct Session {
+    party: PartyId,
+    n_parties: usize,
+    transport: Option<Arc<dyn Transport>>,
+    backend: Device,
+    provider: Mutex<Box<dyn Provider>>,
+    config: SessionConfig,
+    next_round: AtomicU64,
+    next_input: AtomicU64,
+    next_static: AtomicU64,
+    /// Seed shared with each other party, for input sharing.
+    pair_seeds: Vec<Option<Seed>>,
+    /// Link counters right after setup (start of the online phase).
+    online_start: LinkStats,
+    setup_stats: LinkStats,
+}
+
+/// Round tags used during setup; online rounds start after them.
+const ROUND_PAIR_SEEDS: u64 = 0;
+const ROUND_TFP_SEEDS: u64 = 1;
+const FIRST_ONLINE_ROUND: u64 = 2;
+
+impl Session {
+    /// Connects party `transport.party()` to its peers: agrees a pairwise
+    /// seed with every other party (the lower id sends a fresh seed to the
+    /// higher, over the transport, which must be confidential in deployment)
+    /// and sets up the provider.
+    ///
+    /// Errors: [`Error::InvalidParty`] for fewer than 2 parties or a store of
+    /// another party; transport errors during setup.
+    pub async fn connect(
+        transport: Arc<dyn Transport>,
+        backend: Device,
+        provider: ProviderSpec,
+        config: SessionConfig,
+    ) -> Result<Session> {
+        let (party, n) = (transport.party(), transport.n_parties());
+        if n < 2 || party >= n {
+            return Err(Error::InvalidParty(format!(
+                "party {party} of {n}: need N >= 2 and party < N"
+            )));
+        }
+        if let Some(f) = config.frac_bits {
+            FixedPoint::new::<u64>(f)?;
+        }
+        let mut pair_seeds = vec![None; n];
+        for (peer, slot) in pair_seeds.iter_mut().enumerate() {
+            if peer > party {
+                let s = Seed::random()?;
+                transport.send(peer, ROUND_PAIR_SEEDS, Bytes::copy_from_slice(&s.0))?;
+                *slot = Some(s);
+            }
+        }
+        for (peer, slot) in pair_seeds.iter_mut().enumerate().take(party) {
+            let msg = transport.recv(peer, ROUND_PAIR_SEEDS).await?;
+            *slot = Some(seed_from_msg(peer, &msg)?);
+        }
+        let provider: Box<dyn Provider> = match provider {
+            ProviderSpec::Store(store) => {
+                if store.party != party || store.n_parties != n {
+                    return Err(Error::InvalidParty(format!(
+                        "preprocessing store is for party {} of {}, this is party {party} of {n}",
+                        store.party, store.n_parties
+                    )));
+                }
+                Box::new(store.into_provider(backend.clone()))
+            }
+            ProviderSpec::TrustedFirstParty => {
+                if party == 0 {
+                    tracing::warn!(
+                        "trusted first party mode: party 0 generates all correlated randomness and can \
+                         unmask every value; use a dealer outside tests and demos"
+                    );
+                    let dealer = Dealer::new(n, backend.clone())?;
+                    for peer in 1..n {
+                        transport.send(
+                            peer,
+                            ROUND_TFP_SEEDS,
+                            Bytes::copy_from_slice(&dealer.seed(peer).0),
+                        )?;
+                    }
+                    Box::new(SeededProvider::trusted_first_party(dealer, backend.clone()))
+                } else {
+                    let msg = transport.recv(0, ROUND_TFP_SEEDS).await?;
+                    Box::new(SeededProvider::from_seed(
+                        seed_from_msg(0, &msg)?,
+                        None,
+                        backend.clone(),
+                    ))
+                }
+            }
+            ProviderSpec::Custom(p) => p,
+        };
+        let stats = transport.stats();
+        Ok(Session {
+            party,
+            n_parties: n,
+            transport: Some(transport),
+            backend,
+            provider: Mutex::new(provider),
+            config,
+            next_round: AtomicU64::new(FIRST_ONLINE_ROUND),
+            next_input: AtomicU64::new(0),
+            next_static: AtomicU64::new(0),
+            pair_seeds,
+            online_start: stats,
+            setup_stats: stats,
+        })
+    }
+
+    /// A session for a dry run of party `party`: no network (openings
+    /// return this party's own share), zero material, and every request
+    /// recorded into the plan. Used to plan the offline phase.
+    ///
+    /// Errors: [`Error::InvalidParty`].
+    pub fn dry_run(
+        party: PartyId,
+        n_parties: usize,
+        config: SessionConfig,
+    ) -> Result<(Session, PlanHandle)> {
+        if n_parties < 2 || party >= n_parties {
+            return Err(Error::InvalidParty(format!("party {party} of {n_parties}")));
+        }
+        let recorder = Arc::new(Mutex::new(PlanRecorder::default()));
+        let provider = Box::new(SharedRecorder(recorder.clone()));
+        Ok((
+            Session {
+                party,
+                n_parties,
+                transport: None,
+                backend: Device::default(),
+                provider: Mutex::new(provider),
+                config,
+                next_round: AtomicU64::new(FIRST_ONLINE_ROUND),
+                next_input: AtomicU64::new(0),
+                next_static: AtomicU64::new(0),
+                pair_seeds: vec![Some(Seed([0; 16])); n_parties],
+                online_start: LinkStats::default(),
+                setup_stats: LinkStats::default(),
+            },
+            PlanHandle(recorder),
+        ))
+    }
+
+    /// This party's id, 0-based.
+    pub fn party(&self) -> PartyId {
+        self.party
+    }
+    /// Number of parties N.
+    pub fn n_parties(&self) -> usize {
+        self.n_parties
+    }
+    /// The backend local share arithmetic runs on.
+    pub fn backend(&self) -> &Device {
+        &self.backend
+    }
+    /// The session's configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+    /// True in a dry run (no network, zero material).
+    pub fn is_dry_run(&self) -> bool {
+        self.transport.is_none()
+    }
+    /// Fixed-point parameters of the session for ring `R`.
+    pub fn fixed_point<R: Ring>(&self) -> Result<FixedPoint> {
+        match self.config.frac_bits {
+            Some(f) => FixedPoint::new::<R>(f),
+            None => Ok(FixedPoint::default_for::<R>()),
+        }
+    }
+
+    /// Traffic since the end of setup (the online phase).
+    pub fn online_stats(&self) -> LinkStats {
+        self.link_stats() - self.online_start
+    }
+    /// Traffic of setup (pairwise seeds; dealer seeds in trusted-first-party mode).
+    pub fn setup_stats(&self) -> LinkStats {
+        self.setup_stats
+    }
+    /// Cumulative traffic of this party.
+    pub fn link_stats(&self) -> LinkStats {
+        self.transport
+            .as_ref()
+            .map(|t| t.stats())
+            .unwrap_or_default()
+    }
+    /// Round tags handed out so far (for tests counting rounds in dry runs).
+    pub fn rounds_used(&self) -> u64 {
+        self.next_round.load(Ordering::SeqCst) - FIRST_ONLINE_ROUND
+    }
+
+    /// This party's material for `req`, typed.
+    ///
+    /// Errors: as [`Provider::next`].
+    pub fn fetch<R: Ring>(&self, req: &Request) -> Result<Vec<RingTensor<R>>> {
+        let mut p = self
+            .provider
+            .lock()
+            .map_err(|_| Error::Unsupported("provider poisoned by a panic".into()))?;
+        p.next(req)?.into_typed()
+    }
+
+    /// A fresh id for a static operand (same sequence on every party).
+    pub(crate) fn next_static_id(&self) -> u64 {
+        self.next_static.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The seed this party shares with `peer` and the next input-sharing stream.
+    pub(crate) fn next_input_stream(&self) -> u64 {
+        self.next_input.fetch_add(1, Ordering::SeqCst)
+    }
+    pub(crate) fn pair_seed(&self, peer: PartyId) -> Option<&Seed> {
+        self.pair_seeds.get(peer).and_then(|s| s.as_ref())
+    }
+
+    /// Opens (reveals to every party) the sum over parties of each tensor:
+    /// this party's share of each value goes to every peer in ONE message,
+    /// so a call is one round whatever the number of tensors.
+    ///
+    /// Bytes sent per party: (N - 1) * sum(numel) * k / 8.
+    /// Errors: transport errors; [`Error::Malformed`] for a peer message of
+    /// the wrong size.
+    pub async fn open<R: Ring>(&self, shares: &[&RingTensor<R>]) -> Result<Vec<RingTensor<R>>> {
+        let round = self.next_round.fetch_add(1, Ordering::SeqCst);
+        let Some(transport) = &self.transport else {
+            return Ok(shares.iter().map(|t| (*t).clone()).collect());
+        };
+        let payload = pack(shares);
+        for peer in (0..self.n_parties).filter(|&p| p != self.party) {
+            transport.send(peer, round, payload.clone())?;
+        }
+        let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
+        for peer in (0..self.n_parties).filter(|&p| p != self.party) {
+            let msg = transport.recv(peer, round).await?;
+            self.accumulate(peer, &msg, &mut sums)?;
+        }
+        Ok(sums)
+    }
+
+    /// Opens the values to party `to` only: the others send it their shares
+    /// (one message each, one round). Returns `Some` at `to`, `None` elsewhere.
+    ///
+    /// Errors: [`Error::InvalidParty`], transport errors, [`Error::Malformed`].
+    pub async fn open_to<R: Ring>(
+        &self,
+        to: PartyId,
+        shares: &[&RingTensor<R>],
+    ) -> Result<Option<Vec<RingTensor<R>>>> {
+        if to >= self.n_parties {
+            return Err(Error::InvalidParty(format!(
+                "cannot open to party {to} of {}",
+                self.n_parties
+            )));
+        }
+        let round = self.next_round.fetch_add(1, Ordering::SeqCst);
+        let Some(transport) = &self.transport else {
+            return Ok((self.party == to).then(|| shares.iter().map(|t| (*t).clone()).collect()));
+        };
+        if self.party != to {
+            transport.send(to, round, pack(shares))?;
+            return Ok(None);
+        }
+        let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
+        for peer in (0..self.n_parties).filter(|&p| p != self.party) {
+            let msg = transport.recv(peer, round).await?;
+            self.accumulate(peer, &msg, &mut sums)?;
+        }
+        Ok(Some(sums))
+    }
+
+    fn accumulate<R: Ring>(
+        &self,
+        peer: PartyId,
+        msg: &[u8],
+        sums: &mut [RingTensor<R>],
+    ) -> Result<()> {
+        let expected: usize = sums.iter().map(|t| t.numel() * R::BYTES).sum();
+        if msg.len() != expected {
+            return Err(Error::Malformed {
+                from: peer,
+                detail: format!("expected {expected} bytes of shares, got {}", msg.len()),
+            });
+        }
+        let mut off = 0;
+        for sum in sums.iter_mut() {
+            let len = sum.numel() * R::BYTES;
+            let theirs = RingTensor::<R>::from_le_bytes(sum.shape().clone(), &msg[off..off + len])?;
+            self.backend.add_assign(sum, &theirs)?;
+            off += len;
+        }
+        Ok(())
+    }
+}
+
+/// Packs shares into one little-endian message.
+fn pack<R: Ring>(shares: &[&RingTensor<R>]) -> Bytes {
+    let total: usize = shares.iter().map(|t| t.numel() * R::BYTES).sum();
+    let mut buf = Vec::with_capacity(total);
+    for t in shares {
+        append_le_bytes(t.data(), &mut buf);
+    }
+    Bytes::from(buf)
+}
+
+fn seed_from_msg(peer: PartyId, msg: &[u8]) -> Result<Seed> {
+    let bytes: [u8; 16] = msg.try_into().map_err(|_| Error::Malformed {
+        from: peer,
+        detail: format!("a seed is 16 bytes, got {}", msg.len()),
+    })?;
+    Ok(Seed(bytes))
+}
+
+/// The plan being recorded by a dry-run session.
+#[derive(Clone)]
+pub struct PlanHandle(Arc<Mutex<PlanRecorder>>);
+
+impl PlanHandle {
+    /// The plan recorded so far.
+    pub fn plan(&self) -> crate::preprocess::Plan {
+        self.0.lock().map(|r| r.plan().clone()).unwrap_or_default()
+    }
+}
+
+struct SharedRecorder(Arc<Mutex<PlanRecorder>>);
+
+impl Provider for SharedRecorder {
+    fn next(&mut self, req: &Request) -> Result<crate::preprocess::Material> {
+        self.0
+            .lock()
+            .map_err(|_| Error::Unsupported("plan recorder poisoned by a panic".into()))?
+            .next(req)
+    }
+    fn label(&self) -> &'static str {
+        "plan recorder (dry run)"
+    }
+}
