@@ -170,6 +170,20 @@ fn decompress<'a>(bytes: &'a [u8], what: &str) -> Result<Cow<'a, [u8]>> {
 /// and returns the dimensions and the payload, whose length is checked to be
 /// exactly the product of the dimensions.
 fn parse_idx<'a>(data: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
+    let be32 = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
+    if data.len() < 4 {
+        return Err(format_err(
+            what,
+            format!("{} bytes, shorter than the 4-byte IDX magic", data.len()),
+        ));
+    }
+    let got = be32(0);
+    if got != magic {
+        return Err(format_err(
+            what,
+            format!("IDX magic is {got:#010x}, expected {magic:#010x}"),
+        ));
+    }
     let ndims = (magic & 0xff) as usize;
     let header_len = 4 + 4 * ndims;
     if data.len() < header_len {
@@ -179,14 +193,6 @@ fn parse_idx<'a>(data: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize>, 
                 "{} bytes, shorter than the {header_len}-byte IDX header",
                 data.len()
             ),
-        ));
-    }
-    let be32 = |i: usize| u32::from_be_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]]);
-    let got = be32(0);
-    if got != magic {
-        return Err(format_err(
-            what,
-            format!("IDX magic is {got:#010x}, expected {magic:#010x}"),
         ));
     }
     let dims: Vec<usize> = (0..ndims).map(|d| be32(4 + 4 * d) as usize).collect();
@@ -522,7 +528,8 @@ mod tests {
             parse_images(&idx_images(1 << 31, 28, 28, &[0; 64]), "t"),
             "limit",
         );
-        assert_format_err(parse_labels(&idx_labels(u32::MAX, &[]), "t"), "truncated");
+        assert_format_err(parse_labels(&idx_labels(u32::MAX, &[]), "t"), "limit");
+        assert_format_err(parse_labels(&idx_labels(1000, &[1, 2]), "t"), "truncated");
         assert_format_err(parse_images(&idx_images(2, 0, 5, &[]), "t"), "0 x 5");
         assert_format_err(parse_labels(&idx_labels(2, &[3, 10]), "t"), "label #1");
         // Corrupt and truncated gzip.
