@@ -5,5 +5,7 @@
 //! N = 2, 3 and 4 parties.
 
 pub mod beaver;
+pub mod compare;
 pub mod fixed;
+pub mod nonlinear;
 pub mod trunc;

@@ -1,0 +1,1 @@
+//! Comparison family (being written): MSB/DReLU, ReLU, select, max, maxpool.

@@ -1,0 +1,1 @@
+//! Arithmetic non-linear functions on fixed-point shares (being written).
