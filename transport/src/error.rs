@@ -2,7 +2,8 @@
 
 use crate::PartyId;
 
-/// Why a transport operation failed. Every variant names the peer concerned.
+/// Why a transport operation failed. Every variant raised by a link names
+/// the peer concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// The peer's endpoint is gone (process died, connection closed).
@@ -31,7 +32,8 @@ pub enum TransportError {
         /// Number of parties.
         n: usize,
     },
-    /// A frame that breaks the protocol (bad length, duplicate round tag).
+    /// A frame that breaks the protocol (bad length, unknown kind, garbage,
+    /// duplicate or out-of-order round tag).
     #[error("malformed frame from party {peer}: {detail}")]
     BadFrame {
         /// The peer.
@@ -39,4 +41,47 @@ pub enum TransportError {
         /// What was wrong.
         detail: String,
     },
+    /// The peer aborted the session and said why (typically: another
+    /// peer of it failed).
+    #[error("party {peer} aborted: {reason}")]
+    Aborted {
+        /// The peer that aborted.
+        peer: PartyId,
+        /// Its reason.
+        reason: String,
+    },
+    /// The connection to the peer broke (reset, write error, write stall).
+    #[error("link to party {peer} failed: {detail}")]
+    Link {
+        /// The peer.
+        peer: PartyId,
+        /// What happened.
+        detail: String,
+    },
+    /// A peer could not be reached, or did not connect, during start-up.
+    #[error("cannot connect {with} ({addr}): {detail}")]
+    Connect {
+        /// Who ("party 2", "the dealer", or a list).
+        with: String,
+        /// Address dialled or listened on.
+        addr: String,
+        /// What happened.
+        detail: String,
+    },
+    /// TLS or the hello exchange failed, or a side refused the other
+    /// (wrong session id, protocol version, certificate, party id).
+    #[error("handshake with {with} failed: {detail}")]
+    Handshake {
+        /// Who ("party 2", "the dealer", or a remote address).
+        with: String,
+        /// What happened, with the refusal reason if any.
+        detail: String,
+    },
+    /// Bad local configuration: unreadable key or certificate, bad address,
+    /// bad option.
+    #[error("transport configuration: {0}")]
+    Config(String),
+    /// A transport that this build or host does not provide.
+    #[error("unsupported transport: {0}")]
+    Unsupported(String),
 }

@@ -6,22 +6,47 @@
 //! byte messages (the rule of mpz: protocols never see sockets).
 //!
 //! Implementations: [`InMemoryNetwork`] (N parties in one process, for tests
-//! and the demo). TCP with TLS and RDMA fit the same trait (writer task per
-//! peer behind [`Transport::send`], frames tagged with the round).
+//! and the demo) and [`TcpTransport`] (one process per party, TCP with
+//! mutual TLS 1.3, a reader and a writer task per peer, frames tagged with
+//! the round: wire format in [`frame`] and [`handshake`]). [`Emulated`]
+//! wraps any transport with per-link bandwidth and latency. RDMA is not
+//! implemented yet (see `docs/transport.md`).
 
+mod emulate;
 mod error;
+pub mod frame;
+pub mod handshake;
+pub mod link;
 mod memory;
 mod stats;
+mod tcp;
+pub mod tls;
 
+pub use emulate::{Emulated, LinkProfile};
 pub use error::TransportError;
+pub use link::{LinkOptions, Security};
 pub use memory::{InMemoryNetwork, InMemoryTransport};
-pub use stats::{LinkStats, StatsRecorder};
+pub use stats::{LinkStats, PhaseStats, StatsRecorder, StatsReport};
+pub use tcp::TcpTransport;
+pub use tls::TlsIdentity;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 /// Index of a party in a session, 0-based.
 pub type PartyId = usize;
+
+/// The id the offline dealer uses in handshakes (it is not a party).
+pub const DEALER: PartyId = 0xFFFF;
+
+/// "party 3", or "the dealer" for [`DEALER`]: how errors name a peer.
+pub fn peer_name(id: PartyId) -> String {
+    if id == DEALER {
+        "the dealer".to_string()
+    } else {
+        format!("party {id}")
+    }
+}
 
 /// A party's view of the network: round-tagged byte messages to and from each
 /// of the other parties.
@@ -57,4 +82,29 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Bytes, messages and rounds this party has sent and received so far.
     fn stats(&self) -> LinkStats;
+
+    /// Starts accounting traffic under `label` (e.g. "setup", "online",
+    /// "layer3") until the next call; see [`Transport::phase_stats`].
+    /// Default: ignored.
+    fn begin_phase(&self, _label: &str) {}
+
+    /// Traffic per labelled phase, in order of first use. Default: empty.
+    fn phase_stats(&self) -> Vec<PhaseStats> {
+        Vec::new()
+    }
+
+    /// Ends the session gracefully: flushes every queued send and tells the
+    /// peers this party is done (their later receives from it fail with
+    /// [`TransportError::PeerClosed`] instead of waiting). Call it before
+    /// the process exits. Waits at most the receive timeout. Default: nothing
+    /// to flush.
+    async fn shutdown(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    /// Tells every peer, best-effort and within about 2 s, that this party
+    /// aborts because of `reason`; their pending and later operations on
+    /// this link fail with [`TransportError::Aborted`] carrying the reason.
+    /// Default: nothing (peers notice the closed link instead).
+    async fn abort(&self, _reason: &str) {}
 }

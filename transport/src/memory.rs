@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::{LinkStats, PartyId, StatsRecorder, Transport, TransportError};
+use crate::{LinkStats, PartyId, PhaseStats, StatsRecorder, Transport, TransportError};
 
 type Frame = (u64, Bytes);
 
@@ -150,6 +150,14 @@ impl Transport for InMemoryTransport {
     fn stats(&self) -> LinkStats {
         self.stats.snapshot()
     }
+
+    fn begin_phase(&self, label: &str) {
+        self.stats.begin_phase(label);
+    }
+
+    fn phase_stats(&self) -> Vec<PhaseStats> {
+        self.stats.phases()
+    }
 }
 
 #[cfg(test)]
@@ -164,8 +172,43 @@ mod tests {
         assert_eq!(&eps[1].recv(0, 6).await.unwrap()[..], b"six");
         assert_eq!(&eps[1].recv(0, 5).await.unwrap()[..], b"five");
         let s = eps[1].stats();
-        assert_eq!((s.bytes_received, s.messages_received, s.rounds), (7, 2, 2));
+        // Rounds count tags above all earlier ones (tags grow in a session):
+        // round 5, received after round 6, is not a new round.
+        assert_eq!((s.bytes_received, s.messages_received, s.rounds), (7, 2, 1));
         assert_eq!(eps[0].stats().bytes_sent, 7);
+    }
+
+    #[tokio::test]
+    async fn phases_are_counted_separately() {
+        let eps = InMemoryNetwork::new(2);
+        eps[0].begin_phase("setup");
+        eps[0].send(1, 0, Bytes::from_static(b"abc")).unwrap();
+        eps[0].begin_phase("online");
+        eps[0].send(1, 1, Bytes::from_static(b"defgh")).unwrap();
+        eps[0].send(1, 2, Bytes::from_static(b"i")).unwrap();
+        let p = eps[0].phase_stats();
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (
+                p[0].label.as_str(),
+                p[0].stats.bytes_sent,
+                p[0].stats.rounds
+            ),
+            ("setup", 3, 1)
+        );
+        assert_eq!(
+            (
+                p[1].label.as_str(),
+                p[1].stats.bytes_sent,
+                p[1].stats.rounds
+            ),
+            ("online", 6, 2)
+        );
+        let json = crate::StatsReport::of(&eps[0]).to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["total"]["bytes_sent"], 9);
+        assert_eq!(v["phases"][1]["label"], "online");
+        assert_eq!(v["phases"][1]["messages_sent"], 2);
     }
 
     #[tokio::test]

@@ -1,7 +1,12 @@
 //! Byte, message and round accounting per party.
 
-use std::ops::Sub;
+use std::ops::{Add, Sub};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::PartyId;
 
 /// Traffic counters of one party, cumulative since its transport was made.
 ///
@@ -9,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// grow monotonically in a session, so a round is counted the first time a
 /// tag above all earlier ones is seen). Subtract two snapshots to measure one
 /// phase or one operation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LinkStats {
     /// Payload bytes posted to peers.
     pub bytes_sent: u64,
@@ -36,6 +41,60 @@ impl Sub for LinkStats {
     }
 }
 
+impl Add for LinkStats {
+    type Output = LinkStats;
+    fn add(self, rhs: LinkStats) -> LinkStats {
+        LinkStats {
+            bytes_sent: self.bytes_sent + rhs.bytes_sent,
+            bytes_received: self.bytes_received + rhs.bytes_received,
+            messages_sent: self.messages_sent + rhs.messages_sent,
+            messages_received: self.messages_received + rhs.messages_received,
+            rounds: self.rounds + rhs.rounds,
+        }
+    }
+}
+
+/// Traffic of one labelled phase (see [`crate::Transport::begin_phase`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseStats {
+    /// The label given to `begin_phase` (`"default"` before any).
+    pub label: String,
+    /// Traffic while this phase was current; a label used twice accumulates.
+    #[serde(flatten)]
+    pub stats: LinkStats,
+}
+
+/// Everything one party's transport counted, for export as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsReport {
+    /// The party.
+    pub party: PartyId,
+    /// Number of parties.
+    pub n_parties: usize,
+    /// Cumulative traffic.
+    pub total: LinkStats,
+    /// Traffic per labelled phase, in order of first use.
+    pub phases: Vec<PhaseStats>,
+}
+
+impl StatsReport {
+    /// The report of `t` now.
+    pub fn of(t: &dyn crate::Transport) -> StatsReport {
+        StatsReport {
+            party: t.party(),
+            n_parties: t.n_parties(),
+            total: t.stats(),
+            phases: t.phase_stats(),
+        }
+    }
+
+    /// Pretty-printed JSON:
+    /// `{"party":0,"n_parties":3,"total":{"bytes_sent":..,...},"phases":[{"label":"online","bytes_sent":..,...}]}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
 /// Lock-free recorder behind [`LinkStats`], shared by every transport.
 #[derive(Debug, Default)]
 pub struct StatsRecorder {
@@ -46,13 +105,32 @@ pub struct StatsRecorder {
     rounds: AtomicU64,
     /// Highest round tag seen, plus one (0 = none yet).
     max_tag: AtomicU64,
+    /// Per-phase counters, in order of first use.
+    phases: Mutex<Vec<PhaseStats>>,
+    /// Index of the current phase in `phases`.
+    current: AtomicU64,
 }
 
 impl StatsRecorder {
-    fn touch_round(&self, round: u64) {
+    fn touch_round(&self, round: u64) -> bool {
         let prev = self.max_tag.fetch_max(round + 1, Ordering::Relaxed);
         if prev < round + 1 {
             self.rounds.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    fn record_phase(&self, delta: LinkStats) {
+        if let Ok(mut phases) = self.phases.lock() {
+            if phases.is_empty() {
+                phases.push(PhaseStats {
+                    label: "default".into(),
+                    stats: LinkStats::default(),
+                });
+            }
+            let i = (self.current.load(Ordering::Relaxed) as usize).min(phases.len() - 1);
+            phases[i].stats = phases[i].stats + delta;
         }
     }
 
@@ -60,7 +138,13 @@ impl StatsRecorder {
     pub fn record_send(&self, round: u64, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
         self.messages_sent.fetch_add(1, Ordering::Relaxed);
-        self.touch_round(round);
+        let new_round = self.touch_round(round);
+        self.record_phase(LinkStats {
+            bytes_sent: bytes as u64,
+            messages_sent: 1,
+            rounds: new_round as u64,
+            ..LinkStats::default()
+        });
     }
 
     /// Records a received message of `bytes` payload bytes in `round`.
@@ -68,7 +152,37 @@ impl StatsRecorder {
         self.bytes_received
             .fetch_add(bytes as u64, Ordering::Relaxed);
         self.messages_received.fetch_add(1, Ordering::Relaxed);
-        self.touch_round(round);
+        let new_round = self.touch_round(round);
+        self.record_phase(LinkStats {
+            bytes_received: bytes as u64,
+            messages_received: 1,
+            rounds: new_round as u64,
+            ..LinkStats::default()
+        });
+    }
+
+    /// Starts counting traffic under `label` (until the next call). A label
+    /// used before continues its earlier entry.
+    pub fn begin_phase(&self, label: &str) {
+        if let Ok(mut phases) = self.phases.lock() {
+            let i = match phases.iter().position(|p| p.label == label) {
+                Some(i) => i,
+                None => {
+                    phases.push(PhaseStats {
+                        label: label.to_string(),
+                        stats: LinkStats::default(),
+                    });
+                    phases.len() - 1
+                }
+            };
+            self.current.store(i as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Per-phase counters, in order of first use (empty if nothing was
+    /// recorded and no phase begun).
+    pub fn phases(&self) -> Vec<PhaseStats> {
+        self.phases.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// A snapshot of the counters.
