@@ -260,6 +260,18 @@ impl Session {
         p.next(req)?.into_typed()
     }
 
+    /// This party's material for `req` as ring-tagged tensors (for requests
+    /// that mix arithmetic shares with packed binary words).
+    ///
+    /// Errors: as [`Provider::next`].
+    pub fn fetch_any(&self, req: &Request) -> Result<Vec<crate::ring::AnyTensor>> {
+        let mut p = self
+            .provider
+            .lock()
+            .map_err(|_| Error::Unsupported("provider poisoned by a panic".into()))?;
+        Ok(p.next(req)?.0)
+    }
+
     /// A fresh id for a static operand (same sequence on every party).
     pub(crate) fn next_static_id(&self) -> u64 {
         self.next_static.fetch_add(1, Ordering::SeqCst)
@@ -281,20 +293,42 @@ impl Session {
     /// Errors: transport errors; [`Error::Malformed`] for a peer message of
     /// the wrong size.
     pub async fn open<R: Ring>(&self, shares: &[&RingTensor<R>]) -> Result<Vec<RingTensor<R>>> {
+        Ok(self.open_mixed(shares, &[]).await?.0)
+    }
+
+    /// Opens XOR-shared words (the XOR over parties of each slice) in one round.
+    ///
+    /// Bytes sent per party: (N - 1) * 8 * sum(len).
+    /// Errors: as [`Session::open`].
+    pub async fn open_xor(&self, words: &[&[u64]]) -> Result<Vec<Vec<u64>>> {
+        Ok(self.open_mixed::<u64>(&[], words).await?.1)
+    }
+
+    /// Opens additive shares and XOR-shared words together: ONE message per
+    /// peer, one round.
+    ///
+    /// Bytes sent per party: (N - 1) * (sum(numel) * k / 8 + 8 * sum(len)).
+    /// Errors: as [`Session::open`].
+    pub async fn open_mixed<R: Ring>(
+        &self,
+        shares: &[&RingTensor<R>],
+        words: &[&[u64]],
+    ) -> Result<(Vec<RingTensor<R>>, Vec<Vec<u64>>)> {
         let round = self.next_round.fetch_add(1, Ordering::SeqCst);
+        let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
+        let mut xors: Vec<Vec<u64>> = words.iter().map(|w| w.to_vec()).collect();
         let Some(transport) = &self.transport else {
-            return Ok(shares.iter().map(|t| (*t).clone()).collect());
+            return Ok((sums, xors));
         };
-        let payload = pack(shares);
+        let payload = pack(shares, words);
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             transport.send(peer, round, payload.clone())?;
         }
-        let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             let msg = transport.recv(peer, round).await?;
-            self.accumulate(peer, &msg, &mut sums)?;
+            self.accumulate(peer, &msg, &mut sums, &mut xors)?;
         }
-        Ok(sums)
+        Ok((sums, xors))
     }
 
     /// Opens the values to party `to` only: the others send it their shares
@@ -317,13 +351,13 @@ impl Session {
             return Ok((self.party == to).then(|| shares.iter().map(|t| (*t).clone()).collect()));
         };
         if self.party != to {
-            transport.send(to, round, pack(shares))?;
+            transport.send(to, round, pack(shares, &[]))?;
             return Ok(None);
         }
         let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             let msg = transport.recv(peer, round).await?;
-            self.accumulate(peer, &msg, &mut sums)?;
+            self.accumulate(peer, &msg, &mut sums, &mut [])?;
         }
         Ok(Some(sums))
     }
@@ -333,8 +367,10 @@ impl Session {
         peer: PartyId,
         msg: &[u8],
         sums: &mut [RingTensor<R>],
+        xors: &mut [Vec<u64>],
     ) -> Result<()> {
-        let expected: usize = sums.iter().map(|t| t.numel() * R::BYTES).sum();
+        let expected: usize = sums.iter().map(|t| t.numel() * R::BYTES).sum::<usize>()
+            + xors.iter().map(|w| w.len() * 8).sum::<usize>();
         if msg.len() != expected {
             return Err(Error::Malformed {
                 from: peer,
@@ -348,16 +384,27 @@ impl Session {
             self.backend.add_assign(sum, &theirs)?;
             off += len;
         }
+        for w in xors.iter_mut() {
+            let len = 8 * w.len();
+            for (v, chunk) in w.iter_mut().zip(msg[off..off + len].chunks_exact(8)) {
+                *v ^= u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            }
+            off += len;
+        }
         Ok(())
     }
 }
 
-/// Packs shares into one little-endian message.
-fn pack<R: Ring>(shares: &[&RingTensor<R>]) -> Bytes {
-    let total: usize = shares.iter().map(|t| t.numel() * R::BYTES).sum();
+/// Packs additive shares, then XOR-shared words, into one little-endian message.
+fn pack<R: Ring>(shares: &[&RingTensor<R>], words: &[&[u64]]) -> Bytes {
+    let total: usize = shares.iter().map(|t| t.numel() * R::BYTES).sum::<usize>()
+        + words.iter().map(|w| w.len() * 8).sum::<usize>();
     let mut buf = Vec::with_capacity(total);
     for t in shares {
         append_le_bytes(t.data(), &mut buf);
+    }
+    for w in words {
+        append_le_bytes(w, &mut buf);
     }
     Bytes::from(buf)
 }

@@ -69,6 +69,43 @@ pub enum Request {
         /// Bits to shift out.
         frac_bits: u32,
     },
+    /// Binary Beaver triple of `words` packed words (64 bits each), XOR-shared:
+    /// `[a, b, c]` with c = a AND b, each a Z_2^64 tensor of shape [words].
+    BinTriple {
+        /// Number of 64-bit words.
+        words: usize,
+    },
+    /// edaBit (Escudero et al., CRYPTO 2020): a random ring element shared
+    /// arithmetically and its k bits XOR-shared, bit-sliced: `[r, r_bits]`,
+    /// r of `shape` in `ring`, r_bits a Z_2^64 tensor [k * words(numel)]
+    /// holding plane j = bit j of every element ([`crate::share::BitPlanes`]).
+    EdaBit {
+        /// Ring of r.
+        ring: RingId,
+        /// Shape of r.
+        shape: Shape,
+    },
+    /// daBits (Rotaru and Wood, INDOCRYPT 2019): `n` random bits s shared both
+    /// ways: `[s_arith, s_bits]`, s_arith in `ring` of shape [n], s_bits a
+    /// Z_2^64 tensor [words(n)].
+    DaBit {
+        /// Ring of the arithmetic side.
+        ring: RingId,
+        /// Number of bits.
+        n: usize,
+    },
+    /// Bit injection: daBits s plus a product triple against them:
+    /// `[a, c, s_arith, s_bits]` with a uniform of shape [n * width],
+    /// c = a * s (bit e of s scaling values e*width..(e+1)*width), s_arith
+    /// [n], s_bits [words(n)].
+    BitInject {
+        /// Ring of the arithmetic values.
+        ring: RingId,
+        /// Number of bits.
+        n: usize,
+        /// Values scaled by each bit.
+        width: usize,
+    },
 }
 
 impl fmt::Display for Request {
@@ -87,18 +124,24 @@ impl fmt::Display for Request {
                 op,
                 lhs,
                 rhs,
-            } => {
-                write!(
-                    f,
-                    "{} half triple {lhs}x{rhs} against static #{id} in {ring:?}",
-                    op.name()
-                )
-            }
+            } => write!(
+                f,
+                "{} half triple {lhs}x{rhs} against static #{id} in {ring:?}",
+                op.name()
+            ),
             Request::Trunc {
                 ring,
                 shape,
                 frac_bits,
-            } => write!(f, "truncation pair >>{frac_bits} {shape} in {ring:?}"),
+            } => {
+                write!(f, "truncation pair >>{frac_bits} {shape} in {ring:?}")
+            }
+            Request::BinTriple { words } => write!(f, "binary triple of {words} words"),
+            Request::EdaBit { ring, shape } => write!(f, "edaBits {shape} in {ring:?}"),
+            Request::DaBit { ring, n } => write!(f, "{n} daBits in {ring:?}"),
+            Request::BitInject { ring, n, width } => {
+                write!(f, "bit injection of {n} bits x {width} values in {ring:?}")
+            }
         }
     }
 }
@@ -109,39 +152,86 @@ pub(crate) fn stream_id(index: usize, j: usize) -> u64 {
     (index as u64) << 8 | j as u64
 }
 
+/// One tensor of a request's material: its ring, its shape, and whether
+/// parties hold it as additive (sum) or XOR shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Part {
+    ring: RingId,
+    shape: Shape,
+    xor: bool,
+}
+
+impl Part {
+    fn arith(ring: RingId, shape: Shape) -> Self {
+        Part {
+            ring,
+            shape,
+            xor: false,
+        }
+    }
+    fn bits(words: usize) -> Self {
+        Part {
+            ring: RingId::Z64,
+            shape: Shape(vec![words]),
+            xor: true,
+        }
+    }
+}
+
+fn words_for(n: usize) -> usize {
+    n.div_ceil(64)
+}
+
 impl Request {
-    /// The ring of the material.
+    /// The ring of the arithmetic material (binary material is always
+    /// packed in Z_2^64 words).
     pub fn ring(&self) -> RingId {
         match self {
             Request::Triple { ring, .. }
             | Request::Square { ring, .. }
             | Request::StaticMask { ring, .. }
             | Request::StaticTriple { ring, .. }
-            | Request::Trunc { ring, .. } => *ring,
+            | Request::Trunc { ring, .. }
+            | Request::EdaBit { ring, .. }
+            | Request::DaBit { ring, .. }
+            | Request::BitInject { ring, .. } => *ring,
+            Request::BinTriple { .. } => RingId::Z64,
         }
     }
 
-    /// Shapes of the random parts, which every party expands from its seed.
-    pub(crate) fn random_shapes(&self) -> Vec<Shape> {
+    /// The random parts, which every party expands from its seed.
+    pub(crate) fn random_parts(&self) -> Vec<Part> {
         match self {
-            Request::Triple { lhs, rhs, .. } => vec![lhs.clone(), rhs.clone()],
-            Request::Square { shape, .. }
-            | Request::StaticMask { shape, .. }
-            | Request::Trunc { shape, .. } => {
-                vec![shape.clone()]
+            Request::Triple { ring, lhs, rhs, .. } => {
+                vec![
+                    Part::arith(*ring, lhs.clone()),
+                    Part::arith(*ring, rhs.clone()),
+                ]
             }
-            Request::StaticTriple { lhs, .. } => vec![lhs.clone()],
+            Request::Square { ring, shape }
+            | Request::StaticMask { ring, shape, .. }
+            | Request::Trunc { ring, shape, .. }
+            | Request::EdaBit { ring, shape } => vec![Part::arith(*ring, shape.clone())],
+            Request::StaticTriple { ring, lhs, .. } => vec![Part::arith(*ring, lhs.clone())],
+            Request::BinTriple { words } => vec![Part::bits(*words), Part::bits(*words)],
+            Request::DaBit { .. } => vec![],
+            Request::BitInject { ring, n, width } => {
+                vec![Part::arith(*ring, Shape(vec![n * width]))]
+            }
         }
     }
 
-    /// Shapes of the correlated parts: expanded from the seed by parties
-    /// 1..N-1, sent as a correction to party 0.
-    pub(crate) fn correlated_shapes(&self) -> Result<Vec<Shape>> {
+    /// The correlated parts: expanded from the seed by parties 1..N-1, sent
+    /// as a correction to party 0.
+    pub(crate) fn correlated_parts(&self) -> Result<Vec<Part>> {
         Ok(match self {
-            Request::Triple { op, lhs, rhs, .. } | Request::StaticTriple { op, lhs, rhs, .. } => {
-                vec![op.output_shape(lhs, rhs)?]
+            Request::Triple { ring, op, lhs, rhs }
+            | Request::StaticTriple {
+                ring, op, lhs, rhs, ..
+            } => {
+                vec![Part::arith(*ring, op.output_shape(lhs, rhs)?)]
             }
-            Request::Square { shape, .. } => vec![shape.clone()],
+            Request::Square { ring, shape } => vec![Part::arith(*ring, shape.clone())],
             Request::StaticMask { .. } => vec![],
             Request::Trunc {
                 shape,
@@ -154,16 +244,68 @@ impl Request {
                         ring.bits()
                     )));
                 }
-                vec![shape.clone(), shape.clone()]
+                vec![
+                    Part::arith(*ring, shape.clone()),
+                    Part::arith(*ring, shape.clone()),
+                ]
             }
+            Request::BinTriple { words } => vec![Part::bits(*words)],
+            Request::EdaBit { ring, shape } => {
+                vec![Part::bits(ring.bits() as usize * words_for(shape.numel()))]
+            }
+            Request::DaBit { ring, n } => vec![
+                Part::arith(*ring, Shape(vec![*n])),
+                Part::bits(words_for(*n)),
+            ],
+            Request::BitInject { ring, n, width } => vec![
+                Part::arith(*ring, Shape(vec![n * width])),
+                Part::arith(*ring, Shape(vec![*n])),
+                Part::bits(words_for(*n)),
+            ],
         })
     }
 
     /// Total elements of all of the material (for sizing and logs).
     pub fn elements(&self) -> Result<usize> {
-        let r: usize = self.random_shapes().iter().map(Shape::numel).sum();
-        let c: usize = self.correlated_shapes()?.iter().map(Shape::numel).sum();
+        let r: usize = self.random_parts().iter().map(|p| p.shape.numel()).sum();
+        let c: usize = self
+            .correlated_parts()?
+            .iter()
+            .map(|p| p.shape.numel())
+            .sum();
         Ok(r + c)
+    }
+}
+
+fn prg_any(be: &Device, ring: RingId, seed: &Seed, stream: u64, shape: &Shape) -> AnyTensor {
+    match ring {
+        RingId::Z32 => AnyTensor::Z32(be.prg_tensor::<u32>(seed, stream, shape)),
+        RingId::Z64 => AnyTensor::Z64(be.prg_tensor::<u64>(seed, stream, shape)),
+    }
+}
+
+/// a + b (additive parts) or a ^ b (XOR parts).
+fn combine(be: &Device, a: &AnyTensor, b: &AnyTensor, xor: bool) -> Result<AnyTensor> {
+    match (a, b) {
+        (AnyTensor::Z64(a), AnyTensor::Z64(b)) if xor => {
+            let data = a.data().iter().zip(b.data()).map(|(x, y)| x ^ y).collect();
+            Ok(AnyTensor::Z64(RingTensor::new(a.shape().clone(), data)?))
+        }
+        (AnyTensor::Z64(a), AnyTensor::Z64(b)) => Ok(AnyTensor::Z64(be.add(a, b)?)),
+        (AnyTensor::Z32(a), AnyTensor::Z32(b)) if !xor => Ok(AnyTensor::Z32(be.add(a, b)?)),
+        _ => Err(Error::Format {
+            what: "preprocessing material".into(),
+            detail: "parts of different rings combined".into(),
+        }),
+    }
+}
+
+/// a - b (additive parts) or a ^ b (XOR parts).
+fn uncombine(be: &Device, a: &AnyTensor, b: &AnyTensor, xor: bool) -> Result<AnyTensor> {
+    match (a, b) {
+        (AnyTensor::Z64(a), AnyTensor::Z64(b)) if !xor => Ok(AnyTensor::Z64(be.sub(a, b)?)),
+        (AnyTensor::Z32(a), AnyTensor::Z32(b)) if !xor => Ok(AnyTensor::Z32(be.sub(a, b)?)),
+        _ => combine(be, a, b, xor),
     }
 }
 
@@ -178,151 +320,218 @@ pub(crate) fn expand_party(
     seed: &Seed,
     correction: Option<Vec<AnyTensor>>,
 ) -> Result<Vec<AnyTensor>> {
-    fn typed<R: Ring>(
-        be: &Device,
-        req: &Request,
-        index: usize,
-        seed: &Seed,
-        correction: Option<Vec<AnyTensor>>,
-    ) -> Result<Vec<AnyTensor>> {
-        let randoms = req.random_shapes();
-        let mut out: Vec<AnyTensor> = randoms
-            .iter()
-            .enumerate()
-            .map(|(j, s)| R::into_any(be.prg_tensor::<R>(seed, stream_id(index, j), s)))
-            .collect();
-        let shapes = req.correlated_shapes()?;
-        match correction {
-            Some(corr) => {
-                let ok = corr.len() == shapes.len()
-                    && corr
-                        .iter()
-                        .zip(&shapes)
-                        .all(|(t, s)| t.shape() == s && t.ring() == R::ID);
-                if !ok {
-                    return Err(Error::Format {
-                        what: "preprocessing correction".into(),
-                        detail: format!(
-                            "correction for request #{index} ({req}) has the wrong shapes"
-                        ),
-                    });
-                }
-                out.extend(corr);
+    let randoms = req.random_parts();
+    let mut out: Vec<AnyTensor> = randoms
+        .iter()
+        .enumerate()
+        .map(|(j, p)| prg_any(be, p.ring, seed, stream_id(index, j), &p.shape))
+        .collect();
+    let parts = req.correlated_parts()?;
+    match correction {
+        Some(corr) => {
+            let ok = corr.len() == parts.len()
+                && corr
+                    .iter()
+                    .zip(&parts)
+                    .all(|(t, p)| t.shape() == &p.shape && t.ring() == p.ring);
+            if !ok {
+                return Err(Error::Format {
+                    what: "preprocessing correction".into(),
+                    detail: format!("correction for request #{index} ({req}) has the wrong shapes"),
+                });
             }
-            None => out.extend(shapes.iter().enumerate().map(|(j, s)| {
-                R::into_any(be.prg_tensor::<R>(seed, stream_id(index, randoms.len() + j), s))
-            })),
+            out.extend(corr);
         }
-        Ok(out)
+        None => out.extend(parts.iter().enumerate().map(|(j, p)| {
+            prg_any(
+                be,
+                p.ring,
+                seed,
+                stream_id(index, randoms.len() + j),
+                &p.shape,
+            )
+        })),
     }
-    match req.ring() {
-        RingId::Z32 => typed::<u32>(be, req, index, seed, correction),
-        RingId::Z64 => typed::<u64>(be, req, index, seed, correction),
-    }
+    Ok(out)
 }
 
 /// The dealer's side: from every party's seed, computes party 0's correction
 /// for request `index`. `statics` holds the full masks of static operands
-/// (filled by [`Request::StaticMask`], read by [`Request::StaticTriple`]).
+/// (filled by [`Request::StaticMask`], read by [`Request::StaticTriple`]);
+/// `private` is the dealer's own seed, for values only it chooses (daBits).
 pub(crate) fn party0_correction(
     be: &Device,
     req: &Request,
     index: usize,
     seeds: &[Seed],
+    private: &Seed,
     statics: &mut HashMap<u64, AnyTensor>,
 ) -> Result<Vec<AnyTensor>> {
-    fn typed<R: Ring>(
-        be: &Device,
-        req: &Request,
-        index: usize,
-        seeds: &[Seed],
-        statics: &mut HashMap<u64, AnyTensor>,
-    ) -> Result<Vec<AnyTensor>> {
-        // Full random values: the sum of every party's expansion.
-        let randoms = req.random_shapes();
-        let full: Vec<RingTensor<R>> = randoms
-            .iter()
-            .enumerate()
-            .map(|(j, s)| {
-                let mut acc = RingTensor::<R>::zeros(s.clone());
-                for seed in seeds {
-                    be.add_assign(&mut acc, &be.prg_tensor::<R>(seed, stream_id(index, j), s))?;
-                }
-                Ok(acc)
-            })
-            .collect::<Result<_>>()?;
-        let correlated: Vec<RingTensor<R>> = match req {
-            Request::Triple { op, .. } => vec![op.apply(be, &full[0], &full[1])?],
-            Request::Square { .. } => vec![be.mul(&full[0], &full[0])?],
-            Request::StaticMask { id, .. } => {
-                statics.insert(*id, R::into_any(full[0].clone()));
-                vec![]
-            }
-            Request::StaticTriple { id, op, rhs, .. } => {
-                let b = statics
-                    .get(id)
-                    .cloned()
-                    .ok_or_else(|| Error::PreprocessingMismatch {
-                        index,
-                        expected: format!("a static mask #{id} requested earlier"),
-                        got: req.to_string(),
-                    })?;
-                let b = R::from_any(b)?;
-                if b.shape() != rhs {
-                    return Err(Error::PreprocessingMismatch {
-                        index,
-                        expected: format!("static operand #{id} of shape {}", b.shape()),
-                        got: req.to_string(),
-                    });
-                }
-                vec![op.apply(be, &full[0], &b)?]
-            }
-            Request::Trunc { frac_bits, .. } => {
-                let r = &full[0];
-                let low = R::ONE.shl(R::BITS - 1).wrapping_sub(R::ONE);
-                let shifted: Vec<R> = r
-                    .data()
-                    .iter()
-                    .map(|&v| (v & low).shr(*frac_bits))
-                    .collect();
-                let msb: Vec<R> = r.data().iter().map(|&v| v.shr(R::BITS - 1)).collect();
-                vec![
-                    RingTensor::new(r.shape().clone(), shifted)?,
-                    RingTensor::new(r.shape().clone(), msb)?,
-                ]
-            }
-        };
-        // Party 0's share = full value minus what parties 1..N-1 expand.
-        correlated
-            .into_iter()
-            .enumerate()
-            .map(|(j, mut corr)| {
-                let stream = stream_id(index, randoms.len() + j);
-                for seed in &seeds[1..] {
-                    corr = be.sub(&corr, &be.prg_tensor::<R>(seed, stream, corr.shape()))?;
-                }
-                Ok(R::into_any(corr))
-            })
-            .collect()
+    // Full random values: the sum (or XOR) of every party's expansion.
+    let randoms = req.random_parts();
+    let mut full = Vec::with_capacity(randoms.len());
+    for (j, p) in randoms.iter().enumerate() {
+        let mut acc = prg_any(be, p.ring, &seeds[0], stream_id(index, j), &p.shape);
+        for seed in &seeds[1..] {
+            acc = combine(
+                be,
+                &acc,
+                &prg_any(be, p.ring, seed, stream_id(index, j), &p.shape),
+                p.xor,
+            )?;
+        }
+        full.push(acc);
     }
-    match req.ring() {
-        RingId::Z32 => typed::<u32>(be, req, index, seeds, statics),
-        RingId::Z64 => typed::<u64>(be, req, index, seeds, statics),
-    }
+    let correlated = match req.ring() {
+        RingId::Z32 => correlate::<u32>(be, req, index, full, private, statics)?,
+        RingId::Z64 => correlate::<u64>(be, req, index, full, private, statics)?,
+    };
+    // Party 0's share = full value minus (or XOR) what parties 1..N-1 expand.
+    let parts = req.correlated_parts()?;
+    correlated
+        .into_iter()
+        .zip(&parts)
+        .enumerate()
+        .map(|(j, (mut corr, p))| {
+            let stream = stream_id(index, randoms.len() + j);
+            for seed in &seeds[1..] {
+                corr = uncombine(
+                    be,
+                    &corr,
+                    &prg_any(be, p.ring, seed, stream, &p.shape),
+                    p.xor,
+                )?;
+            }
+            Ok(corr)
+        })
+        .collect()
+}
+
+/// The full (unshared) correlated values of a request from its full random values.
+fn correlate<R: Ring>(
+    be: &Device,
+    req: &Request,
+    index: usize,
+    full: Vec<AnyTensor>,
+    private: &Seed,
+    statics: &mut HashMap<u64, AnyTensor>,
+) -> Result<Vec<AnyTensor>> {
+    let arith = |t: &AnyTensor| R::from_any(t.clone());
+    let words = |t: &AnyTensor| u64::from_any(t.clone());
+    // Random bits only the dealer knows (daBits), from its private seed.
+    let dealer_bits = |n: usize| -> Vec<u64> {
+        let mut w = be
+            .prg_tensor::<u64>(private, stream_id(index, 0), &Shape(vec![words_for(n)]))
+            .into_data();
+        if n % 64 != 0 {
+            if let Some(last) = w.last_mut() {
+                *last &= (1u64 << (n % 64)) - 1;
+            }
+        }
+        w
+    };
+    let bits_to_ring = |bits: &[u64], n: usize| -> RingTensor<R> {
+        let data = (0..n)
+            .map(|e| R::from_u64((bits[e / 64] >> (e % 64)) & 1))
+            .collect();
+        RingTensor::new([n], data).expect("numel")
+    };
+    Ok(match req {
+        Request::Triple { op, .. } => vec![R::into_any(op.apply(
+            be,
+            &arith(&full[0])?,
+            &arith(&full[1])?,
+        )?)],
+        Request::Square { .. } => {
+            let a = arith(&full[0])?;
+            vec![R::into_any(be.mul(&a, &a)?)]
+        }
+        Request::StaticMask { id, .. } => {
+            statics.insert(*id, full[0].clone());
+            vec![]
+        }
+        Request::StaticTriple { id, op, rhs, .. } => {
+            let b = statics
+                .get(id)
+                .cloned()
+                .ok_or_else(|| Error::PreprocessingMismatch {
+                    index,
+                    expected: format!("a static mask #{id} requested earlier"),
+                    got: req.to_string(),
+                })?;
+            let b = R::from_any(b)?;
+            if b.shape() != rhs {
+                return Err(Error::PreprocessingMismatch {
+                    index,
+                    expected: format!("static operand #{id} of shape {}", b.shape()),
+                    got: req.to_string(),
+                });
+            }
+            vec![R::into_any(op.apply(be, &arith(&full[0])?, &b)?)]
+        }
+        Request::Trunc { frac_bits, .. } => {
+            let r = arith(&full[0])?;
+            let low = R::ONE.shl(R::BITS - 1).wrapping_sub(R::ONE);
+            let shifted: Vec<R> = r
+                .data()
+                .iter()
+                .map(|&v| (v & low).shr(*frac_bits))
+                .collect();
+            let msb: Vec<R> = r.data().iter().map(|&v| v.shr(R::BITS - 1)).collect();
+            vec![
+                R::into_any(RingTensor::new(r.shape().clone(), shifted)?),
+                R::into_any(RingTensor::new(r.shape().clone(), msb)?),
+            ]
+        }
+        Request::BinTriple { .. } => {
+            let (a, b) = (words(&full[0])?, words(&full[1])?);
+            let c: Vec<u64> = a.data().iter().zip(b.data()).map(|(x, y)| x & y).collect();
+            vec![AnyTensor::Z64(RingTensor::new(a.shape().clone(), c)?)]
+        }
+        Request::EdaBit { .. } => {
+            let r = arith(&full[0])?;
+            let planes = crate::share::BitPlanes::from_ring(&r);
+            let n = planes.data().len();
+            vec![AnyTensor::Z64(RingTensor::new(
+                [n],
+                planes.data().to_vec(),
+            )?)]
+        }
+        Request::DaBit { n, .. } => {
+            let bits = dealer_bits(*n);
+            vec![
+                R::into_any(bits_to_ring(&bits, *n)),
+                AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
+            ]
+        }
+        Request::BitInject { n, width, .. } => {
+            let bits = dealer_bits(*n);
+            let s = bits_to_ring(&bits, *n);
+            let a = arith(&full[0])?;
+            let c: Vec<R> = a
+                .data()
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| v.wrapping_mul(s.data()[i / width]))
+                .collect();
+            vec![
+                R::into_any(RingTensor::new([n * width], c)?),
+                R::into_any(s),
+                AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
+            ]
+        }
+    })
 }
 
 /// Zero material of the right shapes, for dry runs.
 pub(crate) fn zero_material(req: &Request) -> Result<Vec<AnyTensor>> {
-    fn typed<R: Ring>(req: &Request) -> Result<Vec<AnyTensor>> {
-        let mut shapes = req.random_shapes();
-        shapes.extend(req.correlated_shapes()?);
-        Ok(shapes
-            .into_iter()
-            .map(|s| R::into_any(RingTensor::<R>::zeros(s)))
-            .collect())
-    }
-    match req.ring() {
-        RingId::Z32 => typed::<u32>(req),
-        RingId::Z64 => typed::<u64>(req),
-    }
+    let mut parts = req.random_parts();
+    parts.extend(req.correlated_parts()?);
+    Ok(parts
+        .into_iter()
+        .map(|p| match p.ring {
+            RingId::Z32 => AnyTensor::Z32(RingTensor::zeros(p.shape)),
+            RingId::Z64 => AnyTensor::Z64(RingTensor::zeros(p.shape)),
+        })
+        .collect())
 }

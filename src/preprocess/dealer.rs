@@ -16,6 +16,8 @@ use crate::ring::AnyTensor;
 /// dealer never sees inputs, and parties never see its other seeds.
 pub struct Dealer {
     seeds: Vec<Seed>,
+    /// The dealer's own randomness (values no party may derive, e.g. daBits).
+    private: Seed,
     backend: Device,
     statics: HashMap<u64, AnyTensor>,
     next: usize,
@@ -41,6 +43,7 @@ impl Dealer {
         }
         Ok(Dealer {
             seeds: (0..n_parties as u64).map(|i| master.derive(i)).collect(),
+            private: master.derive(u64::MAX),
             backend,
             statics: HashMap::new(),
             next: 0,
@@ -64,6 +67,7 @@ impl Dealer {
             req,
             self.next,
             &self.seeds,
+            &self.private,
             &mut self.statics,
         )?;
         self.next += 1;

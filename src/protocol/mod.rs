@@ -5,7 +5,10 @@
 //! N = 2, 3 and 4 parties.
 
 pub mod beaver;
+pub mod bitwise;
 pub mod compare;
+pub mod convert;
 pub mod fixed;
 pub mod nonlinear;
+pub mod pool;
 pub mod trunc;

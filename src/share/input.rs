@@ -5,7 +5,7 @@
 //! input counter), and the owner keeps x minus the sum of those shares. Any
 //! N-1 shares are pseudorandom, so they say nothing about x.
 
-use super::Shared;
+use super::{BinShared, BitPlanes, Shared};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ring::{FixedPoint, Ring, RingTensor, Shape};
@@ -111,6 +111,19 @@ impl Session {
             .open_to(to, &[x.share()])
             .await?
             .map(|mut v| v.pop().expect("one value")))
+    }
+
+    /// Reveals XOR-shared bits to every party. Rounds: 1. Bytes sent per
+    /// party: (N - 1) * 8 * planes * ceil(numel / 64).
+    ///
+    /// Errors: transport errors.
+    pub async fn reveal_bits(&self, x: &BinShared) -> Result<BitPlanes> {
+        let words = self
+            .open_xor(&[x.share().data()])
+            .await?
+            .pop()
+            .expect("one value");
+        BitPlanes::from_words(x.shape().clone(), x.planes(), words)
     }
 
     /// Reveals a fixed-point secret to every party and decodes it.

@@ -1,9 +1,14 @@
-//! Secret shares: [`Shared`] (additive, arithmetic) and input/reveal.
+//! Secret shares: [`Shared`] (additive, arithmetic), [`BinShared`] (XOR,
+//! bit-sliced), input sharing and reveal.
 //!
 //! x is shared among N parties as x = x_0 + ... + x_{N-1} mod 2^k; any N-1
 //! shares are uniformly distributed and reveal nothing about x.
 
 mod arith;
+mod binary;
+mod bits;
 mod input;
 
 pub use arith::Shared;
+pub use binary::BinShared;
+pub use bits::{transpose64, words_for, BitPlanes};

@@ -1,0 +1,394 @@
+//! The comparison family for N = 2, 3, 4 in both rings: exact results
+//! against plaintext, rounds and bytes as documented.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use spindle::backend::Conv2dParams;
+use spindle::prg::Prg;
+use spindle::protocol::bitwise::and_many;
+use spindle::protocol::compare::{self, msb_cost};
+use spindle::protocol::convert::b2a;
+use spindle::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
+use spindle::ring::{Ring, RingTensor};
+use spindle::share::{words_for, BinShared, BitPlanes};
+
+/// Ring values spread over the whole signed range, plus edge cases.
+fn edge_values<R: Ring>(prg: &mut Prg, n: usize) -> RingTensor<R> {
+    let mut v: Vec<R> = uniform::<R>(prg, [n]).into_data();
+    let half = R::ONE.shl(R::BITS - 1);
+    v.extend([
+        R::ZERO,
+        R::ONE,
+        R::ONE.wrapping_neg(),
+        half,
+        half.wrapping_sub(R::ONE),
+        half.wrapping_add(R::ONE),
+    ]);
+    // Small magnitudes, where fixed-point values live.
+    v.extend(
+        uniform::<R>(prg, [n])
+            .data()
+            .iter()
+            .map(|x| x.ashr(R::BITS - 24)),
+    );
+    let len = v.len();
+    RingTensor::new([len], v).unwrap()
+}
+
+fn msb_is_exact<R: Ring>() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("msb"), 0);
+        let x = Arc::new(edge_values::<R>(&mut prg, 300));
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let xs =
+                    sess.share_input(0, (sess.party() == 0).then_some(&*x), x.shape().clone())?;
+                let (m, cost) = measured(&sess, compare::msb(&sess, &xs)).await?;
+                let (d, dcost) = measured(&sess, compare::drelu(&sess, &xs)).await?;
+                Ok((
+                    sess.reveal_bits(&m).await?,
+                    cost,
+                    sess.reveal(&d).await?,
+                    dcost,
+                ))
+            }
+        });
+        let (rounds, bytes) = msb_cost(R::BITS, x.numel());
+        for p in &report.parties {
+            let (bits, cost, d, dcost) = &p.output;
+            for (e, v) in x.data().iter().enumerate() {
+                assert_eq!(bits.bit(0, e), v.msb(), "N={n} msb of {v:?}");
+                assert_eq!(
+                    d.data()[e],
+                    R::from_u64(!v.msb() as u64),
+                    "N={n} drelu of {v:?}"
+                );
+            }
+            assert_eq!(cost.rounds, rounds, "msb rounds");
+            assert_eq!(cost.bytes_sent, (n as u64 - 1) * bytes, "msb bytes");
+            assert_eq!(dcost.rounds, rounds + 1, "drelu rounds");
+            assert_eq!(
+                dcost.bytes_sent,
+                (n as u64 - 1) * (bytes + 8 * words_for(x.numel()) as u64)
+            );
+        }
+    }
+}
+
+#[test]
+fn msb_and_drelu_are_exact_in_z64() {
+    msb_is_exact::<u64>();
+    assert_eq!(msb_cost(64, 1).0, 7, "1 + log2(k) rounds");
+}
+
+#[test]
+fn msb_and_drelu_are_exact_in_z32() {
+    msb_is_exact::<u32>();
+    assert_eq!(msb_cost(32, 1).0, 6);
+}
+
+fn relu_is_exact<R: Ring>() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("relu"), 0);
+        let x = Arc::new(edge_values::<R>(&mut prg, 200));
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let xs =
+                    sess.share_input(1, (sess.party() == 1).then_some(&*x), x.shape().clone())?;
+                let ((r, d), cost) =
+                    measured(&sess, compare::relu_with_derivative(&sess, &xs)).await?;
+                Ok((sess.reveal_many(&[&r, &d]).await?, cost))
+            }
+        });
+        let (rounds, bytes) = msb_cost(R::BITS, x.numel());
+        for p in &report.parties {
+            let (out, cost) = &p.output;
+            for (e, v) in x.data().iter().enumerate() {
+                let expect = if v.msb() { R::ZERO } else { *v };
+                assert_eq!(out[0].data()[e], expect, "N={n} relu({v:?})");
+                assert_eq!(out[1].data()[e], R::from_u64(!v.msb() as u64));
+            }
+            assert_eq!(cost.rounds, rounds + 1);
+            let inject = (x.numel() * R::BYTES + 8 * words_for(x.numel())) as u64;
+            assert_eq!(cost.bytes_sent, (n as u64 - 1) * (bytes + inject));
+        }
+    }
+}
+
+#[test]
+fn relu_and_derivative_are_exact_in_z64() {
+    relu_is_exact::<u64>();
+}
+
+#[test]
+fn relu_and_derivative_are_exact_in_z32() {
+    relu_is_exact::<u32>();
+}
+
+#[test]
+fn comparisons_and_selects() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("cmp"), 0);
+        let fp_vals = |prg: &mut Prg| reals(prg, 64, 1000.0);
+        let mut x = fp_vals(&mut prg);
+        let mut y = fp_vals(&mut prg);
+        x[0] = y[0]; // equal values
+        x[1] = 0.0;
+        y[2] = 0.0;
+        let (x, y) = (Arc::new(x), Arc::new(y));
+        let (xa, ya) = (x.clone(), y.clone());
+        let report = run(n, move |sess| {
+            let (x, y) = (xa.clone(), ya.clone());
+            async move {
+                let me = sess.party();
+                let xs = sess.share_input_f64::<u64>(0, (me == 0).then_some(&x[..]), [64])?;
+                let ys = sess.share_input_f64::<u64>(1, (me == 1).then_some(&y[..]), [64])?;
+                let lt = compare::less_than(&sess, &xs, &ys).await?;
+                let gt = compare::greater_than(&sess, &xs, &ys).await?;
+                let pos = compare::greater_than_zero(&sess, &xs).await?;
+                let (sel, c_sel) = measured(&sess, compare::select(&sess, &lt, &xs, &ys)).await?;
+                let bit = compare::msb(&sess, &xs.sub(&sess, &ys)?).await?;
+                let (selb, c_selb) =
+                    measured(&sess, compare::select_bit(&sess, &bit, &xs, &ys)).await?;
+                let opened = sess.reveal_many(&[&lt, &gt, &pos]).await?;
+                Ok((
+                    opened,
+                    sess.reveal_f64(&sel).await?,
+                    sess.reveal_f64(&selb).await?,
+                    c_sel,
+                    c_selb,
+                ))
+            }
+        });
+        for p in &report.parties {
+            let (o, sel, selb, c_sel, c_selb) = &p.output;
+            for i in 0..64 {
+                assert_eq!(o[0].data()[i], (x[i] < y[i]) as u64, "lt {} {}", x[i], y[i]);
+                assert_eq!(o[1].data()[i], (x[i] > y[i]) as u64, "gt {} {}", x[i], y[i]);
+                assert_eq!(o[2].data()[i], (x[i] > 0.0) as u64, "gt0 {}", x[i]);
+                let min = x[i].min(y[i]);
+                assert!(
+                    (sel[i] - min).abs() < 1e-5,
+                    "select min {} vs {}",
+                    sel[i],
+                    min
+                );
+                assert!((selb[i] - min).abs() < 1e-5, "select_bit min");
+            }
+            assert_cost::<u64>(c_sel, n, 1, 128, "select is one Beaver product");
+            assert_eq!(c_selb.rounds, 1);
+            assert_eq!(c_selb.bytes_sent, (n as u64 - 1) * (64 * 8 + 8));
+        }
+    }
+}
+
+#[test]
+fn binary_and_and_b2a() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("and"), 0);
+        let a: Arc<RingTensor<u64>> = Arc::new(uniform(&mut prg, [100]));
+        let b: Arc<RingTensor<u64>> = Arc::new(uniform(&mut prg, [100]));
+        let (aa, ba) = (a.clone(), b.clone());
+        let report = run(n, move |sess| {
+            let (a, b) = (aa.clone(), ba.clone());
+            async move {
+                // Binary sharings from arithmetic ones are not needed here: share the
+                // bits of public-to-owner values by XOR with zero shares.
+                let ab = BitPlanes::from_ring(&*a);
+                let bb = BitPlanes::from_ring(&*b);
+                let xa = BinShared::from_public(&sess, &ab);
+                let xb = BinShared::from_public(&sess, &bb);
+                let (z, cost) = measured(&sess, and_many(&sess, &[(&xa, &xb), (&xb, &xb)])).await?;
+                let low = xa.select_planes(0..1);
+                let (arith, c_b2a) = measured(&sess, b2a::<u64>(&sess, &low)).await?;
+                Ok((
+                    sess.reveal_bits(&z[0]).await?,
+                    sess.reveal_bits(&z[1]).await?,
+                    sess.reveal(&arith).await?,
+                    cost,
+                    c_b2a,
+                ))
+            }
+        });
+        for p in &report.parties {
+            let (z0, z1, arith, cost, c_b2a) = &p.output;
+            let and: Vec<u64> = a.data().iter().zip(b.data()).map(|(x, y)| x & y).collect();
+            assert_eq!(z0.to_ring::<u64>().data(), &and[..]);
+            assert_eq!(&z1.to_ring::<u64>(), &*b);
+            for i in 0..100 {
+                assert_eq!(arith.data()[i], a.data()[i] & 1);
+            }
+            // Two ANDs of 64 planes x 2 words: e and f, 8 bytes per word.
+            assert_eq!(
+                (cost.rounds, cost.bytes_sent),
+                (1, (n as u64 - 1) * 2 * 2 * 64 * 2 * 8)
+            );
+            assert_eq!(
+                (c_b2a.rounds, c_b2a.bytes_sent),
+                (1, (n as u64 - 1) * 2 * 8)
+            );
+        }
+    }
+}
+
+#[test]
+fn max_and_argmax_along_each_axis() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("max"), 0);
+        let mut vals = reals(&mut prg, 3 * 5 * 4, 100.0);
+        vals[7] = vals[3]; // ties along axis 1 (positions 0 and 1 of row 0, column 3)
+        let vals = Arc::new(vals);
+        let va = vals.clone();
+        let report = run(n, move |sess| {
+            let v = va.clone();
+            async move {
+                let xs = sess.share_input_f64::<u64>(
+                    0,
+                    (sess.party() == 0).then_some(&v[..]),
+                    [3, 5, 4],
+                )?;
+                let mut out = Vec::new();
+                for axis in 0..3 {
+                    let (m, cost) = measured(&sess, compare::max(&sess, &xs, axis)).await?;
+                    let (am, oh) = compare::argmax(&sess, &xs, axis).await?;
+                    out.push((
+                        sess.reveal_f64(&m).await?,
+                        sess.reveal_f64(&am).await?,
+                        sess.reveal(&oh).await?,
+                        cost,
+                    ));
+                }
+                Ok(out)
+            }
+        });
+        let dims = [3usize, 5, 4];
+        let at = |i: usize, j: usize, k: usize| vals[(i * 5 + j) * 4 + k];
+        for p in &report.parties {
+            for (axis, (m, am, oh, cost)) in p.output.iter().enumerate() {
+                let levels = (dims[axis] as f64).log2().ceil() as u64;
+                assert_eq!(cost.rounds, levels * 8, "axis {axis}");
+                let mut idx = 0;
+                for i in 0..(if axis == 0 { 1 } else { 3 }) {
+                    for j in 0..(if axis == 1 { 1 } else { 5 }) {
+                        for k in 0..(if axis == 2 { 1 } else { 4 }) {
+                            let cands: Vec<f64> = (0..dims[axis])
+                                .map(|t| match axis {
+                                    0 => at(t, j, k),
+                                    1 => at(i, t, k),
+                                    _ => at(i, j, t),
+                                })
+                                .collect();
+                            let best = cands.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                            let first = cands.iter().position(|&c| c == best).unwrap();
+                            assert!((m[idx] - best).abs() < 1e-5 && (am[idx] - best).abs() < 1e-5);
+                            for t in 0..dims[axis] {
+                                let pos = match axis {
+                                    0 => (t * 5 + j) * 4 + k,
+                                    1 => (i * 5 + t) * 4 + k,
+                                    _ => (i * 5 + j) * 4 + t,
+                                };
+                                assert_eq!(
+                                    oh.data()[pos],
+                                    (t == first) as u64,
+                                    "one-hot axis {axis}"
+                                );
+                            }
+                            idx += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn maxpool_forward_and_backward_match_plaintext() {
+    let pool = Pool2d {
+        kernel: (3, 2),
+        geometry: Conv2dParams {
+            stride: (2, 2),
+            padding: (1, 1),
+        },
+    };
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("maxpool"), 0);
+        let x = Arc::new(reals(&mut prg, 2 * 2 * 7 * 6, 50.0));
+        let out_shape = pool.output_shape(&[2, 2, 7, 6].into()).unwrap();
+        let g = Arc::new(reals(&mut prg, out_shape.numel(), 5.0));
+        let (xa, ga) = (x.clone(), g.clone());
+        let report = run(n, move |sess| {
+            let (x, g) = (xa.clone(), ga.clone());
+            async move {
+                let me = sess.party();
+                let xs =
+                    sess.share_input_f64::<u64>(0, (me == 0).then_some(&x[..]), [2, 2, 7, 6])?;
+                let gs = sess.share_input_f64::<u64>(
+                    1,
+                    (me == 1).then_some(&g[..]),
+                    pool.output_shape(xs.shape())?,
+                )?;
+                let (out, oh) = maxpool2d(&sess, &xs, &pool).await?;
+                let (gin, cost) = measured(
+                    &sess,
+                    maxpool2d_backward(&sess, &gs, &oh, xs.shape(), &pool),
+                )
+                .await?;
+                Ok((
+                    sess.reveal_f64(&out).await?,
+                    sess.reveal_f64(&gin).await?,
+                    cost,
+                ))
+            }
+        });
+        // Plaintext reference.
+        let (ho, wo) = (out_shape.dims()[2], out_shape.dims()[3]);
+        let mut expect = vec![f64::NEG_INFINITY; out_shape.numel()];
+        let mut grad_in = vec![0.0; x.len()];
+        for img in 0..4 {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let o = (img * ho + oy) * wo + ox;
+                    let mut arg = None;
+                    for ki in 0..3 {
+                        for kj in 0..2 {
+                            let (iy, ix) = ((oy * 2 + ki) as isize - 1, (ox * 2 + kj) as isize - 1);
+                            if iy < 0 || ix < 0 || iy >= 7 || ix >= 6 {
+                                continue;
+                            }
+                            let i = img * 42 + iy as usize * 6 + ix as usize;
+                            if x[i] > expect[o] {
+                                expect[o] = x[i];
+                                arg = Some(i);
+                            }
+                        }
+                    }
+                    grad_in[arg.unwrap()] += g[o];
+                }
+            }
+        }
+        for p in &report.parties {
+            let (out, gin, cost) = &p.output;
+            for (a, b) in out.iter().zip(&expect) {
+                assert!((a - b).abs() < 1e-5, "maxpool {a} vs {b}");
+            }
+            for (a, b) in gin.iter().zip(&grad_in) {
+                assert!((a - b).abs() < 1e-4, "maxpool grad {a} vs {b}");
+            }
+            assert_cost::<u64>(
+                cost,
+                n,
+                1,
+                2 * out_shape.numel() * 6,
+                "backward is one product",
+            );
+        }
+    }
+}
