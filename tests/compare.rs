@@ -392,3 +392,54 @@ fn maxpool_forward_and_backward_match_plaintext() {
         }
     }
 }
+
+fn a2b_b2a_round_trip<R: Ring>() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("a2b"), 0);
+        let x = Arc::new(edge_values::<R>(&mut prg, 90));
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let xs =
+                    sess.share_input(0, (sess.party() == 0).then_some(&*x), x.shape().clone())?;
+                let (bits, c_a2b) =
+                    measured(&sess, spindle::protocol::convert::a2b(&sess, &xs)).await?;
+                let (back, c_b2a) = measured(
+                    &sess,
+                    spindle::protocol::convert::b2a_value::<R>(&sess, &bits),
+                )
+                .await?;
+                Ok((
+                    sess.reveal_bits(&bits).await?,
+                    sess.reveal(&back).await?,
+                    c_a2b,
+                    c_b2a,
+                ))
+            }
+        });
+        let k = R::BITS as u64;
+        let levels = (k as f64).log2().ceil() as u64;
+        for p in &report.parties {
+            let (bits, back, c_a2b, c_b2a) = &p.output;
+            assert_eq!(&bits.to_ring::<R>(), &*x, "N={n} a2b");
+            assert_eq!(back, &*x, "N={n} b2a");
+            assert_eq!(c_a2b.rounds, 1 + levels);
+            assert_eq!(c_b2a.rounds, 1);
+            assert_eq!(
+                c_b2a.bytes_sent,
+                (n as u64 - 1) * 8 * k * words_for(x.numel()) as u64
+            );
+        }
+    }
+}
+
+#[test]
+fn a2b_and_b2a_round_trip_in_z64() {
+    a2b_b2a_round_trip::<u64>();
+}
+
+#[test]
+fn a2b_and_b2a_round_trip_in_z32() {
+    a2b_b2a_round_trip::<u32>();
+}

@@ -1,6 +1,7 @@
-//! Conversions between binary and arithmetic shares: B2A of single bits
-//! with dealer daBits, and bit injection (an arithmetic value times a
-//! binary bit) in one round.
+//! Conversions between binary and arithmetic shares: A2B with edaBits and a
+//! parallel-prefix adder, B2A of single bits and of whole values with dealer
+//! daBits, and bit injection (an arithmetic value times a binary bit) in one
+//! round.
 //!
 //! daBits: Rotaru and Wood, "MArBled Circuits", INDOCRYPT 2019. A random bit
 //! s shared both ways lets parties open e = b ^ s and set
@@ -13,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
-use crate::share::{BinShared, Shared};
+use crate::share::{BinShared, BitPlanes, Shared};
+
+use super::bitwise::and_many;
 
 fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
     if b.planes() != 1 {
@@ -136,4 +139,125 @@ pub async fn inject<R: Ring>(
         Shared::from_share(RingTensor::new(x.shape().clone(), xb)?),
         Shared::from_share(RingTensor::new(b.shape().clone(), bits)?),
     ))
+}
+
+/// [x] as XOR-shared bits (k planes, bit-sliced) from an arithmetic share:
+/// A2B with a dealer edaBit. Open c = x + r, then x = c + NOT(r) + 1 through a
+/// Kogge-Stone parallel-prefix adder (Kogge and Stone, 1973) whose generate
+/// and propagate bits are local because c is public.
+///
+/// Exact. Rounds: 1 + ceil(log2 k) (7 in Z_2^64). Bytes sent per party:
+/// (N - 1) * (n k/8 + 2 * 8 * ceil(n/64) * sum over levels d of
+/// (2 (k - 2^d) - 1)).
+///
+/// Errors: preprocessing and transport errors.
+pub async fn a2b<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
+    let k = R::BITS as usize;
+    let shape = x.shape().clone();
+    let req = Request::EdaBit {
+        ring: R::ID,
+        shape: shape.clone(),
+    };
+    let mut m = sess.fetch_any(&req)?;
+    let r_bits = u64::from_any(m.pop().expect("2 parts"))?;
+    let r = R::from_any(m.pop().expect("2 parts"))?;
+    let r_bits =
+        BinShared::from_share(BitPlanes::from_words(shape.clone(), k, r_bits.into_data())?);
+    let c_i = sess.backend().add(x.share(), &r)?;
+    let c = sess.open(&[&c_i]).await?.pop().expect("one value");
+    let c_bits = BitPlanes::from_ring(&c);
+    let not_r = r_bits.not(sess);
+    let p = not_r.xor_public(sess, &c_bits)?;
+    let mut g = not_r.and_public(&c_bits)?;
+    // Carry-in 1 at bit 0: G_0 = g_0 OR p_0 = g_0 ^ p_0, P_0 = 0.
+    let words = g.share().words();
+    let mut gw = g.share().data().to_vec();
+    gw[..words]
+        .iter_mut()
+        .zip(&p.share().data()[..words])
+        .for_each(|(a, b)| *a ^= b);
+    let mut pw = p.share().data().to_vec();
+    pw[..words].fill(0);
+    g = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, gw)?);
+    let mut pp = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, pw)?);
+    let mut dist = 1;
+    while dist < k {
+        // For j >= dist: G_j ^= P_j & G_{j-dist}; P_j &= P_{j-dist}.
+        let p_hi = pp.select_planes(dist..k);
+        let g_lo = g.select_planes(0..k - dist);
+        let p_lo = pp.select_planes(0..k - dist);
+        let mut ands = and_many(sess, &[(&p_hi, &g_lo), (&p_hi, &p_lo)]).await?;
+        let new_p = ands.pop().expect("two ANDs");
+        let pg = ands.pop().expect("two ANDs");
+        let mut gw = g.share().data().to_vec();
+        gw[dist * words..]
+            .iter_mut()
+            .zip(pg.share().data())
+            .for_each(|(a, b)| *a ^= b);
+        let mut pw = pp.share().data().to_vec();
+        pw[dist * words..].copy_from_slice(new_p.share().data());
+        g = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, gw)?);
+        pp = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, pw)?);
+        dist *= 2;
+    }
+    // Sum bit j = p_j ^ carry_j, carry_0 = 1 and carry_j = G_{j-1}.
+    let mut sum = p.share().data().to_vec();
+    if sess.party() == 0 {
+        sum[..words].iter_mut().for_each(|v| *v = !*v);
+    }
+    sum[words..]
+        .iter_mut()
+        .zip(&g.share().data()[..(k - 1) * words])
+        .for_each(|(a, b)| *a ^= b);
+    Ok(BinShared::from_share(BitPlanes::from_words(shape, k, sum)?))
+}
+
+/// [x] as an arithmetic share from k XOR-shared bit planes (B2A of whole
+/// ring values): every bit through a daBit in ONE round, then
+/// x = sum_j 2^j [b_j]. Exact. Rounds: 1. Bytes sent per party:
+/// (N - 1) * 8 * k * ceil(n / 64).
+///
+/// Errors: [`Error::ShapeMismatch`] unless there are exactly k planes;
+/// preprocessing and transport errors.
+pub async fn b2a_value<R: Ring>(sess: &Session, x: &BinShared) -> Result<Shared<R>> {
+    let k = R::BITS as usize;
+    if x.planes() != k {
+        return Err(Error::shape(
+            "b2a_value",
+            format!("needs {k} bit planes, got {}", x.planes()),
+        ));
+    }
+    let numel = x.shape().numel();
+    let words = x.share().words();
+    // Bit e of plane j is bit (j * words * 64 + e) of the daBit vector.
+    let req = Request::DaBit {
+        ring: R::ID,
+        n: k * words * 64,
+    };
+    let mut m = sess.fetch_any(&req)?;
+    let s_bits = u64::from_any(m.pop().expect("2 parts"))?;
+    let s_arith = R::from_any(m.pop().expect("2 parts"))?;
+    let mut e: Vec<u64> = x.share().data().to_vec();
+    e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
+    let e = sess.open_xor(&[&e]).await?.pop().expect("one value");
+    let party0 = sess.party() == 0;
+    let mut out = vec![R::ZERO; numel];
+    for j in 0..k {
+        for (i, o) in out.iter_mut().enumerate() {
+            let idx = j * words * 64 + i;
+            let s = s_arith.data()[idx];
+            let b = if bit(&e, idx) {
+                let v = s.wrapping_neg();
+                if party0 {
+                    v.wrapping_add(R::ONE)
+                } else {
+                    v
+                }
+            } else {
+                s
+            };
+            *o = o.wrapping_add(b.shl(j as u32));
+        }
+    }
+    Ok(Shared::from_share(RingTensor::new(x.shape().clone(), out)?))
 }
