@@ -83,7 +83,19 @@ impl Prg {
     pub fn tensor<R: Ring>(&mut self, shape: impl Into<Shape>) -> RingTensor<R> {
         let shape = shape.into();
         let mut data = vec![R::ZERO; shape.numel()];
-        self.fill(&mut data);
+        // Already zero: XOR the keystream in directly (no second memset).
+        self.cipher
+            .apply_keystream(bytemuck::cast_slice_mut(&mut data));
+        if cfg!(target_endian = "big") {
+            for v in data.iter_mut() {
+                let le = v.to_u64();
+                *v = R::from_u64(if R::BITS == 64 {
+                    le.swap_bytes()
+                } else {
+                    (le as u32).swap_bytes() as u64
+                });
+            }
+        }
         RingTensor::new(shape, data).expect("numel matches by construction")
     }
 }

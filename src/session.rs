@@ -380,8 +380,7 @@ impl Session {
         let mut off = 0;
         for sum in sums.iter_mut() {
             let len = sum.numel() * R::BYTES;
-            let theirs = RingTensor::<R>::from_le_bytes(sum.shape().clone(), &msg[off..off + len])?;
-            self.backend.add_assign(sum, &theirs)?;
+            add_le_bytes(sum.data_mut(), &msg[off..off + len]);
             off += len;
         }
         for w in xors.iter_mut() {
@@ -392,6 +391,24 @@ impl Session {
             off += len;
         }
         Ok(())
+    }
+}
+
+/// sum[i] += the i-th little-endian element of `bytes` (wrapping).
+fn add_le_bytes<R: Ring>(sum: &mut [R], bytes: &[u8]) {
+    match bytemuck::try_cast_slice::<u8, R>(bytes) {
+        Ok(theirs) if cfg!(target_endian = "little") => {
+            sum.iter_mut()
+                .zip(theirs)
+                .for_each(|(a, b)| *a = a.wrapping_add(*b));
+        }
+        _ => {
+            for (a, chunk) in sum.iter_mut().zip(bytes.chunks_exact(R::BYTES)) {
+                let mut w = [0u8; 8];
+                w[..R::BYTES].copy_from_slice(chunk);
+                *a = a.wrapping_add(R::from_u64(u64::from_le_bytes(w)));
+            }
+        }
     }
 }
 

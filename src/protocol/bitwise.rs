@@ -33,44 +33,64 @@ pub async fn and_many(
             ));
         }
     }
-    let words: usize = pairs.iter().map(|(x, _)| x.share().data().len()).sum();
+    let words: Vec<(&[u64], &[u64])> = pairs
+        .iter()
+        .map(|(x, y)| (x.share().data(), y.share().data()))
+        .collect();
+    let z = and_words(sess, &words).await?;
+    pairs
+        .iter()
+        .zip(z)
+        .map(|((x, _), z)| {
+            Ok(BinShared::from_share(BitPlanes::from_words(
+                x.shape().clone(),
+                x.planes(),
+                z,
+            )?))
+        })
+        .collect()
+}
+
+/// AND of XOR-shared packed words, pair by pair, all in ONE round: the
+/// layout-free core of [`and_many`] for circuits that keep raw planes.
+///
+/// Errors: [`Error::ShapeMismatch`] when the two sides of a pair differ in
+/// length; preprocessing and transport errors.
+pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
+    if let Some((x, y)) = pairs.iter().find(|(x, y)| x.len() != y.len()) {
+        return Err(Error::shape(
+            "and",
+            format!("{} words AND {} words", x.len(), y.len()),
+        ));
+    }
+    let words: usize = pairs.iter().map(|(x, _)| x.len()).sum();
     let req = Request::BinTriple { words };
     let m = sess.fetch::<u64>(&req)?;
     let [a, b, c]: [_; 3] = m.try_into().map_err(|_| Error::Format {
         what: "preprocessing material".into(),
         detail: format!("{req} should have 3 tensors"),
     })?;
-    let (a, b) = (a.data(), b.data());
+    let (a, b, c) = (a.data(), b.data(), c.data());
     let mut e = Vec::with_capacity(words);
     let mut f = Vec::with_capacity(words);
     for (x, y) in pairs {
-        e.extend(x.share().data().iter());
-        f.extend(y.share().data().iter());
+        e.extend_from_slice(x);
+        f.extend_from_slice(y);
     }
     e.iter_mut().zip(a).for_each(|(v, m)| *v ^= m);
     f.iter_mut().zip(b).for_each(|(v, m)| *v ^= m);
     let opened = sess.open_xor(&[&e, &f]).await?;
     let (e, f) = (&opened[0], &opened[1]);
-    let party0 = sess.party() == 0;
-    let z: Vec<u64> = (0..words)
-        .map(|i| {
-            let mut v = c.data()[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]);
-            if party0 {
-                v ^= e[i] & f[i];
-            }
-            v
-        })
-        .collect();
+    let party0 = if sess.party() == 0 { u64::MAX } else { 0 };
     let mut out = Vec::with_capacity(pairs.len());
     let mut off = 0;
     for (x, _) in pairs {
-        let len = x.share().data().len();
-        out.push(BinShared::from_share(BitPlanes::from_words(
-            x.shape().clone(),
-            x.planes(),
-            z[off..off + len].to_vec(),
-        )?));
-        off += len;
+        let r = off..off + x.len();
+        let z: Vec<u64> = (r.clone())
+            .map(|i| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & party0))
+            .collect();
+        out.push(z);
+        off = r.end;
     }
     Ok(out)
 }

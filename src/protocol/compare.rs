@@ -22,7 +22,7 @@ use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
 use super::beaver;
-use super::bitwise::and_many;
+use super::bitwise::and_words;
 use super::convert::{b2a, inject};
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
@@ -47,11 +47,12 @@ fn carry_tree_gates(mut items: usize) -> (usize, usize) {
     (gates, levels)
 }
 
-/// One node of the carry tree: group generate and propagate, one plane each;
-/// `p` is `None` for the group containing bit 0 (its propagate is 0).
+/// One node of the carry tree: group generate and propagate, one plane of
+/// packed words each; `p` is `None` for the group containing bit 0 (its
+/// propagate is 0).
 struct Node {
-    g: BinShared,
-    p: Option<BinShared>,
+    g: Vec<u64>,
+    p: Option<Vec<u64>>,
 }
 
 /// [MSB(x)] as a one-plane binary share: 1 where x is negative (two's complement).
@@ -65,68 +66,70 @@ pub async fn msb<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
         shape: shape.clone(),
     };
     let mut m = sess.fetch_any(&req)?;
-    let r_bits = u64::from_any(m.pop().expect("2 parts"))?;
+    let r_bits = u64::from_any(m.pop().expect("2 parts"))?.into_data();
     let r = R::from_any(m.pop().expect("2 parts"))?;
-    let r_bits =
-        BinShared::from_share(BitPlanes::from_words(shape.clone(), k, r_bits.into_data())?);
+    let words = words_for(shape.numel());
+    if r_bits.len() != k * words {
+        return Err(Error::Format {
+            what: "preprocessing material".into(),
+            detail: format!("{req}: {} bit words, expected {}", r_bits.len(), k * words),
+        });
+    }
     let c_i = sess.backend().add(x.share(), &r)?;
     let c = sess.open(&[&c_i]).await?.pop().expect("one value");
     let c_bits = BitPlanes::from_ring(&c);
-    let not_r = r_bits.not(sess);
-    let g_all = not_r.and_public(&c_bits)?;
-    let p_all = not_r.xor_public(sess, &c_bits)?;
-    let plane = |s: &BinShared, j: usize| s.select_planes(j..j + 1);
-
+    // With NOT r_j = r_j ^ [p0]: g_j = c_j & NOT r_j, p_j = c_j ^ NOT r_j.
+    let flip = if sess.party() == 0 { u64::MAX } else { 0 };
+    let g_of = |j: usize| -> Vec<u64> {
+        let (r, c) = (&r_bits[j * words..(j + 1) * words], c_bits.plane(j));
+        r.iter().zip(c).map(|(r, c)| c & (r ^ flip)).collect()
+    };
+    let p_of = |j: usize| -> Vec<u64> {
+        let (r, c) = (&r_bits[j * words..(j + 1) * words], c_bits.plane(j));
+        r.iter()
+            .zip(c)
+            .map(|(r, c)| (c & flip) ^ r ^ flip)
+            .collect()
+    };
     // Bit 0 with the carry-in of 1: G = g_0 OR p_0 = g_0 ^ p_0 (disjoint).
-    let mut nodes: Vec<Node> = vec![Node {
-        g: plane(&g_all, 0).xor(&plane(&p_all, 0))?,
-        p: None,
-    }];
+    let g0: Vec<u64> = g_of(0).iter().zip(p_of(0)).map(|(g, p)| g ^ p).collect();
+    let mut nodes: Vec<Node> = vec![Node { g: g0, p: None }];
     for j in 1..k - 1 {
         nodes.push(Node {
-            g: plane(&g_all, j),
-            p: Some(plane(&p_all, j)),
+            g: g_of(j),
+            p: Some(p_of(j)),
         });
     }
     while nodes.len() > 1 {
-        let mut lhs = Vec::new();
-        let mut rhs = Vec::new();
+        let mut pairs: Vec<(&[u64], &[u64])> = Vec::new();
         for pair in nodes.chunks(2) {
             if let [lo, hi] = pair {
-                let hp = hi.p.as_ref().expect("only the lowest node lacks P");
-                lhs.push(hp);
-                rhs.push(&lo.g);
+                let hp = hi.p.as_deref().expect("only the lowest node lacks P");
+                pairs.push((hp, &lo.g));
                 if let Some(lp) = &lo.p {
-                    lhs.push(hp);
-                    rhs.push(lp);
+                    pairs.push((hp, lp));
                 }
             }
         }
-        let pairs: Vec<(&BinShared, &BinShared)> =
-            lhs.iter().copied().zip(rhs.iter().copied()).collect();
-        let mut ands = and_many(sess, &pairs).await?.into_iter();
+        let mut ands = and_words(sess, &pairs).await?.into_iter();
         let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
-        for pair in nodes.chunks(2) {
-            match pair {
-                [lo, hi] => {
-                    let g = hi.g.xor(&ands.next().expect("one AND per pair"))?;
-                    let p = match lo.p {
-                        Some(_) => Some(ands.next().expect("P AND")),
-                        None => None,
-                    };
+        let mut iter = nodes.into_iter();
+        while let Some(lo) = iter.next() {
+            match iter.next() {
+                Some(hi) => {
+                    let pg = ands.next().expect("one AND per pair");
+                    let g = hi.g.iter().zip(&pg).map(|(a, b)| a ^ b).collect();
+                    let p = lo.p.map(|_| ands.next().expect("P AND"));
                     next.push(Node { g, p });
                 }
-                [single] => next.push(Node {
-                    g: single.g.clone(),
-                    p: single.p.clone(),
-                }),
-                _ => unreachable!("chunks of 2"),
+                None => next.push(lo),
             }
         }
         nodes = next;
     }
     let carry = nodes.pop().expect("one node left").g;
-    plane(&p_all, k - 1).xor(&carry)
+    let msb: Vec<u64> = p_of(k - 1).iter().zip(&carry).map(|(p, c)| p ^ c).collect();
+    Ok(BinShared::from_share(BitPlanes::from_words(shape, 1, msb)?))
 }
 
 /// [1{x >= 0}] as an arithmetic 0/1 share (DReLU, the ReLU derivative).

@@ -104,8 +104,13 @@ pub async fn inject<R: Ring>(
     let a = R::from_any(m.pop().expect("4 parts"))?;
     let mut e: Vec<u64> = b.share().data().to_vec();
     e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
-    let flat_x = x.share().clone().reshape([x.numel()])?;
-    let d_i = sess.backend().sub(&flat_x, &a)?;
+    let x_i = x.share().data();
+    let d_i: Vec<R> = x_i
+        .iter()
+        .zip(a.data())
+        .map(|(x, a)| x.wrapping_sub(*a))
+        .collect();
+    let d_i = RingTensor::new(a.shape().clone(), d_i)?;
     let (mut d, mut e) = sess.open_mixed(&[&d_i], &[&e]).await?;
     let (d, e) = (d.pop().expect("one"), e.pop().expect("one"));
     let party0 = sess.party() == 0;
@@ -128,11 +133,7 @@ pub async fn inject<R: Ring>(
         for j in i * width..(i + 1) * width {
             // [x s] = c + d [s]; [x b] = e x + (1 - 2e) [x s]
             let xs = c.data()[j].wrapping_add(d.data()[j].wrapping_mul(s));
-            xb[j] = if ei {
-                flat_x.data()[j].wrapping_sub(xs)
-            } else {
-                xs
-            };
+            xb[j] = if ei { x_i[j].wrapping_sub(xs) } else { xs };
         }
     }
     Ok((

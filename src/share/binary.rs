@@ -53,8 +53,9 @@ impl BinShared {
         let mut s = self.share.clone();
         if sess.party() == 0 {
             s.xor_assign(c)?;
-        } else {
-            s.xor_assign(&BitPlanes::zeros(c.shape().clone(), c.planes()))?;
+        } else if s.shape().numel() != c.shape().numel() || s.planes() != c.planes() {
+            // Same layout check as party 0's, so every party fails alike.
+            s.xor_assign(c)?;
         }
         Ok(BinShared::from_share(s))
     }
