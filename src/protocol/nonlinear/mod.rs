@@ -1,1 +1,18 @@
-//! Arithmetic non-linear functions on fixed-point shares (being written).
+//! Arithmetic non-linear functions on fixed-point shares: exponential,
+//! reciprocal, inverse square root and square root, logarithm, sigmoid and
+//! tanh, softmax, GeLU and LayerNorm.
+//!
+//! Every function is a short sequence of levels; each level opens all its
+//! masked values in one round ([`batch`]), public coefficients ride on
+//! truncations that happen anyway ([`fx`]), and polynomials are evaluated
+//! in the Chebyshev basis in log2(degree) levels ([`cheb`]). Each public
+//! function documents its domain, its error against f64 as measured by
+//! the tests, its rounds and its bytes.
+
+mod batch;
+mod cheb;
+mod exp;
+mod fx;
+mod kernels;
+
+pub use exp::{exp, exp_nonpositive};

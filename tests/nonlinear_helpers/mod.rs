@@ -1,0 +1,96 @@
+//! Helpers of the non-linear function tests (`tests/nonlinear_*.rs`).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use spindle::prg::Prg;
+use spindle::ring::{FixedPoint, Ring};
+use spindle::runner::{run_parties_blocking, RunOptions};
+use spindle::{Session, SessionConfig, Shared};
+use spindle_transport::LinkStats;
+
+/// Reals rounded to the fixed-point values they encode to, so the f64
+/// reference sees exactly what the parties compute on.
+pub fn quantize<R: Ring>(fp: FixedPoint, xs: &[f64]) -> Vec<f64> {
+    xs.iter()
+        .map(|&a| fp.decode(fp.encode::<R>(a).unwrap()))
+        .collect()
+}
+
+/// Uniform reals in [lo, hi).
+pub fn uniform_reals(prg: &mut Prg, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let mut raw = vec![0u64; n];
+    prg.fill(&mut raw);
+    raw.iter()
+        .map(|&v| lo + (v >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo))
+        .collect()
+}
+
+/// Runs `op` on a shared input (owned by party 0) at every party of an
+/// N-party run; returns each party's revealed output (decoded) and the
+/// traffic of `op` alone.
+pub fn run_unary<R, F, Fut>(
+    n: usize,
+    cfg: SessionConfig,
+    xs: Vec<f64>,
+    shape: Vec<usize>,
+    op: F,
+) -> Vec<(Vec<f64>, LinkStats)>
+where
+    R: Ring,
+    F: Fn(Arc<Session>, Shared<R>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
+{
+    let xs = Arc::new(xs);
+    let mut opts = RunOptions::new(n);
+    opts.session = cfg;
+    let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
+        let (xs, shape, op) = (xs.clone(), shape.clone(), op.clone());
+        async move {
+            let me = sess.party();
+            let x = sess.share_input_f64::<R>(0, (me == 0).then_some(&xs[..]), shape)?;
+            let before = sess.link_stats();
+            let y = op(sess.clone(), x).await?;
+            let cost = sess.link_stats() - before;
+            Ok((sess.reveal_f64(&y).await?, cost))
+        }
+    })
+    .expect("run succeeds");
+    report.parties.into_iter().map(|p| p.output).collect()
+}
+
+/// Asserts the traffic of one party for an op: `rounds` rounds and
+/// `elems` ring elements to each of the N - 1 peers.
+pub fn assert_traffic<R: Ring>(cost: &LinkStats, n: usize, rounds: u64, elems: usize, what: &str) {
+    assert_eq!(cost.rounds, rounds, "{what}: rounds");
+    assert_eq!(
+        cost.bytes_sent,
+        ((n - 1) * elems * R::BYTES) as u64,
+        "{what}: bytes sent ({} elements per peer expected)",
+        elems
+    );
+}
+
+/// Largest |got - want| where `abs(x)` says to measure absolutely, and
+/// |got - want| / |want| elsewhere; returns (max error, input where it occurs).
+pub fn max_err(
+    xs: &[f64],
+    got: &[f64],
+    want: impl Fn(f64) -> f64,
+    relative: impl Fn(f64) -> bool,
+) -> (f64, f64) {
+    let mut worst = (0.0, f64::NAN);
+    for (&x, &g) in xs.iter().zip(got) {
+        let w = want(x);
+        let e = if relative(x) {
+            (g - w).abs() / w.abs()
+        } else {
+            (g - w).abs()
+        };
+        if !(e <= worst.0) {
+            worst = (e, x);
+        }
+    }
+    worst
+}
