@@ -18,6 +18,7 @@ pub mod backend;
 pub mod demo;
 pub mod error;
 pub mod io;
+pub mod net;
 pub mod preprocess;
 pub mod prg;
 pub mod protocol;

@@ -1,8 +1,16 @@
 //! The `spindle` command line. With no subcommand it runs `spindle demo`.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand, ValueEnum};
 use spindle::demo::{self, DemoOptions};
+use spindle::net::config::{ClusterConfig, TransportKind};
+use spindle::net::dealer::{run_dealer, DealerOptions};
+use spindle::net::job::Job;
+use spindle::net::party::{run_party, PartyOptions};
 use spindle::runner::Preprocessing;
+use spindle::SessionConfig;
+use spindle_transport::{LinkProfile, DEALER};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +27,197 @@ struct Cli {
 enum Command {
     /// Secure MNIST classification demo on embedded data (the default job).
     Demo(DemoArgs),
+    /// Run one party of a job as this process (TCP with mutual TLS).
+    Party(PartyArgs),
+    /// Run the offline dealer as this process: plan, generate, serve each party its store.
+    Dealer(DealerArgs),
+    /// Write a private key and self-signed certificate for one cluster member.
+    Keygen(KeygenArgs),
+    /// Print the members of a cluster file, one per line: NAME HOST PORT CERT (for launchers).
+    Hosts(HostsArgs),
+}
+
+#[derive(clap::Args)]
+struct HostsArgs {
+    /// Cluster file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum JobKind {
+    /// Secure fixed-point matmul X[m,k] (party 0) times W[k,n] (party 1) with truncation.
+    Matmul,
+}
+
+#[derive(clap::Args, Clone)]
+struct JobArgs {
+    /// The job (the dealer and every party must run the same).
+    #[arg(long, value_enum, default_value_t = JobKind::Matmul)]
+    job: JobKind,
+    /// Rows of X.
+    #[arg(long, default_value_t = 64)]
+    m: usize,
+    /// Columns of X, rows of W.
+    #[arg(long, default_value_t = 128)]
+    k: usize,
+    /// Columns of W.
+    #[arg(long, default_value_t = 32)]
+    n: usize,
+    /// Seed of the (public, test) inputs.
+    #[arg(long, default_value_t = 1)]
+    input_seed: u64,
+    /// Compute the product this many times (fresh preprocessing each time), reveal the last.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Fixed-point fractional bits (default 20 in Z_2^64).
+    #[arg(long)]
+    frac_bits: Option<u32>,
+}
+
+impl JobArgs {
+    fn job(&self) -> Job {
+        match self.job {
+            JobKind::Matmul => Job::Matmul {
+                m: self.m,
+                k: self.k,
+                n: self.n,
+                input_seed: self.input_seed,
+                repeat: self.repeat,
+            },
+        }
+    }
+    fn session(&self) -> SessionConfig {
+        SessionConfig {
+            frac_bits: self.frac_bits,
+            ..SessionConfig::default()
+        }
+    }
+}
+
+#[derive(clap::Args, Clone)]
+struct ClusterArgs {
+    /// Cluster file (TOML). Without it, the torchrun (RANK, WORLD_SIZE,
+    /// MASTER_ADDR, MASTER_PORT) or Slurm (SLURM_PROCID, SLURM_NTASKS,
+    /// SLURM_JOB_NODELIST) environment describes the cluster.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory with partyI.pem, partyI.key, dealer.pem, dealer.key (environment mode,
+    /// and default key location).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// This process's private key (PEM). Default: CERT_DIR/partyI.key or CERT_DIR/dealer.key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Session id (overrides the config and the environment).
+    #[arg(long)]
+    session: Option<String>,
+    /// Plain TCP without TLS: no authentication, no encryption. Trusted lab networks only.
+    #[arg(long)]
+    insecure_plaintext: bool,
+    /// Address to listen on (default: this member's host and port from the cluster).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Receive timeout in ms (overrides the config).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Start-up budget in ms (overrides the config).
+    #[arg(long)]
+    connect_timeout_ms: Option<u64>,
+}
+
+impl ClusterArgs {
+    /// The cluster and, in environment mode, this process's rank.
+    fn load(&self) -> spindle::Result<(ClusterConfig, Option<usize>)> {
+        let (mut c, rank) = match &self.config {
+            Some(p) => (ClusterConfig::from_file(p)?, None),
+            None => {
+                let (c, r) = ClusterConfig::from_env(
+                    &|k| std::env::var(k).ok(),
+                    self.cert_dir.as_deref(),
+                    self.insecure_plaintext,
+                )?;
+                (c, Some(r))
+            }
+        };
+        if let Some(s) = &self.session {
+            c.session = s.clone();
+        }
+        if let Some(t) = self.timeout_ms {
+            c.options.timeout_ms = t;
+        }
+        if let Some(t) = self.connect_timeout_ms {
+            c.options.connect_timeout_ms = t;
+        }
+        c.validate()?;
+        Ok((c, rank))
+    }
+
+    fn key_for(&self, file: &str) -> Option<PathBuf> {
+        self.key
+            .clone()
+            .or_else(|| self.cert_dir.as_ref().map(|d| d.join(file)))
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// TCP (mutual TLS unless --insecure-plaintext).
+    Tcp,
+    /// RDMA verbs (not implemented yet).
+    Rdma,
+    /// RDMA if available, else TCP.
+    Auto,
+}
+
+#[derive(clap::Args)]
+struct PartyArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    job: JobArgs,
+    /// This party's id (default: RANK or SLURM_PROCID).
+    #[arg(long)]
+    party: Option<usize>,
+    /// Source of correlated randomness.
+    #[arg(long, value_enum, default_value_t = PreprocessingArg::Dealer)]
+    preprocessing: PreprocessingArg,
+    /// Transport (overrides the config).
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
+    /// Emulate every outgoing link: lan (10 Gbit/s, 0.1 ms), wan (400 Mbit/s, 20 ms) or RATE:LATENCY.
+    #[arg(long)]
+    link: Option<String>,
+    /// Write the revealed result, its error against f64 and the traffic per phase as JSON.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Fail unless the revealed result matches the f64 reference within the fixed-point bound.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(clap::Args)]
+struct DealerArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+#[derive(clap::Args)]
+struct KeygenArgs {
+    /// Member name: party0, party1, ..., or dealer (file names NAME.key, NAME.pem).
+    #[arg(long)]
+    name: String,
+    /// Output directory (created if missing).
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Extra subject alternative names (host names or IPs; informative, peers pin the certificate).
+    #[arg(long)]
+    host: Vec<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +330,190 @@ fn run_demo(args: DemoArgs) -> spindle::Result<()> {
     Ok(())
 }
 
+fn runtime() -> spindle::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| spindle::Error::Unsupported(format!("cannot start the async runtime: {e}")))
+}
+
+fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
+    let (cluster, rank) = args.cluster.load()?;
+    let me = args.party.or(rank).ok_or_else(|| {
+        spindle::Error::InvalidParty("pass --party ID (or set RANK / SLURM_PROCID)".into())
+    })?;
+    let security = spindle::net::security(
+        &cluster,
+        me,
+        args.cluster.key_for(&format!("party{me}.key")).as_deref(),
+        args.cluster.insecure_plaintext,
+    )?;
+    let link = args
+        .link
+        .as_deref()
+        .map(str::parse::<LinkProfile>)
+        .transpose()?;
+    let job = args.job.job();
+    let opts = PartyOptions {
+        cluster,
+        me,
+        security,
+        job: job.clone(),
+        session: args.job.session(),
+        preprocessing: match args.preprocessing {
+            PreprocessingArg::Dealer => Preprocessing::Dealer,
+            PreprocessingArg::TrustedFirstParty => Preprocessing::TrustedFirstParty,
+        },
+        transport: args.transport.map(|t| match t {
+            TransportArg::Tcp => TransportKind::Tcp,
+            TransportArg::Rdma => TransportKind::Rdma,
+            TransportArg::Auto => TransportKind::Auto,
+        }),
+        link,
+        bind: args.cluster.bind.clone(),
+    };
+    let out = runtime()?
+        .block_on(run_party(opts))
+        .map_err(|e| spindle::Error::Unsupported(format!("party {me}: {e}")))?;
+    let online = out
+        .stats
+        .phases
+        .iter()
+        .find(|p| p.label == "online")
+        .map(|p| p.stats)
+        .unwrap_or_default();
+    println!(
+        "party {me}: {} done; startup {:.1} ms, online {:.1} ms; max |secure - f64| = {:.3e}; \
+         online sent {} in {} rounds; {} from the dealer",
+        job.fingerprint(out.stats.n_parties, args.job.frac_bits),
+        out.startup_time.as_secs_f64() * 1e3,
+        out.online_time.as_secs_f64() * 1e3,
+        out.max_abs_error,
+        human_bytes(online.bytes_sent),
+        online.rounds,
+        human_bytes(out.dealer_bytes as u64)
+    );
+    if let Some(p) = &args.output {
+        let text = serde_json::to_string_pretty(&out.to_json()).unwrap_or_default();
+        std::fs::write(p, text).map_err(|e| spindle::Error::io(p, e))?;
+    }
+    if args.check {
+        let Job::Matmul { k, .. } = job;
+        let f = args.job.frac_bits.unwrap_or(20);
+        // Each of the k products is off by at most 1 ulp after encoding, plus truncation.
+        let tol = (k as f64 + 4.0) * 2f64.powi(-(f as i32)) * 2.0;
+        if out.max_abs_error > tol {
+            return Err(spindle::Error::Unsupported(format!(
+                "party {me}: result check failed: max error {:.3e} > bound {tol:.3e}",
+                out.max_abs_error
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn run_dealer_cmd(args: DealerArgs) -> spindle::Result<()> {
+    let (cluster, _) = args.cluster.load()?;
+    let security = spindle::net::security(
+        &cluster,
+        DEALER,
+        args.cluster.key_for("dealer.key").as_deref(),
+        args.cluster.insecure_plaintext,
+    )?;
+    let n = cluster.n_parties();
+    let opts = DealerOptions {
+        cluster,
+        security,
+        job: args.job.job(),
+        session: args.job.session(),
+        master_seed: None,
+        bind: args.cluster.bind.clone(),
+    };
+    let r = runtime()?
+        .block_on(run_dealer(opts))
+        .map_err(|e| spindle::Error::Unsupported(format!("dealer: {e}")))?;
+    println!(
+        "dealer: plan of {} requests generated in {:.1} ms; served {n} parties in {:.1} ms ({})",
+        r.plan_requests,
+        r.generate_time.as_secs_f64() * 1e3,
+        r.serve_time.as_secs_f64() * 1e3,
+        r.store_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("party {i}: {}", human_bytes(*b as u64)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn write_new(path: &Path, text: &str, force: bool, private: bool) -> spindle::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    if force {
+        o.create(true).truncate(true);
+    } else {
+        o.create_new(true);
+    }
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut f = o.open(path).map_err(|e| spindle::Error::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| spindle::Error::io(path, e))
+}
+
+fn run_keygen(args: KeygenArgs) -> spindle::Result<()> {
+    let ok = !args.name.is_empty()
+        && args
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(spindle::Error::InvalidParty(format!(
+            "--name must be letters, digits, - or _, got {:?}",
+            args.name
+        )));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| spindle::Error::io(&args.out, e))?;
+    let g = spindle_transport::tls::generate_self_signed(
+        &format!("spindle-{}", args.name),
+        &args.host,
+    )?;
+    let key = args.out.join(format!("{}.key", args.name));
+    let cert = args.out.join(format!("{}.pem", args.name));
+    write_new(&key, &g.key_pem, args.force, true)?;
+    write_new(&cert, &g.cert_pem, args.force, false)?;
+    println!(
+        "wrote {} (private: keep on this member's host) and {} (public: list it in the cluster config)",
+        key.display(),
+        cert.display()
+    );
+    Ok(())
+}
+
+fn run_hosts(args: HostsArgs) -> spindle::Result<()> {
+    let c = ClusterConfig::from_file(&args.config)?;
+    let cert = |m: &spindle::net::config::Member| {
+        m.cert
+            .as_ref()
+            .map_or("-".to_string(), |p| p.display().to_string())
+    };
+    if let Some(d) = &c.dealer {
+        println!("dealer {} {} {}", d.host, d.port, cert(d));
+    }
+    for (i, p) in c.parties.iter().enumerate() {
+        println!("party{i} {} {} {}", p.host, p.port, cert(p));
+    }
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -141,6 +524,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => run_demo(args),
+        Command::Party(args) => run_party_cmd(args),
+        Command::Dealer(args) => run_dealer_cmd(args),
+        Command::Keygen(args) => run_keygen(args),
+        Command::Hosts(args) => run_hosts(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -390,6 +390,37 @@ mod tests {
         assert_eq!(&f.payload[..], b"abcdef");
     }
 
+    /// The fuzz target's property (fuzz/fuzz_targets/frame_decoder.rs) on
+    /// pseudo-random buffers, so CI exercises it without cargo-fuzz.
+    #[test]
+    fn random_bytes_never_panic_and_frames_reencode() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 80) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if len >= HEADER_LEN && next() % 2 == 0 {
+                // Plausible headers reach the payload paths more often.
+                buf[8..12].copy_from_slice(&((next() % 64) as u32).to_le_bytes());
+                buf[12] = (next() % 3) as u8;
+                buf[13..16].fill(0);
+            }
+            let max = (next() % 64) as usize;
+            let mut rest = &buf[..];
+            while let Ok(Some((f, used))) = decode_frame(rest, max) {
+                assert!(used >= HEADER_LEN && used <= rest.len());
+                assert_eq!(used, HEADER_LEN + f.payload.len());
+                assert_eq!(&encode_header(&f.header)[..], &rest[..HEADER_LEN]);
+                rest = &rest[used..];
+            }
+        }
+    }
+
     #[tokio::test]
     async fn lying_length_allocates_only_what_arrives() {
         // Claims 1 GiB, sends 3 bytes: a truncation error, not a 1 GiB buffer.

@@ -1,0 +1,290 @@
+//! `spindle dealer`: the offline dealer as its own process.
+//!
+//! It runs the job's dry run to record the preprocessing plan, generates one
+//! store per party, and serves each party its store over a mutually
+//! authenticated TLS link: parties 1..N-1 receive only their seed, party 0
+//! its seed and the corrections. A party first sends its job fingerprint;
+//! one that runs another job is refused with the reason.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spindle_transport::frame::{read_frame, write_frame, FrameKind, ReadError};
+use spindle_transport::link::{accept, dial, LinkOptions, Security};
+use spindle_transport::{PartyId, TransportError, DEALER};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use super::config::ClusterConfig;
+use super::job::Job;
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::preprocess::{Dealer, PartyStore};
+use crate::prg::Seed;
+use crate::session::{Session, SessionConfig};
+
+/// Settings of a dealer process.
+#[derive(Clone, Debug)]
+pub struct DealerOptions {
+    /// The cluster (its `[dealer]` entry is this process).
+    pub cluster: ClusterConfig,
+    /// Link security.
+    pub security: Security,
+    /// The job the parties run.
+    pub job: Job,
+    /// Session settings (must match the parties').
+    pub session: SessionConfig,
+    /// Master seed for reproducible material; `None`: OS randomness.
+    pub master_seed: Option<Seed>,
+    /// Address to listen on; default: the `[dealer]` host and port.
+    pub bind: Option<String>,
+}
+
+/// What the dealer did.
+#[derive(Clone, Debug)]
+pub struct DealerReport {
+    /// Requests in the plan.
+    pub plan_requests: usize,
+    /// Bytes of each party's store, by party.
+    pub store_bytes: Vec<usize>,
+    /// Time of dry run plus generation.
+    pub generate_time: Duration,
+    /// Time from listening until every party was served.
+    pub serve_time: Duration,
+}
+
+/// Records the plan of `job` with a dry run and generates the stores.
+///
+/// Errors: protocol errors of the dry run, dealer errors.
+pub async fn generate(
+    job: &Job,
+    n_parties: usize,
+    session: &SessionConfig,
+    master_seed: Option<Seed>,
+) -> Result<(usize, Vec<PartyStore>)> {
+    let (dry, handle) = Session::dry_run(0, n_parties, session.clone())?;
+    job.run(Arc::new(dry)).await?;
+    let plan = handle.plan();
+    let dealer = match master_seed {
+        Some(s) => Dealer::from_master_seed(n_parties, s, Device::default())?,
+        None => Dealer::new(n_parties, Device::default())?,
+    };
+    Ok((plan.requests.len(), dealer.generate(&plan)?))
+}
+
+/// Runs the dealer: generate, listen, serve every party once, return.
+/// Waits at most the connect timeout of the cluster options for the parties.
+///
+/// Errors: [`Error::Transport`] when the address cannot be bound or some
+/// parties never fetched their store (named in the message).
+pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
+    let cluster = &opts.cluster;
+    let n = cluster.n_parties();
+    let t0 = Instant::now();
+    let (plan_requests, stores) = generate(&opts.job, n, &opts.session, opts.master_seed).await?;
+    let generate_time = t0.elapsed();
+    let store_bytes: Vec<Vec<u8>> = stores.iter().map(|s| s.to_bytes()).collect();
+    let sizes = store_bytes.iter().map(Vec::len).collect();
+    let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
+
+    let addr = match (&opts.bind, &cluster.dealer) {
+        (Some(b), _) => b.clone(),
+        (None, Some(d)) => d.addr(),
+        (None, None) => {
+            return Err(Error::InvalidParty(
+                "the cluster config has no [dealer] entry".into(),
+            ))
+        }
+    };
+    let listener = TcpListener::bind(&addr).await.map_err(|e| {
+        Error::Transport(TransportError::Config(format!(
+            "dealer cannot listen on {addr}: {e}"
+        )))
+    })?;
+    tracing::info!("dealer: plan of {plan_requests} requests; serving {n} parties on {addr}");
+    let t1 = Instant::now();
+    let lo = Arc::new(cluster.link_options());
+    let deadline = tokio::time::Instant::now() + lo.connect_timeout;
+    let stores: Arc<Vec<Vec<u8>>> = Arc::new(store_bytes);
+    let claimed: Arc<Mutex<HashSet<PartyId>>> = Arc::default();
+    let security = Arc::new(opts.security.clone());
+    let fingerprint = Arc::new(fingerprint);
+    let mut served = HashSet::new();
+    let mut tasks = JoinSet::new();
+    let mut last_error: Option<String> = None;
+    while served.len() < n {
+        tokio::select! {
+            acc = listener.accept() => {
+                let Ok((tcp, _)) = acc else { continue };
+                let (lo, security, claimed, stores, fp) =
+                    (lo.clone(), security.clone(), claimed.clone(), stores.clone(), fingerprint.clone());
+                tasks.spawn(async move {
+                    let claim = {
+                        let (claimed, n) = (claimed.clone(), lo.n_parties);
+                        move |p: PartyId| p < n && claimed.lock().map(|mut c| c.insert(p)).unwrap_or(false)
+                    };
+                    let link = accept(tcp, DEALER, &security, &lo, claim).await?;
+                    let peer = link.peer;
+                    let r = serve(link.stream, peer, &stores[peer], &fp, &lo).await;
+                    if r.is_err() {
+                        if let Ok(mut c) = claimed.lock() {
+                            c.remove(&peer); // let the party retry
+                        }
+                    }
+                    r.map(|_| peer)
+                });
+            }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                match done {
+                    Ok(Ok(peer)) => {
+                        tracing::info!("dealer: served party {peer} ({} bytes)", stores[peer].len());
+                        served.insert(peer);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!("dealer: {e}");
+                        last_error = Some(e.to_string());
+                    }
+                    Err(e) => last_error = Some(format!("task failed: {e}")),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let missing: Vec<String> = (0..n).filter(|p| !served.contains(p)).map(|p| p.to_string()).collect();
+                return Err(Error::Transport(TransportError::Connect {
+                    with: format!("parties {}", missing.join(", ")),
+                    addr,
+                    detail: format!(
+                        "did not fetch their preprocessing within {} ms{}",
+                        lo.connect_timeout.as_millis(),
+                        last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(DealerReport {
+        plan_requests,
+        store_bytes: sizes,
+        generate_time,
+        serve_time: t1.elapsed(),
+    })
+}
+
+async fn serve(
+    mut s: Box<dyn spindle_transport::link::Stream>,
+    peer: PartyId,
+    store: &[u8],
+    fingerprint: &str,
+    lo: &LinkOptions,
+) -> std::result::Result<(), TransportError> {
+    let io = |e: std::io::Error| TransportError::Link {
+        peer,
+        detail: e.to_string(),
+    };
+    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, 4096))
+        .await
+        .map_err(|_| TransportError::Timeout {
+            peer,
+            round: 0,
+            millis: lo.recv_timeout.as_millis() as u64,
+        })?
+        .map_err(|e| read_error(peer, e))?;
+    let theirs = String::from_utf8_lossy(&f.payload);
+    if f.header.kind != FrameKind::Data || theirs != fingerprint {
+        let why = format!(
+            "job mismatch: the dealer prepared {fingerprint:?}, party {peer} runs {theirs:?}"
+        );
+        let _ = write_frame(&mut s, 0, FrameKind::Abort, why.as_bytes()).await;
+        let _ = s.shutdown().await;
+        return Err(TransportError::Handshake {
+            with: format!("party {peer}"),
+            detail: why,
+        });
+    }
+    tokio::time::timeout(lo.write_timeout, async {
+        write_frame(&mut s, 0, FrameKind::Data, store).await?;
+        s.flush().await
+    })
+    .await
+    .map_err(|_| TransportError::Link {
+        peer,
+        detail: "sending the store stalled".into(),
+    })?
+    .map_err(io)?;
+    // The party may hang up as soon as it has its store: closing is best-effort.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = write_frame(&mut s, 0, FrameKind::Close, &[]).await;
+        let _ = s.shutdown().await;
+    })
+    .await;
+    Ok(())
+}
+
+fn read_error(peer: PartyId, e: ReadError) -> TransportError {
+    match e {
+        ReadError::Eof => TransportError::PeerClosed { peer },
+        ReadError::Io(e) => TransportError::Link {
+            peer,
+            detail: e.to_string(),
+        },
+        ReadError::Frame(e) => TransportError::BadFrame {
+            peer,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// The party side: connects to the dealer (retrying until it listens),
+/// sends the job fingerprint and receives this party's store. Returns the
+/// store and its size on the wire.
+///
+/// Errors: [`Error::Transport`] naming the dealer (unreachable, refused,
+/// job mismatch, timeout); [`Error::Format`] for a store that does not decode.
+pub async fn fetch_store(
+    cluster: &ClusterConfig,
+    me: PartyId,
+    security: &Security,
+    fingerprint: &str,
+) -> Result<(PartyStore, usize)> {
+    let d = cluster
+        .dealer
+        .as_ref()
+        .ok_or_else(|| Error::InvalidParty("the cluster config has no [dealer] entry".into()))?;
+    let lo = cluster.link_options();
+    let deadline = tokio::time::Instant::now() + lo.connect_timeout;
+    let link = dial(me, DEALER, &d.addr(), security, &lo, deadline).await?;
+    let mut s = link.stream;
+    let dealer_err = |detail: String| {
+        Error::Transport(TransportError::Handshake {
+            with: "the dealer".into(),
+            detail,
+        })
+    };
+    write_frame(&mut s, 0, FrameKind::Data, fingerprint.as_bytes())
+        .await
+        .map_err(|e| dealer_err(format!("sending the job fingerprint: {e}")))?;
+    s.flush()
+        .await
+        .map_err(|e| dealer_err(format!("sending the job fingerprint: {e}")))?;
+    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, lo.max_frame))
+        .await
+        .map_err(|_| {
+            dealer_err(format!(
+                "no store within {} ms",
+                lo.recv_timeout.as_millis()
+            ))
+        })?
+        .map_err(|e| dealer_err(format!("receiving the store: {}", read_error(me, e))))?;
+    match f.header.kind {
+        FrameKind::Data => {
+            let store = PartyStore::from_bytes(&f.payload, "dealer message")?;
+            Ok((store, f.payload.len()))
+        }
+        FrameKind::Abort => Err(dealer_err(format!(
+            "refused: {}",
+            String::from_utf8_lossy(&f.payload)
+        ))),
+        FrameKind::Close => Err(dealer_err("closed without sending a store".into())),
+    }
+}

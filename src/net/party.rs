@@ -1,0 +1,216 @@
+//! `spindle party`: one party of a job as its own process.
+//!
+//! Start-up: fetch the preprocessing store from the dealer and connect the
+//! party mesh (both with retries, within the connect timeout), then
+//! [`Session::connect`], run the job, and shut the links down gracefully.
+//! On any error the party tells its peers why (an abort frame) before
+//! returning it, so every other party fails promptly with a message that
+//! names the peer at the root of the failure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spindle_transport::{
+    Emulated, LinkProfile, PartyId, Security, StatsReport, TcpTransport, Transport, TransportError,
+};
+use tokio::net::TcpListener;
+
+use super::config::{ClusterConfig, TransportKind};
+use super::dealer::fetch_store;
+use super::job::Job;
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::runner::Preprocessing;
+use crate::session::{ProviderSpec, Session, SessionConfig};
+
+/// Settings of one party process.
+#[derive(Clone, Debug)]
+pub struct PartyOptions {
+    /// The cluster.
+    pub cluster: ClusterConfig,
+    /// This party's id.
+    pub me: PartyId,
+    /// Link security (see [`super::security`]).
+    pub security: Security,
+    /// The job.
+    pub job: Job,
+    /// Session settings (must match the other parties' and the dealer's).
+    pub session: SessionConfig,
+    /// Dealer process (default) or trusted first party.
+    pub preprocessing: Preprocessing,
+    /// Transport kind (overrides the config's when set).
+    pub transport: Option<TransportKind>,
+    /// Emulated link profile (overrides the config's when set).
+    pub link: Option<LinkProfile>,
+    /// Address to listen on; default: this party's configured host and port.
+    pub bind: Option<String>,
+}
+
+/// What one party computed and what it cost.
+#[derive(Clone, Debug)]
+pub struct PartyOutcome {
+    /// This party.
+    pub party: PartyId,
+    /// The revealed result.
+    pub result: Vec<f64>,
+    /// Largest |result - f64 reference|.
+    pub max_abs_error: f64,
+    /// Bytes of the store received from the dealer (0 without dealer).
+    pub dealer_bytes: usize,
+    /// Traffic per phase ("setup", "online").
+    pub stats: StatsReport,
+    /// Wall time from start to mesh connected and store received.
+    pub startup_time: Duration,
+    /// Wall time of session setup plus the job.
+    pub online_time: Duration,
+}
+
+impl PartyOutcome {
+    /// The outcome as JSON (result, error, dealer bytes, times, traffic).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "party": self.party,
+            "result": self.result,
+            "max_abs_error": self.max_abs_error,
+            "dealer_bytes": self.dealer_bytes,
+            "startup_ms": self.startup_time.as_secs_f64() * 1e3,
+            "online_ms": self.online_time.as_secs_f64() * 1e3,
+            "stats": serde_json::to_value(&self.stats).unwrap_or_default(),
+        })
+    }
+}
+
+/// Picks the transport kind: TCP, or the RDMA error, or TCP after a log
+/// line for `auto`.
+///
+/// Errors: [`TransportError::Unsupported`] for `rdma`.
+pub fn resolve_transport(
+    kind: TransportKind,
+) -> std::result::Result<TransportKind, TransportError> {
+    match kind {
+        TransportKind::Tcp => Ok(TransportKind::Tcp),
+        TransportKind::Rdma => Err(TransportError::Unsupported(
+            "the RDMA transport is not implemented in this build (see docs/transport.md); \
+             use --transport tcp or auto"
+                .into(),
+        )),
+        TransportKind::Auto => {
+            tracing::info!("--transport auto: RDMA is not available in this build, using TCP");
+            Ok(TransportKind::Tcp)
+        }
+    }
+}
+
+/// Runs one party of the job. See the module docs for the sequence.
+///
+/// Errors: configuration errors, [`Error::Transport`] for link failures
+/// (naming the peer), protocol errors; the peers have been sent the reason.
+pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
+    let c = &opts.cluster;
+    let n = c.n_parties();
+    if opts.me >= n {
+        return Err(Error::InvalidParty(format!("party {} of {n}", opts.me)));
+    }
+    opts.job.validate()?;
+    resolve_transport(opts.transport.unwrap_or(c.options.transport))?;
+    let link = match (&opts.link, &c.options.link) {
+        (Some(l), _) => Some(*l),
+        (None, Some(s)) => Some(s.parse::<LinkProfile>()?),
+        (None, None) => None,
+    };
+    let t0 = Instant::now();
+    let bind = opts
+        .bind
+        .clone()
+        .unwrap_or_else(|| c.parties[opts.me].addr());
+    let listener = TcpListener::bind(&bind).await.map_err(|e| {
+        Error::Transport(TransportError::Config(format!(
+            "party {} cannot listen on {bind}: {e}",
+            opts.me
+        )))
+    })?;
+    let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
+    let addrs = c.addrs();
+    let mesh = TcpTransport::connect(
+        opts.me,
+        &addrs,
+        listener,
+        opts.security.clone(),
+        c.link_options(),
+    );
+    let store = async {
+        match opts.preprocessing {
+            Preprocessing::Dealer => fetch_store(c, opts.me, &opts.security, &fingerprint)
+                .await
+                .map(|(s, b)| (ProviderSpec::Store(s), b)),
+            Preprocessing::TrustedFirstParty => Ok((ProviderSpec::TrustedFirstParty, 0)),
+        }
+    };
+    let (mesh, store) = tokio::join!(mesh, store);
+    let tcp = Arc::new(mesh?);
+    let (spec, dealer_bytes) = match store {
+        Ok(s) => s,
+        Err(e) => {
+            tcp.abort(&format!("party {} failed: {e}", opts.me)).await;
+            return Err(e);
+        }
+    };
+    let transport: Arc<dyn Transport> = match link {
+        Some(p) => {
+            tracing::info!(
+                "party {}: emulating {:.0} Mbit/s, {:?} per link",
+                opts.me,
+                p.bits_per_sec / 1e6,
+                p.latency
+            );
+            Arc::new(Emulated::new(tcp, p))
+        }
+        None => tcp,
+    };
+    let startup_time = t0.elapsed();
+    let t1 = Instant::now();
+    let result = async {
+        transport.begin_phase("setup");
+        let sess = Arc::new(
+            Session::connect(
+                transport.clone(),
+                Device::default(),
+                spec,
+                opts.session.clone(),
+            )
+            .await?,
+        );
+        transport.begin_phase("online");
+        opts.job.run(sess).await
+    }
+    .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let why = match &e {
+                // Relay the root cause: who failed first, and how.
+                Error::Transport(t) => t.to_string(),
+                other => format!("party {} failed: {other}", opts.me),
+            };
+            transport.abort(&why).await;
+            return Err(e);
+        }
+    };
+    let online_time = t1.elapsed();
+    transport.shutdown().await?;
+    let expected = opts.job.expected();
+    let max_abs_error = result
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    Ok(PartyOutcome {
+        party: opts.me,
+        result,
+        max_abs_error,
+        dealer_bytes,
+        stats: StatsReport::of(transport.as_ref()),
+        startup_time,
+        online_time,
+    })
+}

@@ -1,0 +1,377 @@
+//! Multi-process tests: real `spindle party` and `spindle dealer` processes
+//! on 127.0.0.1 with mutual TLS. Every wait is bounded (hang detection
+//! only; no timing assertions).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use spindle::net::job::Job;
+use spindle_transport::tls::generate_self_signed;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spindle");
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A cluster directory: certificates, cluster.toml, logs.
+struct Cluster {
+    dir: PathBuf,
+    n: usize,
+}
+
+/// Children killed on drop, so a failing test leaves no processes behind.
+struct Procs(Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_ports(k: usize) -> Vec<u16> {
+    let ls: Vec<std::net::TcpListener> = (0..k)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Cluster {
+    fn new(n: usize, options: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!(
+            "spindle-mp-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        let ports = free_ports(n + 1);
+        let mut toml = format!(
+            "session = \"mp-test-{}\"\n[options]\n{options}\n[dealer]\nhost = \"127.0.0.1\"\nport = {}\ncert = \"certs/dealer.pem\"\n",
+            dir.file_name().unwrap().to_string_lossy(),
+            ports[0]
+        );
+        let mut names = vec!["dealer".to_string()];
+        for i in 0..n {
+            names.push(format!("party{i}"));
+            toml += &format!(
+                "[[party]]\nid = {i}\nhost = \"127.0.0.1\"\nport = {}\ncert = \"certs/party{i}.pem\"\n",
+                ports[1 + i]
+            );
+        }
+        for name in &names {
+            let g = generate_self_signed(name, &["127.0.0.1".into()]).unwrap();
+            std::fs::write(dir.join(format!("certs/{name}.pem")), g.cert_pem).unwrap();
+            std::fs::write(dir.join(format!("certs/{name}.key")), g.key_pem).unwrap();
+        }
+        std::fs::write(dir.join("cluster.toml"), toml).unwrap();
+        Cluster { dir, n }
+    }
+
+    fn spawn(&self, name: &str, args: &[String]) -> (String, Child) {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        (name.to_string(), child)
+    }
+
+    fn config(&self) -> String {
+        self.dir.join("cluster.toml").display().to_string()
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.dir
+            .join(format!("certs/{name}.key"))
+            .display()
+            .to_string()
+    }
+
+    /// Starts the dealer and all parties with `job` args; `party_extra` are
+    /// added to party command lines only.
+    fn start(&self, job: &[&str], party_extra: &[&str]) -> Procs {
+        let job: Vec<String> = job.iter().map(|s| s.to_string()).collect();
+        let mut procs = Vec::new();
+        let mut args = vec![
+            "dealer".to_string(),
+            "--config".into(),
+            self.config(),
+            "--key".into(),
+            self.key("dealer"),
+        ];
+        args.extend(job.iter().cloned());
+        procs.push(self.spawn("dealer", &args));
+        for i in 0..self.n {
+            let mut args = vec![
+                "party".to_string(),
+                "--config".into(),
+                self.config(),
+                "--party".into(),
+                i.to_string(),
+                "--key".into(),
+                self.key(&format!("party{i}")),
+                "--output".into(),
+                self.dir
+                    .join(format!("party{i}.json"))
+                    .display()
+                    .to_string(),
+            ];
+            args.extend(job.iter().cloned());
+            args.extend(party_extra.iter().map(|s| s.to_string()));
+            procs.push(self.spawn(&format!("party{i}"), &args));
+        }
+        Procs(procs)
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+/// Waits for every process, at most `limit` in total; panics on a hang.
+fn wait_all(procs: &mut Procs, limit: Duration) -> Vec<(String, ExitStatus)> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    for (name, child) in &mut procs.0 {
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                out.push((name.clone(), st));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} still running after {limit:?}: hang"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    out
+}
+
+#[test]
+fn three_parties_and_dealer_run_secure_matmul_over_mutual_tls() {
+    let c = Cluster::new(3, "timeout_ms = 20000\nconnect_timeout_ms = 20000");
+    let (m, k, n, seed) = (24, 40, 12, 7);
+    let job_args = ["--m", "24", "--k", "40", "--n", "12", "--input-seed", "7"];
+    let mut procs = c.start(&job_args, &["--check"]);
+    let st = wait_all(&mut procs, Duration::from_secs(60));
+    for (name, s) in &st {
+        assert!(s.success(), "{name} failed:\n{}", c.log(name));
+    }
+    let job = Job::Matmul {
+        m,
+        k,
+        n,
+        input_seed: seed,
+        repeat: 1,
+    };
+    let expected = job.expected();
+    let mut first: Option<Vec<f64>> = None;
+    for i in 0..3 {
+        let text = std::fs::read_to_string(c.dir.join(format!("party{i}.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let result: Vec<f64> = serde_json::from_value(v["result"].clone()).unwrap();
+        assert_eq!(result.len(), m * n);
+        let err = result
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        // k products of 1-ulp encoded values plus one truncation, f = 20.
+        assert!(
+            err < (k as f64 + 4.0) * 2f64.powi(-20) * 2.0,
+            "party {i}: {err}"
+        );
+        // Every party revealed the same value.
+        match &first {
+            None => first = Some(result),
+            Some(f) => assert_eq!(f, &result),
+        }
+        // Traffic: setup and online phases, 3 online rounds (Beaver,
+        // truncation, reveal) and the store from the dealer.
+        let phases = v["stats"]["phases"].as_array().unwrap();
+        let online = phases.iter().find(|p| p["label"] == "online").unwrap();
+        assert_eq!(online["rounds"], 3, "party {i}");
+        assert!(v["dealer_bytes"].as_u64().unwrap() >= 48);
+    }
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+#[test]
+fn dealer_refuses_a_party_running_another_job() {
+    let c = Cluster::new(2, "timeout_ms = 5000\nconnect_timeout_ms = 3000");
+    let mut procs = Procs(Vec::new());
+    let mut dealer = vec![
+        "dealer".to_string(),
+        "--config".into(),
+        c.config(),
+        "--key".into(),
+        c.key("dealer"),
+    ];
+    dealer.extend(["--m", "8"].iter().map(|s| s.to_string()));
+    procs.0.push(c.spawn("dealer", &dealer));
+    for i in 0..2 {
+        let args = vec![
+            "party".to_string(),
+            "--config".into(),
+            c.config(),
+            "--party".into(),
+            i.to_string(),
+            "--key".into(),
+            c.key(&format!("party{i}")),
+            "--m".into(),
+            "9".into(),
+        ];
+        procs.0.push(c.spawn(&format!("party{i}"), &args));
+    }
+    let st = wait_all(&mut procs, Duration::from_secs(60));
+    for (name, s) in &st {
+        assert!(!s.success(), "{name} should fail");
+    }
+    assert!(
+        c.log("party0").contains("job mismatch"),
+        "{}",
+        c.log("party0")
+    );
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+#[test]
+fn party_with_a_certificate_not_in_the_config_is_refused() {
+    let c = Cluster::new(2, "timeout_ms = 5000\nconnect_timeout_ms = 3000");
+    // Party 1 runs with a fresh key whose certificate nobody knows: its own
+    // config lists the rogue certificate, the others' configs do not.
+    let rogue = generate_self_signed("rogue", &[]).unwrap();
+    std::fs::write(c.dir.join("certs/rogue.pem"), &rogue.cert_pem).unwrap();
+    std::fs::write(c.dir.join("certs/rogue.key"), &rogue.key_pem).unwrap();
+    let cfg = std::fs::read_to_string(c.dir.join("cluster.toml")).unwrap();
+    std::fs::write(
+        c.dir.join("rogue.toml"),
+        cfg.replace("certs/party1.pem", "certs/rogue.pem"),
+    )
+    .unwrap();
+    let mut procs = c.start_custom(&[
+        (
+            "party0",
+            vec![
+                "--config".into(),
+                c.config(),
+                "--party".into(),
+                "0".into(),
+                "--key".into(),
+                c.key("party0"),
+            ],
+        ),
+        (
+            "party1",
+            vec![
+                "--config".into(),
+                c.dir.join("rogue.toml").display().to_string(),
+                "--party".into(),
+                "1".into(),
+                "--key".into(),
+                c.key("rogue"),
+            ],
+        ),
+    ]);
+    let st = wait_all(&mut procs, Duration::from_secs(60));
+    for (name, s) in &st {
+        assert!(!s.success(), "{name} should fail:\n{}", c.log(name));
+    }
+    let p1 = c.log("party1");
+    assert!(p1.contains("handshake") || p1.contains("TLS"), "{p1}");
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+impl Cluster {
+    fn start_custom(&self, parties: &[(&str, Vec<String>)]) -> Procs {
+        let mut procs = vec![self.spawn(
+            "dealer",
+            &[
+                "dealer".to_string(),
+                "--config".into(),
+                self.config(),
+                "--key".into(),
+                self.key("dealer"),
+            ],
+        )];
+        for (name, args) in parties {
+            let mut a = vec!["party".to_string()];
+            a.extend(args.iter().cloned());
+            procs.push(self.spawn(name, &a));
+        }
+        Procs(procs)
+    }
+}
+
+fn random_u64() -> u64 {
+    let s = spindle::prg::Seed::random().unwrap();
+    u64::from_le_bytes(s.0[..8].try_into().unwrap())
+}
+
+#[test]
+fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
+    // A job of about 0.6 s of emulated network time (20 products x 3 rounds
+    // x 10 ms latency), killed 30..700 ms after the start.
+    let trials = 20;
+    let mut mid_run = 0;
+    let t_all = Instant::now();
+    for trial in 0..trials {
+        let c = Cluster::new(
+            3,
+            "timeout_ms = 4000\nconnect_timeout_ms = 3000\nhandshake_timeout_ms = 2000",
+        );
+        let job = ["--m", "8", "--k", "8", "--n", "8", "--repeat", "20"];
+        let mut procs = c.start(&job, &["--link", "1gbit:10ms"]);
+        let victim = (random_u64() % 3) as usize;
+        let delay = Duration::from_millis(30 + random_u64() % 670);
+        std::thread::sleep(delay);
+        let child = &mut procs.0[1 + victim].1;
+        let was_running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        // The others: non-zero exit with a message naming the victim, well
+        // within the receive/connect timeouts (plus slack for a busy host).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for p in (0..3).filter(|&p| p != victim) {
+            let (_, child) = &mut procs.0[1 + p];
+            let status = loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    break s;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "trial {trial}: party {p} hangs after party {victim} was killed at {delay:?}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let log = c.log(&format!("party{p}"));
+            if was_running {
+                assert!(
+                    !status.success(),
+                    "trial {trial}: party {p} succeeded although party {victim} was killed at {delay:?}:\n{log}"
+                );
+                assert!(
+                    log.contains(&format!("party {victim}")) && log.contains("error"),
+                    "trial {trial}: party {p}'s error does not name party {victim}:\n{log}"
+                );
+            }
+        }
+        mid_run += was_running as usize;
+        drop(procs); // kills the dealer if it still waits for the victim
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+    eprintln!(
+        "{mid_run}/{trials} kills landed before the victim finished; {:?} in all",
+        t_all.elapsed()
+    );
+    assert!(
+        mid_run >= trials / 2,
+        "too few kills landed mid-run: {mid_run}"
+    );
+}
