@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use spindle_transport::{LinkStats, PartyId, Transport};
 
-use crate::backend::{Backend, Device};
+use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{Dealer, PartyStore, PlanRecorder, Provider, Request, SeededProvider};
 use crate::prg::Seed;

@@ -256,6 +256,10 @@ fn max_and_argmax_along_each_axis() {
                 )?;
                 let mut out = Vec::new();
                 for axis in 0..3 {
+                    // The binary tree (group 2) and the default grouped tournament agree.
+                    let (m2, cost2) =
+                        measured(&sess, compare::max_grouped(&sess, &xs, axis, 2)).await?;
+                    let m2 = sess.reveal_f64(&m2).await?;
                     let (m, cost) = measured(&sess, compare::max(&sess, &xs, axis)).await?;
                     let (am, oh) = compare::argmax(&sess, &xs, axis).await?;
                     out.push((
@@ -263,6 +267,8 @@ fn max_and_argmax_along_each_axis() {
                         sess.reveal_f64(&am).await?,
                         sess.reveal(&oh).await?,
                         cost,
+                        m2,
+                        cost2,
                     ));
                 }
                 Ok(out)
@@ -271,9 +277,14 @@ fn max_and_argmax_along_each_axis() {
         let dims = [3usize, 5, 4];
         let at = |i: usize, j: usize, k: usize| vals[(i * 5 + j) * 4 + k];
         for p in &report.parties {
-            for (axis, (m, am, oh, cost)) in p.output.iter().enumerate() {
-                let levels = (dims[axis] as f64).log2().ceil() as u64;
-                assert_eq!(cost.rounds, levels * 8, "axis {axis}");
+            for (axis, (m, am, oh, cost, m2, cost2)) in p.output.iter().enumerate() {
+                assert_eq!(m, m2, "binary tree and grouped tournament agree");
+                assert_eq!(cost2.rounds, compare::max_rounds(64, dims[axis], 2));
+                assert_eq!(
+                    cost.rounds,
+                    compare::max_rounds(64, dims[axis], compare::DEFAULT_MAX_GROUP),
+                    "axis {axis}"
+                );
                 let mut idx = 0;
                 for i in 0..(if axis == 0 { 1 } else { 3 }) {
                     for j in 0..(if axis == 1 { 1 } else { 5 }) {
@@ -442,4 +453,37 @@ fn a2b_and_b2a_round_trip_in_z64() {
 #[test]
 fn a2b_and_b2a_round_trip_in_z32() {
     a2b_b2a_round_trip::<u32>();
+}
+
+#[test]
+fn max_over_128_takes_23_rounds() {
+    for n in [2, 3] {
+        let mut prg = Prg::new(&fresh_seed("max128"), 0);
+        let vals = Arc::new(reals(&mut prg, 4 * 128, 30.0));
+        let va = vals.clone();
+        let report = run(n, move |sess| {
+            let v = va.clone();
+            async move {
+                let xs = sess.share_input_f64::<u64>(
+                    0,
+                    (sess.party() == 0).then_some(&v[..]),
+                    [4, 128],
+                )?;
+                let (m, cost) = measured(&sess, compare::max(&sess, &xs, 1)).await?;
+                Ok((sess.reveal_f64(&m).await?, cost))
+            }
+        });
+        assert_eq!(compare::max_rounds(64, 128, compare::DEFAULT_MAX_GROUP), 23);
+        for p in &report.parties {
+            let (m, cost) = &p.output;
+            assert_eq!(cost.rounds, 23);
+            for r in 0..4 {
+                let best = vals[r * 128..(r + 1) * 128]
+                    .iter()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                assert!((m[r] - best).abs() < 1e-5);
+            }
+        }
+    }
 }

@@ -251,56 +251,172 @@ fn gather<R: Ring>(
     v
 }
 
-/// Tournament over `cands` (each a flat share of `m` values, with an optional
-/// one-hot payload of `width` values per element): per level one MSB of the
-/// differences and one bit injection of [difference, payload difference].
+/// Largest group compared all-pairs in one level by [`max`] and [`argmax`].
+pub const DEFAULT_MAX_GROUP: usize = 16;
+
+/// Rounds of [`max_grouped`] over `len` candidates in Z_2^k with groups of
+/// `group`: per level, one MSB of all pairwise differences, an AND tree over
+/// each candidate's group-1 comparison bits, and one bit injection.
+pub fn max_rounds(k: u32, len: usize, group: usize) -> u64 {
+    let (msb_rounds, _) = msb_cost(k, 1);
+    let mut len = len;
+    let mut rounds = 0;
+    while len > 1 {
+        let g = group.min(len);
+        rounds += msb_rounds + (g - 1).next_power_of_two().trailing_zeros() as u64 + 1;
+        len = len.div_ceil(g);
+    }
+    rounds
+}
+
+/// One level of the grouped tournament: candidates of `m` values (padded to
+/// `mp`, a multiple of 64) with `width` payload values per element; groups of
+/// up to `group` candidates, each reduced to its winner (ties: lower index).
+async fn max_level<R: Ring>(
+    sess: &Session,
+    cands: Vec<(Vec<R>, Vec<R>)>,
+    mp: usize,
+    width: usize,
+    group: usize,
+) -> Result<Vec<(Vec<R>, Vec<R>)>> {
+    let groups: Vec<&[(Vec<R>, Vec<R>)]> = cands.chunks(group).collect();
+    // 1. All pairwise differences x_j - x_i - 1 (i < j) in one MSB:
+    //    bit c_ij = [x_j <= x_i].
+    let minus_one = if sess.party() == 0 {
+        R::ONE.wrapping_neg()
+    } else {
+        R::ZERO
+    };
+    let mut diff = Vec::new();
+    for g in &groups {
+        for i in 0..g.len() {
+            for j in i + 1..g.len() {
+                diff.extend(
+                    g[j].0
+                        .iter()
+                        .zip(&g[i].0)
+                        .map(|(b, a)| b.wrapping_sub(*a).wrapping_add(minus_one)),
+                );
+            }
+        }
+    }
+    let npairs = diff.len() / mp;
+    let c = if npairs > 0 {
+        msb(
+            sess,
+            &Shared::from_share(RingTensor::new([diff.len()], diff)?),
+        )
+        .await?
+    } else {
+        BinShared::from_share(BitPlanes::zeros([0], 1))
+    };
+    let wpp = mp / 64; // words per pair (or per candidate)
+    let cw = c.share().data();
+    let flip = if sess.party() == 0 { u64::MAX } else { 0 };
+    // 2. Winner bits w_i = AND_{j>i} c_ij AND AND_{j<i} NOT c_ji, by AND trees.
+    let mut inputs: Vec<Vec<Vec<u64>>> = Vec::new(); // per candidate, its bit vectors
+    let mut pair_base = 0;
+    for g in &groups {
+        let s = g.len();
+        let pair_index = |i: usize, j: usize| -> usize {
+            // index of (i, j), i < j, in row-major upper-triangular order
+            pair_base + i * s - i * (i + 1) / 2 + (j - i - 1)
+        };
+        for i in 0..s {
+            let mut v = Vec::with_capacity(s.saturating_sub(1));
+            for j in 0..s {
+                if j > i {
+                    let p = pair_index(i, j);
+                    v.push(cw[p * wpp..(p + 1) * wpp].to_vec());
+                } else if j < i {
+                    let p = pair_index(j, i);
+                    v.push(
+                        cw[p * wpp..(p + 1) * wpp]
+                            .iter()
+                            .map(|w| w ^ flip)
+                            .collect(),
+                    );
+                }
+            }
+            inputs.push(v);
+        }
+        pair_base += s * (s - 1) / 2;
+    }
+    while inputs.iter().any(|v| v.len() > 1) {
+        let mut pairs: Vec<(&[u64], &[u64])> = Vec::new();
+        for v in &inputs {
+            for pr in v.chunks(2) {
+                if let [a, b] = pr {
+                    pairs.push((a, b));
+                }
+            }
+        }
+        let mut ands = and_words(sess, &pairs).await?.into_iter();
+        inputs = inputs
+            .into_iter()
+            .map(|v| {
+                let odd = (v.len() % 2 == 1).then(|| v.last().cloned()).flatten();
+                let mut next: Vec<Vec<u64>> = (0..v.len() / 2)
+                    .map(|_| ands.next().expect("one AND per pair"))
+                    .collect();
+                next.extend(odd);
+                next
+            })
+            .collect();
+    }
+    // 3. One injection: every candidate's values and payload times its w_i.
+    let ncand = inputs.len();
+    let mut wbits = Vec::with_capacity(ncand * wpp);
+    let mut x = Vec::with_capacity(ncand * mp * (1 + width));
+    for (v, (vals, payload)) in inputs.iter().zip(&cands) {
+        match v.first() {
+            Some(w) => wbits.extend_from_slice(w),
+            // A group of one: its candidate wins (party 0 holds the 1 bits).
+            None => wbits.extend(std::iter::repeat_n(flip, wpp)),
+        }
+        for e in 0..mp {
+            x.push(vals[e]);
+            x.extend_from_slice(&payload[e * width..(e + 1) * width]);
+        }
+    }
+    let w = BinShared::from_share(BitPlanes::from_words([ncand * mp], 1, wbits)?);
+    let x = Shared::from_share(RingTensor::new([ncand * mp * (1 + width)], x)?);
+    let (scaled, _) = inject(sess, &x, &w).await?;
+    let scaled = scaled.into_share().into_data();
+    // 4. Sum each group's scaled candidates: exactly one has w = 1.
+    let mut out = Vec::with_capacity(groups.len());
+    let mut idx = 0;
+    for g in &groups {
+        let mut vals = vec![R::ZERO; mp];
+        let mut payload = vec![R::ZERO; mp * width];
+        for _ in 0..g.len() {
+            let block = &scaled[idx * mp * (1 + width)..(idx + 1) * mp * (1 + width)];
+            for e in 0..mp {
+                let row = &block[e * (1 + width)..(e + 1) * (1 + width)];
+                vals[e] = vals[e].wrapping_add(row[0]);
+                for t in 0..width {
+                    payload[e * width + t] = payload[e * width + t].wrapping_add(row[1 + t]);
+                }
+            }
+            idx += 1;
+        }
+        out.push((vals, payload));
+    }
+    Ok(out)
+}
+
+/// Grouped tournament down to one candidate; returns (values, payload),
+/// each padded to `mp` elements.
 async fn tournament<R: Ring>(
     sess: &Session,
     mut cands: Vec<(Vec<R>, Vec<R>)>,
-    m: usize,
+    mp: usize,
     width: usize,
+    group: usize,
 ) -> Result<(Vec<R>, Vec<R>)> {
     while cands.len() > 1 {
-        let pairs = cands.len() / 2;
-        let mut diff = Vec::with_capacity(pairs * m);
-        let mut payload = Vec::with_capacity(pairs * m * (1 + width));
-        for p in 0..pairs {
-            let (lo, hi) = (&cands[2 * p], &cands[2 * p + 1]);
-            for e in 0..m {
-                let d = hi.0[e].wrapping_sub(lo.0[e]);
-                diff.push(d);
-                payload.push(d);
-                for w in 0..width {
-                    payload.push(hi.1[e * width + w].wrapping_sub(lo.1[e * width + w]));
-                }
-            }
-        }
-        // bit = 1 where hi - lo - 1 < 0, i.e. hi <= lo: keep lo (ties go to
-        // the lower index), by subtracting the difference from hi.
-        let d = Shared::from_share(RingTensor::new([pairs * m], diff)?)
-            .add_scalar(sess, R::ONE.wrapping_neg());
-        let bit = msb(sess, &d).await?;
-        let x = Shared::from_share(RingTensor::new([pairs * m * (1 + width)], payload)?);
-        let (scaled, _) = inject(sess, &x, &bit).await?;
-        let scaled = scaled.into_share().into_data();
-        let mut next = Vec::with_capacity(pairs + 1);
-        for p in 0..pairs {
-            let hi = &cands[2 * p + 1];
-            let mut v = Vec::with_capacity(m);
-            let mut oh = Vec::with_capacity(m * width);
-            for e in 0..m {
-                let row = &scaled[(p * m + e) * (1 + width)..(p * m + e + 1) * (1 + width)];
-                v.push(hi.0[e].wrapping_sub(row[0]));
-                for w in 0..width {
-                    oh.push(hi.1[e * width + w].wrapping_sub(row[1 + w]));
-                }
-            }
-            next.push((v, oh));
-        }
-        if cands.len() % 2 == 1 {
-            next.push(cands.pop().expect("odd candidate"));
-        }
-        cands = next;
+        let g = group.min(cands.len());
+        cands = max_level(sess, cands, mp, width, g).await?;
     }
     Ok(cands.pop().expect("at least one candidate"))
 }
@@ -311,58 +427,92 @@ fn reduced_shape(shape: &Shape, axis: usize) -> Shape {
     Shape(d)
 }
 
-/// [max of x along `axis`], the axis kept with size 1. A tournament tree of
-/// ceil(log2(len)) levels, each one MSB of the pairwise differences and one
-/// bit injection. Domain: pairwise differences below 2^(k-1) - 1 in
-/// magnitude. Exact. Rounds: ceil(log2(len)) * (MSB rounds + 1), i.e. 8 per
-/// level in Z_2^64 and 7 in Z_2^32. Bytes per peer, per level with q pairs
-/// of m slices: msb_cost(k, q m).1 + q m k/8 + 8 ceil(q m / 64).
+/// [max of x along `axis`], the axis kept with size 1, with groups of
+/// [`DEFAULT_MAX_GROUP`] (see [`max_grouped`]).
 ///
-/// Errors: [`Error::ShapeMismatch`] for a missing or empty axis;
-/// preprocessing and transport errors.
+/// Errors: as [`max_grouped`].
 pub async fn max<R: Ring>(sess: &Session, x: &Shared<R>, axis: usize) -> Result<Shared<R>> {
-    let dims = split_axis(x.shape(), axis)?;
-    let (outer, len, inner) = dims;
-    let cands = (0..len)
-        .map(|i| (gather(x.share(), dims, i), Vec::new()))
-        .collect();
-    let (best, _) = tournament(sess, cands, outer * inner, 0).await?;
-    Ok(Shared::from_share(RingTensor::new(
-        reduced_shape(x.shape(), axis),
-        best,
-    )?))
+    max_grouped(sess, x, axis, DEFAULT_MAX_GROUP).await
+}
+
+/// [max of x along `axis`], the axis kept with size 1: a tournament whose
+/// levels compare groups of up to `group` candidates all-pairs at once
+/// (group 2 is the binary tree). Per level: one MSB over all pairwise
+/// differences, an AND tree over each candidate's comparison bits, and one
+/// bit injection that keeps each group's winner.
+///
+/// Domain: pairwise differences below 2^(k-1) - 1 in magnitude. Exact.
+/// Rounds: [`max_rounds`] (len 128, group 16: 23 in Z_2^64; group 2: 56).
+/// Bytes per peer, per level with P pairs and C candidates over m slices
+/// (m padded to a multiple of 64): msb_cost(k, P m).1 + AND-tree bytes
+/// (2 bits per AND) + C m k/8 + C m / 8.
+///
+/// Errors: [`Error::ShapeMismatch`] for a missing or empty axis or a group
+/// below 2; preprocessing and transport errors.
+pub async fn max_grouped<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    axis: usize,
+    group: usize,
+) -> Result<Shared<R>> {
+    Ok(argmax_impl(sess, x, axis, group, false).await?.0)
 }
 
 /// ([max along `axis`], [one-hot argmax]): the one-hot has x's shape with
 /// exactly one 1 along the axis, at the first maximum on ties (as PyTorch's
-/// argmax). Same rounds as [`max`]; each level's injection also carries
-/// the one-hot difference (len values per element, so len * k/8 more bytes
-/// per compared pair).
+/// argmax). Same rounds as [`max`]; each injection also carries the one-hot
+/// (len values per candidate element, len * k/8 more bytes each).
 ///
-/// Errors: as [`max`].
+/// Errors: as [`max_grouped`].
 pub async fn argmax<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
     axis: usize,
 ) -> Result<(Shared<R>, Shared<R>)> {
+    let (m, oh) = argmax_impl(sess, x, axis, DEFAULT_MAX_GROUP, true).await?;
+    Ok((m, oh.expect("one-hot requested")))
+}
+
+async fn argmax_impl<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    axis: usize,
+    group: usize,
+    with_onehot: bool,
+) -> Result<(Shared<R>, Option<Shared<R>>)> {
+    if group < 2 {
+        return Err(Error::shape(
+            "max",
+            format!("group size must be at least 2, got {group}"),
+        ));
+    }
     let dims = split_axis(x.shape(), axis)?;
     let (outer, len, inner) = dims;
     let m = outer * inner;
+    let mp = words_for(m) * 64;
+    let width = if with_onehot { len } else { 0 };
     let party0 = sess.party() == 0;
     let cands = (0..len)
         .map(|i| {
+            let mut v = gather(x.share(), dims, i);
+            v.resize(mp, R::ZERO);
             // Public one-hot e_i for every element (held by party 0).
-            let mut oh = vec![R::ZERO; m * len];
-            if party0 {
+            let mut oh = vec![R::ZERO; mp * width];
+            if party0 && with_onehot {
                 for e in 0..m {
                     oh[e * len + i] = R::ONE;
                 }
             }
-            (gather(x.share(), dims, i), oh)
+            (v, oh)
         })
         .collect();
-    let (best, oh) = tournament(sess, cands, m, len).await?;
-    // oh is [outer*inner, len]; lay it out as x's shape [outer, len, inner].
+    let (mut best, oh) = tournament(sess, cands, mp, width, group).await?;
+    best.truncate(m);
+    let best = Shared::from_share(RingTensor::new(reduced_shape(x.shape(), axis), best)?);
+    if !with_onehot {
+        return Ok((best, None));
+    }
+    // oh is [m, len] (padded); lay it out as x's shape [outer, len, inner].
     let mut onehot = vec![R::ZERO; outer * len * inner];
     for o in 0..outer {
         for j in 0..inner {
@@ -372,7 +522,10 @@ pub async fn argmax<R: Ring>(
         }
     }
     Ok((
-        Shared::from_share(RingTensor::new(reduced_shape(x.shape(), axis), best)?),
-        Shared::from_share(RingTensor::new(x.shape().clone(), onehot)?),
+        best,
+        Some(Shared::from_share(RingTensor::new(
+            x.shape().clone(),
+            onehot,
+        )?)),
     ))
 }

@@ -64,7 +64,8 @@ fn source(
 /// one-hot [n, c, ho, wo, kh * kw].
 ///
 /// Domain: |x| < 2^(k-3) as ring values (padding holds -2^(k-3)). Exact.
-/// Rounds: ceil(log2(kh kw)) * (MSB rounds + 1) (16 for 2x2 in Z_2^64).
+/// Rounds: [`super::compare::max_rounds`] over kh kw candidates (10 for a
+/// 2x2 window in Z_2^64: all 6 pairs compared at once).
 /// Bytes: as [`argmax`] over n c ho wo windows of kh kw values.
 ///
 /// Errors: [`Error::ShapeMismatch`]; preprocessing and transport errors.
