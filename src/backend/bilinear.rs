@@ -75,6 +75,22 @@ pub enum BilinearOp {
     Matmul,
     /// 2-D convolution, x [n,c,h,w] by weight [o,c,kh,kw], NCHW.
     Conv2d(Conv2dParams),
+    /// Weight gradient of a convolution: x [n,c,h,w] and output gradient
+    /// g [n,o,ho,wo] give dW [o,c,kh,kw] = sum over n of g_n (cols of x_n)^T.
+    Conv2dGradWeight {
+        /// Stride and padding of the forward convolution.
+        params: Conv2dParams,
+        /// Kernel (kh, kw) of the forward convolution.
+        kernel: (usize, usize),
+    },
+    /// Input gradient of a convolution: g [n,o,ho,wo] and weight [o,c,kh,kw]
+    /// give dx [n,c,h,w] = col2im(W^T g_n).
+    Conv2dGradInput {
+        /// Stride and padding of the forward convolution.
+        params: Conv2dParams,
+        /// Input (h, w) of the forward convolution.
+        input: (usize, usize),
+    },
 }
 
 impl BilinearOp {
@@ -94,6 +110,42 @@ impl BilinearOp {
             }
             BilinearOp::Matmul => matmul_shape(x, y),
             BilinearOp::Conv2d(p) => p.output_shape(x, y),
+            BilinearOp::Conv2dGradWeight { params, kernel } => {
+                let (xd, gd) = (x.dims(), y.dims());
+                if xd.len() != 4 || gd.len() != 4 || xd[0] != gd[0] {
+                    return Err(Error::shape(
+                        "conv2d_grad_weight",
+                        format!("need x [n,c,h,w] and g [n,o,ho,wo], got {x} and {y}"),
+                    ));
+                }
+                let w = Shape(vec![gd[1], xd[1], kernel.0, kernel.1]);
+                let out = params.output_shape(x, &w)?;
+                if out.dims() != gd {
+                    return Err(Error::shape(
+                        "conv2d_grad_weight",
+                        format!("gradient {y} does not match the forward output {out}"),
+                    ));
+                }
+                Ok(w)
+            }
+            BilinearOp::Conv2dGradInput { params, input } => {
+                let (gd, wd) = (x.dims(), y.dims());
+                if gd.len() != 4 || wd.len() != 4 || gd[1] != wd[0] {
+                    return Err(Error::shape(
+                        "conv2d_grad_input",
+                        format!("need g [n,o,ho,wo] and weight [o,c,kh,kw], got {x} and {y}"),
+                    ));
+                }
+                let xs = Shape(vec![gd[0], wd[1], input.0, input.1]);
+                let out = params.output_shape(&xs, y)?;
+                if out.dims() != gd {
+                    return Err(Error::shape(
+                        "conv2d_grad_input",
+                        format!("gradient {x} does not match the forward output {out}"),
+                    ));
+                }
+                Ok(xs)
+            }
         }
     }
 
@@ -108,6 +160,14 @@ impl BilinearOp {
             BilinearOp::Mul => be.mul(x, y),
             BilinearOp::Matmul => be.matmul(x, y),
             BilinearOp::Conv2d(p) => be.conv2d(x, y, p),
+            BilinearOp::Conv2dGradWeight { params, kernel } => {
+                self.output_shape(x.shape(), y.shape())?;
+                be.conv2d_grad_weight(x, y, params, *kernel)
+            }
+            BilinearOp::Conv2dGradInput { params, input } => {
+                self.output_shape(x.shape(), y.shape())?;
+                be.conv2d_grad_input(x, y, params, *input)
+            }
         }
     }
 
@@ -117,6 +177,8 @@ impl BilinearOp {
             BilinearOp::Mul => "mul",
             BilinearOp::Matmul => "matmul",
             BilinearOp::Conv2d(_) => "conv2d",
+            BilinearOp::Conv2dGradWeight { .. } => "conv2d_grad_weight",
+            BilinearOp::Conv2dGradInput { .. } => "conv2d_grad_input",
         }
     }
 }

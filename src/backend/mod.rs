@@ -50,6 +50,28 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         w: &RingTensor<R>,
         p: &Conv2dParams,
     ) -> Result<RingTensor<R>>;
+    /// Weight gradient of [`Backend::conv2d`]: x [n,c,h,w], g [n,o,ho,wo] ->
+    /// [o,c,kh,kw]. Shapes are checked by [`BilinearOp::output_shape`].
+    fn conv2d_grad_weight<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        g: &RingTensor<R>,
+        p: &Conv2dParams,
+        kernel: (usize, usize),
+    ) -> Result<RingTensor<R>>;
+    /// Input gradient of [`Backend::conv2d`]: g [n,o,ho,wo], w [o,c,kh,kw] ->
+    /// [n,c,h,w] with (h, w) = `input`.
+    fn conv2d_grad_input<R: Ring>(
+        &self,
+        g: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+        input: (usize, usize),
+    ) -> Result<RingTensor<R>>;
+    /// Swaps the last two dimensions ([.., m, n] -> [.., n, m]).
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for rank below 2.
+    fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>>;
     /// Fused final step of dealer-assisted truncation ([`crate::protocol::trunc`]):
     /// from the opened c = x + 2^(k-2) + r and this party's shares of
     /// r' = (r mod 2^(k-1)) >> f and of r_msb, returns this party's share of
@@ -127,6 +149,27 @@ impl Backend for Device {
         p: &Conv2dParams,
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.conv2d(x, w, p))
+    }
+    fn conv2d_grad_weight<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        g: &RingTensor<R>,
+        p: &Conv2dParams,
+        kernel: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.conv2d_grad_weight(x, g, p, kernel))
+    }
+    fn conv2d_grad_input<R: Ring>(
+        &self,
+        g: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+        input: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.conv2d_grad_input(g, w, p, input))
+    }
+    fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.transpose(a))
     }
     fn trunc_combine<R: Ring>(
         &self,

@@ -6,6 +6,7 @@
 
 pub mod conv;
 pub mod gemm;
+mod amx;
 
 use rayon::prelude::*;
 
@@ -134,6 +135,50 @@ impl Backend for CpuBackend {
         p: &Conv2dParams,
     ) -> Result<RingTensor<R>> {
         conv::conv2d(x, w, p, self.parallelism)
+    }
+    fn conv2d_grad_weight<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        g: &RingTensor<R>,
+        p: &Conv2dParams,
+        kernel: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        conv::conv2d_grad_weight(x, g, p, kernel, self.parallelism)
+    }
+    fn conv2d_grad_input<R: Ring>(
+        &self,
+        g: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+        input: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        conv::conv2d_grad_input(g, w, p, input, self.parallelism)
+    }
+    fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        let d = a.dims();
+        if d.len() < 2 {
+            return Err(crate::Error::shape(
+                "transpose",
+                format!("needs rank >= 2, got {}", a.shape()),
+            ));
+        }
+        let (m, n) = (d[d.len() - 2], d[d.len() - 1]);
+        let batch = a.numel() / (m * n).max(1);
+        let mut out = vec![R::ZERO; a.numel()];
+        for b in 0..batch {
+            let (src, dst) = (
+                &a.data()[b * m * n..(b + 1) * m * n],
+                &mut out[b * m * n..(b + 1) * m * n],
+            );
+            for i in 0..m {
+                for j in 0..n {
+                    dst[j * m + i] = src[i * n + j];
+                }
+            }
+        }
+        let mut shape = d.to_vec();
+        shape.swap(d.len() - 2, d.len() - 1);
+        RingTensor::new(shape, out)
     }
     fn trunc_combine<R: Ring>(
         &self,
