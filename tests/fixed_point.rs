@@ -60,6 +60,7 @@ fn reference(op: BilinearOp, x: &[f64], xs: &[usize], y: &[f64], ys: &[usize]) -
             }
             out
         }
+        other => unimplemented!("no f64 reference for {other:?} in this test"),
     }
 }
 
@@ -297,4 +298,49 @@ fn local_shift_truncation_is_two_party_only() {
     })
     .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}
+
+#[test]
+fn batched_products_share_their_rounds() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("batched"), 0);
+        let fp = FixedPoint::default_for::<u64>();
+        let q = |v: Vec<f64>| -> Vec<f64> {
+            v.iter()
+                .map(|&a| fp.decode(fp.encode::<u64>(a).unwrap()))
+                .collect()
+        };
+        let x = Arc::new(q(reals(&mut prg, 12, 5.0)));
+        let y = Arc::new(q(reals(&mut prg, 12, 5.0)));
+        let (xa, ya) = (x.clone(), y.clone());
+        let report = run(n, move |sess| {
+            let (x, y) = (xa.clone(), ya.clone());
+            async move {
+                let me = sess.party();
+                let a = sess.share_input_f64::<u64>(0, (me == 0).then_some(&x[..]), [3, 4])?;
+                let b = sess.share_input_f64::<u64>(1, (me == 1).then_some(&y[..]), [4, 3])?;
+                let b2 = b.clone().reshape([3, 4])?;
+                let items = [(BilinearOp::Matmul, &a, &b), (BilinearOp::Mul, &a, &b2)];
+                let (z, cost) = measured(&sess, fixed::product_many(&sess, &items)).await?;
+                Ok((
+                    sess.reveal_f64(&z[0]).await?,
+                    sess.reveal_f64(&z[1]).await?,
+                    cost,
+                ))
+            }
+        });
+        let ulp = 1.0 / fp.scale();
+        for p in &report.parties {
+            let (mm, hadamard, cost) = &p.output;
+            let expect_mm = reference(BilinearOp::Matmul, &x, &[3, 4], &y, &[4, 3]);
+            for (g, e) in mm.iter().zip(&expect_mm) {
+                assert!((g - e).abs() <= ulp);
+            }
+            for i in 0..12 {
+                assert!((hadamard[i] - x[i] * y[i]).abs() <= ulp);
+            }
+            // Two products and two truncations in two rounds in total.
+            assert_cost::<u64>(cost, n, 2, (12 + 12) * 2 + 9 + 12, "batched fixed products");
+        }
+    }
 }

@@ -29,6 +29,20 @@ pub async fn product<R: Ring>(
     truncate(sess, &beaver::product(sess, op, x, y).await?, f).await
 }
 
+/// Several independent fixed-point products in two rounds in total (one
+/// batched Beaver round, one batched truncation round).
+///
+/// Errors: as [`product`].
+pub async fn product_many<R: Ring>(
+    sess: &Session,
+    items: &[(BilinearOp, &Shared<R>, &Shared<R>)],
+) -> Result<Vec<Shared<R>>> {
+    let f = sess.fixed_point::<R>()?.frac_bits();
+    let raw = beaver::product_many(sess, items).await?;
+    let refs: Vec<&Shared<R>> = raw.iter().collect();
+    super::trunc::truncate_many(sess, &refs, f).await
+}
+
 /// Fixed-point elementwise x * y.
 ///
 /// Errors: as [`product`].

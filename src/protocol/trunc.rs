@@ -43,6 +43,67 @@ pub async fn truncate<R: Ring>(sess: &Session, x: &Shared<R>, frac_bits: u32) ->
     }
 }
 
+/// Truncates several shares in ONE round (dealer mode; zero rounds with the
+/// local shift). Same domain, error and bytes per element as [`truncate`].
+///
+/// Errors: as [`truncate`].
+pub async fn truncate_many<R: Ring>(
+    sess: &Session,
+    xs: &[&Shared<R>],
+    frac_bits: u32,
+) -> Result<Vec<Shared<R>>> {
+    if frac_bits + 2 > R::BITS {
+        return Err(Error::InvalidFixedPoint(format!(
+            "cannot truncate {frac_bits} bits in Z_2^{}",
+            R::BITS
+        )));
+    }
+    if frac_bits == 0 {
+        return Ok(xs.iter().map(|x| (*x).clone()).collect());
+    }
+    if sess.config().trunc == TruncMode::LocalShift {
+        return xs
+            .iter()
+            .map(|x| truncate_local(sess, x, frac_bits))
+            .collect();
+    }
+    let be = sess.backend();
+    let mut pairs = Vec::with_capacity(xs.len());
+    let mut masked = Vec::with_capacity(xs.len());
+    for x in xs {
+        let req = Request::Trunc {
+            ring: R::ID,
+            shape: x.shape().clone(),
+            frac_bits,
+        };
+        let [r, r_shifted, r_msb]: [_; 3] =
+            sess.fetch::<R>(&req)?
+                .try_into()
+                .map_err(|_| Error::Format {
+                    what: "preprocessing material".into(),
+                    detail: format!("{req} should have 3 tensors"),
+                })?;
+        let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2));
+        masked.push(be.add(x_biased.share(), &r)?);
+        pairs.push((r_shifted, r_msb));
+    }
+    let refs: Vec<&crate::ring::RingTensor<R>> = masked.iter().collect();
+    let opened = sess.open(&refs).await?;
+    opened
+        .iter()
+        .zip(pairs)
+        .map(|(c, (rs, rm))| {
+            Ok(Shared::from_share(be.trunc_combine(
+                c,
+                &rs,
+                &rm,
+                frac_bits,
+                sess.party() == 0,
+            )?))
+        })
+        .collect()
+}
+
 async fn truncate_dealer<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
