@@ -316,18 +316,18 @@ fn random_u64() -> u64 {
 
 #[test]
 fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
-    // A job of about 0.6 s of emulated network time (20 products x 3 rounds
+    // A job of about 0.85 s of emulated network time (40 products x 2 rounds
     // x 10 ms latency), killed 30..700 ms after the start.
     let trials = 20;
-    let mut mid_run = 0;
+    let (mut mid_run, mut late, mut failed_others) = (0, 0, 0);
     let t_all = Instant::now();
     for trial in 0..trials {
         let c = Cluster::new(
             3,
             "timeout_ms = 4000\nconnect_timeout_ms = 3000\nhandshake_timeout_ms = 2000",
         );
-        let job = ["--m", "8", "--k", "8", "--n", "8", "--repeat", "20"];
-        let mut procs = c.start(&job, &["--link", "1gbit:10ms"]);
+        let job = ["--m", "8", "--k", "8", "--n", "8", "--repeat", "40"];
+        let mut procs = c.start(&job, &["--link", "1gbit:10ms", "--check"]);
         let victim = (random_u64() % 3) as usize;
         let delay = Duration::from_millis(30 + random_u64() % 670);
         std::thread::sleep(delay);
@@ -351,14 +351,17 @@ fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
                 std::thread::sleep(Duration::from_millis(5));
             };
             let log = c.log(&format!("party{p}"));
-            if was_running {
-                assert!(
-                    !status.success(),
-                    "trial {trial}: party {p} succeeded although party {victim} was killed at {delay:?}:\n{log}"
-                );
+            if status.success() {
+                // Legitimate only if the victim had already delivered all its
+                // messages (killed while shutting down or printing): then the
+                // result was checked against f64 (--check) and is right.
+                late += 1;
+                assert!(log.contains("done"), "trial {trial}: party {p}:\n{log}");
+            } else {
+                failed_others += 1;
                 assert!(
                     log.contains(&format!("party {victim}")) && log.contains("error"),
-                    "trial {trial}: party {p}'s error does not name party {victim}:\n{log}"
+                    "trial {trial}: party {p}'s error does not name party {victim} (killed at {delay:?}):\n{log}"
                 );
             }
         }
@@ -367,11 +370,14 @@ fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
         let _ = std::fs::remove_dir_all(&c.dir);
     }
     eprintln!(
-        "{mid_run}/{trials} kills landed before the victim finished; {:?} in all",
+        "{mid_run}/{trials} victims still running when killed; {failed_others} surviving parties \
+         failed naming the victim, {late} finished correctly (kill after the victim's last \
+         message); {:?} in all",
         t_all.elapsed()
     );
     assert!(
-        mid_run >= trials / 2,
-        "too few kills landed mid-run: {mid_run}"
+        failed_others >= trials,
+        "too few kills landed mid-run: {failed_others} failures of {} surviving parties",
+        2 * trials
     );
 }

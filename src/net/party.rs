@@ -214,3 +214,26 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         online_time,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdma_is_a_clear_error_and_auto_falls_back_to_tcp() {
+        let e = resolve_transport(TransportKind::Rdma).unwrap_err();
+        assert!(matches!(e, TransportError::Unsupported(_)));
+        assert!(
+            e.to_string().contains("RDMA transport is not implemented"),
+            "{e}"
+        );
+        assert_eq!(
+            resolve_transport(TransportKind::Auto),
+            Ok(TransportKind::Tcp)
+        );
+        assert_eq!(
+            resolve_transport(TransportKind::Tcp),
+            Ok(TransportKind::Tcp)
+        );
+    }
+}

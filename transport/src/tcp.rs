@@ -303,6 +303,11 @@ async fn reader_task(
         let frame = match read_frame(&mut r, max_frame).await {
             Ok(f) => f,
             Err(ReadError::Eof) => break TransportError::PeerClosed { peer },
+            // TLS reports a socket closed without close_notify (a killed
+            // process) as an unexpected EOF: the peer is gone.
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break TransportError::PeerClosed { peer }
+            }
             Err(ReadError::Io(e)) => {
                 break TransportError::Link {
                     peer,
