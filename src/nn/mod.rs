@@ -1,0 +1,31 @@
+//! Neural networks on secret shares, with a plaintext f32 twin.
+//!
+//! A model is a [`ModelSpec`] (a list of [`LayerSpec`]s); the same spec and
+//! the same [`ModelWeights`] build the secure [`SecureModel`] and the
+//! plaintext [`PlainModel`], which serves as the accuracy oracle. Layers
+//! implement [`Module`]: forward and backward on fixed-point shares.
+
+mod activation;
+mod conv;
+mod init;
+mod linear;
+pub mod loss;
+mod model;
+mod module;
+mod optim;
+mod plain;
+mod pooling;
+mod reshape;
+mod spec;
+
+pub use activation::ReLU;
+pub use conv::Conv2d;
+pub use init::{Init, ModelWeights};
+pub use linear::Linear;
+pub use model::SecureModel;
+pub use module::{Module, Param};
+pub use optim::Sgd;
+pub use plain::{softmax_rows, PlainModel, PlainTensor};
+pub use pooling::{AvgPool2d, MaxPool2d};
+pub use reshape::{BatchNorm2d, Dropout, Flatten};
+pub use spec::{LayerSpec, ModelSpec};

@@ -1,0 +1,155 @@
+//! [`SecureModel`]: a sequential model on shares built from a [`ModelSpec`].
+
+use super::{
+    activation::ReLU, conv::Conv2d, linear::Linear, pooling::AvgPool2d, pooling::MaxPool2d,
+    reshape::BatchNorm2d, reshape::Dropout, reshape::Flatten, LayerSpec, ModelSpec, ModelWeights,
+    Module, Param,
+};
+use crate::error::{Error, Result};
+use crate::ring::{Ring, RingTensor};
+use crate::session::Session;
+use crate::share::Shared;
+
+/// A sequential model whose parameters are secret-shared.
+pub struct SecureModel<R: Ring> {
+    spec: ModelSpec,
+    layers: Vec<Box<dyn Module<R>>>,
+}
+
+impl<R: Ring> SecureModel<R> {
+    /// Secret-shares the model: party `owner` passes `Some(weights)` (f32,
+    /// encoded with the session's fixed point), the others `None`. No
+    /// online messages (input sharing is seed-based).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] if the weights do not fit the spec,
+    /// [`Error::InvalidParty`], encoding errors.
+    pub fn share(
+        sess: &Session,
+        spec: &ModelSpec,
+        owner: usize,
+        weights: Option<&ModelWeights>,
+    ) -> Result<Self> {
+        if let Some(w) = weights {
+            w.check(spec)?;
+        }
+        let mut shapes = spec.param_shapes().into_iter().enumerate();
+        let mut next = || -> Result<Shared<R>> {
+            let (i, shape) = shapes.next().expect("one shape per parameter");
+            let vals: Option<Vec<f64>> =
+                weights.map(|w| w.tensors[i].1.iter().map(|&v| v as f64).collect());
+            sess.share_input_f64::<R>(owner, vals.as_deref(), shape)
+        };
+        let mut layers: Vec<Box<dyn Module<R>>> = Vec::new();
+        for l in &spec.layers {
+            layers.push(match l {
+                LayerSpec::Linear { .. } => Box::new(Linear::new(next()?, next()?)?),
+                LayerSpec::Conv2d { params, .. } => {
+                    Box::new(Conv2d::new(next()?, next()?, *params)?)
+                }
+                LayerSpec::ReLU => Box::new(ReLU::new()),
+                LayerSpec::MaxPool2d(p) => Box::new(MaxPool2d::new(*p)),
+                LayerSpec::AvgPool2d(p) => Box::new(AvgPool2d::new(*p)),
+                LayerSpec::Flatten => Box::new(Flatten::new()),
+                LayerSpec::BatchNorm2d { .. } => Box::new(BatchNorm2d::new(next()?, next()?)),
+                LayerSpec::Dropout { p } => Box::new(Dropout::new(*p)),
+            });
+        }
+        Ok(SecureModel {
+            spec: spec.clone(),
+            layers,
+        })
+    }
+
+    /// The model definition.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Forward pass over a batch x [batch, input...].
+    ///
+    /// Errors: [`Error::ShapeMismatch`] when x does not fit the model;
+    /// preprocessing and transport errors.
+    pub async fn forward(
+        &mut self,
+        sess: &Session,
+        x: &Shared<R>,
+        train: bool,
+    ) -> Result<Shared<R>> {
+        let batch = x.shape().dims().first().copied().unwrap_or(0);
+        let expected = self.spec.shapes(batch)?;
+        if x.shape() != &expected[0] {
+            return Err(Error::shape(
+                "model input",
+                format!(
+                    "{} expects {}, got {}",
+                    self.spec.name,
+                    expected[0],
+                    x.shape()
+                ),
+            ));
+        }
+        let mut h = x.clone();
+        for layer in self.layers.iter_mut() {
+            h = layer.forward(sess, &h, train).await?;
+        }
+        Ok(h)
+    }
+
+    /// Backward pass from the loss gradient with respect to the output;
+    /// leaves every parameter's gradient in [`Param::grad`]. Returns the
+    /// gradient with respect to the model input when `need_input_grad` (the
+    /// first layer skips that product otherwise: its input is data).
+    ///
+    /// Errors: [`Error::Unsupported`] without a training forward pass;
+    /// preprocessing and transport errors.
+    pub async fn backward(
+        &mut self,
+        sess: &Session,
+        grad: &Shared<R>,
+        need_input_grad: bool,
+    ) -> Result<Option<Shared<R>>> {
+        let mut g = Some(grad.clone());
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
+            let need = i > 0 || need_input_grad;
+            let cur = g.take().ok_or_else(|| {
+                Error::Unsupported(format!("layer {} of {n} returned no input gradient", i + 1))
+            })?;
+            g = layer.backward(sess, &cur, need).await?;
+        }
+        Ok(g)
+    }
+
+    /// Every parameter, layer by layer (the order of [`ModelSpec::param_shapes`]).
+    pub fn params_mut(&mut self) -> Vec<&mut Param<R>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| l.params_mut())
+            .collect()
+    }
+
+    /// Reveals the parameters to party `to` (the model owner) as f32 weights:
+    /// `Some` there, `None` elsewhere. One round.
+    ///
+    /// Errors: transport errors.
+    pub async fn reveal_weights_to(
+        &self,
+        sess: &Session,
+        to: usize,
+    ) -> Result<Option<ModelWeights>> {
+        let params: Vec<&Param<R>> = self.layers.iter().flat_map(|l| l.params()).collect();
+        let shares: Vec<&RingTensor<R>> = params.iter().map(|p| p.value.share()).collect();
+        let fp = sess.fixed_point::<R>()?;
+        Ok(sess.open_to(to, &shares).await?.map(|vals| ModelWeights {
+            tensors: vals
+                .iter()
+                .map(|t| {
+                    (
+                        t.shape().clone(),
+                        t.data().iter().map(|&v| fp.decode(v) as f32).collect(),
+                    )
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,70 @@
+//! The [`Module`] trait of secure layers and their [`Param`]s.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ring::Ring;
+use crate::session::Session;
+use crate::share::Shared;
+
+/// A shared trainable tensor with its gradient and optimizer state.
+#[derive(Clone, Debug)]
+pub struct Param<R: Ring> {
+    /// The shared value (fixed point).
+    pub value: Shared<R>,
+    /// Gradient of the last backward pass (fixed point), if any.
+    pub grad: Option<Shared<R>>,
+    /// Momentum buffer of [`crate::nn::Sgd`].
+    pub velocity: Option<Shared<R>>,
+}
+
+impl<R: Ring> Param<R> {
+    /// A parameter with no gradient yet.
+    pub fn new(value: Shared<R>) -> Self {
+        Param {
+            value,
+            grad: None,
+            velocity: None,
+        }
+    }
+}
+
+/// A layer on shares: forward caches what backward needs; backward turns the
+/// gradient of the output into the gradient of the input and stores the
+/// parameter gradients. All tensors are fixed point with the session's f.
+#[async_trait]
+pub trait Module<R: Ring>: Send + Sync {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+
+    /// Forward pass. `train` keeps the caches for [`Module::backward`].
+    ///
+    /// Errors: shape mismatches, preprocessing and transport errors.
+    async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>>;
+
+    /// Backward pass from the output gradient; returns the input gradient
+    /// (`None` when `need_input_grad` is false, as for the first layer).
+    ///
+    /// Errors: [`crate::Error::Unsupported`] without a training forward
+    /// pass; shape, preprocessing and transport errors.
+    async fn backward(
+        &mut self,
+        sess: &Session,
+        grad: &Shared<R>,
+        need_input_grad: bool,
+    ) -> Result<Option<Shared<R>>>;
+
+    /// The trainable parameters (empty for parameter-free layers).
+    fn params_mut(&mut self) -> Vec<&mut Param<R>> {
+        Vec::new()
+    }
+
+    /// The parameters, read-only.
+    fn params(&self) -> Vec<&Param<R>> {
+        Vec::new()
+    }
+}
+
+pub(crate) fn no_cache(layer: &str) -> crate::Error {
+    crate::Error::Unsupported(format!("{layer}: backward without a training forward pass"))
+}

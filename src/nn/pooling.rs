@@ -1,0 +1,135 @@
+//! Max and average pooling layers on shares.
+
+use async_trait::async_trait;
+
+use super::module::no_cache;
+use super::Module;
+use crate::error::Result;
+use crate::protocol::fixed;
+use crate::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
+use crate::ring::{Ring, RingTensor, Shape};
+use crate::session::Session;
+use crate::share::Shared;
+
+/// Max pooling. Forward: [`maxpool2d`], keeping the argmax one-hot.
+/// Backward: [`maxpool2d_backward`] (one exact product, 1 round).
+pub struct MaxPool2d<R: Ring> {
+    pool: Pool2d,
+    cache: Option<(Shared<R>, Shape)>,
+}
+
+impl<R: Ring> MaxPool2d<R> {
+    /// A max-pooling layer.
+    pub fn new(pool: Pool2d) -> Self {
+        MaxPool2d { pool, cache: None }
+    }
+}
+
+#[async_trait]
+impl<R: Ring> Module<R> for MaxPool2d<R> {
+    fn name(&self) -> &'static str {
+        "maxpool2d"
+    }
+
+    async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
+        let (y, onehot) = maxpool2d(sess, x, &self.pool).await?;
+        self.cache = train.then(|| (onehot, x.shape().clone()));
+        Ok(y)
+    }
+
+    async fn backward(
+        &mut self,
+        sess: &Session,
+        grad: &Shared<R>,
+        need_input_grad: bool,
+    ) -> Result<Option<Shared<R>>> {
+        let (onehot, shape) = self.cache.take().ok_or_else(|| no_cache("maxpool2d"))?;
+        if !need_input_grad {
+            return Ok(None);
+        }
+        Ok(Some(
+            maxpool2d_backward(sess, grad, &onehot, &shape, &self.pool).await?,
+        ))
+    }
+}
+
+/// Average pooling (padding counts as zeros). Forward: local window sums
+/// times the public 1/(kh kw) (1 truncation round). Backward: the gradient
+/// times 1/(kh kw) (1 round), spread over each window (local).
+pub struct AvgPool2d {
+    pool: Pool2d,
+    input: Option<Shape>,
+}
+
+impl AvgPool2d {
+    /// An average-pooling layer.
+    pub fn new(pool: Pool2d) -> Self {
+        AvgPool2d { pool, input: None }
+    }
+
+    /// Calls `f(out_index, in_index)` for every (window position, input
+    /// position) pair inside the input.
+    fn for_each_tap(&self, x: &Shape, mut f: impl FnMut(usize, usize)) -> Result<Shape> {
+        let out = self.pool.output_shape(x)?;
+        let (n, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
+        let (ho, wo) = (out.dims()[2], out.dims()[3]);
+        let g = &self.pool.geometry;
+        for img in 0..n * c {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for ki in 0..self.pool.kernel.0 {
+                        for kj in 0..self.pool.kernel.1 {
+                            let iy = (oy * g.stride.0 + ki) as isize - g.padding.0 as isize;
+                            let ix = (ox * g.stride.1 + kj) as isize - g.padding.1 as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                f(
+                                    (img * ho + oy) * wo + ox,
+                                    img * h * w + iy as usize * w + ix as usize,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn inv_area(&self) -> f64 {
+        1.0 / (self.pool.kernel.0 * self.pool.kernel.1) as f64
+    }
+}
+
+#[async_trait]
+impl<R: Ring> Module<R> for AvgPool2d {
+    fn name(&self) -> &'static str {
+        "avgpool2d"
+    }
+
+    async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
+        let out_shape = self.pool.output_shape(x.shape())?;
+        let mut sums = vec![R::ZERO; out_shape.numel()];
+        let xd = x.share().data();
+        self.for_each_tap(x.shape(), |o, i| sums[o] = sums[o].wrapping_add(xd[i]))?;
+        self.input = train.then(|| x.shape().clone());
+        let sums = Shared::from_share(RingTensor::new(out_shape, sums)?);
+        fixed::mul_public_scalar(sess, &sums, self.inv_area()).await
+    }
+
+    async fn backward(
+        &mut self,
+        sess: &Session,
+        grad: &Shared<R>,
+        need_input_grad: bool,
+    ) -> Result<Option<Shared<R>>> {
+        let shape = self.input.take().ok_or_else(|| no_cache("avgpool2d"))?;
+        if !need_input_grad {
+            return Ok(None);
+        }
+        let scaled = fixed::mul_public_scalar(sess, grad, self.inv_area()).await?;
+        let g = scaled.share().data();
+        let mut out = vec![R::ZERO; shape.numel()];
+        self.for_each_tap(&shape, |o, i| out[i] = out[i].wrapping_add(g[o]))?;
+        Ok(Some(Shared::from_share(RingTensor::new(shape, out)?)))
+    }
+}
