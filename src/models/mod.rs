@@ -110,9 +110,9 @@ pub fn alexnet() -> ModelSpec {
     }
 }
 
-/// VGG16, CIFAR-10 variant of Piranha/Falcon: 13 convolutions (3x3, padding
-/// 1) in five blocks with 2x2 average pooling, then FC 512-256-256-10.
-/// Input [3, 32, 32].
+/// VGG16, CIFAR-10 variant of Piranha/Falcon: 13 convolutions (3x3,
+/// padding 1) in five blocks with 2x2 average pooling, then FC
+/// 512-256-256-10; input [3, 32, 32].
 pub fn vgg16() -> ModelSpec {
     use LayerSpec::{AvgPool2d, Flatten, ReLU};
     let mut layers = Vec::new();

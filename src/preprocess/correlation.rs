@@ -423,7 +423,7 @@ fn correlate<R: Ring>(
         let mut w = be
             .prg_tensor::<u64>(private, stream_id(index, 0), &Shape(vec![words_for(n)]))
             .into_data();
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             if let Some(last) = w.last_mut() {
                 *last &= (1u64 << (n % 64)) - 1;
             }

@@ -85,7 +85,7 @@ pub async fn inject<R: Ring>(
 ) -> Result<(Shared<R>, Shared<R>)> {
     check_one_plane(b, "inject")?;
     let n = b.shape().numel();
-    if n == 0 || x.numel() % n != 0 {
+    if n == 0 || !x.numel().is_multiple_of(n) {
         return Err(Error::shape(
             "inject",
             format!("{} values cannot be split over {n} bits", x.numel()),
@@ -116,11 +116,11 @@ pub async fn inject<R: Ring>(
     let party0 = sess.party() == 0;
     let mut xb = vec![R::ZERO; x.numel()];
     let mut bits = vec![R::ZERO; n];
-    for i in 0..n {
+    for (i, b) in bits.iter_mut().enumerate() {
         let s = s_arith.data()[i];
         let ei = bit(&e, i);
         // [b] = e + s - 2 e s
-        bits[i] = if ei {
+        *b = if ei {
             let v = s.wrapping_neg();
             if party0 {
                 v.wrapping_add(R::ONE)
