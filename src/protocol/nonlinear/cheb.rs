@@ -25,7 +25,6 @@ use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;
 
-#[allow(dead_code)] // used by the next functions
 /// Chebyshev interpolant of `f` on [a, b] with `deg + 1` coefficients:
 /// p(x) = sum_k c_k T_k(t), t = (2x - a - b) / (b - a), interpolating f at
 /// the deg + 1 Chebyshev nodes (near-minimax for smooth f).
@@ -91,7 +90,7 @@ fn leaves(c: &[f64], out: &mut Vec<[f64; 2]>, bound: &mut f64) {
 }
 
 /// Broadcasts a share of t's shape to the factor's shape.
-pub(crate) type Expand<R> = dyn Fn(&Shared<R>) -> Result<Shared<R>> + Sync;
+pub(crate) type Expand<'a, R> = dyn Fn(&Shared<R>) -> Result<Shared<R>> + Sync + 'a;
 
 /// A node of the evaluation tree: `None` when identically zero.
 type Node<R> = Option<Shared<R>>;
@@ -103,7 +102,7 @@ pub(crate) struct Mult<'a, R: Ring> {
     /// |e| <= bound.
     pub(crate) bound: f64,
     /// Maps a share of t's shape to e's shape (broadcast), when they differ.
-    pub(crate) expand: Option<&'a Expand<R>>,
+    pub(crate) expand: Option<&'a Expand<'a, R>>,
 }
 
 /// Spare bit for inputs slightly outside [-1, 1] and rounding.

@@ -9,10 +9,20 @@
 //! function documents its domain, its error against f64 as measured by
 //! the tests, its rounds and its bytes.
 
+mod axis;
 mod batch;
 mod cheb;
 mod exp;
 mod fx;
 mod kernels;
+mod log;
+mod normalize;
+mod reciprocal;
+mod softmax;
+mod sqrt;
 
 pub use exp::{exp, exp_nonpositive};
+pub use log::log;
+pub use reciprocal::reciprocal;
+pub use softmax::{softmax, softmax_2quad, softmax_with, SoftmaxOptions, MASKED};
+pub use sqrt::{rsqrt, sqrt};

@@ -1,0 +1,214 @@
+//! Range reduction by the position of the highest set bit: x = x' / c with
+//! c = 2^-(e+1) for x in [2^e, 2^(e+1)), so x' = x c lies in [1/2, 1) where
+//! a degree-7 polynomial is accurate to about 1e-6 (SPU's reciprocal and
+//! log work this way; CrypTen instead iterates from an exp-based guess).
+//!
+//! The bits come from one A2B ([`convert::a2b`], edaBits and a Kogge-Stone
+//! adder) on a 32-bit copy of x made locally: each party shifts its Z_2^64
+//! share right by d bits and keeps the low 32 bits, which yields shares of
+//! floor(x / 2^d) - c (0 <= c < N) in Z_2^32 (party 0 first adds
+//! (N - 1) 2^d so that x = 0 stays 0 or above) because the wrap-around terms
+//! are multiples of 2^(64-d) (SecureML's local truncation fails only
+//! through those terms, which vanish mod 2^32 for d <= 32). Guard bits
+//! below the lowest exponent absorb the small error c. A suffix OR over
+//! the exponent planes (log-depth binary ANDs) gives o_e = [x >= 2^e];
+//! h_e = o_e XOR o_(e+1) is one-hot, and one B2A with daBits makes it
+//! arithmetic, so c, sqrt(c), log2(c) are all local linear maps.
+
+use super::batch::{round, Prod};
+use super::cheb;
+use super::fx::{affine, enc, int_bits, Fx};
+use crate::error::{Error, Result};
+use crate::protocol::bitwise::and_many;
+use crate::protocol::convert::{a2b, b2a};
+use crate::ring::{Ring, RingTensor};
+use crate::session::Session;
+use crate::share::{BinShared, BitPlanes, Shared};
+
+/// Exponent range of a ring: x in [2^lo, 2^hi), and the scale of c.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Range {
+    /// Lowest exponent e (bucket [2^lo, 2^(lo+1))).
+    pub(crate) lo: i32,
+    /// One past the highest exponent.
+    pub(crate) hi: i32,
+    /// Scale of c = 2^-(e+1): the polynomial input t = 4 x c - 3 must be
+    /// squarable, so f + s_c - 2 <= k/2 - 2.
+    pub(crate) s_c: u32,
+}
+
+/// The exponent range for ring `R` with f fractional bits: 22 octaves in
+/// Z_2^64 ([2^-10, 2^12) at f = 20), 12 in Z_2^32 ([2^-4, 2^8) at f = 8).
+pub(crate) fn range<R: Ring>(f: u32) -> Result<Range> {
+    let t_max = (R::BITS - 4) / 2;
+    if f + 2 > t_max {
+        return Err(Error::InvalidFixedPoint(format!(
+            "range reduction needs f <= {} in Z_2^{}",
+            t_max - 2,
+            R::BITS
+        )));
+    }
+    let s_c = t_max + 2 - f;
+    let hi = s_c as i32;
+    let octaves = if R::BITS == 64 { 22 } else { 12 };
+    let lo = (hi - octaves).max(-(f as i32));
+    Ok(Range { lo, hi, s_c })
+}
+
+/// Guard bits kept below 2^lo in the 32-bit copy (Z_2^64 only).
+const GUARD: i32 = 9;
+
+/// One-hot arithmetic shares h_j = [x in [2^(lo+j), 2^(lo+j+1))], j < hi - lo
+/// (all zero when x < 2^lo). Rounds: A2B in Z_2^32 (6) + ceil(log2(hi -
+/// lo)) + 1.
+pub(crate) async fn onehot<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    f: u32,
+    rg: Range,
+) -> Result<Vec<Shared<R>>> {
+    let j_count = (rg.hi - rg.lo) as usize;
+    // A 32-bit copy and the plane of exponent lo in it.
+    let (v, base) = if R::BITS == 64 {
+        let d = f as i32 + rg.lo - GUARD;
+        if d < 0 {
+            return Err(Error::InvalidFixedPoint(
+                "range reduction: too few fractional bits (internal)".into(),
+            ));
+        }
+        let d = d as u32;
+        // Party 0 adds (N - 1) 2^d first, so that the copy is
+        // floor(x / 2^d) + (N - 1) - c >= 0 for x >= 0 (0 stays below 2^lo).
+        let bias = if sess.party() == 0 {
+            (sess.n_parties() as u64 - 1) << d
+        } else {
+            0
+        };
+        let data: Vec<u32> = x
+            .share()
+            .data()
+            .iter()
+            .map(|s| (s.to_u64().wrapping_add(bias) >> d) as u32)
+            .collect();
+        (RingTensor::new(x.shape().clone(), data)?, GUARD as usize)
+    } else {
+        let data: Vec<u32> = x.share().data().iter().map(|s| s.to_u64() as u32).collect();
+        (
+            RingTensor::new(x.shape().clone(), data)?,
+            (f as i32 + rg.lo) as usize,
+        )
+    };
+    let bits = a2b::<u32>(sess, &Shared::from_share(v)).await?;
+    let planes = bits.select_planes(base..base + j_count);
+    // Suffix OR: o_j = OR_{i >= j} p_i, with a OR b = a ^ b ^ (a & b).
+    let words = planes.share().words();
+    let mut o = planes;
+    let mut dist = 1;
+    while dist < j_count {
+        let hi = o.select_planes(dist..j_count);
+        let lo = o.select_planes(0..j_count - dist);
+        let and = and_many(sess, &[(&lo, &hi)]).await?.pop().expect("one AND");
+        let mut w = o.share().data().to_vec();
+        for (i, v) in w[..(j_count - dist) * words].iter_mut().enumerate() {
+            *v ^= hi.share().data()[i] ^ and.share().data()[i];
+        }
+        o = BinShared::from_share(BitPlanes::from_words(x.shape().clone(), j_count, w)?);
+        dist *= 2;
+    }
+    // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1). All planes as one plane of
+    // J * words * 64 bits for a single B2A.
+    let mut h = o.share().data().to_vec();
+    for j in 0..j_count - 1 {
+        for i in 0..words {
+            h[j * words + i] ^= o.share().data()[(j + 1) * words + i];
+        }
+    }
+    let flat_n = j_count * words * 64;
+    let flat = BinShared::from_share(BitPlanes::from_words([flat_n], 1, h)?);
+    let arith = b2a::<R>(sess, &flat).await?.into_share().into_data();
+    let n = x.numel();
+    (0..j_count)
+        .map(|j| {
+            let s = arith[j * words * 64..j * words * 64 + n].to_vec();
+            Ok(Shared::from_share(RingTensor::new(x.shape().clone(), s)?))
+        })
+        .collect()
+}
+
+/// sum_j coef(lo + j) h_j at `scale` (exact given the encoded coefficients).
+pub(crate) fn weighted<R: Ring>(
+    h: &[Shared<R>],
+    rg: Range,
+    coef: impl Fn(i32) -> f64,
+    scale: u32,
+) -> Result<Shared<R>> {
+    let n = h[0].numel();
+    let ks: Vec<R> = (0..h.len())
+        .map(|j| enc::<R>(coef(rg.lo + j as i32), scale))
+        .collect::<Result<_>>()?;
+    let mut out = vec![R::ZERO; n];
+    for (hj, k) in h.iter().zip(&ks) {
+        for (o, v) in out.iter_mut().zip(hj.share().data()) {
+            *o = o.wrapping_add(v.wrapping_mul(*k));
+        }
+    }
+    Ok(Shared::from_share(RingTensor::new(
+        h[0].shape().clone(),
+        out,
+    )?))
+}
+
+/// What to do after range reduction: g(x) = post(e) * p(x') + add(e) where
+/// x' = x 2^-(e+1) in [1/2, 1), p a polynomial (Chebyshev on [1/2, 1]).
+pub(crate) struct Reduced {
+    /// Chebyshev coefficients of p on t = 4 x' - 3.
+    pub(crate) coeffs: Vec<f64>,
+    /// Multiplier as a function of the exponent e (`None`: 1).
+    pub(crate) post: Option<fn(i32) -> f64>,
+    /// Additive term as a function of e (`None`: 0).
+    pub(crate) add: Option<fn(i32) -> f64>,
+}
+
+/// g(x) by range reduction for x in [2^lo, 2^hi) ([`range`]); result at
+/// scale f. Rounds: [`onehot`] + 1 (x c) + polynomial (6) + 1 with `post`.
+pub(crate) async fn reduced<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    g: &Reduced,
+) -> Result<Shared<R>> {
+    let f = sess.fixed_point::<R>()?.frac_bits();
+    let rg = range::<R>(f)?;
+    let h = onehot(sess, x, f, rg).await?;
+    // c = 2^-(e+1) at scale s_c: exact integers 2^(s_c - e - 1).
+    let c = weighted(&h, rg, |e| (-(e + 1) as f64).exp2(), rg.s_c)?;
+    let (p, _) = round(sess, &[Prod::Mul(x, &c)], &[]).await?;
+    let xc = p.into_iter().next().expect("x c");
+    // t = 4 x' - 3, x' = x c at scale f + s_c: reinterpret at scale - 2.
+    let ts = f + rg.s_c - 2;
+    let t = Fx::new(affine(sess, &[(&Fx::new(xc, ts), 1.0)], -3.0, ts)?, ts);
+    let out = match g.post {
+        None => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
+        Some(post) => {
+            let bound = (rg.lo..rg.hi).map(|e| post(e).abs()).fold(0.0, f64::max);
+            // The factor at a scale that leaves room for the leaves.
+            let s_m = (R::BITS / 2 - 2).saturating_sub(int_bits(bound)).min(f + 4);
+            let m = Fx::new(weighted(&h, rg, post, s_m)?, s_m);
+            cheb::eval(
+                sess,
+                &t,
+                &g.coeffs,
+                Some(cheb::Mult {
+                    e: &m,
+                    bound,
+                    expand: None,
+                }),
+                f,
+            )
+            .await?
+        }
+    };
+    match g.add {
+        None => Ok(out),
+        Some(add) => out.add(sess, &weighted(&h, rg, add, f)?),
+    }
+}

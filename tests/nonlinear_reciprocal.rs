@@ -1,0 +1,240 @@
+//! Range-reduced functions (reciprocal, inverse square root, square root,
+//! logarithm) for N = 2, 3, 4 in Z_2^64 and Z_2^32: error against f64 over
+//! the documented domains (sampled log-uniformly so every exponent is hit)
+//! and at the edges, rounds and bytes.
+
+mod common;
+mod nonlinear_helpers;
+
+use common::{fresh_seed, PARTY_COUNTS};
+use nonlinear_helpers::*;
+use spindle::prg::Prg;
+use spindle::protocol::nonlinear;
+use spindle::ring::{FixedPoint, Ring};
+use spindle::SessionConfig;
+
+#[derive(Clone, Copy, Debug)]
+enum F {
+    Recip,
+    Rsqrt,
+    Sqrt,
+    Log,
+}
+
+impl F {
+    fn f64(self, x: f64) -> f64 {
+        match self {
+            F::Recip => 1.0 / x,
+            F::Rsqrt => 1.0 / x.sqrt(),
+            F::Sqrt => x.sqrt(),
+            F::Log => x.ln(),
+        }
+    }
+}
+
+/// Bounds: relative error where |f(x)| >= 0.25, absolute elsewhere.
+struct Case {
+    lo: f64,
+    hi: f64,
+    rel: f64,
+    abs: f64,
+    rounds: u64,
+    /// Bytes sent to each peer.
+    bytes: u64,
+}
+
+fn check<R: Ring>(which: F, c: Case, len: usize) {
+    let fp = FixedPoint::default_for::<R>();
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("reduced"), 0);
+        let mut xs: Vec<f64> = uniform_reals(&mut prg, len - 6, c.lo.log2(), c.hi.log2())
+            .into_iter()
+            .map(f64::exp2)
+            .collect();
+        // Edges: both ends, powers of two (bucket boundaries), 1.
+        xs.extend([c.lo, c.hi * 0.999, 1.0, 0.5, 2.0, 4.0]);
+        let xs = quantize::<R>(fp, &xs);
+        let out = run_unary::<R, _, _>(
+            n,
+            SessionConfig::default(),
+            xs.clone(),
+            vec![len],
+            move |s, x| async move {
+                match which {
+                    F::Recip => nonlinear::reciprocal(&s, &x).await,
+                    F::Rsqrt => nonlinear::rsqrt(&s, &x).await,
+                    F::Sqrt => nonlinear::sqrt(&s, &x).await,
+                    F::Log => nonlinear::log(&s, &x).await,
+                }
+            },
+        );
+        for (got, cost) in &out {
+            let (mut rel, mut at_r, mut abs, mut at_a) = (0.0f64, 0.0, 0.0f64, 0.0);
+            for (&x, &g) in xs.iter().zip(got) {
+                let w = which.f64(x);
+                let e = (g - w).abs();
+                if w.abs() >= 0.25 {
+                    if e / w.abs() > rel {
+                        (rel, at_r) = (e / w.abs(), x);
+                    }
+                } else if e > abs {
+                    (abs, at_a) = (e, x);
+                }
+            }
+            eprintln!(
+                "{which:?} Z_2^{} N={n}: relative {rel:.2e} at {at_r}, absolute {abs:.2e} at {at_a}",
+                R::BITS
+            );
+            assert!(
+                rel <= c.rel,
+                "{which:?}: relative error {rel} at x = {at_r}"
+            );
+            assert!(
+                abs <= c.abs,
+                "{which:?}: absolute error {abs} at x = {at_a}"
+            );
+            assert_eq!(cost.rounds, c.rounds, "{which:?}: rounds");
+            assert_eq!(
+                cost.bytes_sent,
+                c.bytes * (n as u64 - 1),
+                "{which:?}: bytes sent ({} per element to each peer)",
+                cost.bytes_sent as f64 / (n - 1) as f64 / len as f64
+            );
+        }
+    }
+}
+
+const LO64: f64 = 0.000_988; // 2^-10 (1 + 1%)
+const HI64: f64 = 4095.0;
+const LO32: f64 = 0.0632; // 2^-4 (1 + 1%)
+const HI32: f64 = 256.0;
+
+#[test]
+fn reciprocal_z64() {
+    check::<u64>(
+        F::Recip,
+        Case {
+            lo: LO64,
+            hi: HI64,
+            rel: 8e-6,
+            abs: 2e-6,
+            rounds: 20,
+            bytes: 1_388_544,
+        },
+        4096,
+    );
+}
+
+#[test]
+fn rsqrt_z64_covers_small_layernorm_variances() {
+    check::<u64>(
+        F::Rsqrt,
+        Case {
+            lo: LO64,
+            hi: HI64,
+            rel: 6e-6,
+            abs: 2e-6,
+            rounds: 20,
+            bytes: 1_388_544,
+        },
+        4096,
+    );
+}
+
+#[test]
+fn sqrt_z64() {
+    check::<u64>(
+        F::Sqrt,
+        Case {
+            lo: LO64,
+            hi: HI64,
+            rel: 6e-6,
+            abs: 2e-6,
+            rounds: 20,
+            bytes: 1_388_544,
+        },
+        4096,
+    );
+}
+
+#[test]
+fn log_z64() {
+    check::<u64>(
+        F::Log,
+        Case {
+            lo: LO64,
+            hi: HI64,
+            rel: 8e-6,
+            abs: 2e-6,
+            rounds: 19,
+            bytes: 995_328,
+        },
+        4096,
+    );
+}
+
+#[test]
+fn reciprocal_z32() {
+    check::<u32>(
+        F::Recip,
+        Case {
+            lo: LO32,
+            hi: HI32,
+            rel: 0.02,
+            abs: 0.008,
+            rounds: 19,
+            bytes: 207_104,
+        },
+        1024,
+    );
+}
+
+#[test]
+fn rsqrt_and_log_z32() {
+    check::<u32>(
+        F::Rsqrt,
+        Case {
+            lo: LO32,
+            hi: HI32,
+            rel: 0.02,
+            abs: 0.008,
+            rounds: 19,
+            bytes: 207_104,
+        },
+        1024,
+    );
+    check::<u32>(
+        F::Log,
+        Case {
+            lo: LO32,
+            hi: HI32,
+            rel: 0.02,
+            abs: 0.008,
+            rounds: 18,
+            bytes: 157_952,
+        },
+        1024,
+    );
+}
+
+#[test]
+fn sqrt_of_zero_is_zero() {
+    let fp = FixedPoint::default_for::<u64>();
+    let xs = vec![0.0, 0.0, 4.0];
+    for n in PARTY_COUNTS {
+        let out = run_unary::<u64, _, _>(
+            n,
+            SessionConfig::default(),
+            xs.clone(),
+            vec![3],
+            |s, x| async move { nonlinear::sqrt(&s, &x).await },
+        );
+        for (got, _) in &out {
+            assert!(
+                got[0].abs() <= 2.0 / fp.scale() && got[1].abs() <= 2.0 / fp.scale(),
+                "{got:?}"
+            );
+            assert!((got[2] - 2.0).abs() <= 1e-5, "{got:?}");
+        }
+    }
+}
