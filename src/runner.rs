@@ -9,7 +9,7 @@ use spindle_transport::{InMemoryNetwork, LinkStats, Transport};
 
 use crate::backend::Device;
 use crate::error::{Error, Result};
-use crate::preprocess::{Dealer, PartyStore, Plan};
+use crate::preprocess::{Dealer, DealerService, PartyStore, Plan, SeededProvider};
 use crate::prg::Seed;
 use crate::session::{ProviderSpec, Session, SessionConfig};
 
@@ -23,6 +23,10 @@ pub enum Preprocessing {
     /// Party 0 deals during the online phase (insecure against party 0;
     /// tests and demos only).
     TrustedFirstParty,
+    /// A dealer thread answers party 0's requests as they come (CrypTen's
+    /// trusted third party): no plan, no store, for long runs such as
+    /// training; parties 1..N-1 still receive only their seed.
+    OnlineDealer,
 }
 
 /// Options of an in-process run.
@@ -107,7 +111,8 @@ where
         )));
     }
     let t0 = Instant::now();
-    let (mut specs, plan, dealer_bytes) = match opts.preprocessing {
+    let mut online_dealer: Option<DealerService> = None;
+    let (mut specs, plan, mut dealer_bytes) = match opts.preprocessing {
         Preprocessing::Dealer => {
             let (dry, handle) = Session::dry_run(0, n, opts.session.clone())?;
             program(Arc::new(dry)).await?;
@@ -128,6 +133,25 @@ where
                 )?)));
             }
             (specs, Some(plan), bytes)
+        }
+        Preprocessing::OnlineDealer => {
+            let dealer = match opts.dealer_seed {
+                Some(s) => Dealer::from_master_seed(n, s, opts.backend.clone())?,
+                None => Dealer::new(n, opts.backend.clone())?,
+            };
+            let seeds: Vec<Seed> = (0..n).map(|i| dealer.seed(i)).collect();
+            let service = DealerService::spawn(dealer)?;
+            online_dealer = Some(service.clone());
+            let mut specs = vec![Some(ProviderSpec::Custom(Box::new(
+                SeededProvider::with_online_dealer(seeds[0], service, opts.backend.clone()),
+            )))];
+            for seed in &seeds[1..] {
+                specs.push(Some(ProviderSpec::Custom(Box::new(
+                    SeededProvider::from_seed(*seed, None, opts.backend.clone()),
+                ))));
+            }
+            // Each party receives its 16-byte seed; party 0's corrections are counted below.
+            (specs, None, vec![16; n])
         }
         Preprocessing::TrustedFirstParty => (
             (0..n)
@@ -163,6 +187,9 @@ where
         });
     }
     let online_time = t1.elapsed();
+    if let Some(service) = &online_dealer {
+        dealer_bytes[0] += service.bytes_sent() as usize;
+    }
 
     if results.iter().any(|r| r.is_err()) {
         let errors: Vec<Error> = results.into_iter().filter_map(|r| r.err()).collect();

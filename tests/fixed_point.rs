@@ -344,3 +344,31 @@ fn batched_products_share_their_rounds() {
         }
     }
 }
+
+#[test]
+fn online_dealer_serves_requests_as_they_come() {
+    for n in PARTY_COUNTS {
+        let mut opts = RunOptions::new(n);
+        opts.preprocessing = Preprocessing::OnlineDealer;
+        let report = run_parties_blocking(&opts, |sess| async move {
+            let me = sess.party();
+            let x =
+                sess.share_input_f64::<u64>(0, (me == 0).then_some(&[1.5, -2.25, 3.0][..]), [3])?;
+            let y =
+                sess.share_input_f64::<u64>(1, (me == 1).then_some(&[4.0, 0.5, -0.125][..]), [3])?;
+            let z = fixed::mul(&sess, &x, &y).await?;
+            sess.reveal_f64(&z).await
+        })
+        .unwrap();
+        assert!(report.plan.is_none(), "no plan: requests are served online");
+        for p in &report.parties {
+            assert_eq!(p.output, vec![6.0, -1.125, -0.375]);
+            if p.party == 0 {
+                // Seed plus the correlated parts: c of the triple, r' and r_msb of the truncation.
+                assert_eq!(p.dealer_bytes, 16 + 3 * 3 * 8);
+            } else {
+                assert_eq!(p.dealer_bytes, 16, "parties 1..N-1 receive only their seed");
+            }
+        }
+    }
+}

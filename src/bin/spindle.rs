@@ -1,5 +1,9 @@
 //! The `spindle` command line. With no subcommand it runs `spindle demo`.
 
+// Large short-lived share buffers: mimalloc avoids a page fault per fresh allocation.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -226,6 +230,18 @@ enum PreprocessingArg {
     Dealer,
     /// Party 0 deals (insecure against party 0; tests and demos only).
     TrustedFirstParty,
+    /// A dealer thread answers requests as they come (one process only).
+    OnlineDealer,
+}
+
+impl From<PreprocessingArg> for Preprocessing {
+    fn from(p: PreprocessingArg) -> Self {
+        match p {
+            PreprocessingArg::Dealer => Preprocessing::Dealer,
+            PreprocessingArg::TrustedFirstParty => Preprocessing::TrustedFirstParty,
+            PreprocessingArg::OnlineDealer => Preprocessing::OnlineDealer,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -268,10 +284,7 @@ fn run_demo(args: DemoArgs) -> spindle::Result<()> {
     let opts = DemoOptions {
         n_parties: args.parties,
         images: args.images,
-        preprocessing: match args.preprocessing {
-            PreprocessingArg::Dealer => Preprocessing::Dealer,
-            PreprocessingArg::TrustedFirstParty => Preprocessing::TrustedFirstParty,
-        },
+        preprocessing: Preprocessing::from(args.preprocessing),
         frac_bits: args.frac_bits,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -286,6 +299,7 @@ fn run_demo(args: DemoArgs) -> spindle::Result<()> {
         match opts.preprocessing {
             Preprocessing::Dealer => "dealer",
             Preprocessing::TrustedFirstParty => "trusted-first-party (insecure, demo only)",
+            Preprocessing::OnlineDealer => "online dealer",
         },
         r.frac_bits
     );
@@ -361,10 +375,7 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         security,
         job: job.clone(),
         session: args.job.session(),
-        preprocessing: match args.preprocessing {
-            PreprocessingArg::Dealer => Preprocessing::Dealer,
-            PreprocessingArg::TrustedFirstParty => Preprocessing::TrustedFirstParty,
-        },
+        preprocessing: Preprocessing::from(args.preprocessing),
         transport: args.transport.map(|t| match t {
             TransportArg::Tcp => TransportKind::Tcp,
             TransportArg::Rdma => TransportKind::Rdma,

@@ -144,6 +144,9 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
                 .await
                 .map(|(s, b)| (ProviderSpec::Store(s), b)),
             Preprocessing::TrustedFirstParty => Ok((ProviderSpec::TrustedFirstParty, 0)),
+            Preprocessing::OnlineDealer => Err(crate::Error::Unsupported(
+                "the online dealer runs only with all parties in one process for now; use --preprocessing dealer".into(),
+            )),
         }
     };
     let (mesh, store) = tokio::join!(mesh, store);

@@ -19,12 +19,14 @@ mod correlation;
 mod dealer;
 mod plan;
 mod provider;
+mod service;
 mod store;
 
 pub use correlation::Request;
 pub use dealer::Dealer;
 pub use plan::{Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};
+pub use service::DealerService;
 pub use store::PartyStore;
 
 use crate::error::Result;

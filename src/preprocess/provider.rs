@@ -38,6 +38,8 @@ enum Corrections {
     },
     /// Party 0 acting as the dealer itself (trusted first party mode).
     Dealer(Box<Dealer>),
+    /// Party 0 asking a dealer that runs elsewhere, request by request.
+    Remote(super::DealerService),
 }
 
 /// The online provider: expands this party's material from its dealer seed
@@ -89,6 +91,16 @@ impl SeededProvider {
         }
     }
 
+    /// Party 0 served by an online dealer ([`super::DealerService`]).
+    pub fn with_online_dealer(seed: Seed, service: super::DealerService, backend: Device) -> Self {
+        SeededProvider {
+            seed,
+            index: 0,
+            backend,
+            corrections: Corrections::Remote(service),
+        }
+    }
+
     /// Requests served so far.
     pub fn served(&self) -> usize {
         self.index
@@ -130,6 +142,7 @@ impl Provider for SeededProvider {
                 Some(corr)
             }
             Corrections::Dealer(dealer) => Some(dealer.next_correction(req)?),
+            Corrections::Remote(service) => Some(service.correction(req)?),
         };
         let material = expand_party(&self.backend, req, index, &self.seed, correction)?;
         self.index += 1;
@@ -141,6 +154,7 @@ impl Provider for SeededProvider {
             Corrections::FromSeed { .. } => "seeded (dealer)",
             Corrections::Store { .. } => "seeded + corrections (dealer)",
             Corrections::Dealer(_) => "trusted first party",
+            Corrections::Remote(_) => "seeded + corrections (online dealer)",
         }
     }
 }
