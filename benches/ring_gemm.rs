@@ -3,6 +3,11 @@
 //! plaintext f32 `matrixmultiply::sgemm` of the same shapes (one thread: the
 //! crate's `threading` feature is off).
 //!
+//! On CPUs with AMX-INT8 each ring case runs twice: `gemm` as shipped
+//! (`single_amx`, `rayon_amx`: the AMX limb kernel) and `gemm_without_amx`
+//! (`single_no_amx`, `rayon_no_amx`: the AVX-512 IFMA kernels where present),
+//! after checking that both give the same result.
+//!
 //! Throughput is `Throughput::Elements(m * n * k)`, so criterion's "elem/s"
 //! are multiply-adds per second: GOPS = elem/s / 1e9 (criterion prints
 //! "Gelem/s", which reads directly as GOPS).
@@ -16,7 +21,7 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use spindle::backend::cpu::gemm::{gemm, Parallelism};
+use spindle::backend::cpu::gemm::{amx_available, gemm, gemm_without_amx, Parallelism};
 use spindle::ring::Ring;
 
 /// Deterministic full-range operands (splitmix64).
@@ -33,7 +38,9 @@ fn operands<R: Ring>(len: usize, seed: u64) -> Vec<R> {
         .collect()
 }
 
-/// Benchmarks one ring GEMM of size s^3.
+/// Benchmarks one ring GEMM of size s^3: `gemm` as shipped (`_amx` where
+/// the AMX-INT8 kernel runs) and, where AMX runs, `gemm_without_amx` (the
+/// AVX-512 IFMA kernels on CPUs that have them, `_no_amx`) in the same run.
 fn ring_case<R: Ring>(c: &mut Criterion, s: usize, par: Parallelism) {
     let (a, b) = (operands::<R>(s * s, 1), operands::<R>(s * s, 2));
     let mut out = vec![R::ZERO; s * s];
@@ -43,9 +50,23 @@ fn ring_case<R: Ring>(c: &mut Criterion, s: usize, par: Parallelism) {
         Parallelism::Single => "single",
         Parallelism::Rayon => "rayon",
     };
-    group.bench_function(BenchmarkId::new(name, s), |bench| {
+    let amx = amx_available();
+    let best = if amx {
+        format!("{name}_amx")
+    } else {
+        name.to_string()
+    };
+    group.bench_function(BenchmarkId::new(best, s), |bench| {
         bench.iter(|| gemm(s, s, s, &a, &b, &mut out, par));
     });
+    if amx {
+        let mut check = vec![R::ZERO; s * s];
+        gemm_without_amx(s, s, s, &a, &b, &mut check, par);
+        assert!(check == out, "AMX and non-AMX results differ");
+        group.bench_function(BenchmarkId::new(format!("{name}_no_amx"), s), |bench| {
+            bench.iter(|| gemm_without_amx(s, s, s, &a, &b, &mut out, par));
+        });
+    }
     group.finish();
 }
 

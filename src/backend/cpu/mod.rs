@@ -4,9 +4,9 @@
 //! is a packed, register-tiled kernel ([`gemm`]); convolution lowers to GEMM
 //! through im2col ([`conv`]).
 
+mod amx;
 pub mod conv;
 pub mod gemm;
-mod amx;
 
 use rayon::prelude::*;
 
