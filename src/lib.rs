@@ -28,6 +28,7 @@ pub mod ring;
 pub mod runner;
 pub mod session;
 pub mod share;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use session::{Session, SessionConfig, TruncMode};

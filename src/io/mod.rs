@@ -1,3 +1,4 @@
 //! Reading data sets and model files.
 
+pub mod checkpoint;
 pub mod mnist;

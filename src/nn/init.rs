@@ -10,8 +10,11 @@ use super::{LayerSpec, ModelSpec};
 /// AISTATS 2010), uniform variants as in PyTorch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Init {
-    /// U(-b, b) with b = sqrt(6 / fan_in) (gain sqrt(2), for ReLU nets).
+    /// PyTorch's default for Linear and Conv2d: Kaiming uniform with
+    /// a = sqrt(5), i.e. U(-b, b) with b = 1 / sqrt(fan_in).
     #[default]
+    PyTorchDefault,
+    /// U(-b, b) with b = sqrt(6 / fan_in) (gain sqrt(2), for ReLU nets).
     KaimingUniform,
     /// U(-b, b) with b = sqrt(6 / (fan_in + fan_out)).
     XavierUniform,
@@ -35,6 +38,7 @@ impl ModelWeights {
             match layer {
                 LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. } => {
                     let bound = match init {
+                        Init::PyTorchDefault => (1.0 / layer.fan_in() as f64).sqrt(),
                         Init::KaimingUniform => (6.0 / layer.fan_in() as f64).sqrt(),
                         Init::XavierUniform => {
                             (6.0 / (layer.fan_in() + layer.fan_out()) as f64).sqrt()

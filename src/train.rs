@@ -1,0 +1,595 @@
+//! Secure training of the zoo models on MNIST: the engine behind
+//! `spindle train` and the training benchmarks.
+//!
+//! Party 0 owns the data (it secret-shares each batch and its one-hot
+//! labels), party 1 owns the model (it initialises and shares the weights).
+//! Each epoch is one in-process run of all parties whose dealer seed derives
+//! from the run seed and the epoch, so `--resume` from the per-party share
+//! checkpoints continues exactly as an uninterrupted run would.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use spindle_transport::LinkStats;
+
+use crate::error::{Error, Result};
+use crate::io::checkpoint::ShareCheckpoint;
+use crate::io::mnist::{self, MnistSplit, Split};
+use crate::models;
+use crate::nn::{loss, Init, ModelSpec, ModelWeights, PlainModel, PlainTensor, SecureModel, Sgd};
+use crate::prg::{Prg, Seed};
+use crate::ring::RingTensor;
+use crate::runner::{run_parties, Preprocessing, RunOptions};
+use crate::session::SessionConfig;
+
+/// How test accuracy is measured after each epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Secure inference on the test set; the logits are revealed to the data owner.
+    #[default]
+    Secure,
+    /// The trained weights are revealed to the model owner, who evaluates in plaintext.
+    RevealToOwner,
+}
+
+/// Where the MNIST images come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Data {
+    /// The 512-image sample shipped in the binary: 384 to train, 128 to test.
+    #[default]
+    EmbeddedSample,
+    /// A directory with the four standard (gzipped) IDX files.
+    Dir(PathBuf),
+}
+
+/// Settings of a training run (PyTorch-like defaults).
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Zoo model: "secureml" or "lenet" (MNIST-shaped).
+    pub model: String,
+    /// MNIST source.
+    pub data: Data,
+    /// Number of parties (>= 2).
+    pub parties: usize,
+    /// Epochs to train (in total, counting resumed ones).
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// SGD learning rate, momentum, weight decay.
+    pub sgd: Sgd,
+    /// Use only the first `n` training images.
+    pub train_limit: Option<usize>,
+    /// Use only the first `n` test images.
+    pub test_limit: Option<usize>,
+    /// Seeds the weights, the batch order and the dealer.
+    pub seed: u64,
+    /// Correlated randomness (default: the online dealer).
+    pub preprocessing: Preprocessing,
+    /// How accuracy is measured.
+    pub evaluation: Evaluation,
+    /// Where per-party share checkpoints go after every epoch.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the latest complete checkpoint in `checkpoint_dir`.
+    pub resume: bool,
+    /// Also train the plaintext twin with the same seed and report its accuracy.
+    pub plaintext_twin: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Fixed-point fractional bits (default 20).
+    pub frac_bits: Option<u32>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            model: "lenet".into(),
+            data: Data::EmbeddedSample,
+            parties: 3,
+            epochs: 1,
+            batch: 128,
+            sgd: Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+            train_limit: None,
+            test_limit: None,
+            seed: 1,
+            preprocessing: Preprocessing::OnlineDealer,
+            evaluation: Evaluation::Secure,
+            checkpoint_dir: None,
+            resume: false,
+            plaintext_twin: false,
+            progress: false,
+            frac_bits: None,
+        }
+    }
+}
+
+/// One epoch's outcome.
+#[derive(Clone, Debug)]
+pub struct EpochReport {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss (softmax cross-entropy), computed by the data owner.
+    pub loss: f64,
+    /// Test accuracy of the secure model.
+    pub accuracy: f64,
+    /// Test accuracy of the plaintext twin, if trained.
+    pub plaintext_accuracy: Option<f64>,
+    /// Median wall time of one training iteration (all parties in this process).
+    pub iteration_time: Duration,
+    /// Online traffic of party 0 per training iteration (mean).
+    pub per_iteration: LinkStats,
+}
+
+/// The result of [`train`].
+#[derive(Clone, Debug)]
+pub struct TrainReport {
+    /// One entry per epoch trained in this run.
+    pub epochs: Vec<EpochReport>,
+    /// Training losses of every iteration (data owner's view).
+    pub losses: Vec<f64>,
+}
+
+/// MNIST train and test splits per `data` and the limits.
+fn load_data(opts: &TrainOptions) -> Result<(MnistSplit, MnistSplit)> {
+    let (train, test) = match &opts.data {
+        Data::EmbeddedSample => {
+            let s = mnist::embedded_sample()?;
+            let idx = |r: std::ops::Range<usize>| -> Result<MnistSplit> {
+                let d = s.images.pixels_per_image();
+                Ok(MnistSplit {
+                    images: mnist::MnistImages {
+                        n: r.len(),
+                        rows: s.images.rows,
+                        cols: s.images.cols,
+                        pixels: s.images.pixels[r.start * d..r.end * d].to_vec(),
+                    },
+                    labels: s.labels[r].to_vec(),
+                })
+            };
+            (idx(0..384)?, idx(384..512)?)
+        }
+        Data::Dir(dir) => (
+            mnist::load_split(dir, Split::Train)?,
+            mnist::load_split(dir, Split::Test)?,
+        ),
+    };
+    let train = match opts.train_limit {
+        Some(n) => train.take(n.min(train.images.n))?,
+        None => train,
+    };
+    let test = match opts.test_limit {
+        Some(n) => test.take(n.min(test.images.n))?,
+        None => test,
+    };
+    Ok((train, test))
+}
+
+/// The per-sample input shape of a zoo model trained on MNIST.
+fn mnist_model(name: &str) -> Result<ModelSpec> {
+    let spec = models::by_name(name)?;
+    let flat = spec.input.iter().product::<usize>();
+    if flat != 784 || spec.shapes(1)?.last().map(|s| s.dims()[1]) != Some(10) {
+        return Err(Error::Unsupported(format!(
+            "model {name} takes {:?} inputs: only MNIST-shaped models (secureml, lenet) train on MNIST; CIFAR-10 is not wired in yet",
+            spec.input
+        )));
+    }
+    Ok(spec)
+}
+
+/// Batch order of an epoch: a seeded permutation (Fisher-Yates on the PRG).
+fn permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut r = vec![0u64; n];
+    Prg::new(&Seed([0x7a; 16]), seed ^ ((epoch as u64) << 32)).fill(&mut r);
+    for i in (1..n).rev() {
+        order.swap(i, (r[i] % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+fn checkpoint_path(dir: &std::path::Path, model: &str, party: usize, epoch: usize) -> PathBuf {
+    dir.join(format!("{model}-party{party}-epoch{epoch}.safetensors"))
+}
+
+/// Per-party shares carried from epoch to epoch.
+type PartyState = Option<(Vec<RingTensor<u64>>, Vec<RingTensor<u64>>)>;
+
+/// Trains a zoo model securely; see the module docs.
+///
+/// Errors: [`Error::InvalidParty`] for fewer than 2 parties,
+/// [`Error::Unsupported`] for a model that does not take MNIST, data and
+/// checkpoint errors ([`Error::Io`], [`Error::Format`]), and any protocol error.
+pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
+    if opts.parties < 2 {
+        return Err(Error::InvalidParty(format!(
+            "training needs at least 2 parties, got {}",
+            opts.parties
+        )));
+    }
+    if opts.batch == 0 {
+        return Err(Error::shape("train", "batch size must be at least 1"));
+    }
+    let spec = Arc::new(mnist_model(&opts.model)?);
+    let (train_set, test_set) = load_data(opts)?;
+    let steps = train_set.images.n / opts.batch;
+    if steps == 0 {
+        return Err(Error::shape(
+            "train",
+            format!(
+                "{} training images do not fill one batch of {}",
+                train_set.images.n, opts.batch
+            ),
+        ));
+    }
+    let n = opts.parties;
+    let weights = Arc::new(ModelWeights::init(&spec, Init::PyTorchDefault, opts.seed));
+    let mut state: Vec<PartyState> = vec![None; n];
+    let mut start_epoch = 0;
+    if opts.resume {
+        let dir = opts
+            .checkpoint_dir
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("--resume needs --checkpoint-dir".into()))?;
+        // The latest epoch for which every party's checkpoint exists.
+        let latest = (1..=opts.epochs)
+            .rev()
+            .find(|&e| (0..n).all(|p| checkpoint_path(dir, &spec.name, p, e).exists()));
+        if let Some(e) = latest {
+            for (p, s) in state.iter_mut().enumerate() {
+                let ck = ShareCheckpoint::<u64>::read(
+                    &checkpoint_path(dir, &spec.name, p, e),
+                    &spec.name,
+                    p,
+                    n,
+                )?;
+                *s = Some((ck.params, ck.velocity));
+            }
+            start_epoch = e;
+        }
+    }
+    let x_train: Arc<Vec<f64>> = Arc::new(
+        train_set
+            .images
+            .normalized()
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
+    );
+    let y_train = Arc::new(train_set.labels.clone());
+    let x_test: Arc<Vec<f64>> = Arc::new(
+        test_set
+            .images
+            .normalized()
+            .iter()
+            .map(|&v| v as f64)
+            .collect(),
+    );
+    let y_test = Arc::new(test_set.labels.clone());
+    let mut twin = if opts.plaintext_twin {
+        Some(PlainModel::new(&spec, (*weights).clone())?)
+    } else {
+        None
+    };
+    let bar = opts.progress.then(|| {
+        let b = ProgressBar::new(((opts.epochs - start_epoch) * steps) as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} it  {msg}  [{elapsed_precise} < {eta_precise}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut report = TrainReport {
+        epochs: Vec::new(),
+        losses: Vec::new(),
+    };
+    for epoch in start_epoch..opts.epochs {
+        let order = Arc::new(permutation(train_set.images.n, opts.seed, epoch));
+        let mut ro = RunOptions::new(n);
+        ro.preprocessing = opts.preprocessing;
+        ro.session = SessionConfig {
+            frac_bits: opts.frac_bits,
+            ..Default::default()
+        };
+        ro.dealer_seed = Some(Seed([0xd5; 16]).derive(opts.seed ^ ((epoch as u64) << 40)));
+        ro.timeout = Duration::from_secs(600);
+        let losses = Arc::new(Mutex::new(Vec::new()));
+        let ctx = Arc::new(EpochCtx {
+            spec: spec.clone(),
+            weights: weights.clone(),
+            state: state.clone(),
+            x_train: x_train.clone(),
+            y_train: y_train.clone(),
+            x_test: x_test.clone(),
+            y_test: y_test.clone(),
+            order: order.clone(),
+            batch: opts.batch,
+            steps,
+            sgd: opts.sgd,
+            evaluation: opts.evaluation,
+            losses: losses.clone(),
+            bar: bar.clone(),
+        });
+        let run = run_parties(&ro, move |sess| {
+            let ctx = ctx.clone();
+            async move { ctx.run_party(&sess).await }
+        })
+        .await?;
+        let mut times = Vec::new();
+        let mut accuracy = 0.0;
+        for p in &run.parties {
+            let (params, velocity, acc, iter_times) = p.output.clone();
+            if p.party == 0 {
+                accuracy = acc;
+                times = iter_times;
+            }
+            state[p.party] = Some((params, velocity));
+        }
+        if let Some(dir) = &opts.checkpoint_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let f = opts.frac_bits.unwrap_or(20);
+            for (party, s) in state.iter().enumerate() {
+                let (params, velocity) = s.clone().expect("every party returned its shares");
+                ShareCheckpoint::<u64> {
+                    model: spec.name.clone(),
+                    party,
+                    n_parties: n,
+                    frac_bits: f,
+                    epoch: epoch + 1,
+                    params,
+                    velocity,
+                }
+                .write(&checkpoint_path(dir, &spec.name, party, epoch + 1))?;
+            }
+        }
+        let plaintext_accuracy = match twin.as_mut() {
+            Some(t) => Some(train_twin_epoch(
+                t, &x_train, &y_train, &order, opts, &x_test, &y_test,
+            )?),
+            None => None,
+        };
+        let epoch_losses = losses.lock().map(|l| l.clone()).unwrap_or_default();
+        times.sort();
+        let iters = steps as u64;
+        let online = run.parties[0].online;
+        report.epochs.push(EpochReport {
+            epoch: epoch + 1,
+            loss: epoch_losses.iter().sum::<f64>() / epoch_losses.len().max(1) as f64,
+            accuracy,
+            plaintext_accuracy,
+            iteration_time: times.get(times.len() / 2).copied().unwrap_or_default(),
+            per_iteration: LinkStats {
+                bytes_sent: online.bytes_sent / iters,
+                bytes_received: online.bytes_received / iters,
+                messages_sent: online.messages_sent / iters,
+                messages_received: online.messages_received / iters,
+                rounds: online.rounds / iters,
+            },
+        });
+        report.losses.extend(epoch_losses);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(report)
+}
+
+/// Everything a party's program needs for one epoch.
+struct EpochCtx {
+    spec: Arc<ModelSpec>,
+    weights: Arc<ModelWeights>,
+    state: Vec<PartyState>,
+    x_train: Arc<Vec<f64>>,
+    y_train: Arc<Vec<u8>>,
+    x_test: Arc<Vec<f64>>,
+    y_test: Arc<Vec<u8>>,
+    order: Arc<Vec<usize>>,
+    batch: usize,
+    steps: usize,
+    sgd: Sgd,
+    evaluation: Evaluation,
+    losses: Arc<Mutex<Vec<f64>>>,
+    bar: Option<ProgressBar>,
+}
+
+type PartyOutput = (
+    Vec<RingTensor<u64>>,
+    Vec<RingTensor<u64>>,
+    f64,
+    Vec<Duration>,
+);
+
+impl EpochCtx {
+    async fn run_party(&self, sess: &crate::Session) -> Result<PartyOutput> {
+        const DATA_OWNER: usize = 0;
+        const MODEL_OWNER: usize = 1;
+        let me = sess.party();
+        let d: usize = self.spec.input.iter().product();
+        let mut model = SecureModel::<u64>::share(
+            sess,
+            &self.spec,
+            MODEL_OWNER,
+            (me == MODEL_OWNER).then_some(&*self.weights),
+        )?;
+        if let Some(Some((params, velocity))) = self.state.get(me) {
+            for (i, p) in model.params_mut().into_iter().enumerate() {
+                p.value = crate::Shared::from_share(params[i].clone());
+                p.velocity = velocity.get(i).cloned().map(crate::Shared::from_share);
+            }
+        }
+        let shape = |b: usize| -> Vec<usize> { [vec![b], self.spec.input.clone()].concat() };
+        let mut times = Vec::with_capacity(self.steps);
+        for step in 0..self.steps {
+            let t0 = Instant::now();
+            let idx = &self.order[step * self.batch..(step + 1) * self.batch];
+            let (xb, yb) = if me == DATA_OWNER {
+                let x: Vec<f64> = idx
+                    .iter()
+                    .flat_map(|&i| self.x_train[i * d..(i + 1) * d].iter().copied())
+                    .collect();
+                let y: Vec<f64> = idx
+                    .iter()
+                    .flat_map(|&i| {
+                        (0..10).map(move |c| (c == self.y_train[i] as usize) as u8 as f64)
+                    })
+                    .collect();
+                (Some(x), Some(y))
+            } else {
+                (None, None)
+            };
+            let xs = sess.share_input_f64::<u64>(DATA_OWNER, xb.as_deref(), shape(self.batch))?;
+            let ys = sess.share_input_f64::<u64>(DATA_OWNER, yb.as_deref(), [self.batch, 10])?;
+            let logits = model.forward(sess, &xs, true).await?;
+            let (grad, probs) = loss::softmax_cross_entropy_grad(sess, &logits, &ys).await?;
+            model.backward(sess, &grad, false).await?;
+            self.sgd.step(sess, model.params_mut()).await?;
+            // The data owner learns the batch loss (its own labels, the model's probabilities).
+            if let Some(p) = sess.reveal_to(&probs, DATA_OWNER).await? {
+                if !sess.is_dry_run() {
+                    let fp = sess.fixed_point::<u64>()?;
+                    let l: f64 = idx
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &i)| {
+                            -fp.decode(p.data()[r * 10 + self.y_train[i] as usize])
+                                .max(1e-6)
+                                .ln()
+                        })
+                        .sum::<f64>()
+                        / self.batch as f64;
+                    if let Ok(mut v) = self.losses.lock() {
+                        v.push(l);
+                    }
+                    if let Some(b) = &self.bar {
+                        b.inc(1);
+                        b.set_message(format!("loss {l:.4}"));
+                    }
+                }
+            }
+            times.push(t0.elapsed());
+        }
+        let accuracy = match self.evaluation {
+            Evaluation::Secure => self.secure_accuracy(sess, &mut model, DATA_OWNER).await?,
+            Evaluation::RevealToOwner => {
+                let w = model.reveal_weights_to(sess, MODEL_OWNER).await?;
+                let acc = match w {
+                    Some(w) => plain_accuracy(&self.spec, w, &self.x_test, &self.y_test)?,
+                    None => 0.0,
+                };
+                // The owner announces the accuracy (a public output).
+                let t = RingTensor::<u64>::new([1], vec![(acc * 1e6).round() as u64])?;
+                let shared =
+                    sess.share_input(MODEL_OWNER, (me == MODEL_OWNER).then_some(&t), [1])?;
+                sess.reveal(&shared).await?.data()[0] as f64 / 1e6
+            }
+        };
+        let params: Vec<RingTensor<u64>> = model
+            .params_mut()
+            .iter()
+            .map(|p| p.value.share().clone())
+            .collect();
+        let velocity: Vec<RingTensor<u64>> = model
+            .params_mut()
+            .iter()
+            .filter_map(|p| p.velocity.as_ref().map(|v| v.share().clone()))
+            .collect();
+        Ok((params, velocity, accuracy, times))
+    }
+
+    async fn secure_accuracy(
+        &self,
+        sess: &crate::Session,
+        model: &mut SecureModel<u64>,
+        owner: usize,
+    ) -> Result<f64> {
+        let d: usize = self.spec.input.iter().product();
+        let n = self.y_test.len();
+        let mut correct = 0;
+        let mut start = 0;
+        while start < n {
+            let b = self.batch.min(n - start);
+            let x =
+                (sess.party() == owner).then(|| self.x_test[start * d..(start + b) * d].to_vec());
+            let shape = [vec![b], self.spec.input.clone()].concat();
+            let xs = sess.share_input_f64::<u64>(owner, x.as_deref(), shape)?;
+            let logits = model.forward(sess, &xs, false).await?;
+            if let Some(l) = sess.reveal_to(&logits, owner).await? {
+                let fp = sess.fixed_point::<u64>()?;
+                for r in 0..b {
+                    let row: Vec<f64> = l.data()[r * 10..(r + 1) * 10]
+                        .iter()
+                        .map(|&v| fp.decode(v))
+                        .collect();
+                    correct += (argmax(&row) == self.y_test[start + r] as usize) as usize;
+                }
+            }
+            start += b;
+        }
+        Ok(correct as f64 / n.max(1) as f64)
+    }
+}
+
+fn argmax(row: &[f64]) -> usize {
+    (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
+}
+
+/// Test accuracy of plaintext weights.
+fn plain_accuracy(spec: &ModelSpec, w: ModelWeights, x: &[f64], y: &[u8]) -> Result<f64> {
+    let mut m = PlainModel::new(spec, w)?;
+    let d: usize = spec.input.iter().product();
+    let xs: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let shape = [vec![y.len()], spec.input.clone()].concat();
+    let logits = m.forward(&PlainTensor::new(shape, xs[..y.len() * d].to_vec())?, false)?;
+    let correct = (0..y.len())
+        .filter(|&i| {
+            let row: Vec<f64> = logits.data[i * 10..(i + 1) * 10]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            argmax(&row) == y[i] as usize
+        })
+        .count();
+    Ok(correct as f64 / y.len().max(1) as f64)
+}
+
+/// One epoch of the plaintext twin on the same batches; returns test accuracy.
+fn train_twin_epoch(
+    twin: &mut PlainModel,
+    x: &[f64],
+    y: &[u8],
+    order: &[usize],
+    opts: &TrainOptions,
+    x_test: &[f64],
+    y_test: &[u8],
+) -> Result<f64> {
+    let spec = models::by_name(&opts.model)?;
+    let d: usize = spec.input.iter().product();
+    let shape = [vec![opts.batch], spec.input.clone()].concat();
+    for step in 0..order.len() / opts.batch {
+        let idx = &order[step * opts.batch..(step + 1) * opts.batch];
+        let xb: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| x[i * d..(i + 1) * d].iter().map(|&v| v as f32))
+            .collect();
+        let logits = twin.forward(&PlainTensor::new(shape.clone(), xb)?, true)?;
+        let mut g = crate::nn::softmax_rows(&logits);
+        for (r, &i) in idx.iter().enumerate() {
+            g[r * 10 + y[i] as usize] -= 1.0;
+        }
+        g.iter_mut().for_each(|v| *v /= opts.batch as f32);
+        twin.backward(&PlainTensor::new([opts.batch, 10], g)?)?;
+        twin.sgd_step(
+            opts.sgd.lr as f32,
+            opts.sgd.momentum as f32,
+            opts.sgd.weight_decay as f32,
+        );
+    }
+    plain_accuracy(&spec, twin.weights().clone(), x_test, y_test)
+}
