@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Secure MNIST classification demo on embedded data (the default job).
     Demo(DemoArgs),
+    /// Train a model securely on MNIST (all parties in this process).
+    Train(TrainArgs),
     /// Run one party of a job as this process (TCP with mutual TLS).
     Party(PartyArgs),
     /// Run the offline dealer as this process: plan, generate, serve each party its store.
@@ -39,6 +41,138 @@ enum Command {
     Keygen(KeygenArgs),
     /// Print the members of a cluster file, one per line: NAME HOST PORT CERT (for launchers).
     Hosts(HostsArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EvalArg {
+    /// Secure inference on the test set, logits revealed to the data owner.
+    Secure,
+    /// Reveal the trained weights to the model owner, evaluate in plaintext.
+    Reveal,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Model: secureml or lenet (MNIST-shaped zoo models).
+    #[arg(long, default_value = "lenet")]
+    model: String,
+    /// Dataset (only mnist for now).
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// MNIST directory (the four IDX files, raw or gzip; scripts/fetch-mnist.sh
+    /// gets them). Default: the 512-image sample embedded in the binary.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Number of parties (>= 2): party 0 owns the data, party 1 the model.
+    #[arg(long, default_value_t = 3)]
+    parties: usize,
+    /// Epochs (in total, counting resumed ones).
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Train on the first N images only.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Seed of the weights, the batch order and the dealer.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How test accuracy is measured.
+    #[arg(long, value_enum, default_value_t = EvalArg::Secure)]
+    eval: EvalArg,
+    /// Source of correlated randomness (dealer plans whole epochs ahead; the
+    /// online dealer answers as requests come).
+    #[arg(long, value_enum, default_value_t = PreprocessingArg::OnlineDealer)]
+    preprocessing: PreprocessingArg,
+    /// Write each party's share checkpoint here after every epoch.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    /// Continue from the latest complete checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    resume: bool,
+    /// Also train the plaintext twin with the same seed and report its accuracy.
+    #[arg(long)]
+    check: bool,
+    /// Fixed-point fractional bits (default 20).
+    #[arg(long)]
+    frac_bits: Option<u32>,
+}
+
+fn run_train(args: TrainArgs) -> spindle::Result<()> {
+    use spindle::train::{train, Data, Evaluation, TrainOptions};
+    if args.dataset != "mnist" {
+        return Err(spindle::Error::Unsupported(format!(
+            "dataset {:?} is not available yet: only mnist",
+            args.dataset
+        )));
+    }
+    let opts = TrainOptions {
+        model: args.model,
+        data: args.data.map(Data::Dir).unwrap_or(Data::EmbeddedSample),
+        parties: args.parties,
+        epochs: args.epochs,
+        batch: args.batch,
+        sgd: spindle::nn::Sgd {
+            lr: args.lr,
+            momentum: args.momentum,
+            weight_decay: args.weight_decay,
+        },
+        train_limit: args.train_limit,
+        test_limit: args.test_limit,
+        seed: args.seed,
+        preprocessing: Preprocessing::from(args.preprocessing),
+        evaluation: match args.eval {
+            EvalArg::Secure => Evaluation::Secure,
+            EvalArg::Reveal => Evaluation::RevealToOwner,
+        },
+        checkpoint_dir: args.checkpoint_dir,
+        resume: args.resume,
+        plaintext_twin: args.check,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        frac_bits: args.frac_bits,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.parties.max(2))
+        .enable_all()
+        .build()
+        .map_err(|e| spindle::Error::Unsupported(format!("cannot start the async runtime: {e}")))?;
+    println!(
+        "secure training: {} on MNIST, {} parties (party 0 data, party 1 model), batch {}, lr {}, momentum {}",
+        opts.model, opts.parties, opts.batch, opts.sgd.lr, opts.sgd.momentum
+    );
+    let r = rt.block_on(train(&opts))?;
+    for e in &r.epochs {
+        println!(
+            "epoch {}: loss {:.4}, test accuracy {:.2}%{}, {:.3} s/iteration, per iteration party 0 sent {:.2} MiB in {} rounds",
+            e.epoch,
+            e.loss,
+            100.0 * e.accuracy,
+            e.plaintext_accuracy.map(|a| format!(" (plaintext twin {:.2}%)", 100.0 * a)).unwrap_or_default(),
+            e.iteration_time.as_secs_f64(),
+            e.per_iteration.bytes_sent as f64 / (1 << 20) as f64,
+            e.per_iteration.rounds
+        );
+    }
+    if r.epochs.is_empty() {
+        println!(
+            "nothing to do: the checkpoints already cover {} epochs",
+            opts.epochs
+        );
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -544,6 +678,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => run_demo(args),
+        Command::Train(args) => run_train(args),
         Command::Party(args) => run_party_cmd(args),
         Command::Dealer(args) => run_dealer_cmd(args),
         Command::Keygen(args) => run_keygen(args),
