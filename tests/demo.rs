@@ -46,7 +46,7 @@ async fn demo_classifies_like_plaintext_for_2_3_4_parties() {
 fn demo_binary_runs_and_rejects_bad_options() {
     let exe = env!("CARGO_BIN_EXE_spindle");
     let out = Command::new(exe)
-        .args(["demo", "--images", "16"])
+        .args(["demo", "--images", "16", "--no-train"])
         .output()
         .unwrap();
     assert!(
