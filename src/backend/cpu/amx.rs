@@ -197,7 +197,8 @@ unsafe impl bytemuck::Zeroable for Line {}
 unsafe impl bytemuck::Pod for Line {}
 
 thread_local! {
-    /// Packed A and B of the calling thread, kept between calls.
+    /// Packed A and B of the calling thread, kept between calls (up to
+    /// [`KEEP_BYTES`]).
     static PACKED: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -258,6 +259,12 @@ pub(super) fn with_packed<R: Ring, T>(
             b: pb,
         })
     };
+    if a_bytes + b_bytes > KEEP_BYTES {
+        return run(
+            grow(&mut Vec::new(), a_bytes),
+            grow(&mut Vec::new(), b_bytes),
+        );
+    }
     PACKED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut bufs) => {
             let (va, vb) = &mut *bufs;
@@ -269,6 +276,10 @@ pub(super) fn with_packed<R: Ring, T>(
         ),
     })
 }
+
+/// Packed operands up to this size (together) stay allocated in the calling
+/// thread between calls; larger ones are freed after the call.
+const KEEP_BYTES: usize = 64 << 20;
 
 /// Packs rows `r0..r0 + 16` of the row-major m x k `a` into one panel:
 /// tile (c, l) holds byte l of `A[r0 + r][64 c + t]` at `64 r + t`, zero
