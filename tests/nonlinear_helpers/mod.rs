@@ -88,9 +88,70 @@ pub fn max_err(
         } else {
             (g - w).abs()
         };
-        if !(e <= worst.0) {
+        if e > worst.0 || e.is_nan() {
             worst = (e, x);
         }
     }
     worst
+}
+
+/// One elementwise function under test.
+pub struct Unary {
+    pub name: &'static str,
+    pub lo: f64,
+    pub hi: f64,
+    /// Extra inputs (edges) inside [lo, hi].
+    pub edges: Vec<f64>,
+    /// Max absolute error against `reference`.
+    pub tol: f64,
+    pub rounds: u64,
+    /// Bytes sent to each peer for `len` inputs (`None`: not checked).
+    pub bytes: Option<u64>,
+    pub len: usize,
+}
+
+/// Runs `op` on fresh uniform inputs over [lo, hi] plus the edges for
+/// N = 2, 3, 4 and checks error, rounds and bytes.
+pub fn check_unary<R, F, Fut>(u: Unary, reference: fn(f64) -> f64, op: F)
+where
+    R: Ring,
+    F: Fn(Arc<Session>, Shared<R>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
+{
+    let fp = FixedPoint::default_for::<R>();
+    for n in [2, 3, 4] {
+        let seed = spindle::prg::Seed::random().expect("OS randomness");
+        eprintln!("{}: seed {:02x?}", u.name, seed.0);
+        let mut prg = Prg::new(&seed, 0);
+        let mut xs = uniform_reals(&mut prg, u.len - u.edges.len(), u.lo, u.hi);
+        xs.extend(&u.edges);
+        let xs = quantize::<R>(fp, &xs);
+        let out = run_unary::<R, _, _>(
+            n,
+            SessionConfig::default(),
+            xs.clone(),
+            vec![u.len],
+            op.clone(),
+        );
+        for (got, cost) in &out {
+            let (err, at) = max_err(&xs, got, reference, |_| false);
+            eprintln!(
+                "{} Z_2^{} N={n}: max error {err:.2e} at {at}, rounds {}, bytes per element to each peer {:.2}",
+                u.name,
+                R::BITS,
+                cost.rounds,
+                cost.bytes_sent as f64 / (n - 1) as f64 / u.len as f64
+            );
+            assert!(
+                err <= u.tol,
+                "{}: error {err} at x = {at} above {}",
+                u.name,
+                u.tol
+            );
+            assert_eq!(cost.rounds, u.rounds, "{}: rounds", u.name);
+            if let Some(b) = u.bytes {
+                assert_eq!(cost.bytes_sent, b * (n as u64 - 1), "{}: bytes", u.name);
+            }
+        }
+    }
 }

@@ -164,7 +164,7 @@ pub(crate) struct Reduced {
     /// Chebyshev coefficients of p on t = 4 x' - 3.
     pub(crate) coeffs: Vec<f64>,
     /// Multiplier as a function of the exponent e (`None`: 1).
-    pub(crate) post: Option<fn(i32) -> f64>,
+    pub(crate) post: Option<Box<dyn Fn(i32) -> f64 + Send + Sync>>,
     /// Additive term as a function of e (`None`: 0).
     pub(crate) add: Option<fn(i32) -> f64>,
 }
@@ -177,22 +177,41 @@ pub(crate) async fn reduced<R: Ring>(
     g: &Reduced,
 ) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
+    reduced_fx(sess, &Fx::new(x.clone(), f), g).await
+}
+
+/// [`reduced`] for an input at its own scale (finer than f for small
+/// values): the same exponent range, one more round (a truncation of
+/// x c) when the scale is above f.
+pub(crate) async fn reduced_fx<R: Ring>(
+    sess: &Session,
+    x: &Fx<R>,
+    g: &Reduced,
+) -> Result<Shared<R>> {
+    let f = sess.fixed_point::<R>()?.frac_bits();
     let rg = range::<R>(f)?;
-    let h = onehot(sess, x, f, rg).await?;
+    let h = onehot(sess, &x.v, x.scale, rg).await?;
     // c = 2^-(e+1) at scale s_c: exact integers 2^(s_c - e - 1).
     let c = weighted(&h, rg, |e| (-(e + 1) as f64).exp2(), rg.s_c)?;
-    let (p, _) = round(sess, &[Prod::Mul(x, &c)], &[]).await?;
-    let xc = p.into_iter().next().expect("x c");
-    // t = 4 x' - 3, x' = x c at scale f + s_c: reinterpret at scale - 2.
-    let ts = f + rg.s_c - 2;
+    let (p, _) = round(sess, &[Prod::Mul(&x.v, &c)], &[]).await?;
+    let mut xc = p.into_iter().next().expect("x c");
+    // t = 4 x' - 3, x' = x c at scale x.scale + s_c: reinterpret at scale
+    // - 2, after bringing it down to a squarable scale if needed.
+    let t_max = (R::BITS - 4) / 2;
+    let mut ts = x.scale + rg.s_c - 2;
+    if ts > t_max {
+        let (_, t) = round(sess, &[], &[(&xc, ts - t_max)]).await?;
+        xc = t.into_iter().next().expect("x c");
+        ts = t_max;
+    }
     let t = Fx::new(affine(sess, &[(&Fx::new(xc, ts), 1.0)], -3.0, ts)?, ts);
-    let out = match g.post {
+    let out = match &g.post {
         None => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
         Some(post) => {
             let bound = (rg.lo..rg.hi).map(|e| post(e).abs()).fold(0.0, f64::max);
             // The factor at a scale that leaves room for the leaves.
             let s_m = (R::BITS / 2 - 2).saturating_sub(int_bits(bound)).min(f + 4);
-            let m = Fx::new(weighted(&h, rg, post, s_m)?, s_m);
+            let m = Fx::new(weighted(&h, rg, post.as_ref(), s_m)?, s_m);
             cheb::eval(
                 sess,
                 &t,

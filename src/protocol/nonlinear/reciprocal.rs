@@ -36,7 +36,7 @@ use crate::share::Shared;
 pub async fn reciprocal<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let g = Reduced {
         coeffs: cheb::interpolate(|v| 1.0 / v, 0.5, 1.0, 7),
-        post: Some(|e| (-(e + 1) as f64).exp2()),
+        post: Some(Box::new(|e| (-(e + 1) as f64).exp2())),
         add: None,
     };
     reduced(sess, x, &g).await

@@ -31,7 +31,7 @@ use crate::share::Shared;
 pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let g = Reduced {
         coeffs: cheb::interpolate(|v| 1.0 / v.sqrt(), 0.5, 1.0, 7),
-        post: Some(|e| (-(e + 1) as f64 / 2.0).exp2()),
+        post: Some(Box::new(|e| (-(e + 1) as f64 / 2.0).exp2())),
         add: None,
     };
     reduced(sess, x, &g).await
@@ -52,7 +52,7 @@ pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> 
 pub async fn sqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let g = Reduced {
         coeffs: cheb::interpolate(f64::sqrt, 0.5, 1.0, 7),
-        post: Some(|e| ((e + 1) as f64 / 2.0).exp2()),
+        post: Some(Box::new(|e| ((e + 1) as f64 / 2.0).exp2())),
         add: None,
     };
     reduced(sess, x, &g).await
