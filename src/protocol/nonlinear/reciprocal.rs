@@ -23,7 +23,7 @@ use crate::share::Shared;
 /// 32-bit copy); x in [0.0632, 255] in Z_2^32 (f = 8). Outside, the result
 /// is about 0 (x = 0 gives 0, not infinity). Max error against f64 (tests
 /// `tests/nonlinear_reciprocal.rs`, log-uniform inputs): Z_2^64: relative
-/// 6.0e-6 where 1/x >= 0.25, absolute 1.7e-6 elsewhere; Z_2^32: relative
+/// 6.0e-6 where 1/x >= 0.25, absolute 2.1e-6 elsewhere; Z_2^32: relative
 /// 1.4e-2, absolute 4.6e-3 (1.2 units of 2^-8). Rounds: 20 in Z_2^64 (A2B
 /// in Z_2^32 6, suffix OR 5, B2A 1, product 1, polynomial 6 and scaling
 /// 1), 19 in Z_2^32 (suffix OR 4). Bytes sent per party per element to
