@@ -187,7 +187,7 @@ impl Session {
                 party,
                 n_parties,
                 transport: None,
-                backend: Device::default(),
+                backend: Device::DryRun(crate::backend::ShapeBackend),
                 provider: Mutex::new(provider),
                 config,
                 next_round: AtomicU64::new(FIRST_ONLINE_ROUND),

@@ -7,9 +7,11 @@
 
 mod bilinear;
 pub mod cpu;
+mod shape;
 
 pub use bilinear::{BilinearOp, Conv2dParams};
 pub use cpu::CpuBackend;
+pub use shape::ShapeBackend;
 
 use crate::error::Result;
 use crate::prg::Seed;
@@ -95,6 +97,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 pub enum Device {
     /// The CPU backend (rayon thread pool).
     Cpu(CpuBackend),
+    /// Shapes only, no arithmetic: the backend of dry runs.
+    DryRun(ShapeBackend),
 }
 
 impl Default for Device {
@@ -107,6 +111,7 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {
             Device::Cpu($b) => $e,
+            Device::DryRun($b) => $e,
         }
     };
 }
