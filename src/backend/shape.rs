@@ -46,7 +46,12 @@ impl Backend for ShapeBackend {
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
         Ok(RingTensor::zeros(matmul_shape(a.shape(), b.shape())?))
     }
-    fn conv2d<R: Ring>(&self, x: &RingTensor<R>, w: &RingTensor<R>, p: &Conv2dParams) -> Result<RingTensor<R>> {
+    fn conv2d<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>> {
         Ok(RingTensor::zeros(p.output_shape(x.shape(), w.shape())?))
     }
     fn conv2d_grad_weight<R: Ring>(
@@ -72,7 +77,10 @@ impl Backend for ShapeBackend {
     fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
         let d = a.dims();
         if d.len() < 2 {
-            return Err(Error::shape("transpose", format!("needs rank >= 2, got {}", a.shape())));
+            return Err(Error::shape(
+                "transpose",
+                format!("needs rank >= 2, got {}", a.shape()),
+            ));
         }
         let mut s = d.to_vec();
         s.swap(d.len() - 2, d.len() - 1);
