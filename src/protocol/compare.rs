@@ -17,13 +17,14 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
 use super::beaver;
 use super::bitwise::and_words;
 use super::convert::{b2a, inject};
+use super::nonlinear::axis;
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
 /// peer). Bytes: k/8 per element for opening c, plus 2 bits per binary AND
@@ -221,22 +222,6 @@ pub async fn select_bit<R: Ring>(
     b.add(sess, &inject(sess, &d, bit).await?.0)
 }
 
-/// Splits a shape at `axis` into (outer, len, inner) sizes.
-fn split_axis(shape: &Shape, axis: usize) -> Result<(usize, usize, usize)> {
-    let d = shape.dims();
-    if axis >= d.len() || d[axis] == 0 {
-        return Err(Error::shape(
-            "max",
-            format!("axis {axis} of shape {shape} is missing or empty"),
-        ));
-    }
-    Ok((
-        d[..axis].iter().product(),
-        d[axis],
-        d[axis + 1..].iter().product(),
-    ))
-}
-
 /// Candidate `i` along the axis: the [outer * inner] slice at position i.
 fn gather<R: Ring>(
     t: &RingTensor<R>,
@@ -421,12 +406,6 @@ async fn tournament<R: Ring>(
     Ok(cands.pop().expect("at least one candidate"))
 }
 
-fn reduced_shape(shape: &Shape, axis: usize) -> Shape {
-    let mut d = shape.dims().to_vec();
-    d[axis] = 1;
-    Shape(d)
-}
-
 /// [max of x along `axis`], the axis kept with size 1, with groups of
 /// [`DEFAULT_MAX_GROUP`] (see [`max_grouped`]).
 ///
@@ -486,7 +465,7 @@ async fn argmax_impl<R: Ring>(
             format!("group size must be at least 2, got {group}"),
         ));
     }
-    let dims = split_axis(x.shape(), axis)?;
+    let dims = axis::split(x.shape(), axis, "max")?;
     let (outer, len, inner) = dims;
     let m = outer * inner;
     let mp = words_for(m) * 64;
@@ -508,7 +487,7 @@ async fn argmax_impl<R: Ring>(
         .collect();
     let (mut best, oh) = tournament(sess, cands, mp, width, group).await?;
     best.truncate(m);
-    let best = Shared::from_share(RingTensor::new(reduced_shape(x.shape(), axis), best)?);
+    let best = Shared::from_share(RingTensor::new(axis::reduced(x.shape(), axis), best)?);
     if !with_onehot {
         return Ok((best, None));
     }

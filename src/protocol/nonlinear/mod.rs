@@ -9,7 +9,7 @@
 //! function documents its domain, its error against f64 as measured by
 //! the tests, its rounds and its bytes.
 
-mod axis;
+pub(crate) mod axis;
 mod batch;
 mod cheb;
 mod exp;
