@@ -7,6 +7,8 @@
 
 use crate::backend::Conv2dParams;
 use crate::error::{Error, Result};
+
+pub mod bert;
 use crate::nn::{LayerSpec, ModelSpec};
 use crate::protocol::pool::Pool2d;
 

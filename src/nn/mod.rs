@@ -13,7 +13,7 @@ pub mod loss;
 mod model;
 mod module;
 mod optim;
-mod plain;
+pub(crate) mod plain;
 mod pooling;
 mod reshape;
 mod spec;

@@ -34,7 +34,7 @@ impl PlainTensor {
 /// c = a [m,k] @ b [k,n] (+ c if `accumulate`), f32, with a and b given by
 /// row and column strides so transposes need no copy.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+pub(crate) fn sgemm(
     m: usize,
     k: usize,
     n: usize,

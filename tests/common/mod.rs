@@ -77,3 +77,31 @@ pub fn assert_cost<R: Ring>(
         );
     }
 }
+
+/// The all-MiniLM-L6-v2 folder: `$SPINDLE_MINILM_DIR`, else
+/// `../shared/data/minilm` from the project root; `None` (with a message
+/// saying why the test skips) where it is absent.
+pub fn minilm_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("SPINDLE_MINILM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/minilm")
+        });
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: no all-MiniLM-L6-v2 at {} (set SPINDLE_MINILM_DIR)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// The reference sentences of the MiniLM folder.
+pub fn minilm_reference(
+    dir: &std::path::Path,
+) -> Vec<spindle::models::bert::reference::ReferenceSentence> {
+    spindle::models::bert::reference::read_reference(&dir.join("reference.json"))
+        .expect("reference.json")
+}

@@ -37,7 +37,7 @@ fn phi_c(t: f64) -> f64 {
 
 /// erfc for t >= 0 (Numerical Recipes' erfc Chebyshev fit, relative
 /// error below 1.2e-7, enough for coefficients of a 4e-5 approximation).
-fn erfc(x: f64) -> f64 {
+pub(crate) fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
     let r = t

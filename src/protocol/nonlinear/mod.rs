@@ -25,6 +25,7 @@ mod softmax;
 mod sqrt;
 
 pub use exp::{exp, exp_nonpositive};
+pub(crate) use gelu::erfc;
 pub use gelu::{gelu, gelu_quad, GeluForm};
 pub use layernorm::layer_norm;
 pub use log::log;
