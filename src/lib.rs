@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod demo;
 pub mod error;
+pub mod infer;
 pub mod io;
 pub mod models;
 pub mod net;

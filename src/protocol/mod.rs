@@ -4,11 +4,13 @@
 //! its rounds, and the bytes each party sends; tests check all four for
 //! N = 2, 3 and 4 parties.
 
+pub mod attention;
 pub mod beaver;
 pub mod bitwise;
 pub mod compare;
 pub mod convert;
 pub mod fixed;
+pub mod linear;
 pub mod nonlinear;
 pub mod pool;
 pub mod trunc;

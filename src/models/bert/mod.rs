@@ -9,6 +9,7 @@
 pub mod config;
 pub mod plain;
 pub mod reference;
+pub mod secure;
 pub mod weights;
 
 pub use config::{BertConfig, HiddenAct};

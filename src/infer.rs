@@ -1,0 +1,158 @@
+//! Secure sentence-embedding inference with a BERT encoder, all parties in
+//! this process: what `spindle infer` runs and what the tests and the
+//! benchmark call.
+//!
+//! Roles: party 0 is the model owner (it shares the weights), party N - 1
+//! the client (it shares its token ids and alone receives the
+//! embeddings); with N > 2 the parties in between only compute. The model
+//! is loaded once per run (weights shared, masks opened: the "load"
+//! phase), then the batch is embedded (the "inference" phase, the latency
+//! users wait for); correlated randomness for both comes from the dealer's
+//! offline phase.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spindle_transport::LinkStats;
+
+use crate::error::{Error, Result};
+use crate::io::tokenizer::TokenBatch;
+use crate::models::bert::secure::{SecureBert, TokenLayout};
+use crate::models::bert::BertWeights;
+use crate::protocol::attention::AttentionOptions;
+use crate::runner::{run_parties_blocking, RunOptions};
+
+/// The party that owns the model.
+pub const MODEL_OWNER: usize = 0;
+
+/// The party that owns the input and receives the embeddings.
+pub fn client_of(n_parties: usize) -> usize {
+    n_parties - 1
+}
+
+/// Options of [`infer`].
+#[derive(Clone, Debug)]
+pub struct InferOptions {
+    /// The run: parties, session (fractional bits), preprocessing, backend.
+    pub run: RunOptions,
+    /// Attention optimizations.
+    pub attention: AttentionOptions,
+}
+
+impl InferOptions {
+    /// Defaults for `n_parties`: dealer preprocessing, every attention
+    /// optimization on.
+    pub fn new(n_parties: usize) -> Self {
+        InferOptions {
+            run: RunOptions::new(n_parties),
+            attention: AttentionOptions::default(),
+        }
+    }
+}
+
+/// Time and traffic of one phase at one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PhaseCost {
+    /// Wall time at this party.
+    pub time: Duration,
+    /// This party's traffic during the phase.
+    pub link: LinkStats,
+}
+
+/// What [`infer`] measured and produced.
+#[derive(Clone, Debug)]
+pub struct InferReport {
+    /// One embedding [H] per sequence, as revealed to the client.
+    pub embeddings: Vec<Vec<f32>>,
+    /// Per party: sharing the weights and opening their masks.
+    pub load: Vec<PhaseCost>,
+    /// Per party: the inference itself (lookup to revealed embeddings).
+    pub inference: Vec<PhaseCost>,
+    /// Bytes each party received from the dealer (offline phase).
+    pub dealer_bytes: Vec<usize>,
+    /// Wall time of the offline phase (plan dry run and dealer).
+    pub offline_time: Duration,
+}
+
+impl InferReport {
+    /// The slowest party's inference time.
+    pub fn latency(&self) -> Duration {
+        self.inference
+            .iter()
+            .map(|c| c.time)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+struct PartyOutput {
+    embeddings: Option<Vec<f64>>,
+    load: PhaseCost,
+    inference: PhaseCost,
+}
+
+/// Runs the secure forward of `weights` on `batch` with `opts.run.n_parties`
+/// parties in this process.
+///
+/// Errors: [`Error::InvalidParty`] for fewer than 2 parties; as
+/// [`SecureBert::share`] and [`SecureBert::forward`].
+pub fn infer(
+    weights: Arc<BertWeights>,
+    batch: Arc<TokenBatch>,
+    opts: &InferOptions,
+) -> Result<InferReport> {
+    let n = opts.run.n_parties;
+    if n < 2 {
+        return Err(Error::InvalidParty(format!(
+            "need at least 2 parties, got {n}"
+        )));
+    }
+    let client = client_of(n);
+    let attention = opts.attention;
+    let sequences = batch.batch();
+    let report = run_parties_blocking(&opts.run, move |sess| {
+        let (weights, batch) = (weights.clone(), batch.clone());
+        async move {
+            let party = sess.party();
+            let layout = TokenLayout::of(&batch);
+            let (t0, s0) = (Instant::now(), sess.link_stats());
+            let owned = (party == MODEL_OWNER).then_some(&*weights);
+            let model =
+                SecureBert::<u64>::share(&sess, MODEL_OWNER, owned, &weights.config, attention)
+                    .await?;
+            let (t1, s1) = (Instant::now(), sess.link_stats());
+            let ids = (party == client).then_some(&*batch);
+            let y = model.forward(&sess, client, ids, &layout).await?;
+            let revealed = sess.reveal_to(&y, client).await?;
+            let (t2, s2) = (Instant::now(), sess.link_stats());
+            let fp = sess.fixed_point::<u64>()?;
+            Ok(PartyOutput {
+                embeddings: revealed.map(|t| fp.decode_tensor(&t)),
+                load: PhaseCost {
+                    time: t1 - t0,
+                    link: s1 - s0,
+                },
+                inference: PhaseCost {
+                    time: t2 - t1,
+                    link: s2 - s1,
+                },
+            })
+        }
+    })?;
+    let flat = report.parties[client]
+        .output
+        .embeddings
+        .as_ref()
+        .ok_or_else(|| Error::InvalidParty("the client received no embeddings".into()))?;
+    let embeddings = flat
+        .chunks((flat.len() / sequences).max(1))
+        .map(|r| r.iter().map(|&v| v as f32).collect())
+        .collect();
+    Ok(InferReport {
+        embeddings,
+        load: report.parties.iter().map(|p| p.output.load).collect(),
+        inference: report.parties.iter().map(|p| p.output.inference).collect(),
+        dealer_bytes: report.parties.iter().map(|p| p.dealer_bytes).collect(),
+        offline_time: report.offline_time,
+    })
+}

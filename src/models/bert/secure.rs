@@ -1,0 +1,489 @@
+//! The secure N-party forward of a BERT encoder with sentence-embedding
+//! pooling: the model owner secret-shares the weights, the client
+//! secret-shares its token ids, and only the client learns the embeddings.
+//!
+//! - Embedding lookup: the client shares the one-hot matrix of its ids
+//!   [B*S, V] (input sharing costs no message); its product with the word
+//!   table is a Beaver product against the table's mask opened once per
+//!   model load, so an inference opens the masked one-hot (B*S*V ring
+//!   elements) and nothing else; one-hot entries are integers, so the
+//!   product needs no truncation. Neither the ids reach the model owner nor
+//!   the table the client. Positions and token types (0) are public, so
+//!   their rows are selected locally from the shared tables.
+//! - Embedding LayerNorm, then per layer: attention
+//!   ([`crate::protocol::attention`]), residual, LayerNorm, dense, GeLU
+//!   (exact erf by default), dense, residual, LayerNorm.
+//! - Masked mean pooling over each sequence's real tokens (public lengths:
+//!   a local sum and one truncation by the public 1/len), then L2
+//!   normalisation by the inverse square root of the sum of squares.
+//!
+//! What is public: the batch size, the padded length and each sequence's
+//! length (as in CrypTen and Spin), the model's configuration.
+//!
+//! Domain: the ranges of the non-linear functions (GeLU |x| <= 32,
+//! LayerNorm variance 0.002..4000 and |x| <= 1024, attention-score spread
+//! <= 64, pooled sum of squares 0.001..4095); all-MiniLM-L6-v2 on English
+//! text stays inside them (see [`super::plain::DomainTrace`]). Error:
+//! cosine similarity with the f64 result >= 0.9999 on the reference
+//! sentences (tests `tests/bert_secure.rs`). Rounds and bytes: measured by
+//! `spindle infer` and tabled in `docs/attention.md` and `docs/perf.md`.
+
+use super::config::{BertConfig, HiddenAct};
+use super::weights::{BertWeights, Dense, Matrix, Norm};
+use crate::error::{Error, Result};
+use crate::io::tokenizer::TokenBatch;
+use crate::protocol::attention::{
+    self_attention, AttentionOptions, AttentionShape, AttentionWeights, QkvProjection,
+};
+use crate::protocol::linear::{dense, Weight};
+use crate::protocol::nonlinear::{gelu, layer_norm, rsqrt, GeluForm};
+use crate::protocol::{beaver, fixed, trunc};
+use crate::ring::{Ring, RingTensor};
+use crate::session::Session;
+use crate::share::Shared;
+
+/// The public geometry of a padded batch: what every party knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenLayout {
+    /// Padded length S.
+    pub seq_len: usize,
+    /// Real tokens of each sequence.
+    pub lengths: Vec<usize>,
+}
+
+impl TokenLayout {
+    /// The layout of a batch.
+    pub fn of(batch: &TokenBatch) -> Self {
+        TokenLayout {
+            seq_len: batch.seq_len,
+            lengths: batch.lengths.clone(),
+        }
+    }
+}
+
+/// LayerNorm parameters as shares.
+#[derive(Clone, Debug)]
+struct SharedNorm<R: Ring> {
+    gamma: Shared<R>,
+    beta: Shared<R>,
+}
+
+#[derive(Clone, Debug)]
+struct SecureLayer<R: Ring> {
+    attention: AttentionWeights<R>,
+    attn_norm: SharedNorm<R>,
+    intermediate: (Weight<R>, Shared<R>),
+    output: (Weight<R>, Shared<R>),
+    output_norm: SharedNorm<R>,
+}
+
+/// A BERT encoder whose weights are secret-shared among the parties.
+#[derive(Clone, Debug)]
+pub struct SecureBert<R: Ring> {
+    config: BertConfig,
+    options: AttentionOptions,
+    word: Weight<R>,
+    position: Shared<R>,
+    token_type: Shared<R>,
+    embedding_norm: SharedNorm<R>,
+    layers: Vec<SecureLayer<R>>,
+}
+
+/// Shares the model owner's plaintext tensors in a fixed order; every
+/// other party passes `None` and gets its share of the same shapes.
+struct Sharer<'a> {
+    sess: &'a Session,
+    owner: usize,
+    reuse_masks: bool,
+}
+
+impl Sharer<'_> {
+    fn tensor<R: Ring>(&self, data: Option<Vec<f32>>, dims: Vec<usize>) -> Result<Shared<R>> {
+        let fp = self.sess.fixed_point::<R>()?;
+        let value = data
+            .map(|d| fp.encode_tensor_f32::<R>(dims.clone(), &d))
+            .transpose()?;
+        self.sess.share_input(self.owner, value.as_ref(), dims)
+    }
+
+    fn vector<R: Ring>(&self, v: Option<&[f32]>, n: usize) -> Result<Shared<R>> {
+        self.tensor(v.map(<[f32]>::to_vec), vec![n])
+    }
+
+    async fn weight<R: Ring>(
+        &self,
+        m: Option<&Matrix>,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Weight<R>> {
+        let w = self.tensor(m.map(|m| m.data.clone()), vec![rows, cols])?;
+        Weight::prepare(self.sess, w, self.reuse_masks).await
+    }
+
+    async fn dense<R: Ring>(
+        &self,
+        d: Option<&Dense>,
+        i: usize,
+        o: usize,
+    ) -> Result<(Weight<R>, Shared<R>)> {
+        Ok((
+            self.weight(d.map(|d| &d.w), i, o).await?,
+            self.vector(d.map(|d| d.b.as_slice()), o)?,
+        ))
+    }
+
+    fn norm<R: Ring>(&self, n: Option<&Norm>, h: usize) -> Result<SharedNorm<R>> {
+        Ok(SharedNorm {
+            gamma: self.vector(n.map(|n| n.gamma.as_slice()), h)?,
+            beta: self.vector(n.map(|n| n.beta.as_slice()), h)?,
+        })
+    }
+}
+
+/// [W_q s | W_k | W_v] and [b_q s | b_k | b_v] with s the query scale.
+fn fuse_qkv(q: &Dense, k: &Dense, v: &Dense, s: f32) -> Dense {
+    let h = q.w.rows;
+    let o = q.w.cols;
+    let mut w = Vec::with_capacity(h * 3 * o);
+    for r in 0..h {
+        w.extend(q.w.row(r).iter().map(|x| x * s));
+        w.extend_from_slice(k.w.row(r));
+        w.extend_from_slice(v.w.row(r));
+    }
+    let mut b: Vec<f32> = q.b.iter().map(|x| x * s).collect();
+    b.extend_from_slice(&k.b);
+    b.extend_from_slice(&v.b);
+    Dense {
+        w: Matrix {
+            rows: h,
+            cols: 3 * o,
+            data: w,
+        },
+        b,
+    }
+}
+
+fn scaled(d: &Dense, s: f32) -> Dense {
+    Dense {
+        w: Matrix {
+            rows: d.w.rows,
+            cols: d.w.cols,
+            data: d.w.data.iter().map(|x| x * s).collect(),
+        },
+        b: d.b.iter().map(|x| x * s).collect(),
+    }
+}
+
+impl<R: Ring> SecureBert<R> {
+    /// Secret-shares the model owner's weights (no message: input sharing
+    /// derives shares from pairwise seeds) and, with
+    /// `options.static_weights`, masks and opens every weight matrix once
+    /// (one round each; (N - 1) * 8 bytes per weight element per party in
+    /// Z_2^64: 178 MB for all-MiniLM-L6-v2). `weights` is `Some` at the
+    /// owner only; every party passes the same public `config`.
+    ///
+    /// Errors: [`Error::InvalidParty`] if the owner passes no weights;
+    /// [`Error::Format`] if the weights disagree with `config`; encoding,
+    /// preprocessing and transport errors.
+    pub async fn share(
+        sess: &Session,
+        owner: usize,
+        weights: Option<&BertWeights>,
+        config: &BertConfig,
+        options: AttentionOptions,
+    ) -> Result<Self> {
+        if let Some(w) = weights {
+            if &w.config != config {
+                return Err(Error::Format {
+                    what: "SecureBert::share".into(),
+                    detail: "the weights' configuration differs from the public one".into(),
+                });
+            }
+        }
+        let c = config;
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let sh = Sharer {
+            sess,
+            owner,
+            reuse_masks: options.static_weights,
+        };
+        let scale = if options.fold_scale {
+            1.0 / (c.head_dim() as f32).sqrt()
+        } else {
+            1.0
+        };
+        let word = sh.weight(weights.map(|w| &w.word), c.vocab_size, h).await?;
+        let position = sh.tensor(
+            weights.map(|w| w.position.data.clone()),
+            vec![c.max_positions, h],
+        )?;
+        let token_type = sh.tensor(
+            weights.map(|w| w.token_type.data.clone()),
+            vec![c.type_vocab_size, h],
+        )?;
+        let embedding_norm = sh.norm(weights.map(|w| &w.embedding_norm), h)?;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for l in 0..c.num_layers {
+            let lw = weights.map(|w| &w.layers[l]);
+            let qkv = if options.fused_qkv {
+                let fused = lw.map(|lw| fuse_qkv(&lw.query, &lw.key, &lw.value, scale));
+                let (w, b) = sh.dense(fused.as_ref(), h, 3 * h).await?;
+                QkvProjection::Fused { w, b }
+            } else {
+                let q = lw.map(|lw| scaled(&lw.query, scale));
+                QkvProjection::Separate(Box::new([
+                    sh.dense(q.as_ref(), h, h).await?,
+                    sh.dense(lw.map(|lw| &lw.key), h, h).await?,
+                    sh.dense(lw.map(|lw| &lw.value), h, h).await?,
+                ]))
+            };
+            let (out, out_bias) = sh.dense(lw.map(|lw| &lw.attn_out), h, h).await?;
+            layers.push(SecureLayer {
+                attention: AttentionWeights {
+                    qkv,
+                    scale_folded: options.fold_scale,
+                    out,
+                    out_bias,
+                },
+                attn_norm: sh.norm(lw.map(|lw| &lw.attn_norm), h)?,
+                intermediate: sh.dense(lw.map(|lw| &lw.intermediate), h, i).await?,
+                output: sh.dense(lw.map(|lw| &lw.output), i, h).await?,
+                output_norm: sh.norm(lw.map(|lw| &lw.output_norm), h)?,
+            });
+        }
+        Ok(SecureBert {
+            config: config.clone(),
+            options,
+            word,
+            position,
+            token_type,
+            embedding_norm,
+            layers,
+        })
+    }
+
+    /// The public configuration.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The shared one-hot matrix [B*S, V] of the client's ids.
+    fn one_hot(
+        &self,
+        sess: &Session,
+        client: usize,
+        ids: Option<&TokenBatch>,
+        rows: usize,
+    ) -> Result<Shared<R>> {
+        let v = self.config.vocab_size;
+        let value = match ids {
+            Some(b) => {
+                let mut t = RingTensor::<R>::zeros(vec![rows, v]);
+                let data = t.data_mut();
+                for (r, &id) in b.ids.iter().flatten().enumerate() {
+                    data[r * v + id as usize] = R::ONE;
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        sess.share_input(client, value.as_ref(), vec![rows, v])
+    }
+
+    /// Word + position + token-type embeddings [B*S, H].
+    async fn embed(
+        &self,
+        sess: &Session,
+        client: usize,
+        ids: Option<&TokenBatch>,
+        layout: &TokenLayout,
+    ) -> Result<Shared<R>> {
+        let (h, s) = (self.config.hidden_size, layout.seq_len);
+        let rows = layout.lengths.len() * s;
+        let one_hot = self.one_hot(sess, client, ids, rows)?;
+        let words = self.word.matmul_raw(sess, &one_hot).await?;
+        let pos = self.position.share().data();
+        let typ = &self.token_type.share().data()[..h];
+        let mut out = words.into_share();
+        for (r, row) in out.data_mut().chunks_mut(h).enumerate() {
+            let p = &pos[(r % s) * h..(r % s + 1) * h];
+            for j in 0..h {
+                row[j] = row[j].wrapping_add(p[j]).wrapping_add(typ[j]);
+            }
+        }
+        Ok(Shared::from_share(out))
+    }
+
+    /// The last hidden states [B*S, H] (padding rows included).
+    ///
+    /// Errors: as [`Self::forward`].
+    pub async fn hidden_states(
+        &self,
+        sess: &Session,
+        client: usize,
+        ids: Option<&TokenBatch>,
+        layout: &TokenLayout,
+    ) -> Result<Shared<R>> {
+        self.check(ids, layout)?;
+        let c = &self.config;
+        let eps = c.layer_norm_eps;
+        let form = match c.hidden_act {
+            HiddenAct::GeluErf => GeluForm::Erf,
+            HiddenAct::GeluTanh => GeluForm::Tanh,
+        };
+        let geometry = AttentionShape {
+            batch: layout.lengths.len(),
+            seq: layout.seq_len,
+            heads: c.num_heads,
+            lengths: layout.lengths.clone(),
+        };
+        let e = self.embed(sess, client, ids, layout).await?;
+        let n = &self.embedding_norm;
+        let mut x = layer_norm(sess, &e, eps, Some(&n.gamma), Some(&n.beta)).await?;
+        for l in &self.layers {
+            let a =
+                self_attention(sess, &x, &l.attention, &geometry, self.options.batch_heads).await?;
+            let n = &l.attn_norm;
+            x = layer_norm(sess, &x.add(sess, &a)?, eps, Some(&n.gamma), Some(&n.beta)).await?;
+            let inner = dense(sess, &x, &l.intermediate.0, &l.intermediate.1).await?;
+            let act = gelu(sess, &inner, form).await?;
+            let out = dense(sess, &act, &l.output.0, &l.output.1).await?;
+            let n = &l.output_norm;
+            x = layer_norm(
+                sess,
+                &x.add(sess, &out)?,
+                eps,
+                Some(&n.gamma),
+                Some(&n.beta),
+            )
+            .await?;
+        }
+        Ok(x)
+    }
+
+    /// Sentence embeddings [B, H], secret-shared: masked mean pooling and
+    /// L2 normalisation of [`Self::hidden_states`]. The client passes its
+    /// batch (`Some`), every party the public layout.
+    ///
+    /// Errors: [`Error::InvalidParty`] if the client passes no ids;
+    /// [`Error::Format`] for ids outside the vocabulary or a batch that
+    /// disagrees with the layout or exceeds the position table;
+    /// preprocessing and transport errors.
+    pub async fn forward(
+        &self,
+        sess: &Session,
+        client: usize,
+        ids: Option<&TokenBatch>,
+        layout: &TokenLayout,
+    ) -> Result<Shared<R>> {
+        let x = self.hidden_states(sess, client, ids, layout).await?;
+        let pooled = mean_pool(sess, &x, layout, self.config.hidden_size).await?;
+        l2_normalize(sess, &pooled).await
+    }
+
+    fn check(&self, ids: Option<&TokenBatch>, layout: &TokenLayout) -> Result<()> {
+        let c = &self.config;
+        let bad = |detail: String| Error::Format {
+            what: "token batch".into(),
+            detail,
+        };
+        if layout.lengths.is_empty() || layout.seq_len == 0 {
+            return Err(bad("empty batch".into()));
+        }
+        if layout.seq_len > c.max_positions {
+            return Err(bad(format!(
+                "length {} exceeds the model's {} positions",
+                layout.seq_len, c.max_positions
+            )));
+        }
+        if layout.lengths.iter().any(|&l| l == 0 || l > layout.seq_len) {
+            return Err(bad(format!(
+                "lengths {:?} for padded length {}",
+                layout.lengths, layout.seq_len
+            )));
+        }
+        if let Some(b) = ids {
+            if TokenLayout::of(b) != *layout {
+                return Err(bad(
+                    "the client's batch disagrees with the public layout".into()
+                ));
+            }
+            if let Some(id) = b
+                .ids
+                .iter()
+                .flatten()
+                .find(|&&id| id as usize >= c.vocab_size)
+            {
+                return Err(bad(format!(
+                    "token id {id} outside the vocabulary of {}",
+                    c.vocab_size
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mean over each sequence's real rows: [B*S, H] -> [B, H]. One round.
+async fn mean_pool<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    layout: &TokenLayout,
+    h: usize,
+) -> Result<Shared<R>> {
+    let fp = sess.fixed_point::<R>()?;
+    let s = layout.seq_len;
+    let b = layout.lengths.len();
+    let src = x.share().data();
+    let mut sums = vec![R::ZERO; b * h];
+    let mut inv = Vec::with_capacity(b * h);
+    for (bi, &len) in layout.lengths.iter().enumerate() {
+        let acc = &mut sums[bi * h..(bi + 1) * h];
+        for r in 0..len {
+            for (a, &v) in acc
+                .iter_mut()
+                .zip(&src[(bi * s + r) * h..(bi * s + r + 1) * h])
+            {
+                *a = a.wrapping_add(v);
+            }
+        }
+        let k = fp.encode::<R>(1.0 / len as f64)?;
+        inv.extend(std::iter::repeat_n(k, h));
+    }
+    let sums = Shared::from_share(RingTensor::new(vec![b, h], sums)?);
+    let scaled = sums.mul_public(sess, &RingTensor::new(vec![b, h], inv)?)?;
+    trunc::truncate(sess, &scaled, fp.frac_bits()).await
+}
+
+/// Each row of y [B, H] divided by its L2 norm: one square (only the row
+/// sums are truncated), the inverse square root, one product.
+async fn l2_normalize<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<Shared<R>> {
+    let f = sess.fixed_point::<R>()?.frac_bits();
+    let (b, h) = (y.shape().dims()[0], y.shape().dims()[1]);
+    let sq = beaver::square(sess, y).await?;
+    let sums: Vec<R> = sq
+        .share()
+        .data()
+        .chunks(h)
+        .map(|r| r.iter().fold(R::ZERO, |a, &v| a.wrapping_add(v)))
+        .collect();
+    let ss = trunc::truncate(
+        sess,
+        &Shared::from_share(RingTensor::new(vec![b], sums)?),
+        f,
+    )
+    .await?;
+    let inv = rsqrt(sess, &ss).await?;
+    let wide: Vec<R> = inv
+        .share()
+        .data()
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, h))
+        .collect();
+    fixed::mul(
+        sess,
+        y,
+        &Shared::from_share(RingTensor::new(vec![b, h], wide)?),
+    )
+    .await
+}

@@ -1,0 +1,120 @@
+//! Fixed-point dense layers x @ W + b against model weights, with the
+//! weight either masked and opened once per model load ([`Weight::Static`],
+//! the default) or used as a fresh Beaver operand every time
+//! ([`Weight::Fresh`], the straightforward composition, kept for ablations).
+//!
+//! Domain: |x @ W| < 2^(k-2-2f) as reals (2^22 in Z_2^64, f = 20). Error
+//! against f64: 1 ulp (2^-f) per output element from the truncation, plus
+//! the encoding of W and b (1/2 ulp each). Rounds: 2 (product, truncation).
+//! Bytes sent per party per call: (N - 1) (numel(x) + numel(out)) k / 8 with
+//! a static weight; (N - 1) (numel(x) + numel(W) + numel(out)) k / 8 fresh.
+
+use super::beaver::{self, StaticOperand};
+use super::trunc::truncate;
+use crate::backend::BilinearOp;
+use crate::error::{Error, Result};
+use crate::ring::{Ring, RingTensor};
+use crate::session::Session;
+use crate::share::Shared;
+
+/// A shared weight matrix [in, out], prepared for products.
+#[derive(Clone, Debug)]
+pub enum Weight<R: Ring> {
+    /// Masked and opened once ([`beaver::prepare_static`]); each product
+    /// opens only x - a.
+    Static(StaticOperand<R>),
+    /// A plain shared value; each product opens x - a and W - b afresh.
+    Fresh(Shared<R>),
+}
+
+impl<R: Ring> Weight<R> {
+    /// Prepares `w`: opens its mask now (one round, (N - 1) numel(w) k / 8
+    /// bytes per party) if `reuse_mask`, else keeps it as is.
+    ///
+    /// Errors: preprocessing and transport errors.
+    pub async fn prepare(sess: &Session, w: Shared<R>, reuse_mask: bool) -> Result<Self> {
+        Ok(if reuse_mask {
+            Weight::Static(beaver::prepare_static(sess, &w).await?)
+        } else {
+            Weight::Fresh(w)
+        })
+    }
+
+    /// The weight's shape.
+    pub fn shape(&self) -> &crate::ring::Shape {
+        match self {
+            Weight::Static(s) => s.shape(),
+            Weight::Fresh(w) => w.shape(),
+        }
+    }
+
+    /// [x @ W] without truncation (x [n, in] -> [n, out]): exact in the
+    /// ring, one round.
+    ///
+    /// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
+    pub async fn matmul_raw(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+        match self {
+            Weight::Static(s) => beaver::product_static(sess, BilinearOp::Matmul, x, s).await,
+            Weight::Fresh(w) => beaver::product(sess, BilinearOp::Matmul, x, w).await,
+        }
+    }
+}
+
+/// Adds a shared bias b [n] to every row of x [.., n] (local, no round).
+///
+/// Errors: [`Error::ShapeMismatch`] if x's last axis is not b's length.
+pub fn add_bias<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
+    let n = b.numel();
+    if x.shape().dims().last() != Some(&n) || b.shape().rank() != 1 {
+        return Err(Error::shape(
+            "add_bias",
+            format!("x {} and bias {}", x.shape(), b.shape()),
+        ));
+    }
+    let mut out = x.share().clone();
+    for row in out.data_mut().chunks_mut(n) {
+        for (v, &c) in row.iter_mut().zip(b.share().data()) {
+            *v = v.wrapping_add(c);
+        }
+    }
+    Ok(Shared::from_share(out))
+}
+
+/// Fixed-point [x @ W + b]: x [n, in], W [in, out], b [out] -> [n, out].
+///
+/// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
+pub async fn dense<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    w: &Weight<R>,
+    b: &Shared<R>,
+) -> Result<Shared<R>> {
+    let f = sess.fixed_point::<R>()?.frac_bits();
+    let raw = w.matmul_raw(sess, x).await?;
+    add_bias(&truncate(sess, &raw, f).await?, b)
+}
+
+/// Columns [c0, c0 + w) of a [rows, cols] tensor (local copy).
+///
+/// Errors: [`Error::ShapeMismatch`] for a rank other than 2 or columns
+/// past the end.
+pub fn columns<R: Ring>(t: &RingTensor<R>, c0: usize, w: usize) -> Result<RingTensor<R>> {
+    let [rows, cols] = t.dims() else {
+        return Err(Error::shape(
+            "columns",
+            format!("rank-2 tensor expected, got {}", t.shape()),
+        ));
+    };
+    let (rows, cols) = (*rows, *cols);
+    if c0 + w > cols {
+        return Err(Error::shape(
+            "columns",
+            format!("columns {c0}..{} of {cols}", c0 + w),
+        ));
+    }
+    let mut data = Vec::with_capacity(rows * w);
+    for r in t.data().chunks(cols) {
+        data.extend_from_slice(&r[c0..c0 + w]);
+    }
+    RingTensor::new(vec![rows, w], data)
+}
