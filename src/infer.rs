@@ -156,3 +156,42 @@ pub fn infer(
         offline_time: report.offline_time,
     })
 }
+
+/// Writes embeddings [B, H] to `path`: NumPy `.npy` (little-endian f32,
+/// C order) when the name ends in `.npy`, else JSON (a list of lists).
+///
+/// Errors: [`Error::Io`] if the file cannot be written; [`Error::Format`]
+/// for rows of different lengths.
+pub fn write_embeddings(path: &std::path::Path, embeddings: &[Vec<f32>]) -> Result<()> {
+    let h = embeddings.first().map_or(0, Vec::len);
+    if embeddings.iter().any(|e| e.len() != h) {
+        return Err(Error::Format {
+            what: "embeddings".into(),
+            detail: "rows of different lengths".into(),
+        });
+    }
+    let bytes = if path.extension().is_some_and(|e| e == "npy") {
+        // NPY format 1.0: magic, version, header length, a Python dict
+        // literal padded with spaces to a multiple of 64 bytes, then data.
+        let mut header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {h}), }}",
+            embeddings.len()
+        );
+        let unpadded = 10 + header.len() + 1;
+        header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        for v in embeddings.iter().flatten() {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    } else {
+        serde_json::to_vec(embeddings).map_err(|e| Error::Format {
+            what: "embeddings".into(),
+            detail: e.to_string(),
+        })?
+    };
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}

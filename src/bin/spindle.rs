@@ -33,6 +33,8 @@ enum Command {
     Demo(DemoArgs),
     /// Train a model securely on MNIST (all parties in this process).
     Train(TrainArgs),
+    /// Secure sentence embedding with a BERT encoder (e.g. all-MiniLM-L6-v2).
+    Infer(InferArgs),
     /// Run one party of a job as this process (TCP with mutual TLS).
     Party(PartyArgs),
     /// Run the offline dealer as this process: plan, generate, serve each party its store.
@@ -171,6 +173,152 @@ fn run_train(args: TrainArgs) -> spindle::Result<()> {
             "nothing to do: the checkpoints already cover {} epochs",
             opts.epochs
         );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct InferArgs {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// A sentence to embed (repeat for several; they are padded to one length).
+    #[arg(long)]
+    text: Vec<String>,
+    /// Embed the sentences of a reference.json (sentences, token_ids,
+    /// embeddings) and report the cosine similarity with its embeddings.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Number of parties (>= 2): party 0 owns the model, party N-1 the text.
+    #[arg(long, default_value_t = 3)]
+    parties: usize,
+    /// Pad every sentence to this many tokens (default: the longest).
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Run only the first L encoder layers (a cut of the model).
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Also run the plaintext twin and print the cosine similarity.
+    #[arg(long)]
+    check: bool,
+    /// Write the embeddings to FILE (.npy, or JSON for any other name).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Attention ablation: project Q, K and V with three products.
+    #[arg(long)]
+    no_fused_qkv: bool,
+    /// Attention ablation: fresh Beaver operands for the weights at every inference.
+    #[arg(long)]
+    no_static_weights: bool,
+    /// Attention ablation: scale the scores by 1/sqrt(d) with an extra truncation.
+    #[arg(long)]
+    no_fold_scale: bool,
+    /// Attention ablation: one product per head.
+    #[arg(long)]
+    no_batch_heads: bool,
+    /// Fixed-point fractional bits (default 20).
+    #[arg(long)]
+    frac_bits: Option<u32>,
+}
+
+fn run_infer(args: InferArgs) -> spindle::Result<()> {
+    use spindle::infer::{infer, write_embeddings, InferOptions};
+    use spindle::io::tokenizer::{TokenBatch, Tokenizer};
+    use spindle::models::bert::plain::{cosine, sentence_embedding, DomainTrace};
+    use spindle::models::bert::reference::read_reference;
+    use spindle::models::bert::BertWeights;
+    use std::sync::Arc;
+
+    let mut weights = BertWeights::from_dir(&args.model)?;
+    if let Some(l) = args.layers {
+        weights = weights.truncated(l)?;
+    }
+    let (texts, ids, expected) = match &args.reference {
+        Some(path) => {
+            let r = read_reference(path)?;
+            (
+                r.iter().map(|s| s.sentence.clone()).collect::<Vec<_>>(),
+                r.iter().map(|s| s.token_ids.clone()).collect::<Vec<_>>(),
+                Some(r.into_iter().map(|s| s.embedding).collect::<Vec<_>>()),
+            )
+        }
+        None => {
+            if args.text.is_empty() {
+                return Err(spindle::Error::Format {
+                    what: "spindle infer".into(),
+                    detail: "give at least one --text (or --reference FILE)".into(),
+                });
+            }
+            let tk = Tokenizer::from_dir(&args.model)?;
+            let ids = args
+                .text
+                .iter()
+                .map(|t| tk.encode(t))
+                .collect::<spindle::Result<Vec<_>>>()?;
+            (args.text.clone(), ids, None)
+        }
+    };
+    let batch = Arc::new(TokenBatch::new(ids, args.seq_len)?);
+    let mut opts = InferOptions::new(args.parties);
+    opts.run.session.frac_bits = args.frac_bits;
+    opts.attention.fused_qkv = !args.no_fused_qkv;
+    opts.attention.static_weights = !args.no_static_weights;
+    opts.attention.fold_scale = !args.no_fold_scale;
+    opts.attention.batch_heads = !args.no_batch_heads;
+    println!(
+        "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) padded to {} tokens",
+        weights.config.num_layers,
+        args.parties,
+        args.parties.saturating_sub(1),
+        batch.batch(),
+        batch.seq_len
+    );
+    let weights = Arc::new(weights);
+    let r = infer(weights.clone(), batch.clone(), &opts)?;
+    for (i, e) in r.embeddings.iter().enumerate() {
+        let head: Vec<String> = e.iter().take(6).map(|v| format!("{v:+.5}")).collect();
+        let mut line = format!(
+            "[{i}] {:?}\n    embedding[..6] = [{}, ...] ({} values)",
+            texts[i],
+            head.join(", "),
+            e.len()
+        );
+        if args.check {
+            let twin = sentence_embedding(&weights, batch.real(i), &mut DomainTrace::default())?;
+            line.push_str(&format!(
+                "\n    cosine with the plaintext twin: {:.7}",
+                cosine(e, &twin)
+            ));
+        }
+        if let Some(exp) = &expected {
+            line.push_str(&format!(
+                "\n    cosine with the reference: {:.7}",
+                cosine(e, &exp[i])
+            ));
+        }
+        println!("{line}");
+    }
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let slowest =
+        |v: &[spindle::infer::PhaseCost]| v.iter().map(|c| c.time).max().unwrap_or_default();
+    println!("per party          sent MiB (max)   rounds   time");
+    println!(
+        "offline (dealer)   {:>14.2}   {:>6}   {:.3} s (plan and generation)",
+        mib(r.dealer_bytes.iter().copied().max().unwrap_or(0) as u64),
+        0,
+        r.offline_time.as_secs_f64()
+    );
+    for (name, phase) in [("load (weights)", &r.load), ("inference", &r.inference)] {
+        println!(
+            "{name:<18} {:>14.2}   {:>6}   {:.3} s",
+            mib(phase.iter().map(|c| c.link.bytes_sent).max().unwrap_or(0)),
+            phase.iter().map(|c| c.link.rounds).max().unwrap_or(0),
+            slowest(phase).as_secs_f64()
+        );
+    }
+    if let Some(path) = &args.output {
+        write_embeddings(path, &r.embeddings)?;
+        println!("embeddings written to {}", path.display());
     }
     Ok(())
 }
@@ -720,6 +868,7 @@ fn main() {
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => run_demo(args),
         Command::Train(args) => run_train(args),
+        Command::Infer(args) => run_infer(args),
         Command::Party(args) => run_party_cmd(args),
         Command::Dealer(args) => run_dealer_cmd(args),
         Command::Keygen(args) => run_keygen(args),

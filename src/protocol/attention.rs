@@ -252,7 +252,7 @@ pub async fn self_attention<R: Ring>(
     if dims.len() != 2
         || dims[0] != g.batch * g.seq
         || g.heads == 0
-        || h % g.heads != 0
+        || !h.is_multiple_of(g.heads)
         || g.lengths.len() != g.batch
         || g.lengths.iter().any(|&l| l == 0 || l > g.seq)
     {
@@ -299,7 +299,8 @@ mod tests {
         let s = split_heads(&t, &g, 2, false).unwrap();
         assert_eq!(s.dims(), &[4, 3, 2]);
         // sequence 0, head 1, token 2 = row 2, columns 2..4.
-        assert_eq!(&s.data()[(1 * 3 + 2) * 2..(1 * 3 + 2) * 2 + 2], &[10, 11]);
+        let at = (3 + 2) * 2; // (head 1 * 3 tokens + token 2) * d
+        assert_eq!(&s.data()[at..at + 2], &[10, 11]);
         assert_eq!(merge_heads(&s, &g, 2).unwrap(), t);
         let kt = split_heads(&t, &g, 2, true).unwrap();
         assert_eq!(kt.dims(), &[4, 2, 3]);

@@ -105,3 +105,86 @@ pub fn minilm_reference(
     spindle::models::bert::reference::read_reference(&dir.join("reference.json"))
         .expect("reference.json")
 }
+
+/// Writes a small random BERT (Hugging Face layout, f32 safetensors) to a
+/// fresh directory: H = 16, 2 heads, 1 layer, intermediate 32, vocab 40,
+/// 16 positions. `skip` leaves that tensor out; `bad_shape` gives it one
+/// extra row.
+pub fn tiny_bert_dir(tag: &str, skip: Option<&str>, bad_shape: Option<&str>) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("spindle-tiny-bert-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"model_type":"bert","hidden_size":16,"num_hidden_layers":1,"num_attention_heads":2,
+            "intermediate_size":32,"vocab_size":40,"max_position_embeddings":16,
+            "type_vocab_size":2,"layer_norm_eps":1e-12,"hidden_act":"gelu"}"#,
+    )
+    .unwrap();
+    let (h, i) = (16usize, 32usize);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![40, h]),
+        ("embeddings.position_embeddings.weight".into(), vec![16, h]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+    ];
+    let p = "encoder.layer.0";
+    for (name, o, inp) in [
+        ("attention.self.query", h, h),
+        ("attention.self.key", h, h),
+        ("attention.self.value", h, h),
+        ("attention.output.dense", h, h),
+        ("intermediate.dense", i, h),
+        ("output.dense", h, i),
+    ] {
+        shapes.push((format!("{p}.{name}.weight"), vec![o, inp]));
+        shapes.push((format!("{p}.{name}.bias"), vec![o]));
+    }
+    for name in ["attention.output.LayerNorm", "output.LayerNorm"] {
+        shapes.push((format!("{p}.{name}.weight"), vec![h]));
+        shapes.push((format!("{p}.{name}.bias"), vec![h]));
+    }
+    let mut prg = Prg::new(&Seed([7; 16]), 0);
+    let mut blobs = Vec::new();
+    for (name, mut dims) in shapes {
+        if skip == Some(name.as_str()) {
+            continue;
+        }
+        if bad_shape == Some(name.as_str()) {
+            dims[0] += 1;
+        }
+        let n: usize = dims.iter().product();
+        let scale = if name.contains("LayerNorm.weight") {
+            0.0
+        } else {
+            0.4
+        };
+        let vals: Vec<f32> = reals(&mut prg, n, scale)
+            .iter()
+            .map(|v| {
+                if name.contains("LayerNorm.weight") {
+                    1.0 + *v as f32
+                } else {
+                    *v as f32
+                }
+            })
+            .collect();
+        blobs.push((name, dims, bytemuck_f32(&vals)));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = blobs
+        .iter()
+        .map(|(n, d, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, &None, &dir.join("model.safetensors")).unwrap();
+    dir
+}
+
+fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

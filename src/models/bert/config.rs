@@ -125,7 +125,7 @@ impl BertConfig {
                 detail: format!("{name} must be positive"),
             });
         }
-        if raw.hidden_size % raw.num_attention_heads != 0 {
+        if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(Error::Unsupported(format!(
                 "config.json hidden_size {} is not a multiple of num_attention_heads {}",
                 raw.hidden_size, raw.num_attention_heads

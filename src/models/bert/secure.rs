@@ -100,9 +100,14 @@ struct Sharer<'a> {
 impl Sharer<'_> {
     fn tensor<R: Ring>(&self, data: Option<Vec<f32>>, dims: Vec<usize>) -> Result<Shared<R>> {
         let fp = self.sess.fixed_point::<R>()?;
-        let value = data
-            .map(|d| fp.encode_tensor_f32::<R>(dims.clone(), &d))
-            .transpose()?;
+        let value = match data {
+            Some(d) => Some(fp.encode_tensor_f32::<R>(dims.clone(), &d)?),
+            // A dealer's dry run records the plan without the model.
+            None if self.sess.is_dry_run() && self.sess.party() == self.owner => {
+                Some(RingTensor::zeros(dims.clone()))
+            }
+            None => None,
+        };
         self.sess.share_input(self.owner, value.as_ref(), dims)
     }
 
@@ -180,7 +185,9 @@ impl<R: Ring> SecureBert<R> {
     /// `options.static_weights`, masks and opens every weight matrix once
     /// (one round each; (N - 1) * 8 bytes per weight element per party in
     /// Z_2^64: 178 MB for all-MiniLM-L6-v2). `weights` is `Some` at the
-    /// owner only; every party passes the same public `config`.
+    /// owner only (a dry run may pass `None` everywhere: the dealer records
+    /// the plan without the model); every party passes the same public
+    /// `config`.
     ///
     /// Errors: [`Error::InvalidParty`] if the owner passes no weights;
     /// [`Error::Format`] if the weights disagree with `config`; encoding,
