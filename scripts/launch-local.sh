@@ -8,7 +8,8 @@
 # Env: SPINDLE (binary, default target/release/spindle), BASE_PORT (default
 # 7100: dealer on BASE_PORT, party i on BASE_PORT+1+i), WORKDIR (default a
 # fresh temp dir; holds certs/, cluster.toml and one log per process),
-# PARTY_ARGS (extra args for parties only, e.g. "--link wan --check").
+# PARTY_ARGS (extra args for parties only, e.g. "--link wan --check"), SHOW
+# (lines of each log to print at the end, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +63,7 @@ done
 status=0
 for k in "${!pids[@]}"; do
   if wait "${pids[$k]}"; then
-    tail -n 1 "$WORKDIR/${names[$k]}.log"
+    tail -n "${SHOW:-1}" "$WORKDIR/${names[$k]}.log"
   else
     status=1
     echo "${names[$k]} FAILED:" >&2

@@ -195,3 +195,134 @@ pub fn write_embeddings(path: &std::path::Path, embeddings: &[Vec<f32>]) -> Resu
     };
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
+
+/// [`crate::net::job::Job::Infer`]: one party of a secure inference as its
+/// own process (`spindle party --job infer`, `spindle dealer --job infer`).
+///
+/// Every process gets the same arguments; each reads only what its role
+/// may see: the dealer and the compute-only parties read the public
+/// `config.json` (and the public layout), party 0 also the weights, party
+/// N - 1 also the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InferJob {
+    /// The Hugging Face model folder.
+    pub model: std::path::PathBuf,
+    /// The client's sentences.
+    pub text: Vec<String>,
+    /// Public: padded length.
+    pub seq_len: usize,
+    /// Public: tokens of each sentence.
+    pub lengths: Vec<usize>,
+    /// Run only the first L layers.
+    pub layers: Option<usize>,
+    /// Attention optimizations.
+    pub attention: AttentionOptions,
+}
+
+impl InferJob {
+    /// Identifies the job for the dealer's check (public parts only).
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "infer model={} seq_len={} lengths={:?} layers={:?} attention={:?}",
+            self.model.display(),
+            self.seq_len,
+            self.lengths,
+            self.layers,
+            self.attention
+        )
+    }
+
+    /// Checks the public layout.
+    ///
+    /// Errors: [`Error::Format`] for no sentence or lengths outside 1..=seq_len.
+    pub fn validate(&self) -> Result<()> {
+        if self.lengths.is_empty() || self.lengths.iter().any(|&l| l == 0 || l > self.seq_len) {
+            return Err(Error::Format {
+                what: "infer job".into(),
+                detail: format!(
+                    "lengths {:?} for padded length {}",
+                    self.lengths, self.seq_len
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> Result<crate::models::bert::BertConfig> {
+        let mut c = crate::models::bert::BertConfig::from_dir(&self.model)?;
+        if let Some(l) = self.layers {
+            c.num_layers = c.num_layers.min(l);
+        }
+        Ok(c)
+    }
+
+    /// Runs the job as `sess.party()` (or as a dry run without model or
+    /// text): embeddings at the client, nothing elsewhere; phases "load"
+    /// and "inference".
+    ///
+    /// Errors: model, tokenizer and layout errors; as [`SecureBert::share`]
+    /// and [`SecureBert::forward`].
+    pub async fn run(&self, sess: &crate::Session) -> Result<crate::net::job::JobOutput> {
+        use crate::net::job::{JobOutput, JobPhase};
+        let (party, n) = (sess.party(), sess.n_parties());
+        let client = client_of(n);
+        let config = self.config()?;
+        let real = !sess.is_dry_run();
+        let weights = if party == MODEL_OWNER && real {
+            let mut w = BertWeights::from_dir(&self.model)?;
+            w = w.truncated(config.num_layers)?;
+            Some(w)
+        } else {
+            None
+        };
+        let layout = TokenLayout {
+            seq_len: self.seq_len,
+            lengths: self.lengths.clone(),
+        };
+        let batch = if party == client && real {
+            let tk = crate::io::tokenizer::Tokenizer::from_dir(&self.model)?;
+            let ids = self
+                .text
+                .iter()
+                .map(|t| tk.encode(t))
+                .collect::<Result<Vec<_>>>()?;
+            let b = TokenBatch::new(ids, Some(self.seq_len))?;
+            if TokenLayout::of(&b) != layout {
+                return Err(Error::Format {
+                    what: "infer job".into(),
+                    detail: format!(
+                        "the text has {:?} tokens, the public layout says {:?}",
+                        b.lengths, layout.lengths
+                    ),
+                });
+            }
+            Some(b)
+        } else {
+            None
+        };
+        let (t0, s0) = (Instant::now(), sess.link_stats());
+        let model =
+            SecureBert::<u64>::share(sess, MODEL_OWNER, weights.as_ref(), &config, self.attention)
+                .await?;
+        let (t1, s1) = (Instant::now(), sess.link_stats());
+        let y = model.forward(sess, client, batch.as_ref(), &layout).await?;
+        let revealed = sess.reveal_to(&y, client).await?;
+        let (t2, s2) = (Instant::now(), sess.link_stats());
+        let fp = sess.fixed_point::<u64>()?;
+        Ok(JobOutput {
+            result: revealed.map(|t| fp.decode_tensor(&t)).unwrap_or_default(),
+            phases: vec![
+                JobPhase {
+                    label: "load".into(),
+                    time: t1 - t0,
+                    link: s1 - s0,
+                },
+                JobPhase {
+                    label: "inference".into(),
+                    time: t2 - t1,
+                    link: s2 - s1,
+                },
+            ],
+        })
+    }
+}

@@ -334,6 +334,8 @@ struct HostsArgs {
 enum JobKind {
     /// Secure fixed-point matmul X[m,k] (party 0) times W[k,n] (party 1) with truncation.
     Matmul,
+    /// Secure sentence embedding (--model, --text): party 0 owns the model, party N-1 the text.
+    Infer,
 }
 
 #[derive(clap::Args, Clone)]
@@ -359,11 +361,32 @@ struct JobArgs {
     /// Fixed-point fractional bits (default 20 in Z_2^64).
     #[arg(long)]
     frac_bits: Option<u32>,
+    /// Infer job: the model folder (party 0 reads the weights, every process config.json).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Infer job: a sentence (repeat for several); only party N-1 uses it.
+    #[arg(long)]
+    text: Vec<String>,
+    /// Infer job, public: padded length (default: the longest sentence).
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Infer job, public: tokens per sentence, comma-separated. Without it
+    /// every process tokenizes --text to find them (convenient for local
+    /// benchmarks; in a deployment give the lengths and the text only to
+    /// the client).
+    #[arg(long, value_delimiter = ',')]
+    lengths: Vec<usize>,
+    /// Infer job: run only the first L encoder layers.
+    #[arg(long)]
+    layers: Option<usize>,
 }
 
 impl JobArgs {
-    fn job(&self) -> Job {
-        match self.job {
+    fn job(&self) -> spindle::Result<Job> {
+        if let JobKind::Infer = self.job {
+            return self.infer_job().map(Job::Infer);
+        }
+        Ok(match self.job {
             JobKind::Matmul => Job::Matmul {
                 m: self.m,
                 k: self.k,
@@ -371,7 +394,34 @@ impl JobArgs {
                 input_seed: self.input_seed,
                 repeat: self.repeat,
             },
-        }
+            JobKind::Infer => unreachable!("handled above"),
+        })
+    }
+    fn infer_job(&self) -> spindle::Result<spindle::infer::InferJob> {
+        let model = self.model.clone().ok_or_else(|| spindle::Error::Format {
+            what: "--job infer".into(),
+            detail: "needs --model DIR".into(),
+        })?;
+        let lengths = if self.lengths.is_empty() {
+            let tk = spindle::io::tokenizer::Tokenizer::from_dir(&model)?;
+            self.text
+                .iter()
+                .map(|t| tk.encode(t).map(|ids| ids.len()))
+                .collect::<spindle::Result<Vec<_>>>()?
+        } else {
+            self.lengths.clone()
+        };
+        let seq_len = self
+            .seq_len
+            .unwrap_or_else(|| lengths.iter().copied().max().unwrap_or(0));
+        Ok(spindle::infer::InferJob {
+            model,
+            text: self.text.clone(),
+            seq_len,
+            lengths,
+            layers: self.layers,
+            attention: Default::default(),
+        })
     }
     fn session(&self) -> SessionConfig {
         SessionConfig {
@@ -691,7 +741,7 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         .as_deref()
         .map(str::parse::<LinkProfile>)
         .transpose()?;
-    let job = args.job.job();
+    let job = args.job.job()?;
     let opts = PartyOptions {
         cluster,
         me,
@@ -732,12 +782,24 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         online.rounds,
         human_bytes(out.dealer_bytes as u64)
     );
+    for p in &out.phases {
+        println!(
+            "party {me}: {} {:.1} ms, sent {} in {} rounds",
+            p.label,
+            p.time.as_secs_f64() * 1e3,
+            human_bytes(p.link.bytes_sent),
+            p.link.rounds
+        );
+    }
+    if let (Job::Infer(j), false) = (&job, out.result.is_empty()) {
+        report_infer_result(me, j, &out.result, args.check)?;
+    }
     if let Some(p) = &args.output {
         let text = serde_json::to_string_pretty(&out.to_json()).unwrap_or_default();
         std::fs::write(p, text).map_err(|e| spindle::Error::io(p, e))?;
     }
-    if args.check {
-        let Job::Matmul { k, .. } = job;
+    if let (true, Job::Matmul { k, .. }) = (args.check, &job) {
+        let k = *k;
         let f = args.job.frac_bits.unwrap_or(20);
         // Each of the k products is off by at most 1 ulp after encoding, plus truncation.
         let tol = (k as f64 + 4.0) * 2f64.powi(-(f as i32)) * 2.0;
@@ -748,6 +810,46 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
             );
             std::process::exit(1);
         }
+    }
+    Ok(())
+}
+
+/// The client's view of an infer job: the embeddings' first values and,
+/// with `check`, the cosine similarity with the plaintext twin.
+fn report_infer_result(
+    me: usize,
+    job: &spindle::infer::InferJob,
+    flat: &[f64],
+    check: bool,
+) -> spindle::Result<()> {
+    use spindle::models::bert::plain::{cosine, sentence_embedding, DomainTrace};
+    let h = flat.len() / job.lengths.len().max(1);
+    let twin = if check {
+        let w = spindle::models::bert::BertWeights::from_dir(&job.model)?;
+        Some(
+            w.truncated(
+                job.layers
+                    .unwrap_or(w.config.num_layers)
+                    .min(w.config.num_layers),
+            )?,
+        )
+    } else {
+        None
+    };
+    let tk = spindle::io::tokenizer::Tokenizer::from_dir(&job.model)?;
+    for (i, e) in flat.chunks(h.max(1)).enumerate() {
+        let e: Vec<f32> = e.iter().map(|&v| v as f32).collect();
+        let head: Vec<String> = e.iter().take(4).map(|v| format!("{v:+.5}")).collect();
+        let mut line = format!("party {me}: embedding {i}: [{}, ...]", head.join(", "));
+        if let Some(w) = &twin {
+            let ids = tk.encode(&job.text[i])?;
+            let t = sentence_embedding(w, &ids, &mut DomainTrace::default())?;
+            line.push_str(&format!(
+                ", cosine with the plaintext twin {:.7}",
+                cosine(&e, &t)
+            ));
+        }
+        println!("{line}");
     }
     Ok(())
 }
@@ -764,7 +866,7 @@ fn run_dealer_cmd(args: DealerArgs) -> spindle::Result<()> {
     let opts = DealerOptions {
         cluster,
         security,
-        job: args.job.job(),
+        job: args.job.job()?,
         session: args.job.session(),
         master_seed: None,
         bind: args.cluster.bind.clone(),

@@ -30,6 +30,30 @@ pub enum Job {
         /// runs for benchmarks and failure tests.
         repeat: usize,
     },
+    /// Secure sentence embedding with a BERT encoder
+    /// ([`crate::infer::InferJob`]): party 0 owns the model, party N - 1
+    /// the text and the result.
+    Infer(crate::infer::InferJob),
+}
+
+/// Time and traffic of one named phase of a job at one party.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobPhase {
+    /// "load", "inference", ...
+    pub label: String,
+    /// Wall time.
+    pub time: std::time::Duration,
+    /// This party's traffic during the phase.
+    pub link: spindle_transport::LinkStats,
+}
+
+/// What a job returns at one party.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobOutput {
+    /// The revealed result (empty at parties that receive none).
+    pub result: Vec<f64>,
+    /// The job's own phases, if it reports any.
+    pub phases: Vec<JobPhase>,
 }
 
 impl Job {
@@ -44,6 +68,11 @@ impl Job {
                 "matmul m={m} k={k} n={n} repeat={repeat} parties={n_parties} frac_bits={}",
                 frac_bits.map_or("default".into(), |f| f.to_string())
             ),
+            Job::Infer(j) => format!(
+                "{} parties={n_parties} frac_bits={}",
+                j.fingerprint(),
+                frac_bits.map_or("default".into(), |f| f.to_string())
+            ),
         }
     }
 
@@ -52,6 +81,7 @@ impl Job {
     /// Errors: [`Error::ShapeMismatch`].
     pub fn validate(&self) -> Result<()> {
         match *self {
+            Job::Infer(ref j) => j.validate(),
             Job::Matmul {
                 m, k, n, repeat, ..
             } => {
@@ -73,6 +103,7 @@ impl Job {
     /// The inputs (X, W), row-major.
     pub fn inputs(&self) -> (Vec<f64>, Vec<f64>) {
         match *self {
+            Job::Infer(_) => (Vec::new(), Vec::new()),
             Job::Matmul {
                 m,
                 k,
@@ -91,6 +122,7 @@ impl Job {
     /// The f64 result the job should reveal (row-major [m, n]).
     pub fn expected(&self) -> Vec<f64> {
         match *self {
+            Job::Infer(_) => Vec::new(),
             Job::Matmul { m, k, n, .. } => {
                 let (x, w) = self.inputs();
                 let mut out = vec![0.0; m * n];
@@ -111,9 +143,10 @@ impl Job {
     /// revealed result.
     ///
     /// Errors: protocol and transport errors.
-    pub async fn run(&self, sess: Arc<Session>) -> Result<Vec<f64>> {
+    pub async fn run(&self, sess: Arc<Session>) -> Result<JobOutput> {
         self.validate()?;
         match *self {
+            Job::Infer(ref j) => j.run(&sess).await,
             Job::Matmul {
                 m, k, n, repeat, ..
             } => {
@@ -129,7 +162,10 @@ impl Job {
                 for _ in 1..repeat {
                     z = fixed::matmul(&sess, &xs, &ws).await?;
                 }
-                sess.reveal_f64(&z).await
+                Ok(JobOutput {
+                    result: sess.reveal_f64(&z).await?,
+                    phases: Vec::new(),
+                })
             }
         }
     }

@@ -53,6 +53,8 @@ pub struct PartyOutcome {
     pub party: PartyId,
     /// The revealed result.
     pub result: Vec<f64>,
+    /// The job's own phases (e.g. model load and inference).
+    pub phases: Vec<super::job::JobPhase>,
     /// Largest |result - f64 reference|.
     pub max_abs_error: f64,
     /// Bytes of the store received from the dealer (0 without dealer).
@@ -71,6 +73,12 @@ impl PartyOutcome {
         serde_json::json!({
             "party": self.party,
             "result": self.result,
+            "phases": self.phases.iter().map(|p| serde_json::json!({
+                "label": p.label,
+                "ms": p.time.as_secs_f64() * 1e3,
+                "bytes_sent": p.link.bytes_sent,
+                "rounds": p.link.rounds,
+            })).collect::<Vec<_>>(),
             "max_abs_error": self.max_abs_error,
             "dealer_bytes": self.dealer_bytes,
             "startup_ms": self.startup_time.as_secs_f64() * 1e3,
@@ -202,6 +210,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     let online_time = t1.elapsed();
     transport.shutdown().await?;
     let expected = opts.job.expected();
+    let super::job::JobOutput { result, phases } = result;
     let max_abs_error = result
         .iter()
         .zip(&expected)
@@ -210,6 +219,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     Ok(PartyOutcome {
         party: opts.me,
         result,
+        phases,
         max_abs_error,
         dealer_bytes,
         stats: StatsReport::of(transport.as_ref()),
