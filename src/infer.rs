@@ -72,6 +72,8 @@ pub struct InferReport {
     pub dealer_bytes: Vec<usize>,
     /// Wall time of the offline phase (plan dry run and dealer).
     pub offline_time: Duration,
+    /// The preprocessing plan (dealer mode): load and inference together.
+    pub plan: Option<crate::preprocess::Plan>,
 }
 
 impl InferReport {
@@ -154,6 +156,7 @@ pub fn infer(
         inference: report.parties.iter().map(|p| p.output.inference).collect(),
         dealer_bytes: report.parties.iter().map(|p| p.dealer_bytes).collect(),
         offline_time: report.offline_time,
+        plan: report.plan,
     })
 }
 

@@ -94,6 +94,25 @@ pub enum BilinearOp {
 }
 
 impl BilinearOp {
+    /// Scalar multiplications of x (op) y (multiply-adds of a matmul or
+    /// convolution, elements of a Hadamard product): the "secure
+    /// multiplications" a Beaver product of these shapes stands for.
+    ///
+    /// Errors: as [`BilinearOp::output_shape`].
+    pub fn multiplications(&self, x: &Shape, y: &Shape) -> Result<usize> {
+        let out = self.output_shape(x, y)?.numel();
+        Ok(match self {
+            BilinearOp::Mul => out,
+            BilinearOp::Matmul => out * x.dims().last().copied().unwrap_or(0),
+            // Each output sums c * kh * kw products (w is [o, c, kh, kw]).
+            BilinearOp::Conv2d(_) => out * (y.numel() / y.dims()[0].max(1)),
+            // Each weight-gradient element sums n * ho * wo products.
+            BilinearOp::Conv2dGradWeight { .. } => out * (y.numel() / y.dims()[1].max(1)),
+            // As many products as the forward convolution (g [n,o,ho,wo], w [o,c,kh,kw]).
+            BilinearOp::Conv2dGradInput { .. } => x.numel() * (y.numel() / y.dims()[0].max(1)),
+        })
+    }
+
     /// Shape of x (op) y.
     ///
     /// Errors: [`Error::ShapeMismatch`] when the operands do not fit.

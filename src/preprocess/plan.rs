@@ -18,6 +18,32 @@ impl Plan {
     pub fn elements(&self) -> Result<usize> {
         self.requests.iter().map(Request::elements).sum()
     }
+
+    /// Arithmetic Beaver products in the plan (triples, static-operand
+    /// triples, squares) and the scalar multiplications they stand for
+    /// ([`crate::backend::BilinearOp::multiplications`]); binary AND gates
+    /// are not counted.
+    ///
+    /// Errors: a request whose shapes do not fit its op.
+    pub fn beaver_products(&self) -> Result<(usize, usize)> {
+        let mut products = 0;
+        let mut mults = 0;
+        for r in &self.requests {
+            match r {
+                Request::Triple { op, lhs, rhs, .. }
+                | Request::StaticTriple { op, lhs, rhs, .. } => {
+                    products += 1;
+                    mults += op.multiplications(lhs, rhs)?;
+                }
+                Request::Square { shape, .. } => {
+                    products += 1;
+                    mults += shape.numel();
+                }
+                _ => {}
+            }
+        }
+        Ok((products, mults))
+    }
 }
 
 /// A provider for dry runs: records every request and returns zero material
