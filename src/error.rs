@@ -77,6 +77,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A CUDA failure: driver call, NVRTC compilation, module load or kernel
+    /// launch (the CUDA backend, [`crate::backend::cuda`]).
+    #[error("CUDA error in {op}: {detail}")]
+    Gpu {
+        /// What was being done ("nvrtc compile elementwise for compute_90").
+        op: String,
+        /// The driver's or compiler's message (with the NVRTC log).
+        detail: String,
+    },
     /// A file or blob that does not have the expected format.
     #[error("bad format in {what}: {detail}")]
     Format {

@@ -2,15 +2,21 @@
 //!
 //! One [`Backend`] trait (elementwise ring ops, GEMM, convolution, PRG
 //! expansion) with one implementation per device, and a [`Device`] enum that
-//! picks one at run time (candle's one-tensor-API-many-backends split). Only
-//! the CPU backend exists so far; the CUDA backend is issue 7.
+//! picks one at run time (candle's one-tensor-API-many-backends split): the
+//! CPU backend (the reference), the shape-only dry-run backend, and the CUDA
+//! backend ([`cuda`], feature `cuda`, chosen by [`select_device`]; unverified
+//! on a GPU so far, see `kernels/README.md`).
 
 mod bilinear;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+mod select;
 mod shape;
 
 pub use bilinear::{BilinearOp, Conv2dParams};
 pub use cpu::CpuBackend;
+pub use select::{select_device, DeviceChoice};
 pub use shape::ShapeBackend;
 
 use crate::error::Result;
@@ -99,6 +105,9 @@ pub enum Device {
     Cpu(CpuBackend),
     /// Shapes only, no arithmetic: the backend of dry runs.
     DryRun(ShapeBackend),
+    /// A CUDA device (unverified on hardware so far; see `kernels/README.md`).
+    #[cfg(feature = "cuda")]
+    Cuda(cuda::CudaBackend),
 }
 
 impl Default for Device {
@@ -112,6 +121,8 @@ macro_rules! dispatch {
         match $self {
             Device::Cpu($b) => $e,
             Device::DryRun($b) => $e,
+            #[cfg(feature = "cuda")]
+            Device::Cuda($b) => $e,
         }
     };
 }

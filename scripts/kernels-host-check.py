@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""Host emulation of the CUDA kernels in kernels/ (no GPU, no NVRTC).
+
+Compiles each kernel file with g++ as C++ under a shim that makes every
+launch a single thread (blockIdx = threadIdx = 0, blockDim = gridDim = 1;
+the grid-stride loops then cover all elements) and calls the kernels through
+ctypes against independent Python references: AES-128-CTR from the
+`cryptography` package with the counter layout of src/prg.rs, and direct
+re-statements of the CPU backend's trunc_combine, im2col/col2im, pooling,
+bit-slicing, limb split and elementwise ops.
+
+What this checks: the arithmetic and indexing of each kernel body. What it
+cannot check: anything that needs several threads (warp ballots in
+bitslice_*, the shared-memory tiles of gemm_*), launch geometry, and the
+device compiler itself. Those stay for the GPU parity tests
+(tests/gpu_parity.rs). Needs g++, numpy and cryptography.
+
+Usage: scripts/kernels-host-check.py   (exit status 0 when every check passes)
+"""
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KDIR = os.path.join(ROOT, "kernels")
+
+SHIM = r"""
+struct spindle_dim3 { unsigned x, y, z; };
+static spindle_dim3 blockIdx = {0, 0, 0}, threadIdx = {0, 0, 0};
+static spindle_dim3 blockDim = {1, 1, 1}, gridDim = {1, 1, 1};
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __constant__ static
+#define __shared__ static
+#define __syncthreads() ((void)0)
+static unsigned __ballot_sync(unsigned, unsigned) { return 0; } /* not emulated */
+"""
+
+U64, U32, U8 = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint8
+rng = np.random.default_rng(12345)
+failures = []
+
+
+def build(name):
+    tmp = tempfile.mkdtemp(prefix="spindle-khost-")
+    src = os.path.join(tmp, name + ".cpp")
+    with open(src, "w") as f:
+        f.write(SHIM)
+        f.write(open(os.path.join(KDIR, "common.cuh")).read().replace("#pragma once", ""))
+        f.write(open(os.path.join(KDIR, name + ".cu")).read())
+    lib = os.path.join(tmp, "lib" + name + ".so")
+    subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-w", "-o", lib, src], check=True)
+    return ctypes.CDLL(lib)
+
+
+def ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+def check(what, got, want):
+    ok = np.array_equal(np.asarray(got), np.asarray(want))
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def rand(dt, n):
+    return rng.integers(0, np.iinfo(dt).max, size=n, dtype=dt, endpoint=True)
+
+
+def prg_reference(seed, stream, nbytes):
+    iv = ((stream << 64) % (1 << 128)).to_bytes(16, "big")
+    enc = Cipher(algorithms.AES(seed), modes.CTR(iv)).encryptor()
+    return enc.update(bytes(nbytes))
+
+
+def test_prg():
+    lib = build("prg")
+    for dt, fn in [(np.uint64, lib.prg_fill_u64), (np.uint32, lib.prg_fill_u32)]:
+        for n in [1, 2, 3, 5, 8, 257]:
+            seed = bytes(rng.integers(0, 256, 16, dtype=np.uint8))
+            stream = int(rng.integers(0, 2**63))
+            out = np.zeros(n, dtype=dt)
+            fn(ptr(out), U64(n), U64(int.from_bytes(seed[:8], "big")),
+               U64(int.from_bytes(seed[8:], "big")), U64(stream), U64(0))
+            want = np.frombuffer(prg_reference(seed, stream, n * out.itemsize), dtype="<" + np.dtype(dt).str[1:])
+            check(f"prg_fill_{np.dtype(dt).name} n={n}", out, want)
+    # FIPS-197 C.1 key on counter zero (the CPU PRG's own known answer).
+    key = bytes(range(16))
+    out = np.zeros(2, dtype=np.uint64)
+    lib.prg_fill_u64(ptr(out), U64(2), U64(int.from_bytes(key[:8], "big")),
+                     U64(int.from_bytes(key[8:], "big")), U64(0), U64(0))
+    check("prg FIPS-197 C.1", out.tobytes().hex(), "c6a13b37878f5b826f4f8162a1c8d879")
+    # Counter carry from the block half into the stream half.
+    out = np.zeros(4, dtype=np.uint64)
+    lib.prg_fill_u64(ptr(out), U64(4), U64(1), U64(2), U64(7), U64(2**64 - 1))
+    iv = (7 * 2**64 + 2**64 - 1).to_bytes(16, "big")
+    enc = Cipher(algorithms.AES((1).to_bytes(8, "big") + (2).to_bytes(8, "big")), modes.CTR(iv)).encryptor()
+    check("prg counter carry", out.tobytes(), enc.update(bytes(32)))
+
+
+def test_elementwise():
+    lib = build("elementwise")
+    for dt, bits, suf in [(np.uint32, 32, "u32"), (np.uint64, 64, "u64")]:
+        n = 1000
+        a, b, c, e, f = (rand(dt, n) for _ in range(5))
+        out = np.zeros(n, dtype=dt)
+        T = U32 if bits == 32 else U64
+        with np.errstate(over="ignore"):
+            for op, ref in [("add", a + b), ("sub", a - b), ("mul", a * b)]:
+                getattr(lib, f"{op}_{suf}")(ptr(out), ptr(a), ptr(b), U64(n))
+                check(f"{op}_{suf}", out, ref)
+            getattr(lib, f"neg_{suf}")(ptr(out), ptr(a), U64(n))
+            check(f"neg_{suf}", out, (dt(0) - a))
+            s = dt(rand(dt, 1)[0])
+            getattr(lib, f"mul_scalar_{suf}")(ptr(out), ptr(a), T(int(s)), U64(n))
+            check(f"mul_scalar_{suf}", out, a * s)
+            getattr(lib, f"add_scalar_{suf}")(ptr(out), ptr(a), T(int(s)), U64(n))
+            check(f"add_scalar_{suf}", out, a + s)
+            sdt = np.int32 if bits == 32 else np.int64
+            for sh in [0, 1, 13, bits - 1]:
+                getattr(lib, f"ashr_{suf}")(ptr(out), ptr(a), U32(sh), U64(n))
+                check(f"ashr_{suf} s={sh}", out, (a.view(sdt) >> sh).view(dt))
+            getattr(lib, f"beaver_combine_{suf}")(ptr(out), ptr(c), ptr(e), ptr(b), ptr(a), ptr(f), U64(n))
+            check(f"beaver_combine_{suf}", out, c + e * b + a * f)
+            acc = a.copy()
+            getattr(lib, f"add_assign_{suf}")(ptr(acc), ptr(b), U64(n))
+            check(f"add_assign_{suf}", acc, a + b)
+
+
+def trunc_reference(c, rs, rm, f, p0, bits):
+    m = 1 << bits
+    out = []
+    for cv, r1, r2 in zip(c.tolist(), rs.tolist(), rm.tolist()):
+        cmsb = cv >> (bits - 1)
+        b = (r2 * (1 - 2 * cmsb)) % m
+        z = (-r1) % m
+        if p0:
+            b = (b + cmsb) % m
+            z = (z + ((cv & ((1 << (bits - 1)) - 1)) >> f) - (1 << (bits - 2 - f))) % m
+        out.append((z + b * (1 << (bits - 1 - f))) % m)
+    return out
+
+
+def test_trunc():
+    lib = build("trunc")
+    for dt, bits, suf in [(np.uint32, 32, "u32"), (np.uint64, 64, "u64")]:
+        n = 500
+        c, rs, rm = rand(dt, n), rand(dt, n), rand(dt, n)
+        out = np.zeros(n, dtype=dt)
+        for f in [0, 8, 20, bits - 2]:
+            for p0 in [0, 1]:
+                getattr(lib, f"trunc_combine_{suf}")(ptr(out), ptr(c), ptr(rs), ptr(rm), U32(f), U32(p0), U64(n))
+                check(f"trunc_combine_{suf} f={f} p0={p0}", out.tolist(), trunc_reference(c, rs, rm, f, p0, bits))
+
+
+def test_binary():
+    lib = build("binary")
+    n = 300
+    a, b, c, e, f = (rand(np.uint64, n) for _ in range(5))
+    out = np.zeros(n, dtype=np.uint64)
+    lib.xor_words(ptr(out), ptr(a), ptr(b), U64(n)); check("xor_words", out, a ^ b)
+    lib.and_words(ptr(out), ptr(a), ptr(b), U64(n)); check("and_words", out, a & b)
+    lib.not_words(ptr(out), ptr(a), U64(n)); check("not_words", out, ~a)
+    for p0 in [0, 2**64 - 1]:
+        lib.and_combine_words(ptr(out), ptr(c), ptr(e), ptr(f), ptr(a), ptr(b), U64(p0), U64(n))
+        check(f"and_combine_words p0={p0 != 0}", out, c ^ (e & b) ^ (f & a) ^ (e & f & np.uint64(p0)))
+    for dt, bits, suf in [(np.uint32, 32, "u32"), (np.uint64, 64, "u64")]:
+        for n in [1, 64, 65, 300]:
+            x = rand(dt, n)
+            words = (n + 63) // 64
+            planes = np.zeros(bits * words, dtype=np.uint64)
+            for j in range(bits):
+                for e_ in range(n):
+                    if (int(x[e_]) >> j) & 1:
+                        planes[j * words + e_ // 64] |= np.uint64(1 << (e_ % 64))
+            out = np.zeros(n, dtype=dt)
+            for np_ in [bits, bits // 2]:
+                getattr(lib, f"unbitslice_{suf}")(ptr(out), ptr(planes), U64(n), U64(words), U64(np_))
+                want = x if np_ == bits else (x & dt((1 << np_) - 1))
+                check(f"unbitslice_{suf} n={n} planes={np_}", out, want)
+
+
+def conv_geometry():
+    return [((2, 3, 9, 7), (3, 3), (1, 1), (0, 0)), ((1, 2, 8, 8), (5, 5), (2, 1), (2, 1)),
+            ((2, 1, 6, 5), (2, 3), (2, 3), (1, 2))]
+
+
+def test_conv_and_pool():
+    lib = build("conv")
+    plib = build("pool")
+    for dt, suf in [(np.uint32, "u32"), (np.uint64, "u64")]:
+        for (n, c, h, w), (kh, kw), (sh, sw), (ph, pw) in conv_geometry():
+            ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+            x = rand(dt, n * c * h * w)
+            xi = x.reshape(n, c, h, w)
+            want = np.zeros((n, c * kh * kw, ho * wo), dtype=dt)
+            for img in range(n):
+                for ci in range(c):
+                    for ki in range(kh):
+                        for kj in range(kw):
+                            row = (ci * kh + ki) * kw + kj
+                            for oy in range(ho):
+                                for ox in range(wo):
+                                    iy, ix = oy * sh + ki - ph, ox * sw + kj - pw
+                                    if 0 <= iy < h and 0 <= ix < w:
+                                        want[img, row, oy * wo + ox] = xi[img, ci, iy, ix]
+            cols = np.zeros(want.size, dtype=dt)
+            args = [U64(v) for v in (n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo)]
+            getattr(lib, f"im2col_{suf}")(ptr(cols), ptr(x), *args)
+            check(f"im2col_{suf} {n,c,h,w} k={kh,kw} s={sh,sw} p={ph,pw}", cols, want.ravel())
+            # col2im: the CPU's scatter-add.
+            src = rand(dt, want.size).reshape(want.shape)
+            img_want = np.zeros((n, c, h, w), dtype=dt)
+            with np.errstate(over="ignore"):
+                for img in range(n):
+                    for ci in range(c):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                row = (ci * kh + ki) * kw + kj
+                                for oy in range(ho):
+                                    for ox in range(wo):
+                                        iy, ix = oy * sh + ki - ph, ox * sw + kj - pw
+                                        if 0 <= iy < h and 0 <= ix < w:
+                                            img_want[img, ci, iy, ix] += src[img, row, oy * wo + ox]
+            got = np.zeros(n * c * h * w, dtype=dt)
+            getattr(lib, f"col2im_{suf}")(ptr(got), ptr(src.ravel().copy()), *args)
+            check(f"col2im_{suf} {n,c,h,w} k={kh,kw} s={sh,sw} p={ph,pw}", got, img_want.ravel())
+            # Pooling: windows [nc][ho][wo][kk] with pad, and the routing back.
+            pad = dt(rand(dt, 1)[0])
+            nc, kk = n * c, kh * kw
+            win_want = np.full((nc, ho, wo, kk), pad, dtype=dt)
+            xp = x.reshape(nc, h, w)
+            for img in range(nc):
+                for oy in range(ho):
+                    for ox in range(wo):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                iy, ix = oy * sh + ki - ph, ox * sw + kj - pw
+                                if 0 <= iy < h and 0 <= ix < w:
+                                    win_want[img, oy, ox, ki * kw + kj] = xp[img, iy, ix]
+            win = np.zeros(win_want.size, dtype=dt)
+            T = U32 if dt == np.uint32 else U64
+            pargs = [U64(v) for v in (nc, h, w, kh, kw, sh, sw, ph, pw, ho, wo)]
+            getattr(plib, f"pool_gather_{suf}")(ptr(win), ptr(x), T(int(pad)), *pargs)
+            check(f"pool_gather_{suf} {nc,h,w} k={kh,kw}", win, win_want.ravel())
+            routed = rand(dt, win_want.size)
+            r4 = routed.reshape(nc, ho, wo, kk)
+            gin_want = np.zeros((nc, h, w), dtype=dt)
+            with np.errstate(over="ignore"):
+                for img in range(nc):
+                    for oy in range(ho):
+                        for ox in range(wo):
+                            for ki in range(kh):
+                                for kj in range(kw):
+                                    iy, ix = oy * sh + ki - ph, ox * sw + kj - pw
+                                    if 0 <= iy < h and 0 <= ix < w:
+                                        gin_want[img, iy, ix] += r4[img, oy, ox, ki * kw + kj]
+            gin = np.zeros(nc * h * w, dtype=dt)
+            getattr(plib, f"pool_scatter_{suf}")(ptr(gin), ptr(routed), *pargs)
+            check(f"pool_scatter_{suf} {nc,h,w} k={kh,kw}", gin, gin_want.ravel())
+
+
+def test_gemm_helpers():
+    lib = build("gemm")
+    for dt, bits, suf in [(np.uint32, 32, "u32"), (np.uint64, 64, "u64")]:
+        bt, m, n = 3, 5, 7
+        a = rand(dt, bt * m * n)
+        out = np.zeros_like(a)
+        getattr(lib, f"transpose_{suf}")(ptr(out), ptr(a), U64(bt), U64(m), U64(n))
+        check(f"transpose_{suf}", out, a.reshape(bt, m, n).transpose(0, 2, 1).ravel())
+        L = bits // 8
+        limbs = np.zeros(L * a.size, dtype=np.uint8)
+        getattr(lib, f"limb_split8_{suf}")(ptr(limbs), ptr(a), U64(a.size))
+        check(f"limb_split8_{suf}", limbs, a.view(np.uint8).reshape(a.size, L).T.ravel())
+        L16 = bits // 16
+        lf = np.zeros(L16 * a.size, dtype=np.float64)
+        getattr(lib, f"limb_split16_f64_{suf}")(ptr(lf), ptr(a), U64(a.size))
+        check(f"limb_split16_f64_{suf}", lf, a.view(np.uint16).reshape(a.size, L16).T.ravel().astype(np.float64))
+        # Exact limb GEMM: C = A B mod 2^k from 16-bit limb products.
+        m, k, n = 4, 9, 6
+        A, B = rand(dt, m * k).reshape(m, k), rand(dt, k * n).reshape(k, n)
+        al = [(A.astype(object) >> (16 * i)) & 0xFFFF for i in range(L16)]
+        bl = [(B.astype(object) >> (16 * j)) & 0xFFFF for j in range(L16)]
+        prods, shifts = [], []
+        for i in range(L16):
+            for j in range(L16 - i):
+                prods.append((al[i].dot(bl[j])).astype(np.float64).ravel())
+                shifts.append(16 * (i + j))
+        prods = np.concatenate(prods)
+        shifts = np.array(shifts + [bits], dtype=np.uint32)  # one >= k: ignored
+        prods = np.concatenate([prods, np.full(m * n, 12345.0)])
+        out = np.zeros(m * n, dtype=dt)
+        getattr(lib, f"limb_recombine_f64_{suf}")(ptr(out), ptr(prods), ptr(shifts), U64(len(shifts)), U64(m * n))
+        want = (A.astype(object).dot(B.astype(object)) % (1 << bits)).astype(dt).ravel()
+        check(f"limb_recombine_f64_{suf} (16-bit limb GEMM)", out, want)
+
+
+if __name__ == "__main__":
+    test_prg()
+    test_elementwise()
+    test_trunc()
+    test_binary()
+    test_conv_and_pool()
+    test_gemm_helpers()
+    if failures:
+        print(f"{len(failures)} check(s) failed: {failures}")
+        sys.exit(1)
+    print("all host-emulation checks passed")

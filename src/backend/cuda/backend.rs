@@ -1,0 +1,588 @@
+//! [`CudaBackend`]: the [`Backend`] ops as CUDA kernels on one device.
+//!
+//! UNVERIFIED: no GPU has run this code yet (see `kernels/README.md`). It is
+//! only constructed behind run-time detection ([`CudaBackend::new`] checks
+//! the driver, the device and NVRTC first), so machines without a GPU never
+//! reach it.
+//!
+//! Minimal by design: the [`Backend`] trait passes host tensors, so every op
+//! copies its operands to the device, launches, and copies the result back
+//! on one stream. GPU-resident shares, a stream pool and pinned transfers
+//! (issue 7, items 3 and 4) need device-resident tensors in the trait and
+//! are not built. Ops returning [`Result`] report GPU failures as
+//! [`Error::Gpu`]; ops whose signature cannot fail (neg, scalar ops, ashr,
+//! PRG) log a warning and fall back to the CPU backend. The convolution
+//! gradients run on the CPU backend (logged once).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Once};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::kernels::{module_of, ring_kernel};
+use super::nvrtc::{arch_for, nvrtc_available, PtxCache};
+use crate::backend::bilinear::matmul_shape;
+use crate::backend::{Backend, Conv2dParams, CpuBackend};
+use crate::error::{Error, Result};
+use crate::prg::Seed;
+use crate::ring::{Ring, RingTensor, Shape};
+
+/// Threads per block of the 1-D kernels.
+const BLOCK: u32 = 256;
+/// Most blocks of a 1-D launch; the kernels loop grid-stride beyond it.
+const MAX_BLOCKS: u64 = 1 << 16;
+
+/// One CUDA device: context, a stream, and the modules loaded so far.
+#[derive(Clone)]
+pub struct CudaBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ordinal: usize,
+    arch: String,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    cpu: CpuBackend,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("ordinal", &self.inner.ordinal)
+            .field("arch", &self.inner.arch)
+            .finish()
+    }
+}
+
+fn gpu(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+    let op = op.into();
+    move |e| Error::Gpu {
+        op,
+        detail: e.to_string(),
+    }
+}
+
+impl CudaBackend {
+    /// Opens CUDA device `ordinal` (its primary context and a new stream).
+    ///
+    /// Errors: [`Error::Unsupported`] when libcuda is absent, the device does
+    /// not exist, or libnvrtc is absent (kernels could not be compiled);
+    /// [`Error::Gpu`] when the driver fails.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        if !super::driver_available() {
+            return Err(Error::Unsupported(format!(
+                "cuda:{ordinal} requested, but the CUDA driver library (libcuda) is not installed"
+            )));
+        }
+        let count = super::device_count()?;
+        if ordinal >= count {
+            return Err(Error::Unsupported(format!(
+                "cuda:{ordinal} requested, but this machine has {count} CUDA device(s)"
+            )));
+        }
+        if !nvrtc_available() {
+            return Err(Error::Unsupported(format!(
+                "cuda:{ordinal} exists, but libnvrtc is not on the loader path, so kernels cannot be compiled"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(gpu("cuCtx create"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(gpu("compute capability"))?;
+        let stream = ctx.new_stream().map_err(gpu("cuStreamCreate"))?;
+        let name = ctx.name().unwrap_or_else(|_| "?".into());
+        tracing::info!("CUDA device {ordinal}: {name}, compute capability {major}.{minor}");
+        Ok(CudaBackend {
+            inner: Arc::new(Inner {
+                ordinal,
+                arch: arch_for(major, minor),
+                ctx,
+                stream,
+                modules: Mutex::new(HashMap::new()),
+                functions: Mutex::new(HashMap::new()),
+                cpu: CpuBackend::default(),
+            }),
+        })
+    }
+
+    /// The device index.
+    pub fn ordinal(&self) -> usize {
+        self.inner.ordinal
+    }
+
+    /// The NVRTC architecture kernels are compiled for ("compute_90").
+    pub fn arch(&self) -> &str {
+        &self.inner.arch
+    }
+
+    /// Kernel `name` of the registry, compiling and loading its module on
+    /// first use (PTX through [`PtxCache::global`]).
+    ///
+    /// Errors: [`Error::Unsupported`] for a name not in the registry;
+    /// [`Error::Gpu`] on compile or load failure.
+    pub fn function(&self, name: &str) -> Result<CudaFunction> {
+        if let Some(f) = lock(&self.inner.functions).get(name) {
+            return Ok(f.clone());
+        }
+        let module = module_of(name)
+            .ok_or_else(|| Error::Unsupported(format!("no kernel named {name} in kernels/")))?;
+        let loaded = lock(&self.inner.modules).get(module.name).cloned();
+        let loaded = match loaded {
+            Some(m) => m,
+            None => {
+                let ptx = PtxCache::global().ptx(module, &self.inner.arch)?;
+                let m = self
+                    .inner
+                    .ctx
+                    .load_module(Ptx::from_src(ptx.to_string()))
+                    .map_err(gpu(format!("load module {}", module.name)))?;
+                lock(&self.inner.modules).insert(module.name, m.clone());
+                m
+            }
+        };
+        let f = loaded
+            .load_function(name)
+            .map_err(gpu(format!("load function {name}")))?;
+        lock(&self.inner.functions).insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn upload<R: Ring>(&self, t: &RingTensor<R>) -> Result<CudaSlice<u8>> {
+        let bytes: &[u8] = bytemuck::cast_slice(t.data());
+        self.inner
+            .stream
+            .clone_htod(bytes)
+            .map_err(gpu("copy to device"))
+    }
+
+    fn alloc<R: Ring>(&self, numel: usize) -> Result<CudaSlice<u8>> {
+        self.inner
+            .stream
+            .alloc_zeros::<u8>(numel.max(1) * R::BYTES)
+            .map_err(gpu("device alloc"))
+    }
+
+    fn download<R: Ring>(&self, buf: &CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
+        let bytes = self
+            .inner
+            .stream
+            .clone_dtoh(buf)
+            .map_err(gpu("copy to host"))?;
+        let n = shape.numel();
+        let mut data = vec![R::ZERO; n];
+        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+        dst.copy_from_slice(&bytes[..n * R::BYTES]);
+        RingTensor::new(shape, data)
+    }
+
+    fn cfg_1d(n: u64) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (n.div_ceil(BLOCK as u64).clamp(1, MAX_BLOCKS) as u32, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// out = op(a, b) elementwise through kernel `op_uK`.
+    fn binary<R: Ring>(
+        &self,
+        op: &str,
+        a: &RingTensor<R>,
+        b: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        a.check_same_shape(b, "cuda elementwise")?;
+        if a.numel() == 0 {
+            return Ok(a.clone());
+        }
+        let f = self.function(&ring_kernel(op, R::BITS))?;
+        let (da, db) = (self.upload(a)?, self.upload(b)?);
+        let mut out = self.alloc::<R>(a.numel())?;
+        let n = a.numel() as u64;
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut out).arg(&da).arg(&db).arg(&n);
+        // SAFETY: the kernel signature is (T*, const T*, const T*, u64) and
+        // every buffer holds n elements of T.
+        unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu(op.to_string()))?;
+        self.download(&out, a.shape().clone())
+    }
+
+    /// out = op(a) or op(a, scalar) through kernel `op_uK`; `scalar` is
+    /// pushed as a ring element (`T s`) or a shift amount (`u32 s`).
+    fn unary<R: Ring>(
+        &self,
+        op: &str,
+        a: &RingTensor<R>,
+        scalar: Scalar<R>,
+    ) -> Result<RingTensor<R>> {
+        if a.numel() == 0 {
+            return Ok(a.clone());
+        }
+        let f = self.function(&ring_kernel(op, R::BITS))?;
+        let da = self.upload(a)?;
+        let mut out = self.alloc::<R>(a.numel())?;
+        let n = a.numel() as u64;
+        let (s64, s32) = match scalar {
+            Scalar::None => (0u64, 0u32),
+            Scalar::Ring(s) => (s.to_u64(), s.to_u64() as u32),
+            Scalar::Shift(s) => (s as u64, s),
+        };
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut out).arg(&da);
+        match scalar {
+            Scalar::None => {}
+            Scalar::Ring(_) if R::BITS == 64 => {
+                l.arg(&s64);
+            }
+            Scalar::Ring(_) | Scalar::Shift(_) => {
+                l.arg(&s32);
+            }
+        }
+        l.arg(&n);
+        // SAFETY: signatures (T*, const T*[, T | u32], u64), n elements each.
+        unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu(op.to_string()))?;
+        self.download(&out, a.shape().clone())
+    }
+
+    /// `f` on the GPU, or on the CPU with a warning if the GPU fails (for
+    /// the trait's infallible ops).
+    fn or_cpu<T>(&self, op: &str, r: Result<T>, cpu: impl FnOnce(&CpuBackend) -> T) -> T {
+        r.unwrap_or_else(|e| {
+            tracing::warn!(
+                "{op} on cuda:{} failed ({e}); computed on the CPU instead",
+                self.inner.ordinal
+            );
+            cpu(&self.inner.cpu)
+        })
+    }
+
+    /// [batch] x ([m,k] x [k,n]) ring GEMM on device buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_dev<R: Ring>(
+        &self,
+        out: &mut CudaSlice<u8>,
+        a: &CudaSlice<u8>,
+        b: &CudaSlice<u8>,
+        (batch, m, k, n): (usize, usize, usize, usize),
+        stride_a: u64,
+        stride_b: u64,
+    ) -> Result<()> {
+        let f = self.function(&ring_kernel("gemm", R::BITS))?;
+        let (m64, k64, n64) = (m as u64, k as u64, n as u64);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(out)
+            .arg(a)
+            .arg(b)
+            .arg(&m64)
+            .arg(&k64)
+            .arg(&n64)
+            .arg(&stride_a)
+            .arg(&stride_b);
+        // SAFETY: gemm_uK(T*, const T*, const T*, u64 m, k, n, stride_a, stride_b)
+        // with buffers sized by the caller for these strides.
+        unsafe { l.launch(cfg) }.map_err(gpu("gemm"))?;
+        Ok(())
+    }
+
+    fn matmul_gpu<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        let out_shape = matmul_shape(a.shape(), b.shape())?;
+        let (batch, m, k, n) = match (a.dims(), b.dims()) {
+            ([m, k], [_, n]) => (1, *m, *k, *n),
+            ([bt, m, k], [_, _, n]) => (*bt, *m, *k, *n),
+            _ => return Err(Error::shape("matmul", "rank 2 or 3 only")),
+        };
+        check_grid(batch, m, n)?;
+        if out_shape.numel() == 0 || k == 0 {
+            return self.inner.cpu.matmul(a, b);
+        }
+        let (da, db) = (self.upload(a)?, self.upload(b)?);
+        let mut out = self.alloc::<R>(out_shape.numel())?;
+        self.gemm_dev::<R>(
+            &mut out,
+            &da,
+            &db,
+            (batch, m, k, n),
+            (m * k) as u64,
+            (k * n) as u64,
+        )?;
+        self.download(&out, out_shape)
+    }
+
+    fn conv2d_gpu<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>> {
+        let out_shape = p.output_shape(x.shape(), w.shape())?;
+        let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
+        let (o, kh, kw) = (w.dims()[0], w.dims()[2], w.dims()[3]);
+        let (ho, wo) = (out_shape.dims()[2], out_shape.dims()[3]);
+        let krows = c * kh * kw;
+        check_grid(n, o, ho * wo)?;
+        if out_shape.numel() == 0 || krows == 0 {
+            return self.inner.cpu.conv2d(x, w, p);
+        }
+        let dx = self.upload(x)?;
+        let dw = self.upload(w)?;
+        let mut cols = self.alloc::<R>(n * krows * ho * wo)?;
+        let f = self.function(&ring_kernel("im2col", R::BITS))?;
+        let geo: [u64; 12] = [
+            n,
+            c,
+            h,
+            wd,
+            kh,
+            kw,
+            p.stride.0,
+            p.stride.1,
+            p.padding.0,
+            p.padding.1,
+            ho,
+            wo,
+        ]
+        .map(|v| v as u64);
+        let total = (n * krows * ho * wo) as u64;
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut cols).arg(&dx);
+        for g in &geo {
+            l.arg(g);
+        }
+        // SAFETY: im2col_uK(T* cols, const T* x, 12 x u64 geometry); cols holds
+        // n * krows * ho * wo elements, x n * c * h * w.
+        unsafe { l.launch(Self::cfg_1d(total)) }.map_err(gpu("im2col"))?;
+        // out[img] = W [o, krows] x cols[img] [krows, ho*wo]; W shared (stride 0).
+        let mut out = self.alloc::<R>(out_shape.numel())?;
+        self.gemm_dev::<R>(
+            &mut out,
+            &dw,
+            &cols,
+            (n, o, krows, ho * wo),
+            0,
+            (krows * ho * wo) as u64,
+        )?;
+        self.download(&out, out_shape)
+    }
+
+    fn transpose_gpu<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        let d = a.dims();
+        if d.len() < 2 {
+            return Err(Error::shape(
+                "transpose",
+                format!("needs rank >= 2, got {}", a.shape()),
+            ));
+        }
+        let (m, n) = (d[d.len() - 2], d[d.len() - 1]);
+        let batch = a.numel() / (m * n).max(1);
+        if a.numel() == 0 {
+            return self.inner.cpu.transpose(a);
+        }
+        let f = self.function(&ring_kernel("transpose", R::BITS))?;
+        let da = self.upload(a)?;
+        let mut out = self.alloc::<R>(a.numel())?;
+        let (b64, m64, n64) = (batch as u64, m as u64, n as u64);
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut out).arg(&da).arg(&b64).arg(&m64).arg(&n64);
+        // SAFETY: transpose_uK(T*, const T*, u64 batch, m, n), batch*m*n elements.
+        unsafe { l.launch(Self::cfg_1d(a.numel() as u64)) }.map_err(gpu("transpose"))?;
+        let mut shape = d.to_vec();
+        shape.swap(d.len() - 2, d.len() - 1);
+        self.download(&out, Shape(shape))
+    }
+
+    fn trunc_gpu<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: &RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        c.check_same_shape(r_shifted, "trunc_combine")?;
+        c.check_same_shape(r_msb, "trunc_combine")?;
+        if frac_bits > R::BITS - 2 {
+            return Err(Error::InvalidFixedPoint(format!(
+                "truncation by {frac_bits} bits in Z_2^{} (at most k - 2)",
+                R::BITS
+            )));
+        }
+        if c.numel() == 0 {
+            return Ok(c.clone());
+        }
+        let f = self.function(&ring_kernel("trunc_combine", R::BITS))?;
+        let (dc, drs, drm) = (
+            self.upload(c)?,
+            self.upload(r_shifted)?,
+            self.upload(r_msb)?,
+        );
+        let mut out = self.alloc::<R>(c.numel())?;
+        let (n, p0) = (c.numel() as u64, party0 as u32);
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut out)
+            .arg(&dc)
+            .arg(&drs)
+            .arg(&drm)
+            .arg(&frac_bits)
+            .arg(&p0)
+            .arg(&n);
+        // SAFETY: trunc_combine_uK(T*, const T* x3, u32 f, u32 party0, u64 n).
+        unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu("trunc_combine"))?;
+        self.download(&out, c.shape().clone())
+    }
+
+    fn prg_gpu<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> Result<RingTensor<R>> {
+        if shape.numel() == 0 {
+            return Ok(RingTensor::zeros(shape.clone()));
+        }
+        let f = self.function(&ring_kernel("prg_fill", R::BITS))?;
+        let n = shape.numel() as u64;
+        let mut out = self.alloc::<R>(shape.numel())?;
+        let key_hi = u64::from_be_bytes(seed.0[..8].try_into().expect("8 bytes"));
+        let key_lo = u64::from_be_bytes(seed.0[8..].try_into().expect("8 bytes"));
+        let first_block = 0u64;
+        let per_block = (16 / R::BYTES) as u64;
+        let mut l = self.inner.stream.launch_builder(&f);
+        l.arg(&mut out)
+            .arg(&n)
+            .arg(&key_hi)
+            .arg(&key_lo)
+            .arg(&stream)
+            .arg(&first_block);
+        // SAFETY: prg_fill_uK(T*, u64 n, u64 key_hi, key_lo, stream, first_block).
+        unsafe { l.launch(Self::cfg_1d(n.div_ceil(per_block))) }.map_err(gpu("prg_fill"))?;
+        self.download(&out, shape.clone())
+    }
+}
+
+/// CUDA grid limits for the GEMM launch: y (rows / 16) and z (batch) < 65536.
+fn check_grid(batch: usize, m: usize, n: usize) -> Result<()> {
+    if batch >= 65536 || m.div_ceil(16) >= 65536 || n.div_ceil(16) >= (1 << 31) {
+        return Err(Error::Unsupported(format!(
+            "GPU GEMM grid too large for batch {batch}, {m} rows, {n} columns"
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Scalar<R> {
+    None,
+    Ring(R),
+    Shift(u32),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+static CONV_GRAD_ON_CPU: Once = Once::new();
+
+fn conv_grad_note() {
+    CONV_GRAD_ON_CPU.call_once(|| {
+        tracing::info!("conv2d gradients run on the CPU backend (no GPU version yet)");
+    });
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        format!("cuda:{}", self.inner.ordinal)
+    }
+    fn add<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.binary("add", a, b)
+    }
+    fn sub<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.binary("sub", a, b)
+    }
+    fn mul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.binary("mul", a, b)
+    }
+    fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
+        *a = self.binary("add", a, b)?;
+        Ok(())
+    }
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
+        self.or_cpu("neg", self.unary("neg", a, Scalar::None), |c| c.neg(a))
+    }
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        self.or_cpu(
+            "mul_scalar",
+            self.unary("mul_scalar", a, Scalar::Ring(s)),
+            |c| c.mul_scalar(a, s),
+        )
+    }
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+        self.or_cpu(
+            "add_scalar",
+            self.unary("add_scalar", a, Scalar::Ring(s)),
+            |c| c.add_scalar(a, s),
+        )
+    }
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
+        // s >= k is outside the trait's contract: leave it to the CPU's behaviour.
+        let r = if s < R::BITS {
+            self.unary("ashr", a, Scalar::Shift(s))
+        } else {
+            Err(Error::Unsupported(format!("shift {s} >= {}", R::BITS)))
+        };
+        self.or_cpu("ashr", r, |c| c.ashr(a, s))
+    }
+    fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.matmul_gpu(a, b)
+    }
+    fn conv2d<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+    ) -> Result<RingTensor<R>> {
+        self.conv2d_gpu(x, w, p)
+    }
+    fn conv2d_grad_weight<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        g: &RingTensor<R>,
+        p: &Conv2dParams,
+        kernel: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        conv_grad_note();
+        self.inner.cpu.conv2d_grad_weight(x, g, p, kernel)
+    }
+    fn conv2d_grad_input<R: Ring>(
+        &self,
+        g: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+        input: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        conv_grad_note();
+        self.inner.cpu.conv2d_grad_input(g, w, p, input)
+    }
+    fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.transpose_gpu(a)
+    }
+    fn trunc_combine<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: &RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        self.trunc_gpu(c, r_shifted, r_msb, frac_bits, party0)
+    }
+    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
+        self.or_cpu("prg_tensor", self.prg_gpu(seed, stream, shape), |c| {
+            c.prg_tensor(seed, stream, shape)
+        })
+    }
+}
