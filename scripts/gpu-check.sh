@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# GPU check of the CUDA backend (issue 7), in two steps:
+#
+#   1. On an x86-64 machine with cargo (no GPU needed):
+#        scripts/gpu-check.sh --build-only DIR
+#      builds the test and bench binaries (cargo test --release --no-run,
+#      cargo bench --no-run) and copies the GPU-relevant executables into DIR
+#      with a manifest (commit, date, toolchain).
+#
+#   2. On the GPU machine (no cargo, no network; CUDA driver and libnvrtc):
+#        scripts/gpu-check.sh DIR [OUT]      (or SPINDLE_GPU_CHECK_OUT=OUT)
+#      runs every binary from DIR: the NVRTC compile test, the CPU/GPU parity
+#      tests, then the GPU benchmarks; prints a summary table and writes each
+#      log and the table (summary.md) into OUT (default DIR/results-<time>).
+#      Per-step time limits keep the whole run under 10 minutes.
+#
+# libnvrtc: cudarc looks for libnvrtc.so, libnvrtc.so.12 (and older) on the
+# loader path. This script adds the usual CUDA library directories to
+# LD_LIBRARY_PATH, and where only a newer soname exists (libnvrtc.so.13 of
+# CUDA 13) links it as libnvrtc.so in OUT/lib. That combination (cudarc's
+# CUDA 12.8 bindings on a CUDA 13 driver and NVRTC) is itself unverified.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 --build-only DIR | $0 DIR [OUT]" >&2
+  exit 2
+}
+
+if [[ "${1:-}" == "--build-only" ]]; then
+  [[ $# -eq 2 ]] || usage
+  dir=$2
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  command -v cargo >/dev/null || { echo "--build-only needs cargo" >&2; exit 1; }
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  cd "$root"
+  log="$dir/build.jsonl"
+  : >"$log"
+  echo "== cargo test --release --no-run"
+  cargo test --release --no-run --message-format=json --test gpu_parity --test kernels_nvrtc >>"$log"
+  echo "== cargo bench --no-run --bench gpu_kernels"
+  cargo bench --no-run --message-format=json --bench gpu_kernels >>"$log"
+  pick() { # target name -> its executable path from cargo's JSON messages
+    grep '"executable":"' "$log" | grep "\"name\":\"$1\"" |
+      sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -n 1
+  }
+  for t in kernels_nvrtc gpu_parity; do
+    exe=$(pick "$t"); [[ -n "$exe" ]] || { echo "no executable for $t" >&2; exit 1; }
+    cp "$exe" "$dir/test_$t"
+  done
+  exe=$(pick gpu_kernels); [[ -n "$exe" ]] || { echo "no executable for gpu_kernels" >&2; exit 1; }
+  cp "$exe" "$dir/bench_gpu_kernels"
+  rm -f "$log"
+  {
+    echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+    echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m)"
+    echo "toolchain: $(rustc --version)"
+  } >"$dir/MANIFEST"
+  cp "$0" "$dir/gpu-check.sh"
+  ls -l "$dir"
+  echo "copy $dir to the GPU machine and run: $dir/gpu-check.sh $dir [OUT]"
+  exit 0
+fi
+
+[[ $# -ge 1 && $# -le 2 ]] || usage
+dir="$(cd "$1" && pwd)"
+out="${2:-${SPINDLE_GPU_CHECK_OUT:-$dir/results-$(date -u +%Y%m%dT%H%M%SZ)}}"
+mkdir -p "$out/lib"
+out="$(cd "$out" && pwd)"
+
+# Loader path for libcuda / libnvrtc.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+  [[ -d "$d" ]] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+have_nvrtc_name=0
+for d in ${LD_LIBRARY_PATH//:/ }; do
+  for n in libnvrtc.so libnvrtc.so.12; do [[ -e "$d/$n" ]] && have_nvrtc_name=1; done
+done
+if [[ $have_nvrtc_name == 0 ]]; then
+  newer=$(ls /usr/local/cuda/lib64/libnvrtc.so.1[3-9]* /usr/local/cuda*/lib64/libnvrtc.so.1[3-9]* 2>/dev/null | head -n 1 || true)
+  if [[ -n "$newer" ]]; then
+    ln -sf "$newer" "$out/lib/libnvrtc.so"
+    echo "linked $newer as $out/lib/libnvrtc.so"
+  fi
+fi
+export LD_LIBRARY_PATH="$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export SPINDLE_KERNEL_CACHE="$out/kernel-cache"
+export SPINDLE_REQUIRE_NVRTC=1
+export RUST_LOG="${RUST_LOG:-info}"
+
+{
+  echo "# GPU check"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "- host: $(hostname)"
+  sed 's/^/- /' "$dir/MANIFEST" 2>/dev/null || true
+  if command -v nvidia-smi >/dev/null; then
+    echo "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -n 1)"
+  else
+    echo "- gpu: nvidia-smi not found"
+  fi
+  echo
+  echo "| step | status | passed | failed | skipped | seconds |"
+  echo "|------|--------|--------|--------|---------|---------|"
+} >"$out/summary.md"
+
+overall=0
+run_tests() { # name binary limit_s
+  local name=$1 bin=$2 limit=$3 log="$out/$1.log" t0 rc status passed failed skipped
+  t0=$(date +%s)
+  set +e
+  timeout "$limit" "$bin" --nocapture --test-threads=1 >"$log" 2>&1
+  rc=$?
+  set -e
+  passed=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}')
+  failed=$(grep -o '[0-9]* failed' "$log" | awk '{s+=$1} END {print s+0}')
+  skipped=$(grep -c 'skipped' "$log" || true)
+  if [[ $rc == 124 ]]; then status="TIMEOUT (${limit}s)"
+  elif [[ $rc != 0 ]]; then status="FAIL (rc $rc)"
+  elif [[ $skipped != 0 ]]; then status="SKIPPED"
+  else status="ok"; fi
+  [[ $status == ok ]] || overall=1
+  echo "| $name | $status | $passed | $failed | $skipped | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
+}
+
+run_tests kernels_nvrtc "$dir/test_kernels_nvrtc" 120
+run_tests gpu_parity "$dir/test_gpu_parity" 300
+
+# Benchmarks: criterion, short runs; results under OUT/criterion.
+t0=$(date +%s)
+set +e
+CRITERION_HOME="$out/criterion" timeout 240 "$dir/bench_gpu_kernels" --bench \
+  --warm-up-time 1 --measurement-time 3 --noplot >"$out/bench_gpu_kernels.log" 2>&1
+rc=$?
+set -e
+if [[ $rc == 124 ]]; then status="TIMEOUT (240s)"; elif [[ $rc != 0 ]]; then status="FAIL (rc $rc)"
+elif grep -q skipped "$out/bench_gpu_kernels.log"; then status="SKIPPED"; else status="ok"; fi
+[[ $status == ok ]] || overall=1
+echo "| bench gpu_kernels | $status | | | | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
+{
+  echo
+  echo "## Benchmarks (10^7 u64 elements; GPU figures include host copies)"
+  echo
+  echo '```'
+  grep -E '^[a-z_0-9]+/.*|time:' "$out/bench_gpu_kernels.log" || echo "(no timings)"
+  echo '```'
+} >>"$out/summary.md"
+
+cat "$out/summary.md"
+echo
+echo "logs and summary in $out"
+exit $overall

@@ -1,0 +1,205 @@
+//! CPU vs GPU, bit for bit, on random inputs: every `Backend` op of the CUDA
+//! backend against the CPU backend, over Z_2^32 and Z_2^64.
+//!
+//! Needs a CUDA device and libnvrtc; without them every test prints why it
+//! skips and passes (CI has no GPU). `scripts/gpu-check.sh` runs this binary
+//! on a GPU machine.
+//!
+//! Covered: add, sub, mul, add_assign, neg, mul_scalar, add_scalar, ashr,
+//! matmul (plain and batched), conv2d, transpose, trunc_combine, prg_tensor.
+//! The kernels without a `Backend` entry point (bit-slicing, AND combine,
+//! pooling, col2im, limb split) are covered by host emulation only
+//! (`scripts/kernels-host-check.py`).
+#![cfg(feature = "cuda")]
+
+use spindle::backend::cuda::CudaBackend;
+use spindle::backend::{Backend, Conv2dParams, CpuBackend};
+use spindle::prg::{Prg, Seed};
+use spindle::ring::{Ring, RingTensor, Shape};
+
+fn gpu(test: &str) -> Option<CudaBackend> {
+    match CudaBackend::new(0) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("{test}: skipped, no usable CUDA device: {e}");
+            None
+        }
+    }
+}
+
+/// Sizes around the launch geometry: empty, tiny, not a multiple of the
+/// block (256) or of a PRG block, and large enough for a grid-stride loop.
+const SIZES: [usize; 6] = [0, 1, 3, 257, 4099, 1 << 20];
+
+fn rand<R: Ring>(prg: &mut Prg, shape: impl Into<Shape>) -> RingTensor<R> {
+    prg.tensor(shape)
+}
+
+fn elementwise<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([R::BITS as u8; 16]), 1);
+    for n in SIZES {
+        let (a, b) = (rand::<R>(&mut prg, [n]), rand::<R>(&mut prg, [n]));
+        let s = rand::<R>(&mut prg, [1])
+            .data()
+            .first()
+            .copied()
+            .unwrap_or(R::ONE);
+        let k = R::BITS;
+        assert_eq!(
+            g.add(&a, &b).unwrap(),
+            cpu.add(&a, &b).unwrap(),
+            "add n={n} k={k}"
+        );
+        assert_eq!(
+            g.sub(&a, &b).unwrap(),
+            cpu.sub(&a, &b).unwrap(),
+            "sub n={n} k={k}"
+        );
+        assert_eq!(
+            g.mul(&a, &b).unwrap(),
+            cpu.mul(&a, &b).unwrap(),
+            "mul n={n} k={k}"
+        );
+        let (mut x, mut y) = (a.clone(), a.clone());
+        g.add_assign(&mut x, &b).unwrap();
+        cpu.add_assign(&mut y, &b).unwrap();
+        assert_eq!(x, y, "add_assign n={n} k={k}");
+        assert_eq!(g.neg(&a), cpu.neg(&a), "neg n={n} k={k}");
+        assert_eq!(
+            g.mul_scalar(&a, s),
+            cpu.mul_scalar(&a, s),
+            "mul_scalar n={n} k={k}"
+        );
+        assert_eq!(
+            g.add_scalar(&a, s),
+            cpu.add_scalar(&a, s),
+            "add_scalar n={n} k={k}"
+        );
+        for sh in [0, 1, 20, k - 1] {
+            assert_eq!(g.ashr(&a, sh), cpu.ashr(&a, sh), "ashr {sh} n={n} k={k}");
+        }
+    }
+    let (a, b) = (rand::<R>(&mut prg, [5]), rand::<R>(&mut prg, [6]));
+    assert!(g.add(&a, &b).is_err(), "shape mismatch is an error");
+}
+
+#[test]
+fn elementwise_ops_match_the_cpu() {
+    let Some(g) = gpu("elementwise_ops_match_the_cpu") else {
+        return;
+    };
+    elementwise::<u32>(&g);
+    elementwise::<u64>(&g);
+}
+
+fn trunc<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([7; 16]), R::BITS as u64);
+    for n in SIZES {
+        let (c, rs, rm) = (
+            rand::<R>(&mut prg, [n]),
+            rand::<R>(&mut prg, [n]),
+            rand::<R>(&mut prg, [n]),
+        );
+        for f in [0, 8, R::DEFAULT_FRAC_BITS, R::BITS - 2] {
+            for p0 in [false, true] {
+                assert_eq!(
+                    g.trunc_combine(&c, &rs, &rm, f, p0).unwrap(),
+                    cpu.trunc_combine(&c, &rs, &rm, f, p0).unwrap(),
+                    "trunc_combine n={n} f={f} party0={p0} k={}",
+                    R::BITS
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn truncation_combine_matches_the_cpu() {
+    let Some(g) = gpu("truncation_combine_matches_the_cpu") else {
+        return;
+    };
+    trunc::<u32>(&g);
+    trunc::<u64>(&g);
+}
+
+fn prg<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    for (i, n) in SIZES.into_iter().enumerate() {
+        let seed = Seed::random().unwrap();
+        for stream in [0, 1, i as u64 * 977, u64::MAX] {
+            let shape = Shape(vec![n]);
+            assert_eq!(
+                g.prg_tensor::<R>(&seed, stream, &shape),
+                cpu.prg_tensor::<R>(&seed, stream, &shape),
+                "prg n={n} stream={stream} k={}",
+                R::BITS
+            );
+        }
+    }
+}
+
+#[test]
+fn prg_expansion_matches_the_cpu_stream() {
+    let Some(g) = gpu("prg_expansion_matches_the_cpu_stream") else {
+        return;
+    };
+    prg::<u32>(&g);
+    prg::<u64>(&g);
+}
+
+fn linear<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([3; 16]), R::BITS as u64);
+    for (m, k, n) in [(1, 1, 1), (17, 33, 15), (64, 128, 64), (128, 784, 100)] {
+        let (a, b) = (rand::<R>(&mut prg, [m, k]), rand::<R>(&mut prg, [k, n]));
+        assert_eq!(
+            g.matmul(&a, &b).unwrap(),
+            cpu.matmul(&a, &b).unwrap(),
+            "matmul {m}x{k}x{n}"
+        );
+        let (a, b) = (
+            rand::<R>(&mut prg, [3, m, k]),
+            rand::<R>(&mut prg, [3, k, n]),
+        );
+        assert_eq!(
+            g.matmul(&a, &b).unwrap(),
+            cpu.matmul(&a, &b).unwrap(),
+            "batched {m}x{k}x{n}"
+        );
+        assert_eq!(
+            g.transpose(&a).unwrap(),
+            cpu.transpose(&a).unwrap(),
+            "transpose"
+        );
+    }
+    for (xs, ws, p) in [
+        ([2, 3, 9, 7], [4, 3, 3, 3], Conv2dParams::default()),
+        (
+            [1, 2, 8, 8],
+            [3, 2, 5, 5],
+            Conv2dParams {
+                stride: (2, 1),
+                padding: (2, 1),
+            },
+        ),
+        ([8, 1, 28, 28], [20, 1, 5, 5], Conv2dParams::default()),
+    ] {
+        let (x, w) = (rand::<R>(&mut prg, xs), rand::<R>(&mut prg, ws));
+        assert_eq!(
+            g.conv2d(&x, &w, &p).unwrap(),
+            cpu.conv2d(&x, &w, &p).unwrap(),
+            "conv2d {xs:?} {ws:?}"
+        );
+    }
+}
+
+#[test]
+fn matmul_conv_and_transpose_match_the_cpu() {
+    let Some(g) = gpu("matmul_conv_and_transpose_match_the_cpu") else {
+        return;
+    };
+    linear::<u32>(&g);
+    linear::<u64>(&g);
+}
