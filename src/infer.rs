@@ -93,6 +93,38 @@ struct PartyOutput {
     inference: PhaseCost,
 }
 
+/// One party's model load (shares and static masks) then inference
+/// (forward and reveal to the client), each timed with its traffic: the
+/// program of [`infer`] and of [`InferJob::run`].
+async fn embed_in_phases(
+    sess: &crate::Session,
+    config: &crate::models::bert::BertConfig,
+    weights: Option<&BertWeights>,
+    ids: Option<&TokenBatch>,
+    layout: &TokenLayout,
+    attention: AttentionOptions,
+) -> Result<PartyOutput> {
+    let client = client_of(sess.n_parties());
+    let (t0, s0) = (Instant::now(), sess.link_stats());
+    let model = SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention).await?;
+    let (t1, s1) = (Instant::now(), sess.link_stats());
+    let y = model.forward(sess, client, ids, layout).await?;
+    let revealed = sess.reveal_to(&y, client).await?;
+    let (t2, s2) = (Instant::now(), sess.link_stats());
+    let fp = sess.fixed_point::<u64>()?;
+    Ok(PartyOutput {
+        embeddings: revealed.map(|t| fp.decode_tensor(&t)),
+        load: PhaseCost {
+            time: t1 - t0,
+            link: s1 - s0,
+        },
+        inference: PhaseCost {
+            time: t2 - t1,
+            link: s2 - s1,
+        },
+    })
+}
+
 /// Runs the secure forward of `weights` on `batch` with `opts.run.n_parties`
 /// parties in this process.
 ///
@@ -117,28 +149,9 @@ pub fn infer(
         async move {
             let party = sess.party();
             let layout = TokenLayout::of(&batch);
-            let (t0, s0) = (Instant::now(), sess.link_stats());
             let owned = (party == MODEL_OWNER).then_some(&*weights);
-            let model =
-                SecureBert::<u64>::share(&sess, MODEL_OWNER, owned, &weights.config, attention)
-                    .await?;
-            let (t1, s1) = (Instant::now(), sess.link_stats());
             let ids = (party == client).then_some(&*batch);
-            let y = model.forward(&sess, client, ids, &layout).await?;
-            let revealed = sess.reveal_to(&y, client).await?;
-            let (t2, s2) = (Instant::now(), sess.link_stats());
-            let fp = sess.fixed_point::<u64>()?;
-            Ok(PartyOutput {
-                embeddings: revealed.map(|t| fp.decode_tensor(&t)),
-                load: PhaseCost {
-                    time: t1 - t0,
-                    link: s1 - s0,
-                },
-                inference: PhaseCost {
-                    time: t2 - t1,
-                    link: s2 - s1,
-                },
-            })
+            embed_in_phases(&sess, &weights.config, owned, ids, &layout, attention).await
         }
     })?;
     let flat = report.parties[client]
@@ -303,29 +316,23 @@ impl InferJob {
         } else {
             None
         };
-        let (t0, s0) = (Instant::now(), sess.link_stats());
-        let model =
-            SecureBert::<u64>::share(sess, MODEL_OWNER, weights.as_ref(), &config, self.attention)
-                .await?;
-        let (t1, s1) = (Instant::now(), sess.link_stats());
-        let y = model.forward(sess, client, batch.as_ref(), &layout).await?;
-        let revealed = sess.reveal_to(&y, client).await?;
-        let (t2, s2) = (Instant::now(), sess.link_stats());
-        let fp = sess.fixed_point::<u64>()?;
+        let out = embed_in_phases(
+            sess,
+            &config,
+            weights.as_ref(),
+            batch.as_ref(),
+            &layout,
+            self.attention,
+        )
+        .await?;
+        let phase = |label: &str, c: PhaseCost| JobPhase {
+            label: label.into(),
+            time: c.time,
+            link: c.link,
+        };
         Ok(JobOutput {
-            result: revealed.map(|t| fp.decode_tensor(&t)).unwrap_or_default(),
-            phases: vec![
-                JobPhase {
-                    label: "load".into(),
-                    time: t1 - t0,
-                    link: s1 - s0,
-                },
-                JobPhase {
-                    label: "inference".into(),
-                    time: t2 - t1,
-                    link: s2 - s1,
-                },
-            ],
+            result: out.embeddings.unwrap_or_default(),
+            phases: vec![phase("load", out.load), phase("inference", out.inference)],
         })
     }
 }
