@@ -37,6 +37,9 @@ pub struct InferOptions {
     pub run: RunOptions,
     /// Attention optimizations.
     pub attention: AttentionOptions,
+    /// Embed the batch this many times after one model load (fresh
+    /// preprocessing each time) and report the median: a latency benchmark.
+    pub repeats: usize,
 }
 
 impl InferOptions {
@@ -46,6 +49,7 @@ impl InferOptions {
         InferOptions {
             run: RunOptions::new(n_parties),
             attention: AttentionOptions::default(),
+            repeats: 1,
         }
     }
 }
@@ -66,8 +70,11 @@ pub struct InferReport {
     pub embeddings: Vec<Vec<f32>>,
     /// Per party: sharing the weights and opening their masks.
     pub load: Vec<PhaseCost>,
-    /// Per party: the inference itself (lookup to revealed embeddings).
+    /// Per party: the inference itself (lookup to revealed embeddings), in
+    /// the repeat of median latency.
     pub inference: Vec<PhaseCost>,
+    /// Latency (slowest party) of every repeat, in order.
+    pub latencies: Vec<Duration>,
     /// Bytes each party received from the dealer (offline phase).
     pub dealer_bytes: Vec<usize>,
     /// Wall time of the offline phase (plan dry run and dealer).
@@ -77,25 +84,29 @@ pub struct InferReport {
 }
 
 impl InferReport {
-    /// The slowest party's inference time.
+    /// The median over repeats of the slowest party's inference time.
     pub fn latency(&self) -> Duration {
-        self.inference
-            .iter()
-            .map(|c| c.time)
-            .max()
-            .unwrap_or_default()
+        median_index(&self.latencies).map_or_else(Duration::default, |i| self.latencies[i])
     }
+}
+
+/// The index of the median (the lower one for an even count).
+fn median_index(times: &[Duration]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..times.len()).collect();
+    order.sort_by_key(|&i| times[i]);
+    order.get(times.len().saturating_sub(1) / 2).copied()
 }
 
 struct PartyOutput {
     embeddings: Option<Vec<f64>>,
     load: PhaseCost,
-    inference: PhaseCost,
+    /// One per repeat.
+    inference: Vec<PhaseCost>,
 }
 
-/// One party's model load (shares and static masks) then inference
-/// (forward and reveal to the client), each timed with its traffic: the
-/// program of [`infer`] and of [`InferJob::run`].
+/// One party's model load (shares and static masks) then `repeats`
+/// inferences (forward and reveal to the client), each timed with its
+/// traffic: the program of [`infer`] and of [`InferJob::run`].
 async fn embed_in_phases(
     sess: &crate::Session,
     config: &crate::models::bert::BertConfig,
@@ -103,25 +114,37 @@ async fn embed_in_phases(
     ids: Option<&TokenBatch>,
     layout: &TokenLayout,
     attention: AttentionOptions,
+    repeats: usize,
 ) -> Result<PartyOutput> {
+    if repeats == 0 {
+        return Err(Error::Format {
+            what: "inference repeats".into(),
+            detail: "need at least one".into(),
+        });
+    }
     let client = client_of(sess.n_parties());
     let (t0, s0) = (Instant::now(), sess.link_stats());
     let model = SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention).await?;
-    let (t1, s1) = (Instant::now(), sess.link_stats());
-    let y = model.forward(sess, client, ids, layout).await?;
-    let revealed = sess.reveal_to(&y, client).await?;
-    let (t2, s2) = (Instant::now(), sess.link_stats());
+    let load = PhaseCost {
+        time: t0.elapsed(),
+        link: sess.link_stats() - s0,
+    };
+    let mut inference = Vec::with_capacity(repeats);
+    let mut revealed = None;
+    for _ in 0..repeats {
+        let (t1, s1) = (Instant::now(), sess.link_stats());
+        let y = model.forward(sess, client, ids, layout).await?;
+        revealed = sess.reveal_to(&y, client).await?;
+        inference.push(PhaseCost {
+            time: t1.elapsed(),
+            link: sess.link_stats() - s1,
+        });
+    }
     let fp = sess.fixed_point::<u64>()?;
     Ok(PartyOutput {
         embeddings: revealed.map(|t| fp.decode_tensor(&t)),
-        load: PhaseCost {
-            time: t1 - t0,
-            link: s1 - s0,
-        },
-        inference: PhaseCost {
-            time: t2 - t1,
-            link: s2 - s1,
-        },
+        load,
+        inference,
     })
 }
 
@@ -142,7 +165,7 @@ pub fn infer(
         )));
     }
     let client = client_of(n);
-    let attention = opts.attention;
+    let (attention, repeats) = (opts.attention, opts.repeats);
     let sequences = batch.batch();
     let report = run_parties_blocking(&opts.run, move |sess| {
         let (weights, batch) = (weights.clone(), batch.clone());
@@ -151,7 +174,16 @@ pub fn infer(
             let layout = TokenLayout::of(&batch);
             let owned = (party == MODEL_OWNER).then_some(&*weights);
             let ids = (party == client).then_some(&*batch);
-            embed_in_phases(&sess, &weights.config, owned, ids, &layout, attention).await
+            embed_in_phases(
+                &sess,
+                &weights.config,
+                owned,
+                ids,
+                &layout,
+                attention,
+                repeats,
+            )
+            .await
         }
     })?;
     let flat = report.parties[client]
@@ -163,10 +195,22 @@ pub fn infer(
         .chunks((flat.len() / sequences).max(1))
         .map(|r| r.iter().map(|&v| v as f32).collect())
         .collect();
+    let latencies: Vec<Duration> = (0..repeats)
+        .map(|k| {
+            let times = report.parties.iter().map(|p| p.output.inference[k].time);
+            times.max().unwrap_or_default()
+        })
+        .collect();
+    let median = median_index(&latencies).unwrap_or(0);
     Ok(InferReport {
         embeddings,
         load: report.parties.iter().map(|p| p.output.load).collect(),
-        inference: report.parties.iter().map(|p| p.output.inference).collect(),
+        inference: report
+            .parties
+            .iter()
+            .map(|p| p.output.inference[median])
+            .collect(),
+        latencies,
         dealer_bytes: report.parties.iter().map(|p| p.dealer_bytes).collect(),
         offline_time: report.offline_time,
         plan: report.plan,
@@ -233,18 +277,21 @@ pub struct InferJob {
     pub layers: Option<usize>,
     /// Attention optimizations.
     pub attention: AttentionOptions,
+    /// Inferences after one model load (see [`InferOptions::repeats`]).
+    pub repeats: usize,
 }
 
 impl InferJob {
     /// Identifies the job for the dealer's check (public parts only).
     pub fn fingerprint(&self) -> String {
         format!(
-            "infer model={} seq_len={} lengths={:?} layers={:?} attention={:?}",
+            "infer model={} seq_len={} lengths={:?} layers={:?} attention={:?} repeats={}",
             self.model.display(),
             self.seq_len,
             self.lengths,
             self.layers,
-            self.attention
+            self.attention,
+            self.repeats
         )
     }
 
@@ -323,16 +370,23 @@ impl InferJob {
             batch.as_ref(),
             &layout,
             self.attention,
+            self.repeats,
         )
         .await?;
-        let phase = |label: &str, c: PhaseCost| JobPhase {
-            label: label.into(),
+        let phase = |label: String, c: PhaseCost| JobPhase {
+            label,
             time: c.time,
             link: c.link,
         };
+        let times: Vec<Duration> = out.inference.iter().map(|c| c.time).collect();
+        let median = out.inference[median_index(&times).unwrap_or(0)];
+        let label = match self.repeats {
+            1 => "inference".to_string(),
+            k => format!("inference (median of {k})"),
+        };
         Ok(JobOutput {
             result: out.embeddings.unwrap_or_default(),
-            phases: vec![phase("load", out.load), phase("inference", out.inference)],
+            phases: vec![phase("load".into(), out.load), phase(label, median)],
         })
     }
 }

@@ -219,6 +219,10 @@ struct InferArgs {
     /// Fixed-point fractional bits (default 20).
     #[arg(long)]
     frac_bits: Option<u32>,
+    /// Embed the text this many times after one model load and report the
+    /// median latency (a benchmark; fresh preprocessing each time).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
 }
 
 fn run_infer(args: InferArgs) -> spindle::Result<()> {
@@ -265,6 +269,7 @@ fn run_infer(args: InferArgs) -> spindle::Result<()> {
     opts.attention.static_weights = !args.no_static_weights;
     opts.attention.fold_scale = !args.no_fold_scale;
     opts.attention.batch_heads = !args.no_batch_heads;
+    opts.repeats = args.repeat;
     println!(
         "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) padded to {} tokens",
         weights.config.num_layers,
@@ -308,13 +313,28 @@ fn run_infer(args: InferArgs) -> spindle::Result<()> {
         0,
         r.offline_time.as_secs_f64()
     );
-    for (name, phase) in [("load (weights)", &r.load), ("inference", &r.inference)] {
+    let inference = match args.repeat {
+        1 => "inference".to_string(),
+        k => format!("inference (median of {k})"),
+    };
+    for (name, phase) in [
+        ("load (weights)", &r.load),
+        (inference.as_str(), &r.inference),
+    ] {
         println!(
             "{name:<18} {:>14.2}   {:>6}   {:.3} s",
             mib(phase.iter().map(|c| c.link.bytes_sent).max().unwrap_or(0)),
             phase.iter().map(|c| c.link.rounds).max().unwrap_or(0),
             slowest(phase).as_secs_f64()
         );
+    }
+    if args.repeat > 1 {
+        let all: Vec<String> = r
+            .latencies
+            .iter()
+            .map(|t| format!("{:.3}", t.as_secs_f64()))
+            .collect();
+        println!("inference latencies (s): {}", all.join(" "));
     }
     if let Some(path) = &args.output {
         write_embeddings(path, &r.embeddings)?;
@@ -355,7 +375,9 @@ struct JobArgs {
     /// Seed of the (public, test) inputs.
     #[arg(long, default_value_t = 1)]
     input_seed: u64,
-    /// Compute the product this many times (fresh preprocessing each time), reveal the last.
+    /// Compute the product (infer job: the embedding) this many times (fresh
+    /// preprocessing each time), reveal the last; the infer job reports the
+    /// median latency.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
     /// Fixed-point fractional bits (default 20 in Z_2^64).
@@ -421,6 +443,7 @@ impl JobArgs {
             lengths,
             layers: self.layers,
             attention: Default::default(),
+            repeats: self.repeat,
         })
     }
     fn session(&self) -> SessionConfig {

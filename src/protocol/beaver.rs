@@ -37,7 +37,8 @@ fn combine<R: Ring>(
     Ok(Shared::from_share(z))
 }
 
-fn take<const N: usize, R: Ring>(
+/// The N tensors of one request's material, or a format error.
+pub(crate) fn take<const N: usize, R: Ring>(
     m: Vec<RingTensor<R>>,
     req: &Request,
 ) -> Result<[RingTensor<R>; N]> {
@@ -167,6 +168,18 @@ impl<R: Ring> StaticOperand<R> {
     /// Its shape.
     pub fn shape(&self) -> &Shape {
         self.value.shape()
+    }
+    /// The public opened value f = y - b.
+    pub fn opened(&self) -> &RingTensor<R> {
+        &self.opened
+    }
+    /// This party's share of the static mask b.
+    pub(crate) fn mask(&self) -> &RingTensor<R> {
+        &self.mask
+    }
+    /// The dealer's id of the mask, named by [`Request::StaticTriple`].
+    pub(crate) fn mask_id(&self) -> u64 {
+        self.id
     }
 }
 

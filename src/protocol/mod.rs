@@ -11,6 +11,7 @@ pub mod compare;
 pub mod convert;
 pub mod fixed;
 pub mod linear;
+pub mod lookup;
 pub mod nonlinear;
 pub mod pool;
 pub mod trunc;

@@ -36,6 +36,7 @@ use crate::protocol::attention::{
     self_attention, AttentionOptions, AttentionShape, AttentionWeights, QkvProjection,
 };
 use crate::protocol::linear::{dense, Weight};
+use crate::protocol::lookup::{lookup_rows, one_hot};
 use crate::protocol::nonlinear::{gelu, layer_norm, rsqrt, GeluForm};
 use crate::protocol::{beaver, fixed, trunc};
 use crate::ring::{Ring, RingTensor};
@@ -274,29 +275,6 @@ impl<R: Ring> SecureBert<R> {
         &self.config
     }
 
-    /// The shared one-hot matrix [B*S, V] of the client's ids.
-    fn one_hot(
-        &self,
-        sess: &Session,
-        client: usize,
-        ids: Option<&TokenBatch>,
-        rows: usize,
-    ) -> Result<Shared<R>> {
-        let v = self.config.vocab_size;
-        let value = match ids {
-            Some(b) => {
-                let mut t = RingTensor::<R>::zeros(vec![rows, v]);
-                let data = t.data_mut();
-                for (r, &id) in b.ids.iter().flatten().enumerate() {
-                    data[r * v + id as usize] = R::ONE;
-                }
-                Some(t)
-            }
-            None => None,
-        };
-        sess.share_input(client, value.as_ref(), vec![rows, v])
-    }
-
     /// Word + position + token-type embeddings [B*S, H].
     async fn embed(
         &self,
@@ -307,8 +285,21 @@ impl<R: Ring> SecureBert<R> {
     ) -> Result<Shared<R>> {
         let (h, s) = (self.config.hidden_size, layout.seq_len);
         let rows = layout.lengths.len() * s;
-        let one_hot = self.one_hot(sess, client, ids, rows)?;
-        let words = self.word.matmul_raw(sess, &one_hot).await?;
+        let flat: Option<Vec<usize>> =
+            ids.map(|b| b.ids.iter().flatten().map(|&i| i as usize).collect());
+        let words = match &self.word {
+            Weight::Static(table) => {
+                lookup_rows(sess, table, client, flat.as_deref(), rows).await?
+            }
+            Weight::Fresh(_) => {
+                let one_hot = flat
+                    .map(|ids| one_hot::<R>(&ids, self.config.vocab_size))
+                    .transpose()?;
+                let x =
+                    sess.share_input(client, one_hot.as_ref(), vec![rows, self.config.vocab_size])?;
+                self.word.matmul_raw(sess, &x).await?
+            }
+        };
         let pos = self.position.share().data();
         let typ = &self.token_type.share().data()[..h];
         let mut out = words.into_share();

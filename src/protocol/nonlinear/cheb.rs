@@ -93,7 +93,7 @@ fn leaves(c: &[f64], out: &mut Vec<[f64; 2]>, bound: &mut f64) {
 pub(crate) type Expand<'a, R> = dyn Fn(&Shared<R>) -> Result<Shared<R>> + Sync + 'a;
 
 /// A node of the evaluation tree: `None` when identically zero.
-type Node<R> = Option<Shared<R>>;
+type Node<R> = Option<Fx<R>>;
 
 /// A secret factor of the result: e * p(t).
 pub(crate) struct Mult<'a, R: Ring> {
@@ -170,33 +170,43 @@ pub(crate) async fn eval<R: Ring>(
         }
     };
 
-    // Round 1: square t; truncate the leaves.
+    // Every level's raw products T * hi have scale w + s_node. A "lo" node
+    // (even position) enters that sum without a product, so it stays raw
+    // (untruncated) whenever its scale does not exceed it: only the nodes
+    // multiplied next ("hi", odd positions) and the result are truncated,
+    // half the truncations of truncating every node.
+    let raw_scale = w + s_node;
+
+    // Round 1: square t; truncate the hi leaves (without a factor the lo
+    // leaves are formed at raw_scale directly).
     let leaf_target = if single && mult.is_none() {
         out_scale
     } else {
         s_leaf
     };
-    let mut raws: Vec<Option<Shared<R>>> = Vec::with_capacity(lv.len());
-    for [c0, c1] in &lv {
-        raws.push(if *c0 == 0.0 && *c1 == 0.0 {
-            None
+    let lo_leaves_raw = mult.is_none() && !single && raw_scale >= t.scale;
+    let mut nodes: Vec<Option<Fx<R>>> = Vec::with_capacity(lv.len());
+    let mut to_trunc: Vec<(usize, Shared<R>)> = Vec::new();
+    for (j, [c0, c1]) in lv.iter().enumerate() {
+        if *c0 == 0.0 && *c1 == 0.0 {
+            nodes.push(None);
+        } else if lo_leaves_raw && j % 2 == 0 {
+            let v = affine(sess, &[(t, *c1)], *c0, raw_scale)?;
+            nodes.push(Some(Fx::new(v, raw_scale)));
         } else {
-            Some(affine(sess, &[(t, *c1)], *c0, leaf_raw)?)
-        });
+            to_trunc.push((j, affine(sess, &[(t, *c1)], *c0, leaf_raw)?));
+            nodes.push(None);
+        }
     }
-    let tr: Vec<Trunc<R>> = raws
+    let tr: Vec<Trunc<R>> = to_trunc
         .iter()
-        .flatten()
-        .map(|r| (r, leaf_raw - leaf_target))
+        .map(|(_, r)| (r, leaf_raw - leaf_target))
         .collect();
     let sq: Vec<Prod<R>> = if single { vec![] } else { vec![Prod::Sq(&t.v)] };
     let (p, tv) = round(sess, &sq, &tr).await?;
-    let mut tv = tv.into_iter();
-    let mut nodes: Vec<Option<Shared<R>>> = raws
-        .iter()
-        .map(|r| r.as_ref().map(|_| tv.next().expect("leaf")))
-        .collect();
-    let mut node_scale = leaf_target;
+    for ((j, _), v) in to_trunc.iter().zip(tv) {
+        nodes[*j] = Some(Fx::new(v, leaf_target));
+    }
     // T_2 raw (2 t^2 - 1 at scale 2 t.scale), truncated in round 2.
     let mut t_raw = p
         .into_iter()
@@ -210,7 +220,7 @@ pub(crate) async fn eval<R: Ring>(
         // Round 2 (with a factor): truncate T_2, multiply the leaves by e.
         let ex: Vec<Option<Shared<R>>> = nodes
             .iter()
-            .map(|n| n.as_ref().map(&expand).transpose())
+            .map(|n| n.as_ref().map(|n| expand(&n.v)).transpose())
             .collect::<Result<_>>()?;
         let prods: Vec<Prod<R>> = ex.iter().flatten().map(|x| Prod::Mul(&m.e.v, x)).collect();
         let tr: Vec<Trunc<R>> = t_raw.iter().map(|r| (r, t_raw_scale - w)).collect();
@@ -221,13 +231,16 @@ pub(crate) async fn eval<R: Ring>(
             .iter()
             .map(|x| x.as_ref().map(|_| p.next().expect("e*leaf")))
             .collect();
-        // Round 3: truncate e * leaves; square T_2 if more levels follow.
+        // Round 3: truncate e * leaves (the lo ones only if above
+        // raw_scale); square T_2 if more levels follow.
         let target = if single { out_scale } else { s_node };
-        let raw_scale = e_scale + leaf_target;
+        let raw_e = e_scale + leaf_target;
+        let keep = |j: usize| !single && j % 2 == 0 && raw_e <= raw_scale;
         let tr: Vec<Trunc<R>> = raw_nodes
             .iter()
-            .flatten()
-            .map(|r| (r, raw_scale - target))
+            .enumerate()
+            .filter(|(j, _)| !keep(*j))
+            .filter_map(|(_, r)| r.as_ref().map(|r| (r, raw_e - target)))
             .collect();
         let tp = t_pow.clone();
         let sq: Vec<Prod<R>> = if big_r > 2 {
@@ -238,10 +251,15 @@ pub(crate) async fn eval<R: Ring>(
         let (p, tv) = round(sess, &sq, &tr).await?;
         let mut tv = tv.into_iter();
         nodes = raw_nodes
-            .iter()
-            .map(|r| r.as_ref().map(|_| tv.next().expect("node")))
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| {
+                r.map(|r| match keep(j) {
+                    true => Fx::new(r, raw_e),
+                    false => Fx::new(tv.next().expect("node"), target),
+                })
+            })
             .collect();
-        node_scale = target;
         t_raw = p
             .into_iter()
             .next()
@@ -249,16 +267,16 @@ pub(crate) async fn eval<R: Ring>(
             .transpose()?;
     }
     if single {
-        return Ok(nodes
-            .pop()
-            .flatten()
-            .unwrap_or_else(|| zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v))));
+        return Ok(nodes.pop().flatten().map_or_else(
+            || zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v)),
+            |n| n.v,
+        ));
     }
 
     // Levels 2..=R: a Beaver round (node products T_cur * hi; without a
     // factor also T_cur^2; with a factor the pending power's truncation),
-    // then a truncation round (the nodes; without a factor also the new
-    // power; with a factor the next power's square).
+    // then a truncation round (the hi nodes and the result; without a
+    // factor also the new power; with a factor the next power's square).
     let mut t_cur = match t_pow {
         Some(tp) => tp,
         None => {
@@ -271,13 +289,14 @@ pub(crate) async fn eval<R: Ring>(
     for level in 2..=big_r {
         let last = level == big_r;
         let t_x = expand(&t_cur)?;
-        let pairs: Vec<(Node<R>, Node<R>)> = nodes
-            .chunks(2)
-            .map(|p| (p[0].clone(), p[1].clone()))
-            .collect();
+        let mut pairs: Vec<(Node<R>, Node<R>)> = Vec::with_capacity(nodes.len() / 2);
+        let mut it = nodes.into_iter();
+        while let Some(lo) = it.next() {
+            pairs.push((lo, it.next().flatten()));
+        }
         let mut prods: Vec<Prod<R>> = pairs
             .iter()
-            .filter_map(|(_, hi)| hi.as_ref().map(|h| Prod::Mul(&t_x, h)))
+            .filter_map(|(_, hi)| hi.as_ref().map(|h| Prod::Mul(&t_x, &h.v)))
             .collect();
         let square_now = mult.is_none() && !last;
         if square_now {
@@ -286,16 +305,18 @@ pub(crate) async fn eval<R: Ring>(
         let pending = t_raw.take();
         let tr: Vec<Trunc<R>> = pending.iter().map(|r| (r, 2 * w - w)).collect();
         let (p, tv) = round(sess, &prods, &tr).await?;
+        drop(prods);
         let mut t_next = tv.into_iter().next();
         let mut p = p.into_iter();
-        let raw_scale = w + node_scale;
-        let target = if last { out_scale } else { s_node };
         let mut raw_nodes = Vec::with_capacity(pairs.len());
-        for (lo, hi) in &pairs {
-            let prod = hi.as_ref().map(|_| p.next().expect("node product"));
+        for (lo, hi) in pairs {
+            // hi is at s_node, so T * hi is at raw_scale.
+            let prod = hi.map(|_| p.next().expect("node product"));
             let lo_l = lo
-                .as_ref()
-                .map(|l| lift(sess, &Fx::new(l.clone(), node_scale), raw_scale))
+                .map(|l| match l.scale == raw_scale {
+                    true => Ok(l.v),
+                    false => lift(sess, &l, raw_scale),
+                })
                 .transpose()?;
             raw_nodes.push(match (prod, lo_l) {
                 (Some(a), Some(b)) => Some(a.add(sess, &b)?),
@@ -308,10 +329,13 @@ pub(crate) async fn eval<R: Ring>(
         } else {
             None
         };
+        let target = if last { out_scale } else { s_node };
+        let keep = |j: usize| !last && j % 2 == 0;
         let mut tr: Vec<Trunc<R>> = raw_nodes
             .iter()
-            .flatten()
-            .map(|r| (r, raw_scale - target))
+            .enumerate()
+            .filter(|(j, _)| !keep(*j))
+            .filter_map(|(_, r)| r.as_ref().map(|r| (r, raw_scale - target)))
             .collect();
         if let Some(r) = new_raw.as_ref() {
             tr.push((r, w));
@@ -322,12 +346,18 @@ pub(crate) async fn eval<R: Ring>(
             vec![]
         };
         let (p, tv) = round(sess, &sq_next, &tr).await?;
+        drop(tr);
         let mut tv = tv.into_iter();
         nodes = raw_nodes
-            .iter()
-            .map(|r| r.as_ref().map(|_| tv.next().expect("node")))
+            .into_iter()
+            .enumerate()
+            .map(|(j, r)| {
+                r.map(|r| match keep(j) {
+                    true => Fx::new(r, raw_scale),
+                    false => Fx::new(tv.next().expect("node"), target),
+                })
+            })
             .collect();
-        node_scale = target;
         if new_raw.is_some() {
             t_next = tv.next();
         }
@@ -338,10 +368,10 @@ pub(crate) async fn eval<R: Ring>(
             t_cur = tn;
         }
     }
-    Ok(nodes
-        .pop()
-        .flatten()
-        .unwrap_or_else(|| zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v))))
+    Ok(nodes.pop().flatten().map_or_else(
+        || zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v)),
+        |n| n.v,
+    ))
 }
 
 fn zeros_like<R: Ring>(sess: &Session, x: &Shared<R>) -> Shared<R> {
