@@ -190,7 +190,7 @@ pub(crate) async fn eval<R: Ring>(
     for (j, [c0, c1]) in lv.iter().enumerate() {
         if *c0 == 0.0 && *c1 == 0.0 {
             nodes.push(None);
-        } else if lo_leaves_raw && j % 2 == 0 {
+        } else if lo_leaves_raw && j.is_multiple_of(2) {
             let v = affine(sess, &[(t, *c1)], *c0, raw_scale)?;
             nodes.push(Some(Fx::new(v, raw_scale)));
         } else {
@@ -235,7 +235,7 @@ pub(crate) async fn eval<R: Ring>(
         // raw_scale); square T_2 if more levels follow.
         let target = if single { out_scale } else { s_node };
         let raw_e = e_scale + leaf_target;
-        let keep = |j: usize| !single && j % 2 == 0 && raw_e <= raw_scale;
+        let keep = |j: usize| !single && j.is_multiple_of(2) && raw_e <= raw_scale;
         let tr: Vec<Trunc<R>> = raw_nodes
             .iter()
             .enumerate()
@@ -330,7 +330,7 @@ pub(crate) async fn eval<R: Ring>(
             None
         };
         let target = if last { out_scale } else { s_node };
-        let keep = |j: usize| !last && j % 2 == 0;
+        let keep = |j: usize| !last && j.is_multiple_of(2);
         let mut tr: Vec<Trunc<R>> = raw_nodes
             .iter()
             .enumerate()
