@@ -87,6 +87,13 @@ fn main() -> spindle::Result<()> {
             },
         ),
         (
+            "no owner-held masks",
+            AttentionOptions {
+                owner_masks: false,
+                ..on
+            },
+        ),
+        (
             "all off (straightforward)",
             AttentionOptions::straightforward(),
         ),

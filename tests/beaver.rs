@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::*;
 use spindle::backend::{Backend, BilinearOp, Conv2dParams, CpuBackend};
 use spindle::prg::Prg;
-use spindle::protocol::beaver;
+use spindle::protocol::{beaver, lookup};
 use spindle::ring::{Ring, RingTensor};
 
 /// (op, lhs shape, rhs shape) of every bilinear op the Beaver routine serves.
@@ -126,6 +126,87 @@ fn square_and_static_products_are_exact_in_z64() {
 #[test]
 fn square_and_static_products_are_exact_in_z32() {
     square_and_static_are_exact::<u32>();
+}
+
+/// A weight known to party 0 with its mask held by party 0 alone: exact
+/// products; party 0 sends nothing in a product, the others send x - a to
+/// party 0 only; the word lookup by a client's ids is exact too, and its
+/// client-side rows of f cost nothing.
+fn owned_static_and_lookup_are_exact<R: Ring>() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("owned static"), 0);
+        let x: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [6, 10]));
+        let w: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [10, 5]));
+        let ids: Arc<Vec<usize>> = Arc::new(vec![3, 0, 9, 3]);
+        let be = CpuBackend::default();
+        let xw = be.matmul(&x, &w).unwrap();
+        let rows: Vec<R> = ids
+            .iter()
+            .flat_map(|&i| w.data()[i * 5..(i + 1) * 5].to_vec())
+            .collect();
+        let rows = RingTensor::new([4, 5], rows).unwrap();
+        let (xa, wa, ia) = (x.clone(), w.clone(), ids.clone());
+        let report = run(n, move |sess| {
+            let (x, w, ids) = (xa.clone(), wa.clone(), ia.clone());
+            async move {
+                let me = sess.party();
+                let client = sess.n_parties() - 1;
+                let xs = sess.share_input(client, (me == client).then_some(&*x), [6, 10])?;
+                let ws = sess.share_input(0, (me == 0).then_some(&*w), [10, 5])?;
+                let (st, c_prep) =
+                    measured(&sess, beaver::prepare_static_owned(&sess, &ws)).await?;
+                let (z, c1) = measured(
+                    &sess,
+                    beaver::product_static(&sess, BilinearOp::Matmul, &xs, &st),
+                )
+                .await?;
+                let mine = (me == client).then_some(&ids[..]);
+                let (l, c2) =
+                    measured(&sess, lookup::lookup_rows(&sess, &st, client, mine, 4)).await?;
+                let opened = sess.reveal_many(&[&z, &l]).await?;
+                Ok((opened, [c_prep, c1, c2], me))
+            }
+        });
+        for p in &report.parties {
+            let (opened, costs, me) = &p.output;
+            assert_eq!(opened[0], xw, "owned static product N={n}");
+            assert_eq!(opened[1], rows, "lookup N={n}");
+            assert_cost::<R>(&costs[0], n, 1, 50, "owned static operand opened once");
+            let (x_elems, onehot) = if *me == 0 { (0, 0) } else { (60, 40) };
+            // To party 0 only: (N - 1) peers' worth is one peer's.
+            assert_eq!(costs[1].rounds, 1);
+            assert_eq!(
+                costs[1].bytes_sent,
+                (x_elems * R::BYTES) as u64,
+                "product N={n}"
+            );
+            assert_eq!(costs[2].rounds, 1);
+            assert_eq!(
+                costs[2].bytes_sent,
+                (onehot * R::BYTES) as u64,
+                "lookup N={n}"
+            );
+        }
+    }
+}
+
+#[test]
+fn lookup_ids_past_the_table_are_an_error() {
+    assert!(lookup::one_hot::<u64>(&[4, 10], 10).is_err());
+    let t = lookup::one_hot::<u64>(&[4, 0], 10).unwrap();
+    assert_eq!(t.data()[4], 1);
+    assert_eq!(t.data()[10], 1);
+    assert_eq!(t.data().iter().sum::<u64>(), 2);
+}
+
+#[test]
+fn owned_static_and_lookup_are_exact_in_z64() {
+    owned_static_and_lookup_are_exact::<u64>();
+}
+
+#[test]
+fn owned_static_and_lookup_are_exact_in_z32() {
+    owned_static_and_lookup_are_exact::<u32>();
 }
 
 #[test]

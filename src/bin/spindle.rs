@@ -216,6 +216,10 @@ struct InferArgs {
     /// Attention ablation: one product per head.
     #[arg(long)]
     no_batch_heads: bool,
+    /// Ablation: the static weights' masks shared by all parties instead
+    /// of held by the model owner.
+    #[arg(long)]
+    no_owner_masks: bool,
     /// Fixed-point fractional bits (default 20).
     #[arg(long)]
     frac_bits: Option<u32>,
@@ -269,6 +273,7 @@ fn run_infer(args: InferArgs) -> spindle::Result<()> {
     opts.attention.static_weights = !args.no_static_weights;
     opts.attention.fold_scale = !args.no_fold_scale;
     opts.attention.batch_heads = !args.no_batch_heads;
+    opts.attention.owner_masks = !args.no_owner_masks;
     opts.repeats = args.repeat;
     println!(
         "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) padded to {} tokens",

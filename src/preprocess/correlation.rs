@@ -44,8 +44,23 @@ pub enum Request {
         /// Shape of y.
         shape: Shape,
     },
+    /// Mask of a static operand y that party 0 knows (its own model
+    /// weights), held by party 0 alone: `[b]` at party 0, an empty tensor
+    /// (shape [0]) elsewhere. The opened y - b hides y from the others as
+    /// well as a shared mask does, and products against it need the
+    /// product e (op) b at party 0 only (see
+    /// [`crate::protocol::beaver::prepare_static_owned`]).
+    OwnedMask {
+        /// Ring of the mask.
+        ring: RingId,
+        /// Session-unique id of the static operand.
+        id: u64,
+        /// Shape of y.
+        shape: Shape,
+    },
     /// Half triple against a static operand: `[a, c]` with c = a (op) b,
-    /// b the mask of static operand `id`.
+    /// b the mask of static operand `id` (a [`Request::StaticMask`] or an
+    /// [`Request::OwnedMask`]).
     StaticTriple {
         /// Ring of the shares.
         ring: RingId,
@@ -118,6 +133,9 @@ impl fmt::Display for Request {
             Request::StaticMask { ring, id, shape } => {
                 write!(f, "static mask #{id} {shape} in {ring:?}")
             }
+            Request::OwnedMask { ring, id, shape } => {
+                write!(f, "party 0's static mask #{id} {shape} in {ring:?}")
+            }
             Request::StaticTriple {
                 ring,
                 id,
@@ -159,6 +177,9 @@ pub(crate) struct Part {
     ring: RingId,
     shape: Shape,
     xor: bool,
+    /// Expanded by party 0 alone (the full value is party 0's part); the
+    /// other parties hold an empty tensor.
+    party0_only: bool,
 }
 
 impl Part {
@@ -167,6 +188,7 @@ impl Part {
             ring,
             shape,
             xor: false,
+            party0_only: false,
         }
     }
     fn bits(words: usize) -> Self {
@@ -174,6 +196,7 @@ impl Part {
             ring: RingId::Z64,
             shape: Shape(vec![words]),
             xor: true,
+            party0_only: false,
         }
     }
 }
@@ -190,6 +213,7 @@ impl Request {
             Request::Triple { ring, .. }
             | Request::Square { ring, .. }
             | Request::StaticMask { ring, .. }
+            | Request::OwnedMask { ring, .. }
             | Request::StaticTriple { ring, .. }
             | Request::Trunc { ring, .. }
             | Request::EdaBit { ring, .. }
@@ -212,6 +236,10 @@ impl Request {
             | Request::StaticMask { ring, shape, .. }
             | Request::Trunc { ring, shape, .. }
             | Request::EdaBit { ring, shape } => vec![Part::arith(*ring, shape.clone())],
+            Request::OwnedMask { ring, shape, .. } => vec![Part {
+                party0_only: true,
+                ..Part::arith(*ring, shape.clone())
+            }],
             Request::StaticTriple { ring, lhs, .. } => vec![Part::arith(*ring, lhs.clone())],
             Request::BinTriple { words } => vec![Part::bits(*words), Part::bits(*words)],
             Request::DaBit { .. } => vec![],
@@ -232,7 +260,7 @@ impl Request {
                 vec![Part::arith(*ring, op.output_shape(lhs, rhs)?)]
             }
             Request::Square { ring, shape } => vec![Part::arith(*ring, shape.clone())],
-            Request::StaticMask { .. } => vec![],
+            Request::StaticMask { .. } | Request::OwnedMask { .. } => vec![],
             Request::Trunc {
                 shape,
                 frac_bits,
@@ -284,6 +312,14 @@ fn prg_any(be: &Device, ring: RingId, seed: &Seed, stream: u64, shape: &Shape) -
     }
 }
 
+/// A tensor of shape [0]: a party's part that only party 0 holds.
+fn empty_any(ring: RingId) -> AnyTensor {
+    match ring {
+        RingId::Z32 => AnyTensor::Z32(RingTensor::zeros(vec![0])),
+        RingId::Z64 => AnyTensor::Z64(RingTensor::zeros(vec![0])),
+    }
+}
+
 /// a + b (additive parts) or a ^ b (XOR parts).
 fn combine(be: &Device, a: &AnyTensor, b: &AnyTensor, xor: bool) -> Result<AnyTensor> {
     match (a, b) {
@@ -320,11 +356,15 @@ pub(crate) fn expand_party(
     seed: &Seed,
     correction: Option<Vec<AnyTensor>>,
 ) -> Result<Vec<AnyTensor>> {
+    let party0 = correction.is_some();
     let randoms = req.random_parts();
     let mut out: Vec<AnyTensor> = randoms
         .iter()
         .enumerate()
-        .map(|(j, p)| prg_any(be, p.ring, seed, stream_id(index, j), &p.shape))
+        .map(|(j, p)| match p.party0_only && !party0 {
+            true => empty_any(p.ring),
+            false => prg_any(be, p.ring, seed, stream_id(index, j), &p.shape),
+        })
         .collect();
     let parts = req.correlated_parts()?;
     match correction {
@@ -372,7 +412,8 @@ pub(crate) fn party0_correction(
     let mut full = Vec::with_capacity(randoms.len());
     for (j, p) in randoms.iter().enumerate() {
         let mut acc = prg_any(be, p.ring, &seeds[0], stream_id(index, j), &p.shape);
-        for seed in &seeds[1..] {
+        let holders = if p.party0_only { &[][..] } else { &seeds[1..] };
+        for seed in holders {
             acc = combine(
                 be,
                 &acc,
@@ -446,7 +487,7 @@ fn correlate<R: Ring>(
             let a = arith(&full[0])?;
             vec![R::into_any(be.mul(&a, &a)?)]
         }
-        Request::StaticMask { id, .. } => {
+        Request::StaticMask { id, .. } | Request::OwnedMask { id, .. } => {
             statics.insert(*id, full[0].clone());
             vec![]
         }

@@ -47,6 +47,10 @@ pub struct AttentionOptions {
     pub fold_scale: bool,
     /// All heads' products batched into one round.
     pub batch_heads: bool,
+    /// With static weights: the weights' masks held by the model owner
+    /// (party 0) alone, so products send x - a to party 0 only and the
+    /// other parties skip the product with the mask.
+    pub owner_masks: bool,
 }
 
 impl Default for AttentionOptions {
@@ -56,6 +60,7 @@ impl Default for AttentionOptions {
             static_weights: true,
             fold_scale: true,
             batch_heads: true,
+            owner_masks: true,
         }
     }
 }
@@ -69,6 +74,7 @@ impl AttentionOptions {
             static_weights: false,
             fold_scale: false,
             batch_heads: false,
+            owner_masks: false,
         }
     }
 }

@@ -152,12 +152,19 @@ pub async fn square<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>>
 /// A static right operand (e.g. model weights) whose mask is opened once:
 /// f = y - b is public, and every later [`product_static`] opens only
 /// x - a. Reusing b is safe because y - b is opened once, for one fixed y.
+///
+/// The mask b is either shared by all parties ([`prepare_static`]) or held
+/// by party 0 alone when party 0 knows y ([`prepare_static_owned`]): then
+/// e = x - a is opened to party 0 only and e (op) b is party 0's term, so
+/// the other parties send e to one peer instead of N - 1 and compute one
+/// product (x_i (op) f) instead of two.
 #[derive(Clone, Debug)]
 pub struct StaticOperand<R: Ring> {
     id: u64,
     value: Shared<R>,
     mask: RingTensor<R>,
     opened: RingTensor<R>,
+    owned: bool,
 }
 
 impl<R: Ring> StaticOperand<R> {
@@ -181,6 +188,24 @@ impl<R: Ring> StaticOperand<R> {
     pub(crate) fn mask_id(&self) -> u64 {
         self.id
     }
+    /// Whether party 0 alone holds the mask.
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+    /// Opens e = x - a (this party's `e_i`) for a product against this
+    /// operand, in one round: to every party for a shared mask, to party 0
+    /// alone for an owned one. Returns e where this party needs it for the
+    /// term e (op) b.
+    pub(crate) async fn open_lhs(
+        &self,
+        sess: &Session,
+        e_i: &RingTensor<R>,
+    ) -> Result<Option<RingTensor<R>>> {
+        Ok(match self.owned {
+            true => sess.open_to(0, &[e_i]).await?.and_then(|mut v| v.pop()),
+            false => sess.open(&[e_i]).await?.pop(),
+        })
+    }
 }
 
 /// Masks and opens a static operand once. Rounds: 1. Bytes sent per party:
@@ -202,11 +227,47 @@ pub async fn prepare_static<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<St
         value: y.clone(),
         mask: b,
         opened: f,
+        owned: false,
     })
 }
 
-/// [x op y] for a static y prepared by [`prepare_static`]: one round that
-/// opens only e = x - a. Bytes sent per party: (N - 1) * numel(x) * k / 8.
+/// [`prepare_static`] with the mask held by party 0 alone
+/// ([`Request::OwnedMask`]), for a y that party 0 knows (its own model
+/// weights): party 0 learns nothing new from f = y - b, the others see y
+/// masked by a b they do not hold. Never use it for a y party 0 must not
+/// learn. Rounds: 1. Bytes sent per party: (N - 1) * numel(y) * k / 8.
+///
+/// Errors: preprocessing and transport errors.
+pub async fn prepare_static_owned<R: Ring>(
+    sess: &Session,
+    y: &Shared<R>,
+) -> Result<StaticOperand<R>> {
+    let id = sess.next_static_id();
+    let req = Request::OwnedMask {
+        ring: R::ID,
+        id,
+        shape: y.shape().clone(),
+    };
+    let [b] = take(sess.fetch::<R>(&req)?, &req)?;
+    let f_i = match sess.party() {
+        0 => sess.backend().sub(y.share(), &b)?,
+        _ => y.share().clone(),
+    };
+    let f = sess.open(&[&f_i]).await?.pop().expect("one value");
+    Ok(StaticOperand {
+        id,
+        value: y.clone(),
+        mask: b,
+        opened: f,
+        owned: true,
+    })
+}
+
+/// [x op y] for a static y prepared by [`prepare_static`] or
+/// [`prepare_static_owned`]: one round that opens only e = x - a. Bytes
+/// sent per party: (N - 1) * numel(x) * k / 8 for a shared mask; for an
+/// owned one numel(x) * k / 8 by parties 1..N-1 (to party 0) and none by
+/// party 0.
 ///
 /// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
 pub async fn product_static<R: Ring>(
@@ -224,7 +285,14 @@ pub async fn product_static<R: Ring>(
         rhs: y.shape().clone(),
     };
     let [a, c] = take(sess.fetch::<R>(&req)?, &req)?;
-    let e_i = sess.backend().sub(x.share(), &a)?;
-    let e = sess.open(&[&e_i]).await?.pop().expect("one value");
-    combine(sess, &op, c, &e, &y.mask, x.share(), &y.opened)
+    let be = sess.backend();
+    let e_i = be.sub(x.share(), &a)?;
+    let e = y.open_lhs(sess, &e_i).await?;
+    // z_i = c_i + [e known] e op b_i + x_i op f
+    let mut z = c;
+    if let Some(e) = &e {
+        be.add_assign(&mut z, &op.apply(be, e, &y.mask)?)?;
+    }
+    be.add_assign(&mut z, &op.apply(be, x.share(), &y.opened)?)?;
+    Ok(Shared::from_share(z))
 }

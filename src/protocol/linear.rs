@@ -40,6 +40,19 @@ impl<R: Ring> Weight<R> {
         })
     }
 
+    /// Prepares a weight that party 0 knows (its model): masked with a
+    /// mask party 0 holds alone and opened now
+    /// ([`beaver::prepare_static_owned`]; one round, (N - 1) numel(w) k / 8
+    /// bytes per party). Each product then sends x - a to party 0 only, and
+    /// the other parties compute one local product instead of two.
+    ///
+    /// Errors: preprocessing and transport errors.
+    pub async fn prepare_owned(sess: &Session, w: Shared<R>) -> Result<Self> {
+        Ok(Weight::Static(
+            beaver::prepare_static_owned(sess, &w).await?,
+        ))
+    }
+
     /// The weight's shape.
     pub fn shape(&self) -> &crate::ring::Shape {
         match self {

@@ -14,9 +14,14 @@
 //! Neither the ids reach the others (they see e, uniform) nor the table the
 //! client (it sees f, masked by b).
 //!
+//! With a table whose mask party 0 holds alone
+//! ([`crate::protocol::beaver::prepare_static_owned`], the model owner's
+//! embedding table), e goes to party 0 only and only party 0 computes e b.
+//!
 //! Domain: any ring elements of T (exact; one-hot entries are integers, so
 //! no truncation). Error: none. Rounds: 1. Bytes sent per party:
-//! (N - 1) rows V k / 8 (the opening of e).
+//! (N - 1) rows V k / 8 (the opening of e) with a shared mask; with an
+//! owned one rows V k / 8 by parties 1..N-1, none by party 0.
 
 use super::beaver::{take, StaticOperand};
 use crate::backend::{Backend, BilinearOp};
@@ -95,9 +100,10 @@ pub async fn lookup_rows<R: Ring>(
     let [a, c] = take(sess.fetch::<R>(&req)?, &req)?;
     let be = sess.backend();
     let e_i = be.sub(x.share(), &a)?;
-    let e = sess.open(&[&e_i]).await?.pop().expect("one value");
     let mut z = c;
-    be.add_assign(&mut z, &op.apply(be, &e, table.mask())?)?;
+    if let Some(e) = table.open_lhs(sess, &e_i).await? {
+        be.add_assign(&mut z, &op.apply(be, &e, table.mask())?)?;
+    }
     if let Some(ids) = ids {
         // The public term X f: the client selects the rows of f.
         let f = table.opened().data();

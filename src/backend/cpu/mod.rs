@@ -190,33 +190,66 @@ impl Backend for CpuBackend {
     ) -> Result<RingTensor<R>> {
         c.check_same_shape(r_shifted, "trunc_combine")?;
         c.check_same_shape(r_msb, "trunc_combine")?;
-        let k = R::BITS;
-        let low_mask = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
-        let offset = R::ONE.shl(k - 2 - frac_bits);
-        let top_weight = R::ONE.shl(k - 1 - frac_bits);
-        let two = R::from_u64(2);
-        let f = |i: usize| {
-            let cv = c.data()[i];
-            let c_msb = R::from_u64(cv.msb() as u64);
-            let rm = r_msb.data()[i];
-            // b = [p0] c_msb + r_msb (1 - 2 c_msb)
-            let mut b = rm.wrapping_mul(R::ONE.wrapping_sub(two.wrapping_mul(c_msb)));
-            let mut z = r_shifted.data()[i].wrapping_neg();
-            if party0 {
-                b = b.wrapping_add(c_msb);
-                let c_low_shifted = (cv & low_mask).shr(frac_bits);
-                z = z.wrapping_add(c_low_shifted).wrapping_sub(offset);
-            }
-            z.wrapping_add(b.wrapping_mul(top_weight))
+        let n = c.numel();
+        let mut out = vec![R::ZERO; n];
+        let body = |(o, ((cv, rs), rm)): TruncChunk<'_, R>| match party0 {
+            true => trunc_combine_slice::<R, true>(o, cv, rs, rm, frac_bits),
+            false => trunc_combine_slice::<R, false>(o, cv, rs, rm, frac_bits),
         };
-        let data: Vec<R> = if self.parallel(c.numel()) {
-            (0..c.numel()).into_par_iter().map(f).collect()
+        const CHUNK: usize = 1 << 14;
+        let (cd, rs, rm) = (c.data(), r_shifted.data(), r_msb.data());
+        if self.parallel(n) {
+            out.par_chunks_mut(CHUNK)
+                .zip(
+                    cd.par_chunks(CHUNK)
+                        .zip(rs.par_chunks(CHUNK))
+                        .zip(rm.par_chunks(CHUNK)),
+                )
+                .for_each(body);
         } else {
-            (0..c.numel()).map(f).collect()
-        };
-        RingTensor::new(c.shape().clone(), data)
+            out.chunks_mut(CHUNK)
+                .zip(cd.chunks(CHUNK).zip(rs.chunks(CHUNK)).zip(rm.chunks(CHUNK)))
+                .for_each(body);
+        }
+        RingTensor::new(c.shape().clone(), out)
     }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         Prg::new(seed, stream).tensor(shape.clone())
+    }
+}
+
+/// One chunk of [`trunc_combine_slice`]'s output and inputs (c, r', r_msb).
+type TruncChunk<'a, R> = (&'a mut [R], ((&'a [R], &'a [R]), &'a [R]));
+
+/// The local step of dealer truncation (Escudero et al., CRYPTO 2020) on
+/// slices: from the opened c = x + 2^(k-2) + r and this party's shares of
+/// r' = (r mod 2^(k-1)) >> f and of r's top bit, this party's share of
+/// x >> f. Branch-free shifts and masks only (the sign correction
+/// r_msb (1 - 2 c_msb) is a conditional negation), so it vectorizes.
+#[inline(always)]
+fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
+    out: &mut [R],
+    c: &[R],
+    r_shifted: &[R],
+    r_msb: &[R],
+    frac_bits: u32,
+) {
+    let k = R::BITS;
+    let low_mask = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
+    let offset = R::ONE.shl(k - 2 - frac_bits);
+    let top = k - 1 - frac_bits;
+    for (((o, &cv), &rs), &rm) in out.iter_mut().zip(c).zip(r_shifted).zip(r_msb) {
+        let c_msb = cv.shr(k - 1);
+        let all = R::ZERO.wrapping_sub(c_msb);
+        // b = [p0] c_msb + r_msb (1 - 2 c_msb)
+        let mut b = rm.wrapping_sub(rm.shl(1) & all);
+        let mut z = rs.wrapping_neg();
+        if PARTY0 {
+            b = b.wrapping_add(c_msb);
+            z = z
+                .wrapping_add((cv & low_mask).shr(frac_bits))
+                .wrapping_sub(offset);
+        }
+        *o = z.wrapping_add(b.shl(top));
     }
 }

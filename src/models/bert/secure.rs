@@ -96,6 +96,8 @@ struct Sharer<'a> {
     sess: &'a Session,
     owner: usize,
     reuse_masks: bool,
+    /// Masks held by the owner alone (it must be party 0).
+    owner_masks: bool,
 }
 
 impl Sharer<'_> {
@@ -123,7 +125,10 @@ impl Sharer<'_> {
         cols: usize,
     ) -> Result<Weight<R>> {
         let w = self.tensor(m.map(|m| m.data.clone()), vec![rows, cols])?;
-        Weight::prepare(self.sess, w, self.reuse_masks).await
+        match self.owner_masks {
+            true => Weight::prepare_owned(self.sess, w).await,
+            false => Weight::prepare(self.sess, w, self.reuse_masks).await,
+        }
     }
 
     async fn dense<R: Ring>(
@@ -214,6 +219,7 @@ impl<R: Ring> SecureBert<R> {
             sess,
             owner,
             reuse_masks: options.static_weights,
+            owner_masks: options.static_weights && options.owner_masks && owner == 0,
         };
         let scale = if options.fold_scale {
             1.0 / (c.head_dim() as f32).sqrt()
