@@ -21,6 +21,8 @@ struct Cost {
     mults: usize,
     rounds: u64,
     bytes: u64,
+    /// Party 0 (the model owner) alone: with owner-held masks it sends less.
+    owner_bytes: u64,
     load_bytes: u64,
 }
 
@@ -39,6 +41,7 @@ fn cost(r: &InferReport) -> spindle::Result<Cost> {
             .map(|c| c.link.bytes_sent)
             .max()
             .unwrap_or(0),
+        owner_bytes: r.inference.first().map_or(0, |c| c.link.bytes_sent),
         load_bytes: r.load.iter().map(|c| c.link.bytes_sent).max().unwrap_or(0),
     })
 }
@@ -99,8 +102,8 @@ fn main() -> spindle::Result<()> {
         ),
     ];
     println!("{parties} parties, {tokens} tokens, per encoder layer (1-layer minus 0-layer cut)");
-    println!("| configuration | Beaver products | scalar mults | rounds | MiB sent per party | load MiB per party |");
-    println!("|---|---|---|---|---|---|");
+    println!("| configuration | Beaver products | scalar mults | rounds | MiB sent per party (max) | MiB sent by party 0 | load MiB per party |");
+    println!("|---|---|---|---|---|---|---|");
     for (name, attention) in configs {
         let mut opts = InferOptions::new(parties);
         opts.attention = attention;
@@ -108,11 +111,12 @@ fn main() -> spindle::Result<()> {
         let c1 = cost(&infer(cuts[1].clone(), batch.clone(), &opts)?)?;
         let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
         println!(
-            "| {name} | {} | {} | {} | {:.2} | {:.2} |",
+            "| {name} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
             c1.products - c0.products,
             c1.mults - c0.mults,
             c1.rounds - c0.rounds,
             mib(c1.bytes - c0.bytes),
+            mib(c1.owner_bytes - c0.owner_bytes),
             mib(c1.load_bytes - c0.load_bytes)
         );
     }
