@@ -62,7 +62,7 @@ fn gelu_erf_z64_covers_model_inputs() {
         edges: edges(),
         tol: 7e-5,
         rounds: 18,
-        bytes: Some(978_176),
+        bytes: Some(748_800),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -79,7 +79,7 @@ fn gelu_erf_z64_whole_domain() {
         edges: edges(),
         tol: 7e-5,
         rounds: 18,
-        bytes: Some(978_176),
+        bytes: Some(748_800),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -96,7 +96,7 @@ fn gelu_tanh_z64() {
         edges: edges(),
         tol: 7e-5,
         rounds: 18,
-        bytes: Some(978_176),
+        bytes: Some(748_800),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_tanh, |s, x| async move {
@@ -113,7 +113,7 @@ fn gelu_z32() {
         edges: vec![0.0, -12.0, 17.0, 1.5, -1.5],
         tol: 0.0045,
         rounds: 17,
-        bytes: Some(243_584),
+        bytes: Some(186_240),
         len: 1024,
     };
     check_unary::<u32, _, _>(u, gelu_erf, |s, x| async move {

@@ -20,7 +20,7 @@ fn sigmoid_z64() {
         edges: vec![0.0, -64.0, 64.0, 1e-6, -1e-6, 0.5, -0.5, 20.0, -20.0],
         tol: 3e-6,
         rounds: 27,
-        bytes: Some(814_336),
+        bytes: Some(716_032),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, sigmoid, |s, x| async move {
@@ -37,7 +37,7 @@ fn tanh_z64() {
         edges: vec![0.0, -32.0, 32.0, 1e-6, -1e-6, 0.5, -0.5, 3.0, -3.0],
         tol: 4.5e-6,
         rounds: 27,
-        bytes: Some(814_336),
+        bytes: Some(716_032),
         len: 2048,
     };
     check_unary::<u64, _, _>(
@@ -56,7 +56,7 @@ fn sigmoid_and_tanh_z32() {
         edges: vec![0.0, -64.0, 64.0, 0.5, -0.5],
         tol: 0.0045,
         rounds: 26,
-        bytes: Some(202_624),
+        bytes: Some(178_048),
         len: 1024,
     };
     check_unary::<u32, _, _>(u, sigmoid, |s, x| async move {
@@ -69,7 +69,7 @@ fn sigmoid_and_tanh_z32() {
         edges: vec![0.0, -32.0, 32.0, 0.5, -0.5],
         tol: 0.0045,
         rounds: 26,
-        bytes: Some(202_624),
+        bytes: Some(178_048),
         len: 1024,
     };
     check_unary::<u32, _, _>(

@@ -117,7 +117,7 @@ fn softmax_rows_of_128_z64() {
         masked: false,
         tol: 3e-5,
         rounds: 47,
-        bytes: Some(12_520_320),
+        bytes: Some(10_654_592),
     });
 }
 
@@ -130,7 +130,7 @@ fn softmax_with_mask_z64() {
         masked: true,
         tol: 5e-6,
         rounds: 34,
-        bytes: Some(361_728),
+        bytes: Some(346_496),
     });
 }
 
@@ -143,7 +143,7 @@ fn softmax_z32() {
         masked: true,
         tol: 0.01,
         rounds: 33,
-        bytes: Some(175_040),
+        bytes: Some(167_424),
     });
 }
 

@@ -26,6 +26,21 @@ pub enum Request {
         /// Shape of the right operand (and of b).
         rhs: Shape,
     },
+    /// Fan triple for x * y_j, j < `fan`, elementwise products that share
+    /// their left operand x of shape `shape`: `[a, b, c]` (and `c_sq` with
+    /// `square`) with a of `shape`, b and c of [fan, ..shape], c_j = a * b_j,
+    /// c_sq = a * a. x - a is opened once for all of them (instead of once
+    /// per product), and x * x comes free with `square`.
+    FanTriple {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Shape of x (and of each y_j).
+        shape: Shape,
+        /// Number of right operands y_j.
+        fan: usize,
+        /// Also x * x.
+        square: bool,
+    },
     /// Square pair for x * x: `[a, c]` with c = a * a (elementwise).
     Square {
         /// Ring of the shares.
@@ -130,6 +145,16 @@ impl fmt::Display for Request {
                 write!(f, "{} triple {lhs}x{rhs} in {ring:?}", op.name())
             }
             Request::Square { ring, shape } => write!(f, "square pair {shape} in {ring:?}"),
+            Request::FanTriple {
+                ring,
+                shape,
+                fan,
+                square,
+            } => write!(
+                f,
+                "fan triple {shape} x {fan}{} in {ring:?}",
+                if *square { " with square" } else { "" }
+            ),
             Request::StaticMask { ring, id, shape } => {
                 write!(f, "static mask #{id} {shape} in {ring:?}")
             }
@@ -201,6 +226,13 @@ impl Part {
     }
 }
 
+/// [fan, ..shape]: the right operands of a fan triple, stacked.
+pub(crate) fn fan_shape(shape: &Shape, fan: usize) -> Shape {
+    let mut dims = vec![fan];
+    dims.extend_from_slice(shape.dims());
+    Shape(dims)
+}
+
 fn words_for(n: usize) -> usize {
     n.div_ceil(64)
 }
@@ -211,6 +243,7 @@ impl Request {
     pub fn ring(&self) -> RingId {
         match self {
             Request::Triple { ring, .. }
+            | Request::FanTriple { ring, .. }
             | Request::Square { ring, .. }
             | Request::StaticMask { ring, .. }
             | Request::OwnedMask { ring, .. }
@@ -232,6 +265,12 @@ impl Request {
                     Part::arith(*ring, rhs.clone()),
                 ]
             }
+            Request::FanTriple {
+                ring, shape, fan, ..
+            } => vec![
+                Part::arith(*ring, shape.clone()),
+                Part::arith(*ring, fan_shape(shape, *fan)),
+            ],
             Request::Square { ring, shape }
             | Request::StaticMask { ring, shape, .. }
             | Request::Trunc { ring, shape, .. }
@@ -260,6 +299,18 @@ impl Request {
                 vec![Part::arith(*ring, op.output_shape(lhs, rhs)?)]
             }
             Request::Square { ring, shape } => vec![Part::arith(*ring, shape.clone())],
+            Request::FanTriple {
+                ring,
+                shape,
+                fan,
+                square,
+            } => {
+                let mut parts = vec![Part::arith(*ring, fan_shape(shape, *fan))];
+                if *square {
+                    parts.push(Part::arith(*ring, shape.clone()));
+                }
+                parts
+            }
             Request::StaticMask { .. } | Request::OwnedMask { .. } => vec![],
             Request::Trunc {
                 shape,
@@ -486,6 +537,22 @@ fn correlate<R: Ring>(
         Request::Square { .. } => {
             let a = arith(&full[0])?;
             vec![R::into_any(be.mul(&a, &a)?)]
+        }
+        Request::FanTriple { fan, square, .. } => {
+            let (a, b) = (arith(&full[0])?, arith(&full[1])?);
+            let n = a.numel();
+            let c: Vec<R> = b
+                .data()
+                .iter()
+                .enumerate()
+                .map(|(i, &bv)| a.data()[i % n.max(1)].wrapping_mul(bv))
+                .collect();
+            debug_assert_eq!(c.len(), fan * n);
+            let mut out = vec![R::into_any(RingTensor::new(b.shape().clone(), c)?)];
+            if *square {
+                out.push(R::into_any(be.mul(&a, &a)?));
+            }
+            out
         }
         Request::StaticMask { id, .. } | Request::OwnedMask { id, .. } => {
             statics.insert(*id, full[0].clone());

@@ -19,20 +19,37 @@ use crate::session::{Session, TruncMode};
 use crate::share::Shared;
 
 /// One elementwise Beaver product of a batch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Prod<'a, R: Ring> {
     /// x * y (a triple; opens two values per element).
     Mul(&'a Shared<R>, &'a Shared<R>),
     /// x * x (a square pair; opens one value per element).
     Sq(&'a Shared<R>),
+    /// x * y_j for every y_j (and x * x after them if the flag is set), one
+    /// fan triple: x - a is opened once, so 1 + len(ys) values per element
+    /// instead of 2 len(ys) (+ 1); results come back in order, the square
+    /// last.
+    Fan(&'a Shared<R>, Vec<&'a Shared<R>>, bool),
 }
 
 /// One truncation of a batch: the share and the number of bits to drop.
 pub(crate) type Trunc<'a, R> = (&'a Shared<R>, u32);
 
 enum Pending<R: Ring> {
-    Mul { c: RingTensor<R>, b: RingTensor<R> },
-    Sq { a: RingTensor<R>, c: RingTensor<R> },
+    Mul {
+        c: RingTensor<R>,
+        b: RingTensor<R>,
+    },
+    Sq {
+        a: RingTensor<R>,
+        c: RingTensor<R>,
+    },
+    Fan {
+        a: RingTensor<R>,
+        b: RingTensor<R>,
+        c: RingTensor<R>,
+        c_sq: Option<RingTensor<R>>,
+    },
 }
 
 /// Runs the products and truncations in one round (no round at all when
@@ -40,7 +57,8 @@ enum Pending<R: Ring> {
 /// Products come back raw: exact in Z_2^k, with the sum of the operands'
 /// scales. Truncations are exact up to one unit in the last place.
 ///
-/// Elements sent to each peer: [`round_elems`].
+/// Elements sent to each peer, per element of each operand: 2 per `Mul`,
+/// 1 per `Sq`, 1 + len(ys) per `Fan`, 1 per truncation that is opened.
 pub(crate) async fn round<R: Ring>(
     sess: &Session,
     prods: &[Prod<'_, R>],
@@ -50,7 +68,7 @@ pub(crate) async fn round<R: Ring>(
     let mut opened: Vec<RingTensor<R>> = Vec::new();
     let mut pending = Vec::with_capacity(prods.len());
     for p in prods {
-        match *p {
+        match p {
             Prod::Mul(x, y) => {
                 if x.shape() != y.shape() {
                     return Err(Error::shape(
@@ -77,6 +95,33 @@ pub(crate) async fn round<R: Ring>(
                 let [a, c] = take::<2, R>(sess.fetch::<R>(&req)?, &req)?;
                 opened.push(kernels::sub(x.share(), &a));
                 pending.push(Pending::Sq { a, c });
+            }
+            Prod::Fan(x, ys, square) => {
+                let square = *square;
+                if let Some(y) = ys.iter().find(|y| y.shape() != x.shape()) {
+                    return Err(Error::shape(
+                        "nonlinear fan product",
+                        format!("operands have shapes {} and {}", x.shape(), y.shape()),
+                    ));
+                }
+                let req = Request::FanTriple {
+                    ring: R::ID,
+                    shape: x.shape().clone(),
+                    fan: ys.len(),
+                    square,
+                };
+                let mut m = sess.fetch::<R>(&req)?.into_iter();
+                let (a, b, c) = match (m.next(), m.next(), m.next()) {
+                    (Some(a), Some(b), Some(c)) => (a, b, c),
+                    _ => return Err(material_error(&req)),
+                };
+                let c_sq = m.next();
+                if c_sq.is_some() != square {
+                    return Err(material_error(&req));
+                }
+                opened.push(kernels::sub(x.share(), &a));
+                opened.push(kernels::fan_sub(ys, &b));
+                pending.push(Pending::Fan { a, b, c, c_sq });
             }
         }
     }
@@ -112,21 +157,32 @@ pub(crate) async fn round<R: Ring>(
     let mut it = opened.into_iter();
     let mut out_p = Vec::with_capacity(prods.len());
     for (p, pend) in prods.iter().zip(pending) {
-        out_p.push(Shared::from_share(match (p, pend) {
+        match (p, pend) {
             (Prod::Mul(x, _), Pending::Mul { mut c, b }) => {
                 let (e, f) = (it.next().expect("e"), it.next().expect("f"));
                 // z_i = c_i + e * b_i + x_i * f
                 kernels::beaver_mul_combine(&mut c, &e, &b, x.share(), &f);
-                c
+                out_p.push(Shared::from_share(c));
             }
             (Prod::Sq(x), Pending::Sq { a, mut c }) => {
                 let e = it.next().expect("e");
                 // z_i = c_i + e * (a_i + x_i)
                 kernels::beaver_sq_combine(&mut c, &e, &a, x.share());
-                c
+                out_p.push(Shared::from_share(c));
+            }
+            (Prod::Fan(x, _, _), Pending::Fan { a, b, c, c_sq }) => {
+                let (e, f) = (it.next().expect("e"), it.next().expect("f"));
+                // z_j = c_j + e * b_j + x_i * f_j; x^2: c_sq + e * (a + x_i)
+                for z in kernels::fan_combine(c, &e, &b, x.share(), &f) {
+                    out_p.push(Shared::from_share(z));
+                }
+                if let Some(mut c_sq) = c_sq {
+                    kernels::beaver_sq_combine(&mut c_sq, &e, &a, x.share());
+                    out_p.push(Shared::from_share(c_sq));
+                }
             }
             _ => unreachable!("pending matches its product"),
-        }));
+        }
     }
     let mut out_t = Vec::with_capacity(truncs.len());
     for (&(x, bits), m) in truncs.iter().zip(trunc_mat) {
@@ -156,6 +212,13 @@ fn check_bits<R: Ring>(bits: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn material_error(req: &Request) -> Error {
+    Error::Format {
+        what: "preprocessing material".into(),
+        detail: format!("{req} has the wrong number of tensors"),
+    }
 }
 
 fn take<const N: usize, R: Ring>(

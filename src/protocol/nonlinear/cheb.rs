@@ -222,7 +222,13 @@ pub(crate) async fn eval<R: Ring>(
             .iter()
             .map(|n| n.as_ref().map(|n| expand(&n.v)).transpose())
             .collect::<Result<_>>()?;
-        let prods: Vec<Prod<R>> = ex.iter().flatten().map(|x| Prod::Mul(&m.e.v, x)).collect();
+        // Every leaf is multiplied by e: one fan opens e - a once.
+        let leaves_x: Vec<&Shared<R>> = ex.iter().flatten().collect();
+        let prods: Vec<Prod<R>> = match leaves_x.len() {
+            0 => vec![],
+            1 => vec![Prod::Mul(&m.e.v, leaves_x[0])],
+            _ => vec![Prod::Fan(&m.e.v, leaves_x, false)],
+        };
         let tr: Vec<Trunc<R>> = t_raw.iter().map(|r| (r, t_raw_scale - w)).collect();
         let (p, tv) = round(sess, &prods, &tr).await?;
         t_pow = tv.into_iter().next();
@@ -294,14 +300,19 @@ pub(crate) async fn eval<R: Ring>(
         while let Some(lo) = it.next() {
             pairs.push((lo, it.next().flatten()));
         }
-        let mut prods: Vec<Prod<R>> = pairs
+        let his: Vec<&Shared<R>> = pairs
             .iter()
-            .filter_map(|(_, hi)| hi.as_ref().map(|h| Prod::Mul(&t_x, &h.v)))
+            .filter_map(|(_, hi)| hi.as_ref().map(|h| &h.v))
             .collect();
         let square_now = mult.is_none() && !last;
-        if square_now {
-            prods.push(Prod::Sq(&t_cur));
-        }
+        // Every node product shares T: one fan opens T - a once, and
+        // T^2 comes with it (without a factor, t_x is t_cur).
+        let prods: Vec<Prod<R>> = match (his.len(), square_now) {
+            (0, false) => vec![],
+            (0, true) => vec![Prod::Sq(&t_cur)],
+            (1, false) => vec![Prod::Mul(&t_x, his[0])],
+            _ => vec![Prod::Fan(&t_x, his, square_now)],
+        };
         let pending = t_raw.take();
         let tr: Vec<Trunc<R>> = pending.iter().map(|r| (r, 2 * w - w)).collect();
         let (p, tv) = round(sess, &prods, &tr).await?;

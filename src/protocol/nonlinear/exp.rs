@@ -156,8 +156,8 @@ pub(crate) async fn exp_with<R: Ring>(
 /// approximation alone: 1.1e-7; the rest is rounding to f = 20 bits);
 /// Z_2^32: 0.02 absolute for x <= 0 and 1.8% relative for x > 0 (30 bits
 /// cannot hold e^8 and fine fractions at once: prefer [`exp_nonpositive`]).
-/// Rounds: 14. Bytes sent per party per element: 22 ring elements to each
-/// of the N - 1 peers, i.e. 176 (N - 1) bytes in Z_2^64, 88 (N - 1) in
+/// Rounds: 14. Bytes sent per party per element: 20 ring elements to each
+/// of the N - 1 peers, i.e. 160 (N - 1) bytes in Z_2^64, 80 (N - 1) in
 /// Z_2^32.
 ///
 /// Errors: [`Error::InvalidFixedPoint`] for an f too large for the design
@@ -174,8 +174,8 @@ pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
 /// Algorithm: e^x = p(x/8)^8, p of degree 7 fitted for x in [-64, 0].
 /// Domain: x in [-64, 0]. Max error against f64 (tests): Z_2^64, f = 20:
 /// 1.0e-6 absolute (one unit in the last place); Z_2^32, f = 8: 5e-3
-/// absolute (1.3 units). Rounds: 12. Bytes sent per party per element: 20
-/// ring elements to each peer, 160 (N - 1) bytes in Z_2^64.
+/// absolute (1.3 units). Rounds: 12. Bytes sent per party per element: 18
+/// ring elements to each peer, 144 (N - 1) bytes in Z_2^64.
 ///
 /// Errors: as [`exp`].
 pub async fn exp_nonpositive<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::ring::{Ring, RingTensor};
+use crate::share::Shared;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -69,6 +70,52 @@ pub(crate) fn beaver_mul_combine<R: Ring>(
     } else {
         c.data_mut().chunks_mut(CHUNK).enumerate().for_each(body);
     }
+}
+
+/// The stacked [fan, ..] tensor of y_j - b_j (b stacked likewise).
+pub(crate) fn fan_sub<R: Ring>(ys: &[&Shared<R>], b: &RingTensor<R>) -> RingTensor<R> {
+    let n = ys.first().map_or(0, |y| y.numel());
+    let mut out = Vec::with_capacity(b.numel());
+    for (y, bj) in ys.iter().zip(b.data().chunks(n.max(1))) {
+        out.extend(
+            y.share()
+                .data()
+                .iter()
+                .zip(bj)
+                .map(|(y, b)| y.wrapping_sub(*b)),
+        );
+    }
+    RingTensor::new(b.shape().clone(), out).expect("same numel")
+}
+
+/// The fan products z_j = c_j + e * b_j + x * f_j, each of x's shape
+/// (c, b and f stacked [fan, ..]; e and x one operand's worth).
+pub(crate) fn fan_combine<R: Ring>(
+    c: RingTensor<R>,
+    e: &RingTensor<R>,
+    b: &RingTensor<R>,
+    x: &RingTensor<R>,
+    f: &RingTensor<R>,
+) -> Vec<RingTensor<R>> {
+    let n = x.numel().max(1);
+    let shape = x.shape().clone();
+    let mut c = c.into_data();
+    let body = |(j, cj): (usize, &mut [R])| {
+        let (bj, fj) = (&b.data()[j * n..][..n], &f.data()[j * n..][..n]);
+        for (k, cv) in cj.iter_mut().enumerate() {
+            *cv = cv
+                .wrapping_add(e.data()[k].wrapping_mul(bj[k]))
+                .wrapping_add(x.data()[k].wrapping_mul(fj[k]));
+        }
+    };
+    if par(c.len()) {
+        c.par_chunks_mut(n).enumerate().for_each(body);
+    } else {
+        c.chunks_mut(n).enumerate().for_each(body);
+    }
+    c.chunks(n)
+        .map(|z| RingTensor::new(shape.clone(), z.to_vec()).expect("same numel"))
+        .collect()
 }
 
 /// c += e * (a + x).

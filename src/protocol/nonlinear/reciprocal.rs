@@ -27,8 +27,8 @@ use crate::share::Shared;
 /// 1.4e-2, absolute 4.6e-3 (1.2 units of 2^-8). Rounds: 20 in Z_2^64 (A2B
 /// in Z_2^32 6, suffix OR 5, B2A 1, product 1, polynomial 6 and scaling
 /// 1), 19 in Z_2^32 (suffix OR 4). Bytes sent per party per element to
-/// each peer, for any N: 315 in Z_2^64 (A2B 119, suffix OR 12.6, B2A 2.8,
-/// arithmetic 180.6), 190.25 in Z_2^32.
+/// each peer, for any N: 283 in Z_2^64 (A2B 119, suffix OR 12.6, B2A 2.8,
+/// arithmetic 148.6), 174.25 in Z_2^32.
 ///
 /// Errors: [`crate::Error::InvalidFixedPoint`] when f leaves no room for
 /// the range reduction (f > 28 in Z_2^64); preprocessing and transport

@@ -74,8 +74,8 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 /// 2.4e-6 absolute; Z_2^32, f = 8: 3.9e-3 (one unit). Rounds: 8 (sign) +
 /// 12 (exp) + 7 (polynomial with the sign folded in) = 27 in Z_2^64 (26 in
 /// Z_2^32). Bytes per party per element to each peer (2048 elements):
-/// 397.6 in Z_2^64 (MSB and injection about 102, exponential 160,
-/// polynomial with the factor 136), 197.9 in Z_2^32.
+/// 349.6 in Z_2^64 (MSB and injection about 102, exponential 144,
+/// polynomial with the factor 104), 173.9 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {

@@ -116,8 +116,8 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// max takes 23 rounds for rows of 17 to 256 (12 up to 16): 47 rounds for
 /// 128 x 128 in Z_2^64, 34 for rows of 16 (33 in Z_2^32); with
 /// [`SoftmaxOptions::max_group`] = 128 the max takes 15 and the total is
-/// 39 (6x the bytes). Bytes sent per party to each peer: 12,520,320 for
-/// 128 x 128 in Z_2^64 (764 per element), 361,728 for 8 x 16 (Z_2^64,
+/// 39 (6x the bytes). Bytes sent per party to each peer: 10,654,592 for
+/// 128 x 128 in Z_2^64 (650 per element), 346,496 for 8 x 16 (Z_2^64,
 /// masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
