@@ -79,6 +79,8 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Fixed-point fractional bits (default 20).
     pub frac_bits: Option<u32>,
+    /// Where share arithmetic runs ([`crate::backend::select_device`]).
+    pub backend: crate::backend::Device,
 }
 
 impl Default for TrainOptions {
@@ -104,6 +106,7 @@ impl Default for TrainOptions {
             plaintext_twin: false,
             progress: false,
             frac_bits: None,
+            backend: crate::backend::Device::default(),
         }
     }
 }
@@ -293,6 +296,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
     for epoch in start_epoch..opts.epochs {
         let order = Arc::new(permutation(train_set.images.n, opts.seed, epoch));
         let mut ro = RunOptions::new(n);
+        ro.backend = opts.backend.clone();
         ro.preprocessing = opts.preprocessing;
         ro.session = SessionConfig {
             frac_bits: opts.frac_bits,

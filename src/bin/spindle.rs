@@ -55,6 +55,11 @@ enum EvalArg {
 
 #[derive(clap::Args)]
 struct TrainArgs {
+    /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
+    /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
+    /// passed its parity tests on a GPU (README, "State").
+    #[arg(long, default_value = "cpu")]
+    device: spindle::backend::DeviceChoice,
     /// Model: secureml or lenet (MNIST-shaped zoo models).
     #[arg(long, default_value = "lenet")]
     model: String,
@@ -122,6 +127,7 @@ fn run_train(args: TrainArgs) -> spindle::Result<()> {
         )));
     }
     let opts = TrainOptions {
+        backend: spindle::backend::select_device(args.device)?,
         model: args.model,
         data: args.data.map(Data::Dir).unwrap_or(Data::EmbeddedSample),
         parties: args.parties,
@@ -227,6 +233,11 @@ struct InferArgs {
     /// median latency (a benchmark; fresh preprocessing each time).
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
+    /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
+    /// passed its parity tests on a GPU (README, "State").
+    #[arg(long, default_value = "cpu")]
+    device: spindle::backend::DeviceChoice,
 }
 
 fn run_infer(args: InferArgs) -> spindle::Result<()> {
@@ -275,6 +286,7 @@ fn run_infer(args: InferArgs) -> spindle::Result<()> {
     opts.attention.batch_heads = !args.no_batch_heads;
     opts.attention.owner_masks = !args.no_owner_masks;
     opts.repeats = args.repeat;
+    opts.run.backend = spindle::backend::select_device(args.device)?;
     println!(
         "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) padded to {} tokens",
         weights.config.num_layers,
@@ -558,6 +570,11 @@ struct PartyArgs {
     /// Fail unless the revealed result matches the f64 reference within the fixed-point bound.
     #[arg(long)]
     check: bool,
+    /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
+    /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
+    /// passed its parity tests on a GPU (README, "State").
+    #[arg(long, default_value = "cpu")]
+    device: spindle::backend::DeviceChoice,
 }
 
 #[derive(clap::Args)]
@@ -784,6 +801,7 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         }),
         link,
         bind: args.cluster.bind.clone(),
+        backend: spindle::backend::select_device(args.device)?,
     };
     let out = match runtime()?.block_on(run_party(opts)) {
         Ok(out) => out,

@@ -44,6 +44,8 @@ pub struct PartyOptions {
     pub link: Option<LinkProfile>,
     /// Address to listen on; default: this party's configured host and port.
     pub bind: Option<String>,
+    /// Where share arithmetic runs ([`crate::backend::select_device`]).
+    pub backend: Device,
 }
 
 /// What one party computed and what it cost.
@@ -185,7 +187,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         let sess = Arc::new(
             Session::connect(
                 transport.clone(),
-                Device::default(),
+                opts.backend.clone(),
                 spec,
                 opts.session.clone(),
             )
