@@ -13,6 +13,7 @@ use super::kernels;
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
+use crate::protocol::beaver::take;
 use crate::protocol::trunc;
 use crate::ring::{Ring, RingTensor};
 use crate::session::{Session, TruncMode};
@@ -110,15 +111,14 @@ pub(crate) async fn round<R: Ring>(
                     fan: ys.len(),
                     square,
                 };
-                let mut m = sess.fetch::<R>(&req)?.into_iter();
-                let (a, b, c) = match (m.next(), m.next(), m.next()) {
-                    (Some(a), Some(b), Some(c)) => (a, b, c),
-                    _ => return Err(material_error(&req)),
+                let m = sess.fetch::<R>(&req)?;
+                let (a, b, c, c_sq) = if square {
+                    let [a, b, c, c_sq] = take::<4, R>(m, &req)?;
+                    (a, b, c, Some(c_sq))
+                } else {
+                    let [a, b, c] = take::<3, R>(m, &req)?;
+                    (a, b, c, None)
                 };
-                let c_sq = m.next();
-                if c_sq.is_some() != square {
-                    return Err(material_error(&req));
-                }
                 opened.push(kernels::sub(x.share(), &a));
                 opened.push(kernels::fan_sub(ys, &b));
                 pending.push(Pending::Fan { a, b, c, c_sq });
@@ -173,7 +173,7 @@ pub(crate) async fn round<R: Ring>(
             (Prod::Fan(x, _, _), Pending::Fan { a, b, c, c_sq }) => {
                 let (e, f) = (it.next().expect("e"), it.next().expect("f"));
                 // z_j = c_j + e * b_j + x_i * f_j; x^2: c_sq + e * (a + x_i)
-                for z in kernels::fan_combine(c, &e, &b, x.share(), &f) {
+                for z in kernels::fan_combine(&c, &e, &b, x.share(), &f) {
                     out_p.push(Shared::from_share(z));
                 }
                 if let Some(mut c_sq) = c_sq {
@@ -212,21 +212,4 @@ fn check_bits<R: Ring>(bits: u32) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn material_error(req: &Request) -> Error {
-    Error::Format {
-        what: "preprocessing material".into(),
-        detail: format!("{req} has the wrong number of tensors"),
-    }
-}
-
-fn take<const N: usize, R: Ring>(
-    m: Vec<RingTensor<R>>,
-    req: &Request,
-) -> Result<[RingTensor<R>; N]> {
-    m.try_into().map_err(|m: Vec<_>| Error::Format {
-        what: "preprocessing material".into(),
-        detail: format!("{req} should have {N} tensors, got {}", m.len()),
-    })
 }

@@ -89,32 +89,35 @@ pub(crate) fn fan_sub<R: Ring>(ys: &[&Shared<R>], b: &RingTensor<R>) -> RingTens
 }
 
 /// The fan products z_j = c_j + e * b_j + x * f_j, each of x's shape
-/// (c, b and f stacked [fan, ..]; e and x one operand's worth).
+/// (c, b and f stacked [fan, ..]; e and x one operand's worth), each
+/// written once into its own buffer.
 pub(crate) fn fan_combine<R: Ring>(
-    c: RingTensor<R>,
+    c: &RingTensor<R>,
     e: &RingTensor<R>,
     b: &RingTensor<R>,
     x: &RingTensor<R>,
     f: &RingTensor<R>,
 ) -> Vec<RingTensor<R>> {
-    let n = x.numel().max(1);
-    let shape = x.shape().clone();
-    let mut c = c.into_data();
-    let body = |(j, cj): (usize, &mut [R])| {
-        let (bj, fj) = (&b.data()[j * n..][..n], &f.data()[j * n..][..n]);
-        for (k, cv) in cj.iter_mut().enumerate() {
-            *cv = cv
-                .wrapping_add(e.data()[k].wrapping_mul(bj[k]))
-                .wrapping_add(x.data()[k].wrapping_mul(fj[k]));
-        }
+    let (n, shape) = (x.numel(), x.shape().clone());
+    let (e, x) = (e.data(), x.data());
+    let z = |k: usize, (cv, (bv, fv)): (&R, (&R, &R))| {
+        cv.wrapping_add(e[k].wrapping_mul(*bv))
+            .wrapping_add(x[k].wrapping_mul(*fv))
     };
-    if par(c.len()) {
-        c.par_chunks_mut(n).enumerate().for_each(body);
-    } else {
-        c.chunks_mut(n).enumerate().for_each(body);
-    }
-    c.chunks(n)
-        .map(|z| RingTensor::new(shape.clone(), z.to_vec()).expect("same numel"))
+    let (cd, bd, fd) = (c.data(), b.data(), f.data());
+    (0..c.numel().checked_div(n).unwrap_or(0))
+        .map(|j| {
+            let r = j * n..(j + 1) * n;
+            let (cj, bj, fj) = (&cd[r.clone()], &bd[r.clone()], &fd[r]);
+            let ops = cj.iter().zip(bj.iter().zip(fj));
+            let data: Vec<R> = if par(n) {
+                let ops = cj.par_iter().zip(bj.par_iter().zip(fj.par_iter()));
+                ops.enumerate().map(|(k, o)| z(k, o)).collect()
+            } else {
+                ops.enumerate().map(|(k, o)| z(k, o)).collect()
+            };
+            RingTensor::new(shape.clone(), data).expect("same numel")
+        })
         .collect()
 }
 
