@@ -4,11 +4,13 @@
 # non-zero if any process failed.
 #
 #   scripts/launch-local.sh N [extra args for every process, e.g. --m 256 --k 256 --n 256]
+#   scripts/launch-local.sh 3 --job train --model lenet --epochs 1 --batch 128 --data DIR
 #
 # Env: SPINDLE (binary, default target/release/spindle), BASE_PORT (default
 # 7100: dealer on BASE_PORT, party i on BASE_PORT+1+i), WORKDIR (default a
 # fresh temp dir; holds certs/, cluster.toml and one log per process),
-# PARTY_ARGS (extra args for parties only, e.g. "--link wan --check"), SHOW
+# PARTY_ARGS (extra args for parties only, e.g. "--link wan --check"),
+# DEALER_ARGS (extra args for the dealer only, e.g. "--online"), SHOW
 # (lines of each log to print at the end, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +50,8 @@ done
 
 pids=()
 names=()
-"$SPINDLE" dealer --config "$cfg" --key "$WORKDIR/certs/dealer.key" "$@" \
+# shellcheck disable=SC2086
+"$SPINDLE" dealer --config "$cfg" --key "$WORKDIR/certs/dealer.key" "$@" ${DEALER_ARGS:-} \
   >"$WORKDIR/dealer.log" 2>&1 &
 pids+=($!)
 names+=(dealer)

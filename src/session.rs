@@ -260,6 +260,22 @@ impl Session {
         p.next(req)?.into_typed()
     }
 
+    /// Switches the provider to dealer stream `stream`
+    /// ([`Provider::begin_stream`]); every party must call it at the same
+    /// point of the program. A no-op in a dry run.
+    ///
+    /// Errors: [`Error::Unsupported`] for single-stream providers; link
+    /// errors of a remote dealer.
+    pub fn begin_stream(&self, stream: u64) -> Result<()> {
+        if self.is_dry_run() {
+            return Ok(());
+        }
+        self.provider
+            .lock()
+            .map_err(|_| Error::Unsupported("provider poisoned by a panic".into()))?
+            .begin_stream(stream)
+    }
+
     /// This party's material for `req` as ring-tagged tensors (for requests
     /// that mix arithmetic shares with packed binary words).
     ///

@@ -200,6 +200,33 @@ fn checkpoint_path(dir: &std::path::Path, model: &str, party: usize, epoch: usiz
     dir.join(format!("{model}-party{party}-epoch{epoch}.safetensors"))
 }
 
+/// Master seed of the in-process dealer: training runs in one process are
+/// reproducible (their randomness is public anyway, all parties being in
+/// the same process). A dealer process given this master seed
+/// (`spindle dealer --master-seed d5d5...`) reproduces them across processes.
+pub const DEALER_MASTER: Seed = Seed([0xd5; 16]);
+
+/// The dealer stream of `epoch` (from 0) of a run seeded with `seed`: each
+/// epoch starts a fresh stream, so a resumed run gets the same material.
+pub fn epoch_stream(seed: u64, epoch: usize) -> u64 {
+    seed ^ ((epoch as u64) << 40)
+}
+
+/// The latest epoch (at most `epochs`) for which every party in `parties`
+/// has a checkpoint in `dir`.
+fn latest_checkpoint(
+    dir: &std::path::Path,
+    model: &str,
+    parties: std::ops::Range<usize>,
+    epochs: usize,
+) -> Option<usize> {
+    (1..=epochs).rev().find(|&e| {
+        parties
+            .clone()
+            .all(|p| checkpoint_path(dir, model, p, e).exists())
+    })
+}
+
 /// Per-party shares carried from epoch to epoch.
 type PartyState = Option<(Vec<RingTensor<u64>>, Vec<RingTensor<u64>>)>;
 
@@ -239,11 +266,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             .checkpoint_dir
             .as_ref()
             .ok_or_else(|| Error::Unsupported("--resume needs --checkpoint-dir".into()))?;
-        // The latest epoch for which every party's checkpoint exists.
-        let latest = (1..=opts.epochs)
-            .rev()
-            .find(|&e| (0..n).all(|p| checkpoint_path(dir, &spec.name, p, e).exists()));
-        if let Some(e) = latest {
+        if let Some(e) = latest_checkpoint(dir, &spec.name, 0..n, opts.epochs) {
             for (p, s) in state.iter_mut().enumerate() {
                 let ck = ShareCheckpoint::<u64>::read(
                     &checkpoint_path(dir, &spec.name, p, e),
@@ -302,12 +325,13 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             frac_bits: opts.frac_bits,
             ..Default::default()
         };
-        ro.dealer_seed = Some(Seed([0xd5; 16]).derive(opts.seed ^ ((epoch as u64) << 40)));
+        ro.dealer_seed = Some(DEALER_MASTER.derive(epoch_stream(opts.seed, epoch)));
         ro.timeout = Duration::from_secs(600);
         let losses = Arc::new(Mutex::new(Vec::new()));
         let ctx = Arc::new(EpochCtx {
             spec: spec.clone(),
-            weights: weights.clone(),
+            weights: Some(weights.clone()),
+            n_test: y_test.len(),
             state: state.clone(),
             x_train: x_train.clone(),
             y_train: y_train.clone(),
@@ -385,10 +409,189 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
     Ok(report)
 }
 
+/// One party of a training run whose parties are separate processes
+/// ([`crate::net::job::Job::Train`], `spindle party --job train`): the same
+/// per-epoch program as [`train`], in one session for the whole run. The
+/// session's provider must switch dealer streams (the online dealer
+/// process): each epoch begins stream [`epoch_stream`], so a run whose
+/// dealer has master seed [`DEALER_MASTER`] reproduces [`train`] exactly.
+///
+/// Only the data owner (party 0) reads MNIST (`opts.data`) and announces
+/// the public image counts; the model owner (party 1) initialises the
+/// weights, and also reads the test set for [`Evaluation::RevealToOwner`].
+/// Every party writes only its own checkpoint, and on `resume` the parties
+/// check that their latest checkpoints are of the same epoch.
+/// `opts.parties`, `preprocessing`, `plaintext_twin` and `progress` are
+/// not used (the session decides the first two).
+///
+/// Returns, at the data owner, the mean training loss and the test
+/// accuracy of each epoch trained (`[loss_1, acc_1, loss_2, ...]`),
+/// elsewhere nothing; and one phase (time, traffic) per epoch.
+///
+/// Errors: as [`train`]; [`Error::Format`] when the parties' checkpoints
+/// disagree; [`Error::Unsupported`] for a provider with a single stream.
+pub async fn train_party(
+    opts: &TrainOptions,
+    sess: &crate::Session,
+) -> Result<(Vec<f64>, Vec<crate::net::job::JobPhase>)> {
+    const DATA_OWNER: usize = 0;
+    const MODEL_OWNER: usize = 1;
+    if opts.batch == 0 {
+        return Err(Error::shape("train", "batch size must be at least 1"));
+    }
+    let (me, n) = (sess.party(), sess.n_parties());
+    let spec = Arc::new(mnist_model(&opts.model)?);
+    let reads_data =
+        me == DATA_OWNER || (me == MODEL_OWNER && opts.evaluation == Evaluation::RevealToOwner);
+    let data = if reads_data && !sess.is_dry_run() {
+        Some(load_data(opts)?)
+    } else {
+        None
+    };
+    // The data owner announces the (public) image counts.
+    let counts = data
+        .as_ref()
+        .filter(|_| me == DATA_OWNER)
+        .map(|(tr, te)| RingTensor::<u64>::new([2], vec![tr.images.n as u64, te.images.n as u64]))
+        .transpose()?;
+    let counts = sess.share_input(DATA_OWNER, counts.as_ref(), [2])?;
+    let counts = sess.reveal(&counts).await?;
+    let (n_train, n_test) = (counts.data()[0] as usize, counts.data()[1] as usize);
+    let steps = n_train / opts.batch;
+    if steps == 0 && !sess.is_dry_run() {
+        return Err(Error::shape(
+            "train",
+            format!(
+                "{n_train} training images do not fill one batch of {}",
+                opts.batch
+            ),
+        ));
+    }
+    // Resume: every party must hold a checkpoint of the same epoch.
+    let mut state: PartyState = None;
+    let mut start_epoch = 0;
+    if opts.resume {
+        let dir = opts
+            .checkpoint_dir
+            .as_ref()
+            .ok_or_else(|| Error::Unsupported("--resume needs --checkpoint-dir".into()))?;
+        let mine = latest_checkpoint(dir, &spec.name, me..me + 1, opts.epochs).unwrap_or(0);
+        let mut epochs = Vec::with_capacity(n);
+        for p in 0..n {
+            let t = RingTensor::<u64>::new([1], vec![mine as u64])?;
+            let shared = sess.share_input(p, (p == me).then_some(&t), [1])?;
+            epochs.push(sess.reveal(&shared).await?.data()[0] as usize);
+        }
+        if epochs.iter().any(|&e| e != epochs[0]) {
+            return Err(Error::Format {
+                what: "checkpoints".into(),
+                detail: format!(
+                    "the parties' latest checkpoints are of different epochs ({}): resume needs the same epoch at every party",
+                    epochs.iter().enumerate().map(|(p, e)| format!("party {p}: {e}")).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        if mine > 0 {
+            let ck = ShareCheckpoint::<u64>::read(
+                &checkpoint_path(dir, &spec.name, me, mine),
+                &spec.name,
+                me,
+                n,
+            )?;
+            state = Some((ck.params, ck.velocity));
+            start_epoch = mine;
+        }
+    }
+    let flat = |split: &MnistSplit| -> Arc<Vec<f64>> {
+        Arc::new(
+            split
+                .images
+                .normalized()
+                .iter()
+                .map(|&v| v as f64)
+                .collect(),
+        )
+    };
+    let empty = || (Arc::new(Vec::new()), Arc::new(Vec::new()));
+    let ((x_train, y_train), (x_test, y_test)) = match &data {
+        Some((tr, te)) => (
+            (flat(tr), Arc::new(tr.labels.clone())),
+            (flat(te), Arc::new(te.labels.clone())),
+        ),
+        None => (empty(), empty()),
+    };
+    let weights = (me == MODEL_OWNER)
+        .then(|| Arc::new(ModelWeights::init(&spec, Init::PyTorchDefault, opts.seed)));
+    let mut result = Vec::new();
+    let mut phases = Vec::new();
+    for epoch in start_epoch..opts.epochs {
+        sess.begin_stream(epoch_stream(opts.seed, epoch))?;
+        let (t0, link0) = (Instant::now(), sess.link_stats());
+        let order = match me {
+            DATA_OWNER => permutation(n_train, opts.seed, epoch),
+            _ => Vec::new(),
+        };
+        let losses = Arc::new(Mutex::new(Vec::new()));
+        let ctx = EpochCtx {
+            spec: spec.clone(),
+            weights: weights.clone(),
+            n_test,
+            state: (0..n)
+                .map(|p| if p == me { state.clone() } else { None })
+                .collect(),
+            x_train: x_train.clone(),
+            y_train: y_train.clone(),
+            x_test: x_test.clone(),
+            y_test: y_test.clone(),
+            order: Arc::new(order),
+            batch: opts.batch,
+            steps,
+            sgd: opts.sgd,
+            evaluation: opts.evaluation,
+            losses: losses.clone(),
+            bar: None,
+        };
+        let (params, velocity, accuracy, _) = ctx.run_party(sess).await?;
+        if let Some(dir) = &opts.checkpoint_dir {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            ShareCheckpoint::<u64> {
+                model: spec.name.clone(),
+                party: me,
+                n_parties: n,
+                frac_bits: sess.fixed_point::<u64>()?.frac_bits(),
+                epoch: epoch + 1,
+                params: params.clone(),
+                velocity: velocity.clone(),
+            }
+            .write(&checkpoint_path(dir, &spec.name, me, epoch + 1))?;
+        }
+        state = Some((params, velocity));
+        let epoch_losses = losses.lock().map(|l| l.clone()).unwrap_or_default();
+        let loss = epoch_losses.iter().sum::<f64>() / epoch_losses.len().max(1) as f64;
+        if me == DATA_OWNER {
+            tracing::info!(
+                "epoch {}: loss {loss:.4}, test accuracy {:.2}%",
+                epoch + 1,
+                100.0 * accuracy
+            );
+            result.extend([loss, accuracy]);
+        }
+        phases.push(crate::net::job::JobPhase {
+            label: format!("epoch {}", epoch + 1),
+            time: t0.elapsed(),
+            link: sess.link_stats() - link0,
+        });
+    }
+    Ok((result, phases))
+}
+
 /// Everything a party's program needs for one epoch.
 struct EpochCtx {
     spec: Arc<ModelSpec>,
-    weights: Arc<ModelWeights>,
+    /// The initial weights (at the model owner; `None` elsewhere in a process run).
+    weights: Option<Arc<ModelWeights>>,
+    /// Public: the number of test images.
+    n_test: usize,
     state: Vec<PartyState>,
     x_train: Arc<Vec<f64>>,
     y_train: Arc<Vec<u8>>,
@@ -420,7 +623,7 @@ impl EpochCtx {
             sess,
             &self.spec,
             MODEL_OWNER,
-            (me == MODEL_OWNER).then_some(&*self.weights),
+            self.weights.as_deref().filter(|_| me == MODEL_OWNER),
         )?;
         if let Some(Some((params, velocity))) = self.state.get(me) {
             for (i, p) in model.params_mut().into_iter().enumerate() {
@@ -432,7 +635,11 @@ impl EpochCtx {
         let mut times = Vec::with_capacity(self.steps);
         for step in 0..self.steps {
             let t0 = Instant::now();
-            let idx = &self.order[step * self.batch..(step + 1) * self.batch];
+            // The batch's images: known to the data owner alone.
+            let idx = self
+                .order
+                .get(step * self.batch..(step + 1) * self.batch)
+                .unwrap_or_default();
             let (xb, yb) = if me == DATA_OWNER {
                 let x: Vec<f64> = idx
                     .iter()
@@ -514,7 +721,7 @@ impl EpochCtx {
         owner: usize,
     ) -> Result<f64> {
         let d: usize = self.spec.input.iter().product();
-        let n = self.y_test.len();
+        let n = self.n_test;
         let mut correct = 0;
         let mut start = 0;
         while start < n {

@@ -95,6 +95,11 @@ impl Cluster {
     /// Starts the dealer and all parties with `job` args; `party_extra` are
     /// added to party command lines only.
     fn start(&self, job: &[&str], party_extra: &[&str]) -> Procs {
+        self.start_with(job, party_extra, &[])
+    }
+
+    /// As [`Cluster::start`], with `dealer_extra` added to the dealer's command line.
+    fn start_with(&self, job: &[&str], party_extra: &[&str], dealer_extra: &[&str]) -> Procs {
         let job: Vec<String> = job.iter().map(|s| s.to_string()).collect();
         let mut procs = Vec::new();
         let mut args = vec![
@@ -105,6 +110,7 @@ impl Cluster {
             self.key("dealer"),
         ];
         args.extend(job.iter().cloned());
+        args.extend(dealer_extra.iter().map(|s| s.to_string()));
         procs.push(self.spawn("dealer", &args));
         for i in 0..self.n {
             let mut args = vec![
@@ -199,6 +205,156 @@ fn three_parties_and_dealer_run_secure_matmul_over_mutual_tls() {
         assert_eq!(online["rounds"], 3, "party {i}");
         assert!(v["dealer_bytes"].as_u64().unwrap() >= 48);
     }
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+/// The `result` array of a party's JSON output.
+fn party_result(c: &Cluster, party: usize) -> Vec<f64> {
+    let text = std::fs::read_to_string(c.dir.join(format!("party{party}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn training_as_separate_processes_reproduces_the_in_process_run_and_resumes() {
+    use spindle::train::{train, Data, Evaluation, TrainOptions};
+    let mut opts = TrainOptions {
+        model: "secureml".into(),
+        data: Data::EmbeddedSample,
+        parties: 3,
+        epochs: 2,
+        batch: 16,
+        train_limit: Some(64),
+        test_limit: Some(32),
+        seed: 5,
+        evaluation: Evaluation::RevealToOwner,
+        ..Default::default()
+    };
+    opts.sgd.lr = 0.05;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let reference = rt.block_on(train(&opts)).unwrap();
+    assert_eq!(reference.epochs.len(), 2);
+
+    let c = Cluster::new(3, "timeout_ms = 30000\nconnect_timeout_ms = 20000");
+    let ck = c.dir.join("checkpoints").display().to_string();
+    let master = ["--master-seed", "d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5d5"];
+    let job = |epochs: &'static str| {
+        vec![
+            "--job",
+            "train",
+            "--model",
+            "secureml",
+            "--batch",
+            "16",
+            "--train-limit",
+            "64",
+            "--test-limit",
+            "32",
+            "--seed",
+            "5",
+            "--lr",
+            "0.05",
+            "--eval",
+            "reveal",
+            "--epochs",
+            epochs,
+        ]
+    };
+    // Epoch 1, then epoch 2 resumed from each party's own checkpoint.
+    let mut results = Vec::new();
+    for (epochs, resume) in [("1", false), ("2", true)] {
+        let party = ["--checkpoint-dir", ck.as_str()];
+        let mut job = job(epochs);
+        if resume {
+            job.push("--resume");
+        }
+        let mut procs = c.start_with(&job, &party, &master);
+        for (name, s) in wait_all(&mut procs, Duration::from_secs(120)) {
+            assert!(s.success(), "{name} failed:\n{}", c.log(&name));
+        }
+        assert!(
+            c.log("party1").contains("32 B from the dealer"),
+            "parties 1..N-1 receive only seeds:\n{}",
+            c.log("party1")
+        );
+        results.push(party_result(&c, 0));
+        assert!(
+            party_result(&c, 1).is_empty(),
+            "only the data owner learns the loss"
+        );
+    }
+    for (e, r) in results.iter().enumerate() {
+        let want = &reference.epochs[e];
+        assert_eq!(
+            r,
+            &vec![want.loss, want.accuracy],
+            "epoch {} over processes equals the in-process run",
+            e + 1
+        );
+    }
+    for p in 0..3 {
+        for e in 1..=2 {
+            assert!(c
+                .dir
+                .join(format!(
+                    "checkpoints/secureml-party{p}-epoch{e}.safetensors"
+                ))
+                .exists());
+        }
+    }
+
+    // A party whose checkpoints end at another epoch is refused.
+    std::fs::remove_file(c.dir.join("checkpoints/secureml-party2-epoch2.safetensors")).unwrap();
+    let mut job = job("3");
+    job.push("--resume");
+    let mut procs = c.start_with(&job, &["--checkpoint-dir", ck.as_str()], &master);
+    for (name, s) in wait_all(&mut procs, Duration::from_secs(60)) {
+        assert!(!s.success(), "{name} should fail");
+    }
+    assert!(
+        c.log("party0").contains("different epochs"),
+        "{}",
+        c.log("party0")
+    );
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
+#[test]
+fn train_job_without_the_online_dealer_is_a_clear_error() {
+    let c = Cluster::new(2, "timeout_ms = 5000\nconnect_timeout_ms = 3000");
+    let args: Vec<String> = [
+        "party",
+        "--config",
+        &c.config(),
+        "--party",
+        "0",
+        "--key",
+        &c.key("party0"),
+        "--job",
+        "train",
+        "--preprocessing",
+        "dealer",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut procs = Procs(vec![c.spawn("party0", &args)]);
+    let st = wait_all(&mut procs, Duration::from_secs(30));
+    assert!(!st[0].1.success());
+    assert!(
+        c.log("party0").contains("needs the online dealer"),
+        "{}",
+        c.log("party0")
+    );
     let _ = std::fs::remove_dir_all(&c.dir);
 }
 

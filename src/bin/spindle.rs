@@ -53,26 +53,13 @@ enum EvalArg {
     Reveal,
 }
 
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
-    /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
-    /// passed its parity tests on a GPU (README, "State").
-    #[arg(long, default_value = "cpu")]
-    device: spindle::backend::DeviceChoice,
-    /// Model: secureml or lenet (MNIST-shaped zoo models).
-    #[arg(long, default_value = "lenet")]
-    model: String,
-    /// Dataset (only mnist for now).
-    #[arg(long, default_value = "mnist")]
-    dataset: String,
+/// Training settings shared by `spindle train` and `spindle party --job train`.
+#[derive(clap::Args, Clone)]
+struct TrainSettings {
     /// MNIST directory (the four IDX files, raw or gzip; scripts/fetch-mnist.sh
     /// gets them). Default: the 512-image sample embedded in the binary.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Number of parties (>= 2): party 0 owns the data, party 1 the model.
-    #[arg(long, default_value_t = 3)]
-    parties: usize,
     /// Epochs (in total, counting resumed ones).
     #[arg(long, default_value_t = 1)]
     epochs: usize,
@@ -100,16 +87,69 @@ struct TrainArgs {
     /// How test accuracy is measured.
     #[arg(long, value_enum, default_value_t = EvalArg::Secure)]
     eval: EvalArg,
-    /// Source of correlated randomness (dealer plans whole epochs ahead; the
-    /// online dealer answers as requests come).
-    #[arg(long, value_enum, default_value_t = PreprocessingArg::OnlineDealer)]
-    preprocessing: PreprocessingArg,
-    /// Write each party's share checkpoint here after every epoch.
+    /// Write each party's share checkpoint here (a party process: its own) after every epoch.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
     /// Continue from the latest complete checkpoint in --checkpoint-dir.
     #[arg(long)]
     resume: bool,
+}
+
+impl TrainSettings {
+    /// The options of a training run of `model` with `parties` parties.
+    fn options(&self, model: String, parties: usize) -> spindle::train::TrainOptions {
+        use spindle::train::{Data, Evaluation, TrainOptions};
+        TrainOptions {
+            model,
+            data: self
+                .data
+                .clone()
+                .map(Data::Dir)
+                .unwrap_or(Data::EmbeddedSample),
+            parties,
+            epochs: self.epochs,
+            batch: self.batch,
+            sgd: spindle::nn::Sgd {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay,
+            },
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+            seed: self.seed,
+            evaluation: match self.eval {
+                EvalArg::Secure => Evaluation::Secure,
+                EvalArg::Reveal => Evaluation::RevealToOwner,
+            },
+            checkpoint_dir: self.checkpoint_dir.clone(),
+            resume: self.resume,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
+    /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
+    /// passed its parity tests on a GPU (README, "State").
+    #[arg(long, default_value = "cpu")]
+    device: spindle::backend::DeviceChoice,
+    /// Model: secureml or lenet (MNIST-shaped zoo models).
+    #[arg(long, default_value = "lenet")]
+    model: String,
+    /// Dataset (only mnist for now).
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Number of parties (>= 2): party 0 owns the data, party 1 the model.
+    #[arg(long, default_value_t = 3)]
+    parties: usize,
+    #[command(flatten)]
+    settings: TrainSettings,
+    /// Source of correlated randomness (dealer plans whole epochs ahead; the
+    /// online dealer answers as requests come).
+    #[arg(long, value_enum, default_value_t = PreprocessingArg::OnlineDealer)]
+    preprocessing: PreprocessingArg,
     /// Also train the plaintext twin with the same seed and report its accuracy.
     #[arg(long)]
     check: bool,
@@ -119,7 +159,7 @@ struct TrainArgs {
 }
 
 fn run_train(args: TrainArgs) -> spindle::Result<()> {
-    use spindle::train::{train, Data, Evaluation, TrainOptions};
+    use spindle::train::{train, TrainOptions};
     if args.dataset != "mnist" {
         return Err(spindle::Error::Unsupported(format!(
             "dataset {:?} is not available yet: only mnist",
@@ -128,29 +168,11 @@ fn run_train(args: TrainArgs) -> spindle::Result<()> {
     }
     let opts = TrainOptions {
         backend: spindle::backend::select_device(args.device)?,
-        model: args.model,
-        data: args.data.map(Data::Dir).unwrap_or(Data::EmbeddedSample),
-        parties: args.parties,
-        epochs: args.epochs,
-        batch: args.batch,
-        sgd: spindle::nn::Sgd {
-            lr: args.lr,
-            momentum: args.momentum,
-            weight_decay: args.weight_decay,
-        },
-        train_limit: args.train_limit,
-        test_limit: args.test_limit,
-        seed: args.seed,
         preprocessing: Preprocessing::from(args.preprocessing),
-        evaluation: match args.eval {
-            EvalArg::Secure => Evaluation::Secure,
-            EvalArg::Reveal => Evaluation::RevealToOwner,
-        },
-        checkpoint_dir: args.checkpoint_dir,
-        resume: args.resume,
         plaintext_twin: args.check,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         frac_bits: args.frac_bits,
+        ..args.settings.options(args.model, args.parties)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.parties.max(2))
@@ -373,6 +395,10 @@ enum JobKind {
     Matmul,
     /// Secure sentence embedding (--model, --text): party 0 owns the model, party N-1 the text.
     Infer,
+    /// Secure training of a zoo model (--model secureml|lenet) on MNIST:
+    /// party 0 owns the data (--data), party 1 the model; needs the online
+    /// dealer (the default for this job).
+    Train,
 }
 
 #[derive(clap::Args, Clone)]
@@ -400,7 +426,8 @@ struct JobArgs {
     /// Fixed-point fractional bits (default 20 in Z_2^64).
     #[arg(long)]
     frac_bits: Option<u32>,
-    /// Infer job: the model folder (party 0 reads the weights, every process config.json).
+    /// Infer job: the model folder (party 0 reads the weights, every process
+    /// config.json). Train job: the zoo model, secureml or lenet (default lenet).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Infer job: a sentence (repeat for several); only party N-1 uses it.
@@ -418,6 +445,8 @@ struct JobArgs {
     /// Infer job: run only the first L encoder layers.
     #[arg(long)]
     layers: Option<usize>,
+    #[command(flatten)]
+    train: TrainSettings,
 }
 
 impl JobArgs {
@@ -426,6 +455,14 @@ impl JobArgs {
             return self.infer_job().map(Job::Infer);
         }
         Ok(match self.job {
+            JobKind::Train => {
+                let model = self
+                    .model
+                    .as_ref()
+                    .map_or("lenet".to_string(), |m| m.display().to_string());
+                // The cluster decides the number of parties; 0 here is not used.
+                Job::Train(Box::new(self.train.options(model, 0)))
+            }
             JobKind::Matmul => Job::Matmul {
                 m: self.m,
                 k: self.k,
@@ -555,9 +592,9 @@ struct PartyArgs {
     /// This party's id (default: RANK or SLURM_PROCID).
     #[arg(long)]
     party: Option<usize>,
-    /// Source of correlated randomness.
-    #[arg(long, value_enum, default_value_t = PreprocessingArg::Dealer)]
-    preprocessing: PreprocessingArg,
+    /// Source of correlated randomness (default: dealer; online-dealer for the train job).
+    #[arg(long, value_enum)]
+    preprocessing: Option<PreprocessingArg>,
     /// Transport (overrides the config).
     #[arg(long, value_enum)]
     transport: Option<TransportArg>,
@@ -583,6 +620,28 @@ struct DealerArgs {
     cluster: ClusterArgs,
     #[command(flatten)]
     job: JobArgs,
+    /// Serve as an online dealer (answer party 0's requests as they come)
+    /// instead of planning and generating stores; implied by the train job.
+    /// The parties then run with --preprocessing online-dealer.
+    #[arg(long)]
+    online: bool,
+    /// Master seed, 32 hex digits, for reproducible runs (tests; the
+    /// in-process training dealer's is d5 repeated 16 times). Default:
+    /// fresh OS randomness, as a real deployment needs.
+    #[arg(long, value_parser = parse_seed)]
+    master_seed: Option<spindle::prg::Seed>,
+}
+
+fn parse_seed(s: &str) -> Result<spindle::prg::Seed, String> {
+    let s = s.trim();
+    if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("expected 32 hex digits, got {s:?}"));
+    }
+    let mut seed = [0u8; 16];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(spindle::prg::Seed(seed))
 }
 
 #[derive(clap::Args)]
@@ -607,7 +666,8 @@ enum PreprocessingArg {
     Dealer,
     /// Party 0 deals (insecure against party 0; tests and demos only).
     TrustedFirstParty,
-    /// A dealer thread answers requests as they come (one process only).
+    /// An online dealer answers party 0's requests as they come (a thread
+    /// in one process; `spindle dealer --online` for party processes).
     OnlineDealer,
 }
 
@@ -793,7 +853,11 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         security,
         job: job.clone(),
         session: args.job.session(),
-        preprocessing: Preprocessing::from(args.preprocessing),
+        preprocessing: match (args.preprocessing, job.needs_online_dealer()) {
+            (Some(p), _) => Preprocessing::from(p),
+            (None, true) => Preprocessing::OnlineDealer,
+            (None, false) => Preprocessing::Dealer,
+        },
         transport: args.transport.map(|t| match t {
             TransportArg::Tcp => TransportKind::Tcp,
             TransportArg::Rdma => TransportKind::Rdma,
@@ -836,6 +900,17 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
             human_bytes(p.link.bytes_sent),
             p.link.rounds
         );
+    }
+    if let Job::Train(t) = &job {
+        let first = t.epochs + 1 - out.result.len() / 2;
+        for (i, e) in out.result.chunks(2).enumerate() {
+            println!(
+                "party {me}: epoch {}: loss {:.4}, test accuracy {:.2}%",
+                first + i,
+                e[0],
+                100.0 * e.get(1).copied().unwrap_or_default()
+            );
+        }
     }
     if let (Job::Infer(j), false) = (&job, out.result.is_empty()) {
         report_infer_result(me, j, &out.result, args.check)?;
@@ -909,13 +984,16 @@ fn run_dealer_cmd(args: DealerArgs) -> spindle::Result<()> {
         args.cluster.insecure_plaintext,
     )?;
     let n = cluster.n_parties();
+    let job = args.job.job()?;
+    let online = args.online || job.needs_online_dealer();
     let opts = DealerOptions {
         cluster,
         security,
-        job: args.job.job()?,
+        job,
         session: args.job.session(),
-        master_seed: None,
+        master_seed: args.master_seed,
         bind: args.cluster.bind.clone(),
+        online: args.online,
     };
     let r = match runtime()?.block_on(run_dealer(opts)) {
         Ok(r) => r,
@@ -924,18 +1002,26 @@ fn run_dealer_cmd(args: DealerArgs) -> spindle::Result<()> {
             std::process::exit(1);
         }
     };
-    println!(
-        "dealer: plan of {} requests generated in {:.1} ms; served {n} parties in {:.1} ms ({})",
-        r.plan_requests,
-        r.generate_time.as_secs_f64() * 1e3,
-        r.serve_time.as_secs_f64() * 1e3,
-        r.store_bytes
-            .iter()
-            .enumerate()
-            .map(|(i, b)| format!("party {i}: {}", human_bytes(*b as u64)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let per_party = r
+        .store_bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("party {i}: {}", human_bytes(*b as u64)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if online {
+        println!(
+            "online dealer: served {n} parties in {:.1} ms ({per_party})",
+            r.serve_time.as_secs_f64() * 1e3
+        );
+    } else {
+        println!(
+            "dealer: plan of {} requests generated in {:.1} ms; served {n} parties in {:.1} ms ({per_party})",
+            r.plan_requests,
+            r.generate_time.as_secs_f64() * 1e3,
+            r.serve_time.as_secs_f64() * 1e3,
+        );
+    }
     Ok(())
 }
 

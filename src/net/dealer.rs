@@ -40,14 +40,17 @@ pub struct DealerOptions {
     pub master_seed: Option<Seed>,
     /// Address to listen on; default: the `[dealer]` host and port.
     pub bind: Option<String>,
+    /// Serve as an online dealer ([`super::online_dealer`]) instead of
+    /// generating stores ahead; implied by jobs that need it (training).
+    pub online: bool,
 }
 
 /// What the dealer did.
 #[derive(Clone, Debug)]
 pub struct DealerReport {
-    /// Requests in the plan.
+    /// Requests in the plan (0 for an online dealer).
     pub plan_requests: usize,
-    /// Bytes of each party's store, by party.
+    /// Bytes of each party's store (online: everything sent), by party.
     pub store_bytes: Vec<usize>,
     /// Time of dry run plus generation.
     pub generate_time: Duration,
@@ -76,6 +79,8 @@ pub async fn generate(
 
 /// Runs the dealer: generate, listen, serve every party once, return.
 /// Waits at most the connect timeout of the cluster options for the parties.
+/// With `online` (or a job that needs it) it runs the online dealer instead
+/// ([`super::online_dealer::run_online_dealer`]).
 ///
 /// Errors: [`Error::Transport`] when the address cannot be bound or some
 /// parties never fetched their store (named in the message).
@@ -83,43 +88,106 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
     let cluster = &opts.cluster;
     let n = cluster.n_parties();
     let t0 = Instant::now();
+    if opts.online || opts.job.needs_online_dealer() {
+        let sent = super::online_dealer::run_online_dealer(&opts).await?;
+        return Ok(DealerReport {
+            plan_requests: 0,
+            store_bytes: sent.iter().map(|&b| b as usize).collect(),
+            generate_time: Duration::ZERO,
+            serve_time: t0.elapsed(),
+        });
+    }
     let (plan_requests, stores) = generate(&opts.job, n, &opts.session, opts.master_seed).await?;
     let generate_time = t0.elapsed();
     let store_bytes: Vec<Vec<u8>> = stores.iter().map(|s| s.to_bytes()).collect();
     let sizes = store_bytes.iter().map(Vec::len).collect();
     let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
 
-    let addr = match (&opts.bind, &cluster.dealer) {
-        (Some(b), _) => b.clone(),
-        (None, Some(d)) => d.addr(),
-        (None, None) => {
-            return Err(Error::InvalidParty(
-                "the cluster config has no [dealer] entry".into(),
-            ))
-        }
-    };
-    let listener = TcpListener::bind(&addr).await.map_err(|e| {
+    let addr = dealer_addr(cluster, &opts.bind)?;
+    tracing::info!("dealer: plan of {plan_requests} requests; serving {n} parties on {addr}");
+    let t1 = Instant::now();
+    let stores: Arc<Vec<Vec<u8>>> = Arc::new(store_bytes);
+    let fingerprint = Arc::new(fingerprint);
+    serve_parties(
+        cluster,
+        &opts.security,
+        &addr,
+        true,
+        move |stream, peer, lo| {
+            let (stores, fp) = (stores.clone(), fingerprint.clone());
+            async move {
+                serve(stream, peer, &stores[peer], &fp, &lo).await?;
+                tracing::info!("dealer: served party {peer} ({} bytes)", stores[peer].len());
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    Ok(DealerReport {
+        plan_requests,
+        store_bytes: sizes,
+        generate_time,
+        serve_time: t1.elapsed(),
+    })
+}
+
+/// The dealer's address: `bind`, else the cluster's `[dealer]` entry.
+///
+/// Errors: [`Error::InvalidParty`] when neither is given.
+pub(super) fn dealer_addr(cluster: &ClusterConfig, bind: &Option<String>) -> Result<String> {
+    match (bind, &cluster.dealer) {
+        (Some(b), _) => Ok(b.clone()),
+        (None, Some(d)) => Ok(d.addr()),
+        (None, None) => Err(Error::InvalidParty(
+            "the cluster config has no [dealer] entry".into(),
+        )),
+    }
+}
+
+/// Listens on `addr`, authenticates each party's link (mutual TLS, one link
+/// per party id) and runs `serve` on it, until every party has been served.
+/// With `retry`, a party whose link fails may connect again; without, the
+/// first failed link ends the dealer with its error. Every party must have
+/// connected within the connect timeout of the cluster options.
+///
+/// Errors: [`Error::Transport`] when the address cannot be bound, some
+/// parties never connected (named, with the last link error), or (without
+/// `retry`) a link failed.
+pub(super) async fn serve_parties<F, Fut>(
+    cluster: &ClusterConfig,
+    security: &Security,
+    addr: &str,
+    retry: bool,
+    serve: F,
+) -> Result<()>
+where
+    F: Fn(Box<dyn spindle_transport::link::Stream>, PartyId, Arc<LinkOptions>) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = std::result::Result<(), TransportError>> + Send + 'static,
+{
+    let n = cluster.n_parties();
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
         Error::Transport(TransportError::Config(format!(
             "dealer cannot listen on {addr}: {e}"
         )))
     })?;
-    tracing::info!("dealer: plan of {plan_requests} requests; serving {n} parties on {addr}");
-    let t1 = Instant::now();
     let lo = Arc::new(cluster.link_options());
     let deadline = tokio::time::Instant::now() + lo.connect_timeout;
-    let stores: Arc<Vec<Vec<u8>>> = Arc::new(store_bytes);
     let claimed: Arc<Mutex<HashSet<PartyId>>> = Arc::default();
-    let security = Arc::new(opts.security.clone());
-    let fingerprint = Arc::new(fingerprint);
+    let security = Arc::new(security.clone());
     let mut served = HashSet::new();
     let mut tasks = JoinSet::new();
     let mut last_error: Option<String> = None;
+    let connected = |c: &Mutex<HashSet<PartyId>>| c.lock().map(|c| c.len()).unwrap_or(0);
     while served.len() < n {
         tokio::select! {
             acc = listener.accept() => {
                 let Ok((tcp, _)) = acc else { continue };
-                let (lo, security, claimed, stores, fp) =
-                    (lo.clone(), security.clone(), claimed.clone(), stores.clone(), fingerprint.clone());
+                let (lo, security, claimed) = (lo.clone(), security.clone(), claimed.clone());
+                let serve = serve.clone();
                 tasks.spawn(async move {
                     let claim = {
                         let (claimed, n) = (claimed.clone(), lo.n_parties);
@@ -127,7 +195,7 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
                     };
                     let link = accept(tcp, DEALER, &security, &lo, claim).await?;
                     let peer = link.peer;
-                    let r = serve(link.stream, peer, &stores[peer], &fp, &lo).await;
+                    let r = serve(link.stream, peer, lo).await;
                     if r.is_err() {
                         if let Ok(mut c) = claimed.lock() {
                             c.remove(&peer); // let the party retry
@@ -139,9 +207,9 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
                     Ok(Ok(peer)) => {
-                        tracing::info!("dealer: served party {peer} ({} bytes)", stores[peer].len());
                         served.insert(peer);
                     }
+                    Ok(Err(e)) if !retry => return Err(Error::Transport(e)),
                     Ok(Err(e)) => {
                         tracing::warn!("dealer: {e}");
                         last_error = Some(e.to_string());
@@ -149,13 +217,17 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
                     Err(e) => last_error = Some(format!("task failed: {e}")),
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                let missing: Vec<String> = (0..n).filter(|p| !served.contains(p)).map(|p| p.to_string()).collect();
+            _ = tokio::time::sleep_until(deadline), if connected(&claimed) < n => {
+                let claimed = claimed.lock().map(|c| c.clone()).unwrap_or_default();
+                let missing: Vec<String> = (0..n)
+                    .filter(|p| !served.contains(p) && !claimed.contains(p))
+                    .map(|p| p.to_string())
+                    .collect();
                 return Err(Error::Transport(TransportError::Connect {
                     with: format!("parties {}", missing.join(", ")),
-                    addr,
+                    addr: addr.to_string(),
                     detail: format!(
-                        "did not fetch their preprocessing within {} ms{}",
+                        "did not connect to the dealer within {} ms{}",
                         lo.connect_timeout.as_millis(),
                         last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
                     ),
@@ -163,12 +235,7 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
             }
         }
     }
-    Ok(DealerReport {
-        plan_requests,
-        store_bytes: sizes,
-        generate_time,
-        serve_time: t1.elapsed(),
-    })
+    Ok(())
 }
 
 async fn serve(
@@ -221,7 +288,7 @@ async fn serve(
     Ok(())
 }
 
-fn read_error(peer: PartyId, e: ReadError) -> TransportError {
+pub(super) fn read_error(peer: PartyId, e: ReadError) -> TransportError {
     match e {
         ReadError::Eof => TransportError::PeerClosed { peer },
         ReadError::Io(e) => TransportError::Link {

@@ -11,7 +11,7 @@ use crate::protocol::fixed;
 use crate::Session;
 
 /// A job of the multi-process runner.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Job {
     /// Party 0 inputs X [m, k], party 1 inputs W [k, n] (reals in [-1, 1)
     /// drawn from `input_seed`); the parties compute X W with a secure
@@ -34,6 +34,10 @@ pub enum Job {
     /// ([`crate::infer::InferJob`]): party 0 owns the model, party N - 1
     /// the text and the result.
     Infer(crate::infer::InferJob),
+    /// Secure training of a zoo model on MNIST ([`crate::train::train_party`]):
+    /// party 0 owns the data, party 1 the model. Needs the online dealer
+    /// (one dealer stream per epoch); `parties` is the cluster's.
+    Train(Box<crate::train::TrainOptions>),
 }
 
 /// Time and traffic of one named phase of a job at one party.
@@ -73,7 +77,31 @@ impl Job {
                 j.fingerprint(),
                 frac_bits.map_or("default".into(), |f| f.to_string())
             ),
+            // Everything public the parties must agree on (not the data or
+            // checkpoint folders, which are each party's own).
+            Job::Train(t) => format!(
+                "train model={} epochs={} batch={} lr={} momentum={} weight_decay={} train_limit={:?} \
+                 test_limit={:?} seed={} eval={:?} resume={} parties={n_parties} frac_bits={}",
+                t.model,
+                t.epochs,
+                t.batch,
+                t.sgd.lr,
+                t.sgd.momentum,
+                t.sgd.weight_decay,
+                t.train_limit,
+                t.test_limit,
+                t.seed,
+                t.evaluation,
+                t.resume,
+                frac_bits.map_or("default".into(), |f| f.to_string())
+            ),
         }
+    }
+
+    /// True for jobs whose preprocessing must come from the online dealer
+    /// (training: too long to plan and store ahead, one stream per epoch).
+    pub fn needs_online_dealer(&self) -> bool {
+        matches!(self, Job::Train(_))
     }
 
     /// Checks shapes: nonzero and at most 2^28 elements per matrix.
@@ -82,6 +110,18 @@ impl Job {
     pub fn validate(&self) -> Result<()> {
         match *self {
             Job::Infer(ref j) => j.validate(),
+            Job::Train(ref t) => {
+                if t.batch == 0 || t.epochs == 0 {
+                    return Err(Error::shape(
+                        "job train",
+                        format!(
+                            "need batch >= 1 and epochs >= 1, got batch {} and {} epochs",
+                            t.batch, t.epochs
+                        ),
+                    ));
+                }
+                Ok(())
+            }
             Job::Matmul {
                 m, k, n, repeat, ..
             } => {
@@ -103,7 +143,7 @@ impl Job {
     /// The inputs (X, W), row-major.
     pub fn inputs(&self) -> (Vec<f64>, Vec<f64>) {
         match *self {
-            Job::Infer(_) => (Vec::new(), Vec::new()),
+            Job::Infer(_) | Job::Train(_) => (Vec::new(), Vec::new()),
             Job::Matmul {
                 m,
                 k,
@@ -122,7 +162,7 @@ impl Job {
     /// The f64 result the job should reveal (row-major [m, n]).
     pub fn expected(&self) -> Vec<f64> {
         match *self {
-            Job::Infer(_) => Vec::new(),
+            Job::Infer(_) | Job::Train(_) => Vec::new(),
             Job::Matmul { m, k, n, .. } => {
                 let (x, w) = self.inputs();
                 let mut out = vec![0.0; m * n];
@@ -147,6 +187,10 @@ impl Job {
         self.validate()?;
         match *self {
             Job::Infer(ref j) => j.run(&sess).await,
+            Job::Train(ref t) => {
+                let (result, phases) = crate::train::train_party(t, &sess).await?;
+                Ok(JobOutput { result, phases })
+            }
             Job::Matmul {
                 m, k, n, repeat, ..
             } => {

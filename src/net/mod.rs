@@ -6,6 +6,8 @@
 //! - [`party`]: `spindle party`: one party of a job over TCP with mutual TLS.
 //! - [`dealer`]: `spindle dealer`: the offline dealer as its own process,
 //!   serving each party its store over TLS.
+//! - [`online_dealer`]: the online dealer as its own process, answering
+//!   party 0's requests as they come (training runs).
 //!
 //! Protocol code is unchanged: a party builds a
 //! [`spindle_transport::TcpTransport`] (optionally wrapped in
@@ -15,6 +17,7 @@
 pub mod config;
 pub mod dealer;
 pub mod job;
+pub mod online_dealer;
 pub mod party;
 
 use std::path::Path;

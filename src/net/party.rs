@@ -18,8 +18,10 @@ use tokio::net::TcpListener;
 use super::config::{ClusterConfig, TransportKind};
 use super::dealer::fetch_store;
 use super::job::Job;
+use super::online_dealer::{online_fingerprint, OnlineDealerLink};
 use crate::backend::Device;
 use crate::error::{Error, Result};
+use crate::preprocess::StreamingProvider;
 use crate::runner::Preprocessing;
 use crate::session::{ProviderSpec, Session, SessionConfig};
 
@@ -36,7 +38,8 @@ pub struct PartyOptions {
     pub job: Job,
     /// Session settings (must match the other parties' and the dealer's).
     pub session: SessionConfig,
-    /// Dealer process (default) or trusted first party.
+    /// Dealer process with stores (default), online dealer process, or
+    /// trusted first party.
     pub preprocessing: Preprocessing,
     /// Transport kind (overrides the config's when set).
     pub transport: Option<TransportKind>,
@@ -122,6 +125,13 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         return Err(Error::InvalidParty(format!("party {} of {n}", opts.me)));
     }
     opts.job.validate()?;
+    if opts.job.needs_online_dealer() && opts.preprocessing != Preprocessing::OnlineDealer {
+        return Err(Error::Unsupported(format!(
+            "{} needs the online dealer (--preprocessing online-dealer, and `spindle dealer` \
+             serving online): its material is too large to plan and store ahead",
+            opts.job.fingerprint(n, opts.session.frac_bits)
+        )));
+    }
     resolve_transport(opts.transport.unwrap_or(c.options.transport))?;
     let link = match (&opts.link, &c.options.link) {
         (Some(l), _) => Some(*l),
@@ -152,16 +162,26 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         match opts.preprocessing {
             Preprocessing::Dealer => fetch_store(c, opts.me, &opts.security, &fingerprint)
                 .await
-                .map(|(s, b)| (ProviderSpec::Store(s), b)),
-            Preprocessing::TrustedFirstParty => Ok((ProviderSpec::TrustedFirstParty, 0)),
-            Preprocessing::OnlineDealer => Err(crate::Error::Unsupported(
-                "the online dealer runs only with all parties in one process for now; use --preprocessing dealer".into(),
-            )),
+                .map(|(s, b)| (ProviderSpec::Store(s), b, None)),
+            Preprocessing::TrustedFirstParty => Ok((ProviderSpec::TrustedFirstParty, 0, None)),
+            Preprocessing::OnlineDealer => {
+                let link = OnlineDealerLink::connect(
+                    c,
+                    opts.me,
+                    &opts.security,
+                    &online_fingerprint(&fingerprint),
+                    opts.backend.clone(),
+                )
+                .await?;
+                // Stream 0 to start with; jobs may begin others (training epochs).
+                let provider = StreamingProvider::starting_at(Box::new(link.clone()), 0)?;
+                Ok((ProviderSpec::Custom(Box::new(provider)), 0, Some(link)))
+            }
         }
     };
     let (mesh, store) = tokio::join!(mesh, store);
     let tcp = Arc::new(mesh?);
-    let (spec, dealer_bytes) = match store {
+    let (spec, mut dealer_bytes, dealer_link) = match store {
         Ok(s) => s,
         Err(e) => {
             tcp.abort(&format!("party {} failed: {e}", opts.me)).await;
@@ -211,6 +231,10 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     };
     let online_time = t1.elapsed();
     transport.shutdown().await?;
+    if let Some(link) = dealer_link {
+        dealer_bytes = link.bytes_received() as usize;
+        link.close()?;
+    }
     let expected = opts.job.expected();
     let super::job::JobOutput { result, phases } = result;
     let max_abs_error = result

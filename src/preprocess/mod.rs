@@ -21,6 +21,7 @@ mod plan;
 mod provider;
 mod service;
 mod store;
+mod streams;
 
 pub use correlation::Request;
 pub use dealer::Dealer;
@@ -28,6 +29,8 @@ pub use plan::{Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};
 pub use service::DealerService;
 pub use store::PartyStore;
+pub(crate) use store::{decode_tensors, encode_tensors};
+pub use streams::{StreamSource, StreamingProvider};
 
 use crate::error::Result;
 use crate::ring::{AnyTensor, Ring, RingTensor};

@@ -24,6 +24,21 @@ pub trait Provider: Send {
 
     /// What kind of provider this is, for logs.
     fn label(&self) -> &'static str;
+
+    /// Switches to dealer stream `stream`: material derived from the
+    /// dealer's master seed and `stream` (e.g. one stream per training
+    /// epoch, so a resumed run gets the same material as an uninterrupted
+    /// one). Every party switches at the same point of the program.
+    ///
+    /// Errors: [`Error::Unsupported`] for providers with a single stream
+    /// (the default: stores, trusted first party).
+    fn begin_stream(&mut self, stream: u64) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "the {} provider has a single stream and cannot switch to stream {stream}; \
+             use the online dealer (--preprocessing online-dealer)",
+            self.label()
+        )))
+    }
 }
 
 /// Where party 0's corrections come from.

@@ -57,19 +57,7 @@ impl PartyStore {
             let json = serde_json::to_vec(req).expect("requests always serialize");
             out.extend_from_slice(&(json.len() as u32).to_le_bytes());
             out.extend_from_slice(&json);
-            out.extend_from_slice(&(tensors.len() as u32).to_le_bytes());
-            for t in tensors {
-                out.push(t.ring().bits() as u8);
-                let dims = t.shape().dims();
-                out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-                for d in dims {
-                    out.extend_from_slice(&(*d as u64).to_le_bytes());
-                }
-                match t {
-                    AnyTensor::Z32(t) => out.extend_from_slice(&t.to_le_bytes()),
-                    AnyTensor::Z64(t) => out.extend_from_slice(&t.to_le_bytes()),
-                }
-            }
+            encode_tensors(tensors, &mut out);
         }
         out
     }
@@ -102,35 +90,7 @@ impl PartyStore {
             let len = r.u32()? as usize;
             let req: Request = serde_json::from_slice(r.take(len)?)
                 .map_err(|e| r.err(&format!("bad request record: {e}")))?;
-            let count = r.u32()? as usize;
-            let mut tensors = Vec::new();
-            for _ in 0..count {
-                let bits = r.take(1)?[0];
-                let rank = r.u32()? as usize;
-                if rank > MAX_RANK {
-                    return Err(r.err(&format!("tensor rank {rank} exceeds {MAX_RANK}")));
-                }
-                let dims = (0..rank)
-                    .map(|_| Ok(r.u64()? as usize))
-                    .collect::<Result<Vec<_>>>()?;
-                let numel = dims
-                    .iter()
-                    .try_fold(1usize, |a, &d| a.checked_mul(d))
-                    .ok_or_else(|| r.err("tensor size overflows"))?;
-                let shape = Shape(dims);
-                let t = match bits {
-                    32 => AnyTensor::Z32(RingTensor::from_le_bytes(
-                        shape,
-                        r.take(numel.checked_mul(4).ok_or_else(|| r.err("size overflow"))?)?,
-                    )?),
-                    64 => AnyTensor::Z64(RingTensor::from_le_bytes(
-                        shape,
-                        r.take(numel.checked_mul(8).ok_or_else(|| r.err("size overflow"))?)?,
-                    )?),
-                    b => return Err(r.err(&format!("unknown ring width {b}"))),
-                };
-                tensors.push(t);
-            }
+            let tensors = r.tensors()?;
             corrections.push((req, tensors));
         }
         if r.pos != bytes.len() {
@@ -192,4 +152,81 @@ impl<'a> Reader<'a> {
             self.take(8)?.try_into().expect("8 bytes"),
         ))
     }
+    /// A tensor list as written by [`encode_tensors`].
+    fn tensors(&mut self) -> Result<Vec<AnyTensor>> {
+        let count = self.u32()? as usize;
+        let mut tensors = Vec::new();
+        for _ in 0..count {
+            let bits = self.take(1)?[0];
+            let rank = self.u32()? as usize;
+            if rank > MAX_RANK {
+                return Err(self.err(&format!("tensor rank {rank} exceeds {MAX_RANK}")));
+            }
+            let dims = (0..rank)
+                .map(|_| Ok(self.u64()? as usize))
+                .collect::<Result<Vec<_>>>()?;
+            let numel = dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| self.err("tensor size overflows"))?;
+            let shape = Shape(dims);
+            let t = match bits {
+                32 => AnyTensor::Z32(RingTensor::from_le_bytes(
+                    shape,
+                    self.take(
+                        numel
+                            .checked_mul(4)
+                            .ok_or_else(|| self.err("size overflow"))?,
+                    )?,
+                )?),
+                64 => AnyTensor::Z64(RingTensor::from_le_bytes(
+                    shape,
+                    self.take(
+                        numel
+                            .checked_mul(8)
+                            .ok_or_else(|| self.err("size overflow"))?,
+                    )?,
+                )?),
+                b => return Err(self.err(&format!("unknown ring width {b}"))),
+            };
+            tensors.push(t);
+        }
+        Ok(tensors)
+    }
+}
+
+/// Appends a tensor list: u32 count, then per tensor u8 ring bits, u32 rank,
+/// u64 dims and the raw little-endian elements (the store's record body,
+/// also the online dealer's reply).
+pub(crate) fn encode_tensors(tensors: &[AnyTensor], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(tensors.len() as u32).to_le_bytes());
+    for t in tensors {
+        out.push(t.ring().bits() as u8);
+        let dims = t.shape().dims();
+        out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        for d in dims {
+            out.extend_from_slice(&(*d as u64).to_le_bytes());
+        }
+        match t {
+            AnyTensor::Z32(t) => out.extend_from_slice(&t.to_le_bytes()),
+            AnyTensor::Z64(t) => out.extend_from_slice(&t.to_le_bytes()),
+        }
+    }
+}
+
+/// Parses exactly one tensor list written by [`encode_tensors`]; `what`
+/// names the source in errors.
+///
+/// Errors: [`Error::Format`] for truncated data, a bad header or trailing bytes.
+pub(crate) fn decode_tensors(bytes: &[u8], what: &str) -> Result<Vec<AnyTensor>> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        what,
+    };
+    let t = r.tensors()?;
+    if r.pos != bytes.len() {
+        return Err(r.err("trailing bytes after the tensor list"));
+    }
+    Ok(t)
 }

@@ -1,0 +1,425 @@
+//! The online dealer as its own process (`spindle dealer` for a training
+//! job, or with `--online`): CrypTen's trusted third party over a mutually
+//! authenticated TLS link per party, for computations too long to plan and
+//! store ahead (a training run).
+//!
+//! Each party keeps one link to the dealer for the whole job. On it, after
+//! the job fingerprint is accepted, a party asks for the seed of each dealer
+//! stream it begins ([`crate::Session::begin_stream`]); party 0 also sends
+//! each request for correlated randomness and receives its correction.
+//! Parties 1..N-1 therefore still receive nothing but seeds. Stream `s` is
+//! what [`Dealer::from_master_seed`] gives with `master.derive(s)`, so a run
+//! with the same master seed is reproducible across processes.
+//!
+//! Messages (payloads of data frames, after the fingerprint):
+//! party -> dealer `S` + u64 stream (LE), reply the party's 16-byte seed;
+//! party 0 -> dealer `C` + JSON request, reply the correction as a tensor
+//! list (the preprocessing store's record body); a close frame ends the
+//! link, an abort frame carries a reason either way.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+
+use spindle_transport::frame::{read_frame, write_frame, FrameKind};
+use spindle_transport::link::{dial, LinkOptions, Security, Stream};
+use spindle_transport::{PartyId, TransportError, DEALER};
+use tokio::io::AsyncWriteExt;
+
+use super::config::ClusterConfig;
+use super::dealer::read_error;
+use crate::backend::Device;
+use crate::error::{Error, Result};
+use crate::preprocess::{
+    decode_tensors, encode_tensors, Dealer, DealerService, Request, SeededProvider, StreamSource,
+};
+use crate::prg::Seed;
+use crate::ring::AnyTensor;
+
+/// Largest message a party may send the dealer (a request is a few hundred bytes).
+const MAX_REQUEST_FRAME: usize = 1 << 20;
+
+/// The dealer's side of one party's link: checks the fingerprint, then
+/// answers seed and correction requests until the party closes the link.
+///
+/// Errors: [`TransportError`] for link failures, a job mismatch, a party
+/// that hangs up without closing, or a malformed or refused message (the
+/// party is told why before the link is dropped).
+pub(super) async fn serve_online(
+    mut s: Box<dyn Stream>,
+    peer: PartyId,
+    master: Seed,
+    fingerprint: &str,
+    lo: &LinkOptions,
+) -> std::result::Result<u64, TransportError> {
+    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, 4096))
+        .await
+        .map_err(|_| TransportError::Timeout {
+            peer,
+            round: 0,
+            millis: lo.recv_timeout.as_millis() as u64,
+        })?
+        .map_err(|e| read_error(peer, e))?;
+    let theirs = String::from_utf8_lossy(&f.payload).to_string();
+    if f.header.kind != FrameKind::Data || theirs != fingerprint {
+        return Err(refuse(
+            &mut s,
+            peer,
+            format!("job mismatch: the online dealer serves {fingerprint:?}, party {peer} runs {theirs:?}"),
+        )
+        .await);
+    }
+    send(&mut s, peer, lo, b"ok").await?;
+    let mut dealer: Option<Dealer> = None;
+    let mut sent = 0u64;
+    loop {
+        // No idle timeout: a party may compute for minutes between requests.
+        let f = read_frame(&mut s, MAX_REQUEST_FRAME)
+            .await
+            .map_err(|e| read_error(peer, e))?;
+        match f.header.kind {
+            FrameKind::Close => {
+                let _ = s.shutdown().await;
+                return Ok(sent);
+            }
+            FrameKind::Abort => {
+                return Err(TransportError::Aborted {
+                    peer,
+                    reason: String::from_utf8_lossy(&f.payload).to_string(),
+                })
+            }
+            FrameKind::Data => {}
+        }
+        let reply = match answer(&f.payload, peer, lo.n_parties, &master, &mut dealer) {
+            Ok(r) => r,
+            Err(why) => return Err(refuse(&mut s, peer, why).await),
+        };
+        sent += reply.len() as u64;
+        send(&mut s, peer, lo, &reply).await?;
+    }
+}
+
+/// The reply to one message of party `peer`, or why it is refused.
+fn answer(
+    msg: &[u8],
+    peer: PartyId,
+    n: usize,
+    master: &Seed,
+    dealer: &mut Option<Dealer>,
+) -> std::result::Result<Vec<u8>, String> {
+    match msg.split_first() {
+        Some((b'S', rest)) if rest.len() == 8 => {
+            let stream = u64::from_le_bytes(rest.try_into().expect("8 bytes"));
+            let d = Dealer::from_master_seed(n, master.derive(stream), Device::default())
+                .map_err(|e| e.to_string())?;
+            let seed = d.seed(peer);
+            if peer == 0 {
+                *dealer = Some(d);
+            }
+            Ok(seed.0.to_vec())
+        }
+        Some((b'C', json)) if peer == 0 => {
+            let req: Request = serde_json::from_slice(json)
+                .map_err(|e| format!("malformed request from party 0: {e}"))?;
+            let d = dealer
+                .as_mut()
+                .ok_or("a correction was requested before any stream was begun")?;
+            let corr = d.next_correction(&req).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            encode_tensors(&corr, &mut out);
+            Ok(out)
+        }
+        Some((b'C', _)) => Err(format!(
+            "party {peer} asked for a correction: only party 0 receives corrections"
+        )),
+        _ => Err(format!(
+            "malformed message from party {peer} ({} bytes)",
+            msg.len()
+        )),
+    }
+}
+
+async fn send(
+    s: &mut Box<dyn Stream>,
+    peer: PartyId,
+    lo: &LinkOptions,
+    payload: &[u8],
+) -> std::result::Result<(), TransportError> {
+    tokio::time::timeout(lo.write_timeout, async {
+        write_frame(s, 0, FrameKind::Data, payload).await?;
+        s.flush().await
+    })
+    .await
+    .map_err(|_| TransportError::Link {
+        peer,
+        detail: "sending to the party stalled".into(),
+    })?
+    .map_err(|e| TransportError::Link {
+        peer,
+        detail: e.to_string(),
+    })
+}
+
+/// Tells the party why its link is dropped and returns the error.
+async fn refuse(s: &mut Box<dyn Stream>, peer: PartyId, why: String) -> TransportError {
+    let _ = write_frame(s, 0, FrameKind::Abort, why.as_bytes()).await;
+    let _ = s.shutdown().await;
+    TransportError::Handshake {
+        with: format!("party {peer}"),
+        detail: why,
+    }
+}
+
+/// One call from the party's program to its dealer link thread.
+enum Call {
+    Seed(u64, mpsc::SyncSender<Result<Seed>>),
+    Correction(Request, mpsc::SyncSender<Result<Vec<AnyTensor>>>),
+    Close(mpsc::SyncSender<Result<()>>),
+}
+
+/// A party's link to the online dealer process: a thread with its own
+/// async runtime owns the TLS stream, so the provider can make blocking
+/// calls from inside the party's runtime without stalling that runtime.
+#[derive(Clone)]
+pub struct OnlineDealerLink {
+    me: PartyId,
+    backend: Device,
+    calls: mpsc::Sender<Call>,
+    received: Arc<AtomicU64>,
+}
+
+impl OnlineDealerLink {
+    /// Connects to the cluster's dealer (retrying within the connect
+    /// timeout) and has `fingerprint` accepted.
+    ///
+    /// Errors: [`Error::Transport`] naming the dealer (unreachable,
+    /// refused, job mismatch).
+    pub async fn connect(
+        cluster: &ClusterConfig,
+        me: PartyId,
+        security: &Security,
+        fingerprint: &str,
+        backend: Device,
+    ) -> Result<Self> {
+        let d = cluster.dealer.as_ref().ok_or_else(|| {
+            Error::InvalidParty("the cluster config has no [dealer] entry".into())
+        })?;
+        let (addr, lo, security) = (d.addr(), cluster.link_options(), security.clone());
+        let fingerprint = fingerprint.to_string();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        let (calls, rx) = mpsc::channel::<Call>();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        std::thread::Builder::new()
+            .name(format!("spindle-dealer-link-{me}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Unsupported(format!(
+                            "cannot start the dealer link's runtime: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let mut s = match rt.block_on(handshake(me, &addr, &security, &lo, &fingerprint)) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                for call in rx {
+                    match call {
+                        Call::Seed(stream, reply) => {
+                            let mut msg = vec![b'S'];
+                            msg.extend_from_slice(&stream.to_le_bytes());
+                            let r = rt.block_on(ask(&mut s, &lo, &msg)).and_then(|b| {
+                                counter.fetch_add(b.len() as u64, Ordering::Relaxed);
+                                let raw: [u8; 16] = b.as_slice().try_into().map_err(|_| {
+                                    dealer_err(format!("a seed of {} bytes", b.len()))
+                                })?;
+                                Ok(Seed(raw))
+                            });
+                            let _ = reply.send(r);
+                        }
+                        Call::Correction(req, reply) => {
+                            let mut msg = vec![b'C'];
+                            msg.extend(serde_json::to_vec(&req).expect("requests serialize"));
+                            let r = rt.block_on(ask(&mut s, &lo, &msg)).and_then(|b| {
+                                counter.fetch_add(b.len() as u64, Ordering::Relaxed);
+                                decode_tensors(&b, "online dealer reply")
+                            });
+                            let _ = reply.send(r);
+                        }
+                        Call::Close(reply) => {
+                            let r = rt.block_on(async {
+                                write_frame(&mut s, 0, FrameKind::Close, &[]).await?;
+                                s.flush().await?;
+                                s.shutdown().await
+                            });
+                            let _ = reply
+                                .send(r.map_err(|e| dealer_err(format!("closing the link: {e}"))));
+                            return;
+                        }
+                    }
+                }
+                // Dropped without close (the party failed): the dealer sees the link end.
+            })
+            .map_err(|e| Error::Unsupported(format!("cannot start the dealer link thread: {e}")))?;
+        ready_rx
+            .await
+            .map_err(|_| dealer_err("the link thread stopped".into()))??;
+        Ok(OnlineDealerLink {
+            me,
+            backend,
+            calls,
+            received,
+        })
+    }
+
+    /// Bytes received from the dealer so far (seeds and corrections).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Ends the link cleanly (the dealer counts this party as done).
+    ///
+    /// Errors: [`Error::Transport`] if the close frame cannot be sent.
+    pub fn close(&self) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.calls.send(Call::Close(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+
+    fn call<T>(&self, make: impl FnOnce(mpsc::SyncSender<Result<T>>) -> Call) -> Result<T> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.calls.send(make(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl StreamSource for OnlineDealerLink {
+    fn open(&mut self, stream: u64) -> Result<SeededProvider> {
+        let seed = self.call(|tx| Call::Seed(stream, tx))?;
+        if self.me != 0 {
+            return Ok(SeededProvider::from_seed(seed, None, self.backend.clone()));
+        }
+        let link = self.clone();
+        let service =
+            DealerService::from_fn(move |req| link.call(|tx| Call::Correction(req.clone(), tx)));
+        Ok(SeededProvider::with_online_dealer(
+            seed,
+            service,
+            self.backend.clone(),
+        ))
+    }
+}
+
+fn dealer_err(detail: String) -> Error {
+    Error::Transport(TransportError::Handshake {
+        with: "the online dealer".into(),
+        detail,
+    })
+}
+
+fn gone() -> Error {
+    dealer_err("the link to the dealer is closed".into())
+}
+
+async fn handshake(
+    me: PartyId,
+    addr: &str,
+    security: &Security,
+    lo: &LinkOptions,
+    fingerprint: &str,
+) -> Result<Box<dyn Stream>> {
+    let deadline = tokio::time::Instant::now() + lo.connect_timeout;
+    let mut s = dial(me, DEALER, addr, security, lo, deadline).await?.stream;
+    let ok = ask(&mut s, lo, fingerprint.as_bytes()).await?;
+    if ok != b"ok" {
+        return Err(dealer_err(
+            "unexpected answer to the job fingerprint".into(),
+        ));
+    }
+    Ok(s)
+}
+
+/// Sends one message and waits (at most the receive timeout) for the reply.
+async fn ask(s: &mut Box<dyn Stream>, lo: &LinkOptions, msg: &[u8]) -> Result<Vec<u8>> {
+    write_frame(s, 0, FrameKind::Data, msg)
+        .await
+        .map_err(|e| dealer_err(format!("sending: {e}")))?;
+    s.flush()
+        .await
+        .map_err(|e| dealer_err(format!("sending: {e}")))?;
+    let f = tokio::time::timeout(lo.recv_timeout, read_frame(s, lo.max_frame))
+        .await
+        .map_err(|_| {
+            dealer_err(format!(
+                "no answer within {} ms",
+                lo.recv_timeout.as_millis()
+            ))
+        })?
+        .map_err(|e| dealer_err(read_error(DEALER, e).to_string()))?;
+    match f.header.kind {
+        FrameKind::Data => Ok(f.payload.to_vec()),
+        FrameKind::Abort => Err(dealer_err(format!(
+            "refused: {}",
+            String::from_utf8_lossy(&f.payload)
+        ))),
+        FrameKind::Close => Err(dealer_err("closed the link".into())),
+    }
+}
+
+/// The fingerprint a party presents to an online dealer: the job's plus
+/// the mode, so a party and a dealer in different modes refuse each other.
+pub fn online_fingerprint(job_fingerprint: &str) -> String {
+    format!("{job_fingerprint} (online dealer)")
+}
+
+/// Runs the online dealer process: listens, serves every party's link until
+/// it closes, and returns the bytes sent to each party. The master seed is
+/// `opts.master_seed`, or fresh OS randomness.
+///
+/// Errors: [`Error::Transport`] when the address cannot be bound, a party
+/// never connected, or a party's link failed (e.g. it died mid-run).
+pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Vec<u64>> {
+    let cluster = &opts.cluster;
+    let n = cluster.n_parties();
+    let master = match opts.master_seed {
+        Some(s) => s,
+        None => Seed::random()?,
+    };
+    let addr = super::dealer::dealer_addr(cluster, &opts.bind)?;
+    let fingerprint = Arc::new(online_fingerprint(
+        &opts.job.fingerprint(n, opts.session.frac_bits),
+    ));
+    tracing::info!("online dealer: serving {n} parties on {addr}");
+    let sent = Arc::new(std::sync::Mutex::new(vec![0u64; n]));
+    let totals = sent.clone();
+    // A party that fails mid-run cannot resume its stream: no retries.
+    super::dealer::serve_parties(
+        cluster,
+        &opts.security,
+        &addr,
+        false,
+        move |stream, peer, lo| {
+            let (fp, sent) = (fingerprint.clone(), sent.clone());
+            async move {
+                let bytes = serve_online(stream, peer, master, &fp, &lo).await?;
+                if let Ok(mut s) = sent.lock() {
+                    s[peer] = bytes;
+                }
+                tracing::info!("online dealer: party {peer} done ({bytes} bytes sent)");
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    let totals = totals.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(totals)
+}
