@@ -426,7 +426,9 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
 ///
 /// Returns, at the data owner, the mean training loss and the test
 /// accuracy of each epoch trained (`[loss_1, acc_1, loss_2, ...]`),
-/// elsewhere nothing; and one phase (time, traffic) per epoch.
+/// elsewhere nothing; and per epoch two phases: the whole epoch (time,
+/// traffic), and its median training iteration (time) with the epoch's
+/// traffic divided by its iterations (evaluation included, as in [`train`]).
 ///
 /// Errors: as [`train`]; [`Error::Format`] when the parties' checkpoints
 /// disagree; [`Error::Unsupported`] for a provider with a single stream.
@@ -551,7 +553,7 @@ pub async fn train_party(
             losses: losses.clone(),
             bar: None,
         };
-        let (params, velocity, accuracy, _) = ctx.run_party(sess).await?;
+        let (params, velocity, accuracy, mut times) = ctx.run_party(sess).await?;
         if let Some(dir) = &opts.checkpoint_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             ShareCheckpoint::<u64> {
@@ -576,10 +578,24 @@ pub async fn train_party(
             );
             result.extend([loss, accuracy]);
         }
+        let link = sess.link_stats() - link0;
+        times.sort();
+        let per = |v: u64| v / steps.max(1) as u64;
         phases.push(crate::net::job::JobPhase {
             label: format!("epoch {}", epoch + 1),
             time: t0.elapsed(),
-            link: sess.link_stats() - link0,
+            link,
+        });
+        phases.push(crate::net::job::JobPhase {
+            label: format!("epoch {}: median iteration (traffic: mean)", epoch + 1),
+            time: times.get(times.len() / 2).copied().unwrap_or_default(),
+            link: spindle_transport::LinkStats {
+                bytes_sent: per(link.bytes_sent),
+                bytes_received: per(link.bytes_received),
+                messages_sent: per(link.messages_sent),
+                messages_received: per(link.messages_received),
+                rounds: per(link.rounds),
+            },
         });
     }
     Ok((result, phases))
