@@ -4,7 +4,10 @@
 //!
 //! Criterion times only the online phase (`iter_custom`): the dry run and
 //! the dealer run before each measured iteration. Bytes and rounds per
-//! party are printed once per configuration.
+//! party are printed once per configuration. `*_online` expands each
+//! party's material from its seed as the product asks for it;
+//! `*_online_expanded_ahead` expands it in the offline phase
+//! (`RunOptions::expand_ahead`), as a preprocessing phase would.
 
 // Large short-lived buffers: mimalloc avoids a page fault per fresh allocation.
 #[global_allocator]
@@ -36,8 +39,13 @@ fn bench(c: &mut Criterion) {
     let x = Arc::new(vals[..N * N].to_vec());
     let y = Arc::new(vals[N * N..].to_vec());
 
-    for parties in [2usize, 3] {
-        let opts = RunOptions::new(parties);
+    for (parties, expand_ahead) in [(2usize, false), (2, true), (3, false), (3, true)] {
+        let mut opts = RunOptions::new(parties);
+        opts.expand_ahead = expand_ahead;
+        let name = format!(
+            "{parties}pc_online{}",
+            if expand_ahead { "_expanded_ahead" } else { "" }
+        );
         let (xa, ya) = (x.clone(), y.clone());
         let program = move |sess: Arc<spindle::Session>| {
             let (x, y) = (xa.clone(), ya.clone());
@@ -55,14 +63,14 @@ fn bench(c: &mut Criterion) {
         for p in &report.parties {
             let (_, stats, _) = p.output;
             println!(
-                "secure_matmul_1024/{parties}pc party {}: {:.1} MiB sent, {} rounds, {:.1} KiB from dealer",
+                "secure_matmul_1024/{name} party {}: {:.1} MiB sent, {} rounds, {:.1} KiB from dealer",
                 p.party,
                 stats.bytes_sent as f64 / (1 << 20) as f64,
                 stats.rounds,
                 p.dealer_bytes as f64 / 1024.0
             );
         }
-        g.bench_function(format!("{parties}pc_online"), |b| {
+        g.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {

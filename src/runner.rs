@@ -44,6 +44,12 @@ pub struct RunOptions {
     pub dealer_seed: Option<Seed>,
     /// How long a party waits for a peer's message before failing.
     pub timeout: Duration,
+    /// Dealer mode: every party expands its whole material from its seed
+    /// (and party 0 adds its corrections) during the offline phase
+    /// ([`SeededProvider::expand_ahead`]), so the online phase only
+    /// consumes it. Costs the memory of all the material at once; off by
+    /// default (the material is then expanded as the program asks for it).
+    pub expand_ahead: bool,
 }
 
 impl RunOptions {
@@ -56,6 +62,7 @@ impl RunOptions {
             backend: Device::default(),
             dealer_seed: None,
             timeout: Duration::from_secs(60),
+            expand_ahead: false,
         }
     }
 }
@@ -127,10 +134,14 @@ where
                 // What travels from the dealer to the party.
                 let wire = store.to_bytes();
                 bytes.push(wire.len());
-                specs.push(Some(ProviderSpec::Store(PartyStore::from_bytes(
-                    &wire,
-                    "dealer message",
-                )?)));
+                let store = PartyStore::from_bytes(&wire, "dealer message")?;
+                specs.push(Some(if opts.expand_ahead {
+                    let mut p = store.into_provider(opts.backend.clone());
+                    p.expand_ahead(&plan.requests)?;
+                    ProviderSpec::Custom(Box::new(p))
+                } else {
+                    ProviderSpec::Store(store)
+                }));
             }
             (specs, Some(plan), bytes)
         }

@@ -124,13 +124,31 @@ where
     O: Fn(Arc<Session>) -> OF + Clone + Send + 'static,
     OF: std::future::Future<Output = spindle::Result<()>> + Send + 'static,
 {
+    run_with_plan(n, planned, online, false)
+}
+
+/// As [`run_with_plan_of`]; with `expand_ahead`, every party expands the
+/// material of the plan before the online phase.
+fn run_with_plan<P, PF, O, OF>(
+    n: usize,
+    planned: P,
+    online: O,
+    expand_ahead: bool,
+) -> Vec<spindle::Result<()>>
+where
+    P: Fn(Arc<Session>) -> PF,
+    PF: std::future::Future<Output = spindle::Result<()>>,
+    O: Fn(Arc<Session>) -> OF + Clone + Send + 'static,
+    OF: std::future::Future<Output = spindle::Result<()>> + Send + 'static,
+{
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let (dry, handle) = Session::dry_run(0, n, SessionConfig::default()).unwrap();
         planned(Arc::new(dry)).await.unwrap();
+        let plan = handle.plan();
         let stores = Dealer::new(n, Device::default())
             .unwrap()
-            .generate(&handle.plan())
+            .generate(&plan)
             .unwrap();
         let mut tasks = Vec::new();
         for (t, store) in InMemoryNetwork::with_timeout(n, Duration::from_secs(10))
@@ -138,15 +156,17 @@ where
             .zip(stores)
         {
             let online = online.clone();
+            let spec = if expand_ahead {
+                let mut p = store.into_provider(Device::default());
+                p.expand_ahead(&plan.requests).unwrap();
+                ProviderSpec::Custom(Box::new(p))
+            } else {
+                ProviderSpec::Store(store)
+            };
             tasks.push(tokio::spawn(async move {
                 let t: Arc<dyn Transport> = Arc::new(t);
-                let sess = Session::connect(
-                    t,
-                    Device::default(),
-                    ProviderSpec::Store(store),
-                    SessionConfig::default(),
-                )
-                .await?;
+                let sess =
+                    Session::connect(t, Device::default(), spec, SessionConfig::default()).await?;
                 online(Arc::new(sess)).await
             }));
         }
@@ -176,6 +196,26 @@ fn exhausted_preprocessing_is_an_error_at_every_party() {
             "party {p}: {r:?}"
         );
     }
+}
+
+#[test]
+fn material_expanded_ahead_is_checked_against_the_plan_at_every_party() {
+    let results = run_with_plan(3, |s| muls(s, 1, 4), |s| muls(s, 1, 5), true);
+    for (p, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(Error::PreprocessingMismatch { index: 0, .. })),
+            "party {p}: {r:?}"
+        );
+    }
+    let results = run_with_plan(3, |s| muls(s, 1, 4), |s| muls(s, 2, 4), true);
+    for (p, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(Error::PreprocessingExhausted { index: 1, .. })),
+            "party {p}: {r:?}"
+        );
+    }
+    let results = run_with_plan(2, |s| muls(s, 2, 4), |s| muls(s, 2, 4), true);
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
 }
 
 #[test]

@@ -64,6 +64,8 @@ pub struct SeededProvider {
     index: usize,
     backend: Device,
     corrections: Corrections,
+    /// Material expanded ahead of the online phase ([`SeededProvider::expand_ahead`]).
+    ready: VecDeque<(Request, Material)>,
 }
 
 impl SeededProvider {
@@ -74,6 +76,7 @@ impl SeededProvider {
             index: 0,
             backend,
             corrections: Corrections::FromSeed { available },
+            ready: VecDeque::new(),
         }
     }
 
@@ -92,6 +95,7 @@ impl SeededProvider {
                 items: items.into(),
                 available,
             },
+            ready: VecDeque::new(),
         }
     }
 
@@ -103,6 +107,7 @@ impl SeededProvider {
             index: 0,
             backend,
             corrections: Corrections::Dealer(Box::new(dealer)),
+            ready: VecDeque::new(),
         }
     }
 
@@ -113,17 +118,33 @@ impl SeededProvider {
             index: 0,
             backend,
             corrections: Corrections::Remote(service),
+            ready: VecDeque::new(),
         }
     }
 
-    /// Requests served so far.
+    /// Requests served so far (or expanded ahead).
     pub fn served(&self) -> usize {
         self.index
     }
-}
 
-impl Provider for SeededProvider {
-    fn next(&mut self, req: &Request) -> Result<Material> {
+    /// Expands the material of `plan` (the requests the program will make,
+    /// in order: the dry run's plan, public like the program) now, as part
+    /// of the offline phase, so the online phase only pops it: the PRG
+    /// expansion of masks and triples leaves the online time. Costs the
+    /// memory of all that material at once; a request that differs from the
+    /// plan's online is [`Error::PreprocessingMismatch`].
+    ///
+    /// Errors: as [`Provider::next`] (e.g. more requests than the store holds).
+    pub fn expand_ahead(&mut self, plan: &[Request]) -> Result<()> {
+        for req in plan {
+            let m = self.expand(req)?;
+            self.ready.push_back((req.clone(), m));
+        }
+        Ok(())
+    }
+
+    /// The next request's material, expanded from the seed now.
+    fn expand(&mut self, req: &Request) -> Result<Material> {
         let index = self.index;
         let correction = match &mut self.corrections {
             Corrections::FromSeed { available } => {
@@ -162,6 +183,20 @@ impl Provider for SeededProvider {
         let material = expand_party(&self.backend, req, index, &self.seed, correction)?;
         self.index += 1;
         Ok(Material(material))
+    }
+}
+
+impl Provider for SeededProvider {
+    fn next(&mut self, req: &Request) -> Result<Material> {
+        match self.ready.pop_front() {
+            Some((planned, m)) if &planned == req => Ok(m),
+            Some((planned, _)) => Err(Error::PreprocessingMismatch {
+                index: self.index - self.ready.len() - 1,
+                expected: planned.to_string(),
+                got: req.to_string(),
+            }),
+            None => self.expand(req),
+        }
     }
 
     fn label(&self) -> &'static str {
