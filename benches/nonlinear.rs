@@ -6,7 +6,9 @@
 //! configuration; criterion times the slowest party's call (the dry run and
 //! the dealer run before each measured iteration).
 //!
-//! Run one function: `cargo bench --bench nonlinear -- exp_1m/2pc`.
+//! Run one function: `cargo bench --bench nonlinear -- exp_1m/2pc`. With
+//! `SPINDLE_EXPAND_AHEAD=1` every party expands its material in the offline
+//! phase (`RunOptions::expand_ahead`) and the ids end in `_expanded_ahead`.
 
 // Large short-lived buffers: mimalloc avoids a page fault per fresh allocation.
 #[global_allocator]
@@ -44,8 +46,11 @@ where
     g.sample_size(10)
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_millis(500));
+    let expand_ahead = std::env::var("SPINDLE_EXPAND_AHEAD").is_ok_and(|v| v == "1");
+    let suffix = if expand_ahead { "_expanded_ahead" } else { "" };
     for parties in [2usize, 3] {
-        let opts = RunOptions::new(parties);
+        let mut opts = RunOptions::new(parties);
+        opts.expand_ahead = expand_ahead;
         let (xa, sa, opa) = (x.clone(), shape.clone(), op.clone());
         let program = move |sess: Arc<Session>| {
             let (x, shape, op) = (xa.clone(), sa.clone(), opa.clone());
@@ -62,14 +67,14 @@ where
         for p in &report.parties {
             let (t, stats) = p.output;
             println!(
-                "{name}/{parties}pc party {}: {:.1} ms, {:.2} MiB sent, {} rounds",
+                "{name}/{parties}pc{suffix} party {}: {:.1} ms, {:.2} MiB sent, {} rounds",
                 p.party,
                 t.as_secs_f64() * 1e3,
                 stats.bytes_sent as f64 / (1 << 20) as f64,
                 stats.rounds
             );
         }
-        g.bench_function(format!("{parties}pc"), |b| {
+        g.bench_function(format!("{parties}pc{suffix}"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {

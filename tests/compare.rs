@@ -92,6 +92,110 @@ fn msb_and_drelu_are_exact_in_z32() {
     assert_eq!(msb_cost(32, 1).0, 6);
 }
 
+/// Values in [-2^(bits-1), 2^(bits-1)), with both ends and 0.
+fn bounded_values<R: Ring>(prg: &mut Prg, n: usize, bits: u32) -> RingTensor<R> {
+    let lim = R::ONE.shl(bits - 1);
+    let mut v: Vec<R> = uniform::<R>(prg, [n])
+        .data()
+        .iter()
+        .map(|x| x.ashr(R::BITS - bits))
+        .collect();
+    v.extend([
+        R::ZERO,
+        R::ONE,
+        R::ONE.wrapping_neg(),
+        lim.wrapping_neg(),
+        lim.wrapping_sub(R::ONE),
+    ]);
+    let len = v.len();
+    RingTensor::new([len], v).unwrap()
+}
+
+fn msb_bounded_is_exact<R: Ring>(bits: u32) {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("msb-bounded"), 0);
+        let x = Arc::new(bounded_values::<R>(&mut prg, 300, bits));
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let xs =
+                    sess.share_input(0, (sess.party() == 0).then_some(&*x), x.shape().clone())?;
+                let (m, cost) = measured(&sess, compare::msb_bounded(&sess, &xs, bits)).await?;
+                Ok((sess.reveal_bits(&m).await?, cost))
+            }
+        });
+        let (rounds, bytes) = compare::msb_bounded_cost(R::BITS, bits, x.numel());
+        for p in &report.parties {
+            let (out, cost) = &p.output;
+            for (e, v) in x.data().iter().enumerate() {
+                assert_eq!(out.bit(0, e), v.msb(), "N={n} bits={bits} msb of {v:?}");
+            }
+            assert_eq!(cost.rounds, rounds, "rounds");
+            assert_eq!(cost.bytes_sent, (n as u64 - 1) * bytes, "bytes");
+        }
+    }
+}
+
+#[test]
+fn bounded_msb_is_exact_on_its_domain() {
+    msb_bounded_is_exact::<u64>(29);
+    msb_bounded_is_exact::<u64>(40);
+    msb_bounded_is_exact::<u32>(17);
+    // Fewer rounds and under half the bytes of the full MSB in Z_2^64.
+    assert_eq!(compare::msb_bounded_cost(64, 29, 1).0, 6);
+    assert_eq!(compare::msb_bounded_cost(64, 64, 1), msb_cost(64, 1));
+    let (full, bounded) = (
+        msb_cost(64, 64_000).1,
+        compare::msb_bounded_cost(64, 29, 64_000).1,
+    );
+    assert!(2 * bounded < full, "{bounded} vs {full}");
+}
+
+#[test]
+fn bounded_max_is_exact_for_bounded_spread() {
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("max-bounded"), 0);
+        let bits = 29;
+        // Rows of 40 around an offset, spread below 2^(bits-2).
+        let x: Vec<u64> = (0..6 * 40)
+            .map(|i| {
+                let v = bounded_values::<u64>(&mut prg, 1, bits - 2).data()[0];
+                v.wrapping_add(((i / 40) as u64) << 40)
+            })
+            .collect();
+        let x = Arc::new(RingTensor::new([6, 40], x).unwrap());
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let xs = sess.share_input(0, (sess.party() == 0).then_some(&*x), [6, 40])?;
+                let (m, cost) =
+                    measured(&sess, compare::max_bounded(&sess, &xs, 1, 8, bits)).await?;
+                Ok((sess.reveal(&m).await?, cost))
+            }
+        });
+        for p in &report.parties {
+            let (m, cost) = &p.output;
+            for r in 0..6 {
+                let want = x.data()[r * 40..(r + 1) * 40]
+                    .iter()
+                    .map(|v| *v as i64)
+                    .max()
+                    .unwrap() as u64;
+                assert_eq!(m.data()[r], want, "N={n} row {r}");
+            }
+            assert_eq!(
+                cost.rounds,
+                compare::max_bounded_rounds(64, bits, 40, 8),
+                "rounds"
+            );
+        }
+    }
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 16), 21);
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 14);
+}
+
 fn relu_is_exact<R: Ring>() {
     for n in PARTY_COUNTS {
         let mut prg = Prg::new(&fresh_seed("relu"), 0);

@@ -4,8 +4,9 @@
 //!
 //! softmax(x)_i = e_i / s with e_i = exp(x_i - max) in (0, 1] and
 //! s = sum_i e_i in [1, n]. The max comes from the comparison family
-//! ([`compare::max_grouped`]: all pairs of a row compared in one MSB, an
-//! AND tree, one bit injection: 15 rounds for rows up to 128). The
+//! ([`compare::max_bounded`]: all pairs of a row compared in one MSB over
+//! the f + 9 low bits that a spread of 64 needs, an AND tree, one bit
+//! injection: 14 rounds for rows up to 128). The
 //! exponential of x - max in [-64, 0] is ONE Chebyshev polynomial of
 //! degree 31 (5 levels; error 6e-8 before rounding), which beats squaring
 //! schemes in rounds when only a few thousand rows are involved. 1/s on
@@ -112,13 +113,15 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// s = 1), 1e-6 for rows of 16; masked entries within 2 units of 0.
 /// Z_2^32 (f = 8, rows of 16): absolute 4e-3.
 /// Rounds: max + 10 (exp) + 2R (1/s, 2^R - 1 coefficients: R = 6 for
-/// n = 128, 5 for n = 16) + 2 (product). With the default groups of 16 the
-/// max takes 23 rounds for rows of 17 to 256 (12 up to 16): 47 rounds for
-/// 128 x 128 in Z_2^64, 34 for rows of 16 (33 in Z_2^32); with
-/// [`SoftmaxOptions::max_group`] = 128 the max takes 15 and the total is
-/// 39 (6x the bytes). Bytes sent per party to each peer: 10,654,592 for
-/// 128 x 128 in Z_2^64 (650 per element), 346,496 for 8 x 16 (Z_2^64,
-/// masked).
+/// n = 128, 5 for n = 16) + 2 (product). Without a mask the max compares
+/// only f + 9 bits ([`compare::max_bounded`]: the domain bounds every gap
+/// by 64), one round less per level than with a mask. With the default
+/// groups of 16 the max takes 21 rounds for rows of 17 to 256: 45 rounds
+/// for 128 x 128 in Z_2^64; with a mask 23 (34 rounds for masked rows of
+/// 16, 33 in Z_2^32); with [`SoftmaxOptions::max_group`] = 128 the max is
+/// one level of 14 rounds and the total 38 (2.9x the bytes). Bytes sent per
+/// party to each peer: 7,967,232 for 128 x 128 in Z_2^64 (486 per
+/// element), 346,496 for 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
 /// and transport errors.
@@ -134,11 +137,11 @@ pub async fn softmax<R: Ring>(
 /// Knobs of [`softmax_with`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SoftmaxOptions {
-    /// Group size of the max ([`compare::max_grouped`]): rows of up to this
-    /// length are reduced in one level (15 rounds in Z_2^64, n(n-1)/2
-    /// comparisons per row); longer rows take several levels of fewer
-    /// comparisons. `None`: 16 (two levels for rows of 17 to 256: 23 rounds,
-    /// 8x fewer comparisons than one level of 128).
+    /// Group size of the max ([`compare::max_bounded`]): rows of up to this
+    /// length are reduced in one level (14 rounds in Z_2^64 without a mask,
+    /// n(n-1)/2 comparisons per row); longer rows take several levels of
+    /// fewer comparisons. `None`: 16 (two levels for rows of 17 to 256: 21
+    /// rounds, 8x fewer comparisons than one level of 128).
     pub max_group: Option<usize>,
 }
 
@@ -172,7 +175,13 @@ pub async fn softmax_with<R: Ring>(
         }
     };
     let group = opts.max_group.unwrap_or(16).clamp(2, n.max(2));
-    let mx = compare::max_grouped(sess, &xm, axis, group).await?;
+    // Without a mask every pairwise gap is within the domain's 64, so the
+    // comparisons need only f + 9 bits; the mask's sink needs them all.
+    let bits = match mask {
+        None => f + 9,
+        Some(_) => R::BITS,
+    };
+    let mx = compare::max_bounded(sess, &xm, axis, group, bits).await?;
     let d = xm.sub(sess, &axis::broadcast(&mx, &shape, axis)?)?;
     // e = exp(d) for d in [-64, 0]: t = d / 32 + 1 at scale f + 5.
     let (w, rc) = recip_design(n);
