@@ -329,6 +329,32 @@ fn training_as_separate_processes_reproduces_the_in_process_run_and_resumes() {
 }
 
 #[test]
+fn op_job_runs_non_linear_functions_over_processes_with_material_expanded_ahead() {
+    // Absolute tolerances: exp's is its 1.3e-6 relative error at e^10.
+    for (op, m, n, tol) in [
+        ("softmax", "8", "32", 3e-5),
+        ("exp", "4", "64", 0.03),
+        ("relu", "3", "50", 1e-6),
+    ] {
+        let c = Cluster::new(2, "timeout_ms = 20000\nconnect_timeout_ms = 20000");
+        let job = [
+            "--job", "op", "--op", op, "--m", m, "--n", n, "--repeat", "2",
+        ];
+        let mut procs = c.start(&job, &["--expand-ahead"]);
+        for (name, s) in wait_all(&mut procs, Duration::from_secs(60)) {
+            assert!(s.success(), "{op}: {name} failed:\n{}", c.log(&name));
+        }
+        let text = std::fs::read_to_string(c.dir.join("party0.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let err = v["max_abs_error"].as_f64().unwrap();
+        assert!(err <= tol, "{op}: error {err} against f64");
+        assert_eq!(party_result(&c, 0).len(), 1, "party 0 learns its error");
+        assert!(party_result(&c, 1).is_empty());
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+}
+
+#[test]
 fn train_job_without_the_online_dealer_is_a_clear_error() {
     let c = Cluster::new(2, "timeout_ms = 5000\nconnect_timeout_ms = 3000");
     let args: Vec<String> = [

@@ -395,6 +395,9 @@ enum JobKind {
     Matmul,
     /// Secure sentence embedding (--model, --text): party 0 owns the model, party N-1 the text.
     Infer,
+    /// One non-linear function timed over the links (--op relu|exp|reciprocal|softmax,
+    /// on --m x --n elements; softmax along rows of --n).
+    Op,
     /// Secure training of a zoo model (--model secureml|lenet) on MNIST:
     /// party 0 owns the data (--data), party 1 the model; needs the online
     /// dealer (the default for this job).
@@ -445,6 +448,12 @@ struct JobArgs {
     /// Infer job: run only the first L encoder layers.
     #[arg(long)]
     layers: Option<usize>,
+    /// Op job: the function (relu, exp, reciprocal, softmax).
+    #[arg(long, default_value = "exp")]
+    op: String,
+    /// Op job, softmax: group size of the max (default 16; 128: one level).
+    #[arg(long)]
+    max_group: Option<usize>,
     #[command(flatten)]
     train: TrainSettings,
 }
@@ -455,6 +464,14 @@ impl JobArgs {
             return self.infer_job().map(Job::Infer);
         }
         Ok(match self.job {
+            JobKind::Op => Job::Op(spindle::net::op_job::OpJob {
+                op: self.op.parse()?,
+                rows: self.m,
+                cols: self.n,
+                max_group: self.max_group,
+                input_seed: self.input_seed,
+                repeat: self.repeat,
+            }),
             JobKind::Train => {
                 let model = self
                     .model
@@ -607,6 +624,11 @@ struct PartyArgs {
     /// Fail unless the revealed result matches the f64 reference within the fixed-point bound.
     #[arg(long)]
     check: bool,
+    /// With a dealer store: expand all of this party's material before the
+    /// online phase (a dry run of the job gives the plan), so the online
+    /// time excludes the PRG expansion.
+    #[arg(long)]
+    expand_ahead: bool,
     /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
     /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
     /// passed its parity tests on a GPU (README, "State").
@@ -866,6 +888,7 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         link,
         bind: args.cluster.bind.clone(),
         backend: spindle::backend::select_device(args.device)?,
+        expand_ahead: args.expand_ahead,
     };
     let out = match runtime()?.block_on(run_party(opts)) {
         Ok(out) => out,

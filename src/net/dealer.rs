@@ -227,7 +227,7 @@ where
                     with: format!("parties {}", missing.join(", ")),
                     addr: addr.to_string(),
                     detail: format!(
-                        "did not connect to the dealer within {} ms{}",
+                        "were not served by the dealer within {} ms (never connected, or their links failed){}",
                         lo.connect_timeout.as_millis(),
                         last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
                     ),

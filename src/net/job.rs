@@ -38,6 +38,8 @@ pub enum Job {
     /// party 0 owns the data, party 1 the model. Needs the online dealer
     /// (one dealer stream per epoch); `parties` is the cluster's.
     Train(Box<crate::train::TrainOptions>),
+    /// One non-linear function timed over the links ([`super::op_job::OpJob`]).
+    Op(super::op_job::OpJob),
 }
 
 /// Time and traffic of one named phase of a job at one party.
@@ -77,6 +79,11 @@ impl Job {
                 j.fingerprint(),
                 frac_bits.map_or("default".into(), |f| f.to_string())
             ),
+            Job::Op(o) => format!(
+                "{} parties={n_parties} frac_bits={}",
+                o.fingerprint(),
+                frac_bits.map_or("default".into(), |f| f.to_string())
+            ),
             // Everything public the parties must agree on (not the data or
             // checkpoint folders, which are each party's own).
             Job::Train(t) => format!(
@@ -110,6 +117,7 @@ impl Job {
     pub fn validate(&self) -> Result<()> {
         match *self {
             Job::Infer(ref j) => j.validate(),
+            Job::Op(ref o) => o.validate(),
             Job::Train(ref t) => {
                 if t.batch == 0 || t.epochs == 0 {
                     return Err(Error::shape(
@@ -143,7 +151,7 @@ impl Job {
     /// The inputs (X, W), row-major.
     pub fn inputs(&self) -> (Vec<f64>, Vec<f64>) {
         match *self {
-            Job::Infer(_) | Job::Train(_) => (Vec::new(), Vec::new()),
+            Job::Infer(_) | Job::Train(_) | Job::Op(_) => (Vec::new(), Vec::new()),
             Job::Matmul {
                 m,
                 k,
@@ -163,6 +171,8 @@ impl Job {
     pub fn expected(&self) -> Vec<f64> {
         match *self {
             Job::Infer(_) | Job::Train(_) => Vec::new(),
+            // Party 0's result is its error against f64.
+            Job::Op(_) => vec![0.0],
             Job::Matmul { m, k, n, .. } => {
                 let (x, w) = self.inputs();
                 let mut out = vec![0.0; m * n];
@@ -187,6 +197,7 @@ impl Job {
         self.validate()?;
         match *self {
             Job::Infer(ref j) => j.run(&sess).await,
+            Job::Op(ref o) => o.run(&sess).await,
             Job::Train(ref t) => {
                 let (result, phases) = crate::train::train_party(t, &sess).await?;
                 Ok(JobOutput { result, phases })

@@ -49,6 +49,10 @@ pub struct PartyOptions {
     pub bind: Option<String>,
     /// Where share arithmetic runs ([`crate::backend::select_device`]).
     pub backend: Device,
+    /// Dealer stores: expand all of this party's material before the online
+    /// phase (the plan comes from a dry run of the public job), so the
+    /// online time excludes the PRG expansion; costs its memory at once.
+    pub expand_ahead: bool,
 }
 
 /// What one party computed and what it cost.
@@ -160,9 +164,15 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     );
     let store = async {
         match opts.preprocessing {
-            Preprocessing::Dealer => fetch_store(c, opts.me, &opts.security, &fingerprint)
-                .await
-                .map(|(s, b)| (ProviderSpec::Store(s), b, None)),
+            Preprocessing::Dealer => {
+                let (store, bytes) = fetch_store(c, opts.me, &opts.security, &fingerprint).await?;
+                let spec = if opts.expand_ahead {
+                    expanded(store, &opts, n).await?
+                } else {
+                    ProviderSpec::Store(store)
+                };
+                Ok((spec, bytes, None))
+            }
             Preprocessing::TrustedFirstParty => Ok((ProviderSpec::TrustedFirstParty, 0, None)),
             Preprocessing::OnlineDealer => {
                 let link = OnlineDealerLink::connect(
@@ -252,6 +262,26 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         startup_time,
         online_time,
     })
+}
+
+/// The provider of `store` with all its material expanded now, for the
+/// plan of a dry run of the job.
+async fn expanded(
+    store: crate::preprocess::PartyStore,
+    opts: &PartyOptions,
+    n: usize,
+) -> Result<ProviderSpec> {
+    if store.party != opts.me || store.n_parties != n {
+        return Err(Error::InvalidParty(format!(
+            "preprocessing store is for party {} of {}, this is party {} of {n}",
+            store.party, store.n_parties, opts.me
+        )));
+    }
+    let (dry, handle) = Session::dry_run(0, n, opts.session.clone())?;
+    opts.job.run(Arc::new(dry)).await?;
+    let mut p = store.into_provider(opts.backend.clone());
+    p.expand_ahead(&handle.plan().requests)?;
+    Ok(ProviderSpec::Custom(Box::new(p)))
 }
 
 #[cfg(test)]
