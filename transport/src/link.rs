@@ -151,6 +151,7 @@ pub async fn dial(
     };
     tcp.set_nodelay(true)
         .map_err(|e| handshake_err(peer, format!("TCP_NODELAY: {e}")))?;
+    keepalive(&tcp);
     let hs_deadline = Instant::now() + opts.handshake_timeout;
     let work = async {
         let mut stream: Box<dyn Stream> = match security {
@@ -221,6 +222,7 @@ pub async fn accept(
         detail,
     };
     let _ = tcp.set_nodelay(true);
+    keepalive(&tcp);
     let work = async {
         let (mut stream, cert): (Box<dyn Stream>, _) = match security {
             Security::Tls(id) => {
@@ -267,4 +269,17 @@ pub async fn accept(
     tokio::time::timeout(opts.handshake_timeout, work)
         .await
         .map_err(|_| err("handshake timed out".into()))?
+}
+
+/// TCP keepalive probes after 30 s of silence, every 10 s: a peer whose host
+/// vanishes without closing the connection is noticed even on links that
+/// are legitimately idle for long (a party's link to the online dealer
+/// between epochs), where no receive timeout applies. Best effort.
+fn keepalive(tcp: &TcpStream) {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&ka) {
+        tracing::debug!("TCP keepalive not set: {e}");
+    }
 }
