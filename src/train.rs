@@ -393,13 +393,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             accuracy,
             plaintext_accuracy,
             iteration_time: times.get(times.len() / 2).copied().unwrap_or_default(),
-            per_iteration: LinkStats {
-                bytes_sent: online.bytes_sent / iters,
-                bytes_received: online.bytes_received / iters,
-                messages_sent: online.messages_sent / iters,
-                messages_received: online.messages_received / iters,
-                rounds: online.rounds / iters,
-            },
+            per_iteration: online.per(iters),
         });
         report.losses.extend(epoch_losses);
     }
@@ -580,7 +574,6 @@ pub async fn train_party(
         }
         let link = sess.link_stats() - link0;
         times.sort();
-        let per = |v: u64| v / steps.max(1) as u64;
         phases.push(crate::net::job::JobPhase {
             label: format!("epoch {}", epoch + 1),
             time: t0.elapsed(),
@@ -589,13 +582,7 @@ pub async fn train_party(
         phases.push(crate::net::job::JobPhase {
             label: format!("epoch {}: median iteration (traffic: mean)", epoch + 1),
             time: times.get(times.len() / 2).copied().unwrap_or_default(),
-            link: spindle_transport::LinkStats {
-                bytes_sent: per(link.bytes_sent),
-                bytes_received: per(link.bytes_received),
-                messages_sent: per(link.messages_sent),
-                messages_received: per(link.messages_received),
-                rounds: per(link.rounds),
-            },
+            link: link.per(steps as u64),
         });
     }
     Ok((result, phases))

@@ -249,26 +249,7 @@ async fn serve(
         peer,
         detail: e.to_string(),
     };
-    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, 4096))
-        .await
-        .map_err(|_| TransportError::Timeout {
-            peer,
-            round: 0,
-            millis: lo.recv_timeout.as_millis() as u64,
-        })?
-        .map_err(|e| read_error(peer, e))?;
-    let theirs = String::from_utf8_lossy(&f.payload);
-    if f.header.kind != FrameKind::Data || theirs != fingerprint {
-        let why = format!(
-            "job mismatch: the dealer prepared {fingerprint:?}, party {peer} runs {theirs:?}"
-        );
-        let _ = write_frame(&mut s, 0, FrameKind::Abort, why.as_bytes()).await;
-        let _ = s.shutdown().await;
-        return Err(TransportError::Handshake {
-            with: format!("party {peer}"),
-            detail: why,
-        });
-    }
+    check_fingerprint(&mut s, peer, fingerprint, "the dealer prepared", lo).await?;
     tokio::time::timeout(lo.write_timeout, async {
         write_frame(&mut s, 0, FrameKind::Data, store).await?;
         s.flush().await
@@ -286,6 +267,40 @@ async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// Reads a party's job fingerprint (within the receive timeout) and, when
+/// it is not `fingerprint`, tells the party why (`what` names the dealer's
+/// side, e.g. "the dealer prepared") and drops the link.
+///
+/// Errors: [`TransportError::Timeout`], link errors, and
+/// [`TransportError::Handshake`] for a job mismatch.
+pub(super) async fn check_fingerprint(
+    s: &mut Box<dyn spindle_transport::link::Stream>,
+    peer: PartyId,
+    fingerprint: &str,
+    what: &str,
+    lo: &LinkOptions,
+) -> std::result::Result<(), TransportError> {
+    let f = tokio::time::timeout(lo.recv_timeout, read_frame(s, 4096))
+        .await
+        .map_err(|_| TransportError::Timeout {
+            peer,
+            round: 0,
+            millis: lo.recv_timeout.as_millis() as u64,
+        })?
+        .map_err(|e| read_error(peer, e))?;
+    let theirs = String::from_utf8_lossy(&f.payload);
+    if f.header.kind == FrameKind::Data && theirs == fingerprint {
+        return Ok(());
+    }
+    let why = format!("job mismatch: {what} {fingerprint:?}, party {peer} runs {theirs:?}");
+    let _ = write_frame(s, 0, FrameKind::Abort, why.as_bytes()).await;
+    let _ = s.shutdown().await;
+    Err(TransportError::Handshake {
+        with: format!("party {peer}"),
+        detail: why,
+    })
 }
 
 pub(super) fn read_error(peer: PartyId, e: ReadError) -> TransportError {

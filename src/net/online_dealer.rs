@@ -26,7 +26,7 @@ use spindle_transport::{PartyId, TransportError, DEALER};
 use tokio::io::AsyncWriteExt;
 
 use super::config::ClusterConfig;
-use super::dealer::read_error;
+use super::dealer::{check_fingerprint, read_error};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{
@@ -51,23 +51,7 @@ pub(super) async fn serve_online(
     fingerprint: &str,
     lo: &LinkOptions,
 ) -> std::result::Result<u64, TransportError> {
-    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, 4096))
-        .await
-        .map_err(|_| TransportError::Timeout {
-            peer,
-            round: 0,
-            millis: lo.recv_timeout.as_millis() as u64,
-        })?
-        .map_err(|e| read_error(peer, e))?;
-    let theirs = String::from_utf8_lossy(&f.payload).to_string();
-    if f.header.kind != FrameKind::Data || theirs != fingerprint {
-        return Err(refuse(
-            &mut s,
-            peer,
-            format!("job mismatch: the online dealer serves {fingerprint:?}, party {peer} runs {theirs:?}"),
-        )
-        .await);
-    }
+    check_fingerprint(&mut s, peer, fingerprint, "the online dealer serves", lo).await?;
     send(&mut s, peer, lo, b"ok").await?;
     let mut dealer: Option<Dealer> = None;
     let mut sent = 0u64;

@@ -184,7 +184,6 @@ impl OpJob {
             _ => Vec::new(),
         };
         times.sort();
-        let per = |v: u64| v / self.repeat as u64;
         Ok(super::job::JobOutput {
             result,
             phases: vec![super::job::JobPhase {
@@ -193,13 +192,7 @@ impl OpJob {
                     .get(times.len() / 2)
                     .copied()
                     .unwrap_or(Duration::ZERO),
-                link: spindle_transport::LinkStats {
-                    bytes_sent: per(link.bytes_sent),
-                    bytes_received: per(link.bytes_received),
-                    messages_sent: per(link.messages_sent),
-                    messages_received: per(link.messages_received),
-                    rounds: per(link.rounds),
-                },
+                link: link.per(self.repeat as u64),
             }],
         })
     }

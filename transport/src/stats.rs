@@ -28,6 +28,20 @@ pub struct LinkStats {
     pub rounds: u64,
 }
 
+impl LinkStats {
+    /// The mean per unit over `n` units (e.g. per iteration); `n = 0` counts as 1.
+    pub fn per(self, n: u64) -> LinkStats {
+        let n = n.max(1);
+        LinkStats {
+            bytes_sent: self.bytes_sent / n,
+            bytes_received: self.bytes_received / n,
+            messages_sent: self.messages_sent / n,
+            messages_received: self.messages_received / n,
+            rounds: self.rounds / n,
+        }
+    }
+}
+
 impl Sub for LinkStats {
     type Output = LinkStats;
     fn sub(self, rhs: LinkStats) -> LinkStats {
