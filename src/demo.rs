@@ -115,14 +115,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let split = sample.take(opts.images)?;
     let (weight, bias) = mnist::embedded_linear_classifier()?;
     let (n_img, d, classes) = (opts.images, split.images.pixels_per_image(), bias.len());
-    let x: Arc<Vec<f64>> = Arc::new(
-        split
-            .images
-            .normalized()
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-    );
+    let x: Arc<Vec<f64>> = Arc::new(split.images.normalized_f64());
     let w: Arc<Vec<f64>> = Arc::new(weight.iter().map(|&v| v as f64).collect());
     // The bias is added to every row: its owner shares it tiled to [n, classes].
     let b: Arc<Vec<f64>> = Arc::new(

@@ -279,23 +279,9 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             start_epoch = e;
         }
     }
-    let x_train: Arc<Vec<f64>> = Arc::new(
-        train_set
-            .images
-            .normalized()
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-    );
+    let x_train: Arc<Vec<f64>> = Arc::new(train_set.images.normalized_f64());
     let y_train = Arc::new(train_set.labels.clone());
-    let x_test: Arc<Vec<f64>> = Arc::new(
-        test_set
-            .images
-            .normalized()
-            .iter()
-            .map(|&v| v as f64)
-            .collect(),
-    );
+    let x_test: Arc<Vec<f64>> = Arc::new(test_set.images.normalized_f64());
     let y_test = Arc::new(test_set.labels.clone());
     let mut twin = if opts.plaintext_twin {
         Some(PlainModel::new(&spec, (*weights).clone())?)
@@ -498,16 +484,7 @@ pub async fn train_party(
             start_epoch = mine;
         }
     }
-    let flat = |split: &MnistSplit| -> Arc<Vec<f64>> {
-        Arc::new(
-            split
-                .images
-                .normalized()
-                .iter()
-                .map(|&v| v as f64)
-                .collect(),
-        )
-    };
+    let flat = |split: &MnistSplit| -> Arc<Vec<f64>> { Arc::new(split.images.normalized_f64()) };
     let empty = || (Arc::new(Vec::new()), Arc::new(Vec::new()));
     let ((x_train, y_train), (x_test, y_test)) = match &data {
         Some((tr, te)) => (

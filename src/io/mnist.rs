@@ -75,6 +75,12 @@ impl MnistImages {
             .collect()
     }
 
+    /// [`MnistImages::normalized`] widened to f64 (what parties encode as
+    /// fixed point).
+    pub fn normalized_f64(&self) -> Vec<f64> {
+        self.normalized().iter().map(|&v| v as f64).collect()
+    }
+
     /// The first `count` images, copied.
     ///
     /// # Errors
