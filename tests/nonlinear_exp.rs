@@ -82,8 +82,8 @@ fn exp_z64_over_its_domain() {
             hi: 12.0,
             abs: 3e-6,
             rel: 3e-6,
-            rounds: 14,
-            elems: 20,
+            rounds: 8,
+            elems: 11,
         },
     );
 }
@@ -97,8 +97,8 @@ fn exp_nonpositive_z64_over_its_domain() {
             hi: 0.0,
             abs: 3e-6,
             rel: 0.0,
-            rounds: 12,
-            elems: 18,
+            rounds: 7,
+            elems: 10,
         },
     );
 }
@@ -112,8 +112,8 @@ fn exp_z32_over_its_domain() {
             hi: 8.0,
             abs: 0.02,
             rel: 0.03,
-            rounds: 14,
-            elems: 20,
+            rounds: 8,
+            elems: 11,
         },
     );
 }
@@ -127,8 +127,8 @@ fn exp_nonpositive_z32_over_its_domain() {
             hi: 0.0,
             abs: 0.01,
             rel: 0.0,
-            rounds: 12,
-            elems: 18,
+            rounds: 7,
+            elems: 10,
         },
     );
 }

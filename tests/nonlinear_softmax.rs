@@ -116,8 +116,8 @@ fn softmax_rows_of_128_z64() {
         spread: 40.0,
         masked: false,
         tol: 3e-5,
-        rounds: 45,
-        bytes: Some(7_967_232),
+        rounds: 36,
+        bytes: Some(5_440_000),
     });
 }
 
@@ -129,8 +129,8 @@ fn softmax_with_mask_z64() {
         spread: 50.0,
         masked: true,
         tol: 5e-6,
-        rounds: 34,
-        bytes: Some(346_496),
+        rounds: 26,
+        bytes: Some(325_824),
     });
 }
 
@@ -142,13 +142,13 @@ fn softmax_z32() {
         spread: 12.0,
         masked: true,
         tol: 0.01,
-        rounds: 33,
-        bytes: Some(167_424),
+        rounds: 25,
+        bytes: Some(157_088),
     });
 }
 
 #[test]
-fn softmax_one_level_max_takes_38_rounds() {
+fn softmax_one_level_max_takes_29_rounds() {
     let fp = FixedPoint::default_for::<u64>();
     let mut prg = Prg::new(&fresh_seed("softmax-g128"), 0);
     let (rows, n) = (4, 128);
@@ -174,7 +174,7 @@ fn softmax_one_level_max_takes_38_rounds() {
                 .map(|(g, w)| (g - w).abs())
                 .fold(0.0, f64::max);
             assert!(err <= 3e-5, "error {err}");
-            assert_eq!(cost.rounds, 38);
+            assert_eq!(cost.rounds, 29);
         }
     }
 }
@@ -240,7 +240,7 @@ fn softmax_2quad_matches_its_f64_definition() {
                 cost.bytes_sent / (parties as u64 - 1)
             );
             assert!(err <= 1e-5, "2quad error {err}");
-            assert_eq!(cost.rounds, 24);
+            assert_eq!(cost.rounds, 22);
         }
     }
 }

@@ -26,21 +26,6 @@ pub enum Request {
         /// Shape of the right operand (and of b).
         rhs: Shape,
     },
-    /// Fan triple for x * y_j, j < `fan`, elementwise products that share
-    /// their left operand x of shape `shape`: `[a, b, c]` (and `c_sq` with
-    /// `square`) with a of `shape`, b and c of [fan, ..shape], c_j = a * b_j,
-    /// c_sq = a * a. x - a is opened once for all of them (instead of once
-    /// per product), and x * x comes free with `square`.
-    FanTriple {
-        /// Ring of the shares.
-        ring: RingId,
-        /// Shape of x (and of each y_j).
-        shape: Shape,
-        /// Number of right operands y_j.
-        fan: usize,
-        /// Also x * x.
-        square: bool,
-    },
     /// Square pair for x * x: `[a, c]` with c = a * a (elementwise).
     Square {
         /// Ring of the shares.
@@ -99,6 +84,29 @@ pub enum Request {
         /// Bits to shift out.
         frac_bits: u32,
     },
+    /// Truncations whose outputs are also multiplied together, with no
+    /// opening beyond the truncations' own. Each truncation i (by
+    /// `frac_bits[i]`) is a [`Request::Trunc`] whose output has the form
+    /// v_i = P_i + L_i with P_i public after the opening and
+    /// L_i = -r'_i + s_i 2^(k-1-f_i) r_msb_i (s_i = +-1, public), so
+    /// v_i v_j is linear in shares of r'_i r'_j, r'_i r_msb_j, r_msb_i r'_j
+    /// and r_msb_i r_msb_j, which the dealer supplies for each wanted pair.
+    /// Material: `[r_0 .. r_(n-1)]`, then `[r'_i, r_msb_i]` for each i, then
+    /// for each pair (i, j) in order: `[r'_i^2, r'_i r_msb_i]` when i == j
+    /// (r_msb^2 = r_msb), else `[r'_i r'_j, r'_i r_msb_j, r_msb_i r'_j,
+    /// r_msb_i r_msb_j]`. Every tensor has `shape`. (Spindle's fusion of
+    /// Escudero et al.'s truncation, CRYPTO 2020, with Beaver's products of
+    /// dealer-known masks.)
+    TruncProducts {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Shape of every truncated value.
+        shape: Shape,
+        /// Bits shifted out of each value.
+        frac_bits: Vec<u32>,
+        /// Pairs (i, j), i <= j, of outputs to multiply.
+        pairs: Vec<(usize, usize)>,
+    },
     /// Binary Beaver triple of `words` packed words (64 bits each), XOR-shared:
     /// `[a, b, c]` with c = a AND b, each a Z_2^64 tensor of shape [words].
     BinTriple {
@@ -145,16 +153,6 @@ impl fmt::Display for Request {
                 write!(f, "{} triple {lhs}x{rhs} in {ring:?}", op.name())
             }
             Request::Square { ring, shape } => write!(f, "square pair {shape} in {ring:?}"),
-            Request::FanTriple {
-                ring,
-                shape,
-                fan,
-                square,
-            } => write!(
-                f,
-                "fan triple {shape} x {fan}{} in {ring:?}",
-                if *square { " with square" } else { "" }
-            ),
             Request::StaticMask { ring, id, shape } => {
                 write!(f, "static mask #{id} {shape} in {ring:?}")
             }
@@ -179,6 +177,15 @@ impl fmt::Display for Request {
             } => {
                 write!(f, "truncation pair >>{frac_bits} {shape} in {ring:?}")
             }
+            Request::TruncProducts {
+                ring,
+                shape,
+                frac_bits,
+                pairs,
+            } => write!(
+                f,
+                "truncations >>{frac_bits:?} with products {pairs:?} {shape} in {ring:?}"
+            ),
             Request::BinTriple { words } => write!(f, "binary triple of {words} words"),
             Request::EdaBit { ring, shape } => write!(f, "edaBits {shape} in {ring:?}"),
             Request::DaBit { ring, n } => write!(f, "{n} daBits in {ring:?}"),
@@ -226,13 +233,6 @@ impl Part {
     }
 }
 
-/// [fan, ..shape]: the right operands of a fan triple, stacked.
-pub(crate) fn fan_shape(shape: &Shape, fan: usize) -> Shape {
-    let mut dims = vec![fan];
-    dims.extend_from_slice(shape.dims());
-    Shape(dims)
-}
-
 fn words_for(n: usize) -> usize {
     n.div_ceil(64)
 }
@@ -243,12 +243,12 @@ impl Request {
     pub fn ring(&self) -> RingId {
         match self {
             Request::Triple { ring, .. }
-            | Request::FanTriple { ring, .. }
             | Request::Square { ring, .. }
             | Request::StaticMask { ring, .. }
             | Request::OwnedMask { ring, .. }
             | Request::StaticTriple { ring, .. }
             | Request::Trunc { ring, .. }
+            | Request::TruncProducts { ring, .. }
             | Request::EdaBit { ring, .. }
             | Request::DaBit { ring, .. }
             | Request::BitInject { ring, .. } => *ring,
@@ -265,12 +265,6 @@ impl Request {
                     Part::arith(*ring, rhs.clone()),
                 ]
             }
-            Request::FanTriple {
-                ring, shape, fan, ..
-            } => vec![
-                Part::arith(*ring, shape.clone()),
-                Part::arith(*ring, fan_shape(shape, *fan)),
-            ],
             Request::Square { ring, shape }
             | Request::StaticMask { ring, shape, .. }
             | Request::Trunc { ring, shape, .. }
@@ -280,6 +274,12 @@ impl Request {
                 ..Part::arith(*ring, shape.clone())
             }],
             Request::StaticTriple { ring, lhs, .. } => vec![Part::arith(*ring, lhs.clone())],
+            Request::TruncProducts {
+                ring,
+                shape,
+                frac_bits,
+                ..
+            } => vec![Part::arith(*ring, shape.clone()); frac_bits.len()],
             Request::BinTriple { words } => vec![Part::bits(*words), Part::bits(*words)],
             Request::DaBit { .. } => vec![],
             Request::BitInject { ring, n, width } => {
@@ -299,18 +299,6 @@ impl Request {
                 vec![Part::arith(*ring, op.output_shape(lhs, rhs)?)]
             }
             Request::Square { ring, shape } => vec![Part::arith(*ring, shape.clone())],
-            Request::FanTriple {
-                ring,
-                shape,
-                fan,
-                square,
-            } => {
-                let mut parts = vec![Part::arith(*ring, fan_shape(shape, *fan))];
-                if *square {
-                    parts.push(Part::arith(*ring, shape.clone()));
-                }
-                parts
-            }
             Request::StaticMask { .. } | Request::OwnedMask { .. } => vec![],
             Request::Trunc {
                 shape,
@@ -327,6 +315,20 @@ impl Request {
                     Part::arith(*ring, shape.clone()),
                     Part::arith(*ring, shape.clone()),
                 ]
+            }
+            Request::TruncProducts {
+                ring,
+                shape,
+                frac_bits,
+                pairs,
+            } => {
+                check_trunc_products(*ring, frac_bits, pairs)?;
+                let n = 2 * frac_bits.len()
+                    + pairs
+                        .iter()
+                        .map(|(i, j)| if i == j { 2 } else { 4 })
+                        .sum::<usize>();
+                vec![Part::arith(*ring, shape.clone()); n]
             }
             Request::BinTriple { words } => vec![Part::bits(*words)],
             Request::EdaBit { ring, shape } => {
@@ -538,22 +540,6 @@ fn correlate<R: Ring>(
             let a = arith(&full[0])?;
             vec![R::into_any(be.mul(&a, &a)?)]
         }
-        Request::FanTriple { fan, square, .. } => {
-            let (a, b) = (arith(&full[0])?, arith(&full[1])?);
-            let n = a.numel();
-            let c: Vec<R> = b
-                .data()
-                .iter()
-                .enumerate()
-                .map(|(i, &bv)| a.data()[i % n.max(1)].wrapping_mul(bv))
-                .collect();
-            debug_assert_eq!(c.len(), fan * n);
-            let mut out = vec![R::into_any(RingTensor::new(b.shape().clone(), c)?)];
-            if *square {
-                out.push(R::into_any(be.mul(&a, &a)?));
-            }
-            out
-        }
         Request::StaticMask { id, .. } | Request::OwnedMask { id, .. } => {
             statics.insert(*id, full[0].clone());
             vec![]
@@ -578,18 +564,30 @@ fn correlate<R: Ring>(
             vec![R::into_any(op.apply(be, &arith(&full[0])?, &b)?)]
         }
         Request::Trunc { frac_bits, .. } => {
-            let r = arith(&full[0])?;
-            let low = R::ONE.shl(R::BITS - 1).wrapping_sub(R::ONE);
-            let shifted: Vec<R> = r
-                .data()
+            let (shifted, msb) = trunc_parts(&arith(&full[0])?, *frac_bits)?;
+            vec![R::into_any(shifted), R::into_any(msb)]
+        }
+        Request::TruncProducts {
+            frac_bits, pairs, ..
+        } => {
+            let mut parts = Vec::with_capacity(frac_bits.len());
+            for (r, &bits) in full.iter().zip(frac_bits) {
+                parts.push(trunc_parts(&arith(r)?, bits)?);
+            }
+            let mut out: Vec<AnyTensor> = parts
                 .iter()
-                .map(|&v| (v & low).shr(*frac_bits))
+                .flat_map(|(s, m)| [R::into_any(s.clone()), R::into_any(m.clone())])
                 .collect();
-            let msb: Vec<R> = r.data().iter().map(|&v| v.shr(R::BITS - 1)).collect();
-            vec![
-                R::into_any(RingTensor::new(r.shape().clone(), shifted)?),
-                R::into_any(RingTensor::new(r.shape().clone(), msb)?),
-            ]
+            for &(i, j) in pairs {
+                let ((si, mi), (sj, mj)) = (&parts[i], &parts[j]);
+                let mut prods = vec![be.mul(si, sj)?, be.mul(si, mj)?];
+                if i != j {
+                    prods.push(be.mul(mi, sj)?);
+                    prods.push(be.mul(mi, mj)?);
+                }
+                out.extend(prods.into_iter().map(R::into_any));
+            }
+            out
         }
         Request::BinTriple { .. } => {
             let (a, b) = (words(&full[0])?, words(&full[1])?);
@@ -629,6 +627,43 @@ fn correlate<R: Ring>(
             ]
         }
     })
+}
+
+/// r' = (r mod 2^(k-1)) >> bits and r_msb, the correlated parts of a
+/// truncation pair.
+fn trunc_parts<R: Ring>(r: &RingTensor<R>, bits: u32) -> Result<(RingTensor<R>, RingTensor<R>)> {
+    let low = R::ONE.shl(R::BITS - 1).wrapping_sub(R::ONE);
+    let shifted: Vec<R> = r.data().iter().map(|&v| (v & low).shr(bits)).collect();
+    let msb: Vec<R> = r.data().iter().map(|&v| v.shr(R::BITS - 1)).collect();
+    Ok((
+        RingTensor::new(r.shape().clone(), shifted)?,
+        RingTensor::new(r.shape().clone(), msb)?,
+    ))
+}
+
+/// Checks a [`Request::TruncProducts`]: shifts that fit the ring, pairs
+/// (i <= j) of existing truncations, and few enough tensors for the
+/// per-request PRG streams (256).
+fn check_trunc_products(ring: RingId, frac_bits: &[u32], pairs: &[(usize, usize)]) -> Result<()> {
+    if let Some(b) = frac_bits.iter().find(|&&b| b + 2 > ring.bits()) {
+        return Err(Error::InvalidFixedPoint(format!(
+            "cannot truncate {b} bits in Z_2^{}",
+            ring.bits()
+        )));
+    }
+    let n = frac_bits.len();
+    if let Some(p) = pairs.iter().find(|(i, j)| i > j || *j >= n) {
+        return Err(Error::Unsupported(format!(
+            "truncation product {p:?} is not a pair i <= j of the {n} truncations"
+        )));
+    }
+    if 3 * n + 4 * pairs.len() > 256 {
+        return Err(Error::Unsupported(format!(
+            "{n} truncations with {} products exceed one request's 256 tensors",
+            pairs.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Zero material of the right shapes, for dry runs.

@@ -39,13 +39,6 @@ impl Plan {
                     products += 1;
                     mults += shape.numel();
                 }
-                Request::FanTriple {
-                    shape, fan, square, ..
-                } => {
-                    let k = fan + usize::from(*square);
-                    products += k;
-                    mults += k * shape.numel();
-                }
                 _ => {}
             }
         }

@@ -26,31 +26,162 @@ pub(crate) enum Prod<'a, R: Ring> {
     Mul(&'a Shared<R>, &'a Shared<R>),
     /// x * x (a square pair; opens one value per element).
     Sq(&'a Shared<R>),
-    /// x * y_j for every y_j (and x * x after them if the flag is set), one
-    /// fan triple: x - a is opened once, so 1 + len(ys) values per element
-    /// instead of 2 len(ys) (+ 1); results come back in order, the square
-    /// last.
-    Fan(&'a Shared<R>, Vec<&'a Shared<R>>, bool),
 }
 
 /// One truncation of a batch: the share and the number of bits to drop.
 pub(crate) type Trunc<'a, R> = (&'a Shared<R>, u32);
 
+/// Truncations whose outputs are also multiplied pairwise, in the same
+/// round and with no opening beyond the truncations' own
+/// ([`Request::TruncProducts`]): a value truncated here and squared (or
+/// multiplied by another value of the group) costs one opened element
+/// instead of two and one round instead of two. All values have one shape.
+pub(crate) struct TruncGroup<'a, R: Ring> {
+    /// The values and the bits to drop from each.
+    pub(crate) items: Vec<Trunc<'a, R>>,
+    /// Pairs (i, j), i <= j, of truncated values to multiply.
+    pub(crate) pairs: Vec<(usize, usize)>,
+}
+
+/// What a [`TruncGroup`] yields: the truncated values, and the products of
+/// the requested pairs, raw (exact in Z_2^k at the sum of the two
+/// truncated scales).
+pub(crate) struct GroupOut<R: Ring> {
+    pub(crate) values: Vec<Shared<R>>,
+    pub(crate) products: Vec<Shared<R>>,
+}
+
+/// A [`TruncGroup`] alone: one round.
+pub(crate) async fn trunc_group<R: Ring>(
+    sess: &Session,
+    group: &TruncGroup<'_, R>,
+) -> Result<GroupOut<R>> {
+    Ok(round_group(sess, &[], &[], group).await?.2)
+}
+
+/// [`round`] with a [`TruncGroup`] opened in the same round.
+///
+/// With the local-shift truncation (2 parties, opt-in) the group's values
+/// are truncated locally and its products become Beaver products of this
+/// round (two opened elements per product).
+///
+/// Errors: as [`round`]; [`Error::ShapeMismatch`] for values of different
+/// shapes in the group; [`Error::Unsupported`] for a pair that is not
+/// i <= j of the group.
+pub(crate) async fn round_group<R: Ring>(
+    sess: &Session,
+    prods: &[Prod<'_, R>],
+    truncs: &[Trunc<'_, R>],
+    group: &TruncGroup<'_, R>,
+) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, GroupOut<R>)> {
+    let n = group.items.len();
+    if let Some(p) = group.pairs.iter().find(|(i, j)| i > j || *j >= n) {
+        return Err(Error::Unsupported(format!(
+            "truncation product {p:?} is not a pair i <= j of the {n} truncations (internal)"
+        )));
+    }
+    let Some((first, _)) = group.items.first() else {
+        let (p, t) = round(sess, prods, truncs).await?;
+        let none = GroupOut {
+            values: vec![],
+            products: vec![],
+        };
+        return Ok((p, t, none));
+    };
+    if let Some((x, _)) = group.items.iter().find(|(x, _)| x.shape() != first.shape()) {
+        return Err(Error::shape(
+            "truncation group",
+            format!("values of shapes {} and {}", first.shape(), x.shape()),
+        ));
+    }
+    if sess.config().trunc == TruncMode::LocalShift {
+        let mut values = Vec::with_capacity(n);
+        for &(x, bits) in &group.items {
+            values.push(trunc::truncate(sess, x, bits).await?);
+        }
+        let mut all = prods.to_vec();
+        all.extend(group.pairs.iter().map(|&(i, j)| match i == j {
+            true => Prod::Sq(&values[i]),
+            false => Prod::Mul(&values[i], &values[j]),
+        }));
+        let (mut p, t) = round(sess, &all, truncs).await?;
+        let products = p.split_off(p.len() - group.pairs.len());
+        drop(all);
+        return Ok((p, t, GroupOut { values, products }));
+    }
+    let req = Request::TruncProducts {
+        ring: R::ID,
+        shape: first.shape().clone(),
+        frac_bits: group.items.iter().map(|(_, b)| *b).collect(),
+        pairs: group.pairs.clone(),
+    };
+    let mut m = sess.fetch::<R>(&req)?.into_iter();
+    let expected = req.correlated_parts()?.len() + n;
+    if m.len() != expected {
+        return Err(Error::Format {
+            what: "preprocessing material".into(),
+            detail: format!("{req} should have {expected} tensors"),
+        });
+    }
+    let bias = if sess.party() == 0 {
+        R::ONE.shl(R::BITS - 2)
+    } else {
+        R::ZERO
+    };
+    // c_i = x_i + 2^(k-2) + r_i, built in r_i's buffer, opened with the rest.
+    let masked: Vec<RingTensor<R>> = group
+        .items
+        .iter()
+        .map(|&(x, bits)| {
+            check_bits::<R>(bits)?;
+            let mut r = m.next().expect("counted");
+            kernels::add_assign_biased(&mut r, x.share(), bias);
+            Ok(r)
+        })
+        .collect::<Result<_>>()?;
+    let parts: Vec<(RingTensor<R>, RingTensor<R>)> = (0..n)
+        .map(|_| (m.next().expect("counted"), m.next().expect("counted")))
+        .collect();
+    let corr: Vec<RingTensor<R>> = m.collect();
+    let (p, t, opened) = round_opening(sess, prods, truncs, masked).await?;
+    let party0 = sess.party() == 0;
+    let views: Vec<kernels::TruncView<'_, R>> = opened
+        .iter()
+        .zip(&parts)
+        .zip(&group.items)
+        .map(|((c, (rs, rm)), (_, bits))| kernels::TruncView {
+            c: c.data(),
+            r_shifted: rs.data(),
+            r_msb: rm.data(),
+            bits: *bits,
+        })
+        .collect();
+    let shape = first.shape().clone();
+    let mut values = Vec::with_capacity(n);
+    for ((c, (rs, rm)), (_, bits)) in opened.iter().zip(&parts).zip(&group.items) {
+        values.push(Shared::from_share(
+            sess.backend().trunc_combine(c, rs, rm, *bits, party0)?,
+        ));
+    }
+    let mut products = Vec::with_capacity(group.pairs.len());
+    let mut corr = corr.iter();
+    for &(i, j) in &group.pairs {
+        let data = if i == j {
+            let (rr, rm) = (corr.next().expect("counted"), corr.next().expect("counted"));
+            kernels::trunc_square(&views[i], rr.data(), rm.data(), party0)
+        } else {
+            let mut next = || corr.next().expect("counted").data();
+            let c4 = [next(), next(), next(), next()];
+            kernels::trunc_product(&views[i], &views[j], c4, party0)
+        };
+        products.push(Shared::from_share(RingTensor::new(shape.clone(), data)?));
+    }
+    Ok((p, t, GroupOut { values, products }))
+}
+
 enum Pending<R: Ring> {
-    Mul {
-        c: RingTensor<R>,
-        b: RingTensor<R>,
-    },
-    Sq {
-        a: RingTensor<R>,
-        c: RingTensor<R>,
-    },
-    Fan {
-        a: RingTensor<R>,
-        b: RingTensor<R>,
-        c: RingTensor<R>,
-        c_sq: Option<RingTensor<R>>,
-    },
+    Mul { c: RingTensor<R>, b: RingTensor<R> },
+    Sq { a: RingTensor<R>, c: RingTensor<R> },
 }
 
 /// Runs the products and truncations in one round (no round at all when
@@ -59,12 +190,24 @@ enum Pending<R: Ring> {
 /// scales. Truncations are exact up to one unit in the last place.
 ///
 /// Elements sent to each peer, per element of each operand: 2 per `Mul`,
-/// 1 per `Sq`, 1 + len(ys) per `Fan`, 1 per truncation that is opened.
+/// 1 per `Sq`, 1 per truncation that is opened.
 pub(crate) async fn round<R: Ring>(
     sess: &Session,
     prods: &[Prod<'_, R>],
     truncs: &[Trunc<'_, R>],
 ) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>)> {
+    let (p, t, _) = round_opening(sess, prods, truncs, vec![]).await?;
+    Ok((p, t))
+}
+
+/// [`round`], also opening `extra` masked values (after everything else)
+/// and returning them opened.
+async fn round_opening<R: Ring>(
+    sess: &Session,
+    prods: &[Prod<'_, R>],
+    truncs: &[Trunc<'_, R>],
+    extra: Vec<RingTensor<R>>,
+) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, Vec<RingTensor<R>>)> {
     let local_trunc = sess.config().trunc == TruncMode::LocalShift;
     let mut opened: Vec<RingTensor<R>> = Vec::new();
     let mut pending = Vec::with_capacity(prods.len());
@@ -97,32 +240,6 @@ pub(crate) async fn round<R: Ring>(
                 opened.push(kernels::sub(x.share(), &a));
                 pending.push(Pending::Sq { a, c });
             }
-            Prod::Fan(x, ys, square) => {
-                let square = *square;
-                if let Some(y) = ys.iter().find(|y| y.shape() != x.shape()) {
-                    return Err(Error::shape(
-                        "nonlinear fan product",
-                        format!("operands have shapes {} and {}", x.shape(), y.shape()),
-                    ));
-                }
-                let req = Request::FanTriple {
-                    ring: R::ID,
-                    shape: x.shape().clone(),
-                    fan: ys.len(),
-                    square,
-                };
-                let m = sess.fetch::<R>(&req)?;
-                let (a, b, c, c_sq) = if square {
-                    let [a, b, c, c_sq] = take::<4, R>(m, &req)?;
-                    (a, b, c, Some(c_sq))
-                } else {
-                    let [a, b, c] = take::<3, R>(m, &req)?;
-                    (a, b, c, None)
-                };
-                opened.push(kernels::sub(x.share(), &a));
-                opened.push(kernels::fan_sub(ys, &b));
-                pending.push(Pending::Fan { a, b, c, c_sq });
-            }
         }
     }
     // Dealer truncation: open c = x + 2^(k-2) + r (built in r's buffer).
@@ -148,12 +265,14 @@ pub(crate) async fn round<R: Ring>(
         opened.push(r);
         trunc_mat.push(Some((r_shifted, r_msb, bits)));
     }
-    let opened = if opened.is_empty() {
+    let n_extra = extra.len();
+    opened.extend(extra);
+    let mut opened = if opened.is_empty() {
         opened
     } else {
-        let refs: Vec<&RingTensor<R>> = opened.iter().collect();
-        sess.open(&refs).await?
+        sess.open_owned(opened).await?
     };
+    let extra = opened.split_off(opened.len() - n_extra);
     let mut it = opened.into_iter();
     let mut out_p = Vec::with_capacity(prods.len());
     for (p, pend) in prods.iter().zip(pending) {
@@ -169,17 +288,6 @@ pub(crate) async fn round<R: Ring>(
                 // z_i = c_i + e * (a_i + x_i)
                 kernels::beaver_sq_combine(&mut c, &e, &a, x.share());
                 out_p.push(Shared::from_share(c));
-            }
-            (Prod::Fan(x, _, _), Pending::Fan { a, b, c, c_sq }) => {
-                let (e, f) = (it.next().expect("e"), it.next().expect("f"));
-                // z_j = c_j + e * b_j + x_i * f_j; x^2: c_sq + e * (a + x_i)
-                for z in kernels::fan_combine(&c, &e, &b, x.share(), &f) {
-                    out_p.push(Shared::from_share(z));
-                }
-                if let Some(mut c_sq) = c_sq {
-                    kernels::beaver_sq_combine(&mut c_sq, &e, &a, x.share());
-                    out_p.push(Shared::from_share(c_sq));
-                }
             }
             _ => unreachable!("pending matches its product"),
         }
@@ -201,7 +309,7 @@ pub(crate) async fn round<R: Ring>(
             }
         });
     }
-    Ok((out_p, out_t))
+    Ok((out_p, out_t, extra))
 }
 
 fn check_bits<R: Ring>(bits: u32) -> Result<()> {
@@ -212,4 +320,115 @@ fn check_bits<R: Ring>(bits: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::prg::{Prg, Seed};
+    use crate::runner::{run_parties_blocking, RunOptions};
+
+    /// Truncation shifts and the pairs multiplied: squares, cross products,
+    /// a zero-bit "truncation" (exact re-randomization) and a wide shift.
+    const BITS: [u32; 4] = [13, 1, 0, 20];
+    const PAIRS: [(usize, usize); 5] = [(0, 0), (0, 1), (1, 3), (2, 2), (1, 2)];
+    const LEN: usize = 777;
+
+    /// Signed values below 2^(k/2 - 3) in magnitude, so every product of
+    /// truncated values is far inside the ring.
+    fn inputs<R: Ring>() -> Vec<Vec<R>> {
+        let mut prg = Prg::new(&Seed([7; 16]), 0);
+        (0..BITS.len())
+            .map(|_| {
+                let mut raw = vec![0u64; LEN];
+                prg.fill(&mut raw);
+                let half = R::BITS / 2 - 3;
+                raw.iter()
+                    .map(|&v| R::from_i64(((v >> (64 - half)) as i64) - (1i64 << (half - 1))))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Runs one group for N parties; returns (truncated values, products,
+    /// rounds, bytes sent) at party 0.
+    #[allow(clippy::type_complexity)]
+    fn run_group<R: Ring>(n: usize, trunc: TruncMode) -> (Vec<Vec<R>>, Vec<Vec<R>>, u64, u64) {
+        let xs = Arc::new(inputs::<R>());
+        let mut opts = RunOptions::new(n);
+        opts.session.trunc = trunc;
+        let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
+            let xs = xs.clone();
+            async move {
+                let me = sess.party();
+                let mut shared = Vec::new();
+                for x in xs.iter() {
+                    let t = RingTensor::new([LEN], x.clone())?;
+                    shared.push(sess.share_input::<R>(0, (me == 0).then_some(&t), [LEN])?);
+                }
+                let before = sess.link_stats();
+                let group = TruncGroup {
+                    items: shared.iter().zip(BITS).collect(),
+                    pairs: PAIRS.to_vec(),
+                };
+                let out = trunc_group(&sess, &group).await?;
+                let cost = sess.link_stats() - before;
+                let mut values = Vec::new();
+                for v in out.values.iter() {
+                    values.push(sess.reveal(v).await?.into_data());
+                }
+                let mut products = Vec::new();
+                for p in out.products.iter() {
+                    products.push(sess.reveal(p).await?.into_data());
+                }
+                Ok((values, products, cost.rounds, cost.bytes_sent))
+            }
+        })
+        .expect("runs");
+        report.parties.into_iter().next().expect("party 0").output
+    }
+
+    fn check<R: Ring>(n: usize, trunc: TruncMode) {
+        let xs = inputs::<R>();
+        let (values, products, rounds, bytes) = run_group::<R>(n, trunc);
+        for ((x, v), bits) in xs.iter().zip(&values).zip(BITS) {
+            for (xe, ve) in x.iter().zip(v) {
+                // floor(x / 2^bits) or one more (probabilistic truncation).
+                let lo = xe.ashr(bits);
+                assert!(*ve == lo || *ve == lo.wrapping_add(R::ONE), "truncation");
+            }
+        }
+        for (&(i, j), p) in PAIRS.iter().zip(&products) {
+            for e in 0..LEN {
+                assert_eq!(
+                    p[e],
+                    values[i][e].wrapping_mul(values[j][e]),
+                    "product {i} x {j}"
+                );
+            }
+        }
+        assert_eq!(rounds, 1, "one round");
+        // Dealer mode opens the four values only; the local shift opens
+        // Beaver products instead (1 per square, 2 per other product).
+        let elems = match trunc {
+            TruncMode::Dealer => BITS.len(),
+            TruncMode::LocalShift => 1 + 2 + 2 + 1 + 2,
+        };
+        assert_eq!(bytes, ((n - 1) * elems * LEN * R::BYTES) as u64, "bytes");
+    }
+
+    #[test]
+    fn group_products_are_exact_for_every_party_count_and_ring() {
+        for n in [2, 3, 4] {
+            check::<u64>(n, TruncMode::Dealer);
+            check::<u32>(n, TruncMode::Dealer);
+        }
+    }
+
+    #[test]
+    fn group_with_the_local_shift_multiplies_by_beaver() {
+        check::<u64>(2, TruncMode::LocalShift);
+    }
 }

@@ -1,5 +1,6 @@
 //! Polynomials in the Chebyshev basis, evaluated on shares in the fewest
-//! rounds: a degree 2^R - 1 polynomial costs R levels (2R rounds).
+//! rounds: a degree 2^R - 1 polynomial costs R rounds (R + 1 with the
+//! truncation of the result).
 //!
 //! p(t) = sum_k c_k T_k(t) on t in [-1, 1] is split as p = lo + T_M hi with
 //! M = 2^(R-1), using T_(M+j) = 2 T_M T_j - T_(M-j): hi = c_M + 2 sum_j
@@ -10,15 +11,17 @@
 //! is stable in fixed point where the monomial form is not). The powers
 //! T_(2^i) = 2 T_(2^(i-1))^2 - 1 come from one square per level.
 //!
-//! Schedule (rounds): 1: square t, truncate the leaves (their public
-//! coefficients are applied exactly at a higher scale); 2: truncate T_2;
-//! level i >= 2: one Beaver round for T_(2^(i-1))^2 and every node product
-//! T_(2^(i-1)) * hi, one truncation round. With a secret factor e (the
-//! result is e * p(t)), e multiplies the leaves in round 2 and everything
-//! after shifts by one round: 2R + 1 rounds instead of 2R + 2 for a
-//! separate product.
+//! Schedule (rounds): 1: square t (the leaves' public coefficients are
+//! applied exactly at a higher scale, locally); level i = 2..=R: one
+//! truncation group ([`super::batch::TruncGroup`]) truncates T_(2^(i-1))
+//! and the hi nodes and yields, with no opening of its own, the next power
+//! T_(2^(i-1))^2 and every node product T_(2^(i-1)) * hi: products of
+//! truncation outputs are linear in dealer shares of products of the
+//! truncations' masks, so a level costs one opening where a Beaver round
+//! and a truncation round cost two. With a secret factor e (the result is
+//! e * p(t)), one more group truncates p and e together and yields e p.
 
-use super::batch::{round, Prod, Trunc};
+use super::batch::{round, trunc_group, Prod, Trunc, TruncGroup};
 use super::fx::{affine, int_bits, lift, work_scale, Fx};
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
@@ -89,20 +92,15 @@ fn leaves(c: &[f64], out: &mut Vec<[f64; 2]>, bound: &mut f64) {
     leaves(&hi, out, bound);
 }
 
-/// Broadcasts a share of t's shape to the factor's shape.
-pub(crate) type Expand<'a, R> = dyn Fn(&Shared<R>) -> Result<Shared<R>> + Sync + 'a;
-
 /// A node of the evaluation tree: `None` when identically zero.
 type Node<R> = Option<Fx<R>>;
 
-/// A secret factor of the result: e * p(t).
+/// A secret factor of the result: e * p(t), e of t's shape.
 pub(crate) struct Mult<'a, R: Ring> {
     /// The factor, at its own scale.
     pub(crate) e: &'a Fx<R>,
     /// |e| <= bound.
     pub(crate) bound: f64,
-    /// Maps a share of t's shape to e's shape (broadcast), when they differ.
-    pub(crate) expand: Option<&'a Expand<'a, R>>,
 }
 
 /// Spare bit for inputs slightly outside [-1, 1] and rounding.
@@ -115,11 +113,15 @@ const MARGIN: u32 = 1;
 ///
 /// Error: each truncation adds up to 2^-scale; the powers T_(2^i) carry
 /// about 4^i 2^-W (W = [`work_scale`]); leaves apply coefficients with at
-/// least 32 bits (Z_2^64) of precision. Rounds: 2R (1 for R = 1), plus 1
-/// with a factor (3 for R = 1).
+/// least 32 bits (Z_2^64) of precision; with a factor, p is rounded to
+/// about 2^-(k - 4 - scale(e) - log2(bound |e|)) before the product.
+/// Rounds: R + 1 ([`eval_raw`] and the truncation of the result); R + 2
+/// with a factor. Elements opened per element of t: see [`eval_raw`], plus
+/// 1 (plus 2 with a factor).
 ///
-/// Errors: [`Error::ShapeMismatch`], [`Error::InvalidFixedPoint`] when t's
-/// scale is too large to square; preprocessing and transport errors.
+/// Errors: [`Error::ShapeMismatch`] for a factor of another shape,
+/// [`Error::InvalidFixedPoint`] when t's scale is too large to square or
+/// the output scale too fine; preprocessing and transport errors.
 pub(crate) async fn eval<R: Ring>(
     sess: &Session,
     t: &Fx<R>,
@@ -127,6 +129,76 @@ pub(crate) async fn eval<R: Ring>(
     mult: Option<Mult<'_, R>>,
     out_scale: u32,
 ) -> Result<Shared<R>> {
+    let raw = eval_raw(sess, t, coeffs).await?;
+    let Some(m) = mult else {
+        return lower(sess, &raw, out_scale).await;
+    };
+    if m.e.v.shape() != t.v.shape() {
+        return Err(Error::shape(
+            "polynomial factor",
+            format!("factor {} for input {}", m.e.v.shape(), t.v.shape()),
+        ));
+    }
+    // One round: p down to s_p and e (lifted one bit, so the truncation
+    // gives it back exactly) with the product e * p; then e p to out_scale.
+    let k = R::BITS;
+    let ib = int_bits(bound(coeffs) * m.bound);
+    let room = (k - 3 - MARGIN).saturating_sub(ib + m.e.scale);
+    let s_p = work_scale::<R>().min(room).min(raw.scale);
+    if s_p + m.e.scale < out_scale || int_bits(m.bound) + m.e.scale + 1 > k - 3 {
+        return Err(Error::InvalidFixedPoint(format!(
+            "polynomial with a factor at scale {} cannot reach scale {out_scale} in Z_2^{k} (internal)",
+            m.e.scale
+        )));
+    }
+    let e_up = lift(sess, m.e, m.e.scale + 1)?;
+    let g = TruncGroup {
+        items: vec![(&raw.v, raw.scale - s_p), (&e_up, 1)],
+        pairs: vec![(0, 1)],
+    };
+    let out = trunc_group(sess, &g).await?;
+    let ep = out.products.into_iter().next().expect("one product");
+    lower(sess, &Fx::new(ep, s_p + m.e.scale), out_scale).await
+}
+
+/// x truncated to scale `to` (one round; none when already there).
+async fn lower<R: Ring>(sess: &Session, x: &Fx<R>, to: u32) -> Result<Shared<R>> {
+    if x.scale < to {
+        return Err(Error::InvalidFixedPoint(format!(
+            "cannot raise scale {} to {to} by truncation (internal)",
+            x.scale
+        )));
+    }
+    let (_, t) = round(sess, &[], &[(&x.v, x.scale - to)]).await?;
+    Ok(t.into_iter().next().expect("one truncation"))
+}
+
+/// The largest sum |c| of any sub-polynomial of the evaluation tree: a
+/// bound on every node (and the result) for |t| <= 1.
+fn bound(coeffs: &[f64]) -> f64 {
+    let mut c = coeffs.to_vec();
+    c.resize(1 << levels(coeffs.len()), 0.0);
+    let (mut lv, mut b) = (Vec::new(), 0.0f64);
+    leaves(&c, &mut lv, &mut b);
+    b
+}
+
+/// sum_k c_k T_k(t) on shares, untruncated: the result comes back raw at
+/// the scale it was formed at (the caller truncates it, possibly together
+/// with products of it: [`TruncGroup`]).
+///
+/// Schedule: round 1 squares t (T_2 = 2 t^2 - 1, raw); at each level
+/// i = 2..=R one [`TruncGroup`] truncates T_(2^(i-1)) and the hi nodes
+/// and returns, with no further opening, T_(2^(i-1))^2 (the next power)
+/// and every node product T_(2^(i-1)) * hi; the lo nodes enter raw.
+/// Rounds: R (0 for R = 1). Elements opened per element of t, to each peer:
+/// 1 + sum over levels of (1 + hi nodes), i.e. 1 + (1 + 2) + (1 + 1) = 6
+/// for degree 7 (R = 3).
+///
+/// Errors: [`Error::InvalidFixedPoint`] when t's scale is too large to
+/// square or the coefficients do not fit; preprocessing and transport
+/// errors.
+pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64]) -> Result<Fx<R>> {
     let k = R::BITS;
     let w = work_scale::<R>();
     let big_r = levels(coeffs.len());
@@ -136,255 +208,95 @@ pub(crate) async fn eval<R: Ring>(
     let mut bound = 0.0f64;
     leaves(&c, &mut lv, &mut bound);
     let ib = int_bits(bound);
-    // T_2 = 2 t^2 - 1 is formed from the raw square at scale 2 t.scale.
     if 2 * t.scale + 1 > k - 3 || 2 * t.scale < w {
         return Err(Error::InvalidFixedPoint(format!(
             "polynomial input at scale {} is too fine to square in Z_2^{k} (internal)",
             t.scale
         )));
     }
-    let (e_bound, e_scale) = mult
-        .as_ref()
-        .map(|m| (m.bound, m.e.scale))
-        .unwrap_or((1.0, 0));
-    let ibe = int_bits(bound * e_bound);
     // Node scale: a node times T (scale w) must stay below 2^(k-3-margin).
-    let s_node = w.min(k - 3 - MARGIN - w - if mult.is_some() { ibe } else { ib });
-    // Leaves before the factor: e * leaf must fit as well.
-    let s_leaf = if mult.is_some() {
-        w.min((k - 3 - MARGIN - ibe).saturating_sub(e_scale))
-    } else {
-        s_node
-    };
+    let s_node = w.min(k - 3 - MARGIN - w - ib);
+    // Every level's products T * hi have scale raw_scale; lo nodes enter
+    // that sum raw.
+    let raw_scale = w + s_node;
     let leaf_raw = (t.scale + 40).min(k - 3 - MARGIN - ib);
-    if leaf_raw < t.scale || s_leaf > leaf_raw {
+    if leaf_raw < t.scale || s_node > leaf_raw {
         return Err(Error::InvalidFixedPoint(format!(
             "polynomial with coefficients up to {bound} does not fit Z_2^{k} (internal)"
         )));
     }
-    let single = big_r == 1;
-    let expand = |s: &Shared<R>| -> Result<Shared<R>> {
-        match mult.as_ref().and_then(|m| m.expand) {
-            Some(f) => f(s),
-            None => Ok(s.clone()),
-        }
-    };
-
-    // Every level's raw products T * hi have scale w + s_node. A "lo" node
-    // (even position) enters that sum without a product, so it stays raw
-    // (untruncated) whenever its scale does not exceed it: only the nodes
-    // multiplied next ("hi", odd positions) and the result are truncated,
-    // half the truncations of truncating every node.
-    let raw_scale = w + s_node;
-
-    // Round 1: square t; truncate the hi leaves (without a factor the lo
-    // leaves are formed at raw_scale directly).
-    let leaf_target = if single && mult.is_none() {
-        out_scale
-    } else {
-        s_leaf
-    };
-    let lo_leaves_raw = mult.is_none() && !single && raw_scale >= t.scale;
-    let mut nodes: Vec<Option<Fx<R>>> = Vec::with_capacity(lv.len());
-    let mut to_trunc: Vec<(usize, Shared<R>)> = Vec::new();
+    if big_r == 1 {
+        let [c0, c1] = lv[0];
+        return Ok(Fx::new(affine(sess, &[(t, c1)], c0, leaf_raw)?, leaf_raw));
+    }
+    // Leaves: lo ones at raw_scale when t can be lifted there, else at
+    // leaf_raw (lowered in the first group); hi ones at leaf_raw.
+    let mut nodes: Vec<Node<R>> = Vec::with_capacity(lv.len());
     for (j, [c0, c1]) in lv.iter().enumerate() {
-        if *c0 == 0.0 && *c1 == 0.0 {
-            nodes.push(None);
-        } else if lo_leaves_raw && j.is_multiple_of(2) {
-            let v = affine(sess, &[(t, *c1)], *c0, raw_scale)?;
-            nodes.push(Some(Fx::new(v, raw_scale)));
+        nodes.push(if *c0 == 0.0 && *c1 == 0.0 {
+            None
         } else {
-            to_trunc.push((j, affine(sess, &[(t, *c1)], *c0, leaf_raw)?));
-            nodes.push(None);
-        }
+            let at = match j % 2 == 0 && raw_scale >= t.scale {
+                true => raw_scale,
+                false => leaf_raw,
+            };
+            Some(Fx::new(affine(sess, &[(t, *c1)], *c0, at)?, at))
+        });
     }
-    let tr: Vec<Trunc<R>> = to_trunc
-        .iter()
-        .map(|(_, r)| (r, leaf_raw - leaf_target))
-        .collect();
-    let sq: Vec<Prod<R>> = if single { vec![] } else { vec![Prod::Sq(&t.v)] };
-    let (p, tv) = round(sess, &sq, &tr).await?;
-    for ((j, _), v) in to_trunc.iter().zip(tv) {
-        nodes[*j] = Some(Fx::new(v, leaf_target));
-    }
-    // T_2 raw (2 t^2 - 1 at scale 2 t.scale), truncated in round 2.
-    let mut t_raw = p
-        .into_iter()
-        .next()
-        .map(|sq| affine(sess, &[(&Fx::new(sq, 2 * t.scale), 2.0)], -1.0, 2 * t.scale))
-        .transpose()?;
-    let t_raw_scale = 2 * t.scale;
-    let mut t_pow: Option<Shared<R>> = None; // T_(2^j) at scale w
-
-    if let Some(m) = mult.as_ref() {
-        // Round 2 (with a factor): truncate T_2, multiply the leaves by e.
-        let ex: Vec<Option<Shared<R>>> = nodes
-            .iter()
-            .map(|n| n.as_ref().map(|n| expand(&n.v)).transpose())
-            .collect::<Result<_>>()?;
-        // Every leaf is multiplied by e: one fan opens e - a once.
-        let leaves_x: Vec<&Shared<R>> = ex.iter().flatten().collect();
-        let prods: Vec<Prod<R>> = match leaves_x.len() {
-            0 => vec![],
-            1 => vec![Prod::Mul(&m.e.v, leaves_x[0])],
-            _ => vec![Prod::Fan(&m.e.v, leaves_x, false)],
-        };
-        let tr: Vec<Trunc<R>> = t_raw.iter().map(|r| (r, t_raw_scale - w)).collect();
-        let (p, tv) = round(sess, &prods, &tr).await?;
-        t_pow = tv.into_iter().next();
-        let mut p = p.into_iter();
-        let raw_nodes: Vec<Option<Shared<R>>> = ex
-            .iter()
-            .map(|x| x.as_ref().map(|_| p.next().expect("e*leaf")))
-            .collect();
-        // Round 3: truncate e * leaves (the lo ones only if above
-        // raw_scale); square T_2 if more levels follow.
-        let target = if single { out_scale } else { s_node };
-        let raw_e = e_scale + leaf_target;
-        let keep = |j: usize| !single && j.is_multiple_of(2) && raw_e <= raw_scale;
-        let tr: Vec<Trunc<R>> = raw_nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !keep(*j))
-            .filter_map(|(_, r)| r.as_ref().map(|r| (r, raw_e - target)))
-            .collect();
-        let tp = t_pow.clone();
-        let sq: Vec<Prod<R>> = if big_r > 2 {
-            tp.iter().map(Prod::Sq).collect()
-        } else {
-            vec![]
-        };
-        let (p, tv) = round(sess, &sq, &tr).await?;
-        let mut tv = tv.into_iter();
-        nodes = raw_nodes
-            .into_iter()
-            .enumerate()
-            .map(|(j, r)| {
-                r.map(|r| match keep(j) {
-                    true => Fx::new(r, raw_e),
-                    false => Fx::new(tv.next().expect("node"), target),
-                })
-            })
-            .collect();
-        t_raw = p
-            .into_iter()
-            .next()
-            .map(|sq| affine(sess, &[(&Fx::new(sq, 2 * w), 2.0)], -1.0, 2 * w))
-            .transpose()?;
-    }
-    if single {
-        return Ok(nodes.pop().flatten().map_or_else(
-            || zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v)),
-            |n| n.v,
-        ));
-    }
-
-    // Levels 2..=R: a Beaver round (node products T_cur * hi; without a
-    // factor also T_cur^2; with a factor the pending power's truncation),
-    // then a truncation round (the hi nodes and the result; without a
-    // factor also the new power; with a factor the next power's square).
-    let mut t_cur = match t_pow {
-        Some(tp) => tp,
-        None => {
-            // No factor: round 2 truncates T_2 alone.
-            let r = t_raw.take().expect("T_2 pending");
-            let (_, tv) = round(sess, &[], &[(&r, t_raw_scale - w)]).await?;
-            tv.into_iter().next().expect("T_2")
-        }
-    };
+    // Round 1: T_2 = 2 t^2 - 1, raw.
+    let (p, _) = round(sess, &[Prod::Sq(&t.v)], &[]).await?;
+    let sq = Fx::new(p.into_iter().next().expect("square"), 2 * t.scale);
+    let mut t_raw = Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, sq.scale)?, sq.scale);
     for level in 2..=big_r {
         let last = level == big_r;
-        let t_x = expand(&t_cur)?;
-        let mut pairs: Vec<(Node<R>, Node<R>)> = Vec::with_capacity(nodes.len() / 2);
-        let mut it = nodes.into_iter();
-        while let Some(lo) = it.next() {
-            pairs.push((lo, it.next().flatten()));
+        // Items: T first, then every hi node, then lo nodes above raw_scale.
+        let mut items: Vec<Trunc<R>> = vec![(&t_raw.v, t_raw.scale - w)];
+        let mut pairs = if last { vec![] } else { vec![(0, 0)] };
+        let mut slot: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(nodes.len() / 2);
+        for pair in nodes.chunks(2) {
+            let lo = pair[0].as_ref().filter(|l| l.scale > raw_scale).map(|l| {
+                items.push((&l.v, l.scale - raw_scale));
+                items.len() - 1
+            });
+            let hi = pair.get(1).and_then(|h| h.as_ref()).map(|h| {
+                items.push((&h.v, h.scale - s_node));
+                pairs.push((0, items.len() - 1));
+                items.len() - 1
+            });
+            slot.push((lo, hi));
         }
-        let his: Vec<&Shared<R>> = pairs
-            .iter()
-            .filter_map(|(_, hi)| hi.as_ref().map(|h| &h.v))
-            .collect();
-        let square_now = mult.is_none() && !last;
-        // Every node product shares T: one fan opens T - a once, and
-        // T^2 comes with it (without a factor, t_x is t_cur).
-        let prods: Vec<Prod<R>> = match (his.len(), square_now) {
-            (0, false) => vec![],
-            (0, true) => vec![Prod::Sq(&t_cur)],
-            (1, false) => vec![Prod::Mul(&t_x, his[0])],
-            _ => vec![Prod::Fan(&t_x, his, square_now)],
+        let out = trunc_group(sess, &TruncGroup { items, pairs }).await?;
+        let mut prods = out.products.into_iter();
+        let next_raw = match last {
+            true => None,
+            false => {
+                let sq = Fx::new(prods.next().expect("T^2"), 2 * w);
+                Some(Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, 2 * w)?, 2 * w))
+            }
         };
-        let pending = t_raw.take();
-        let tr: Vec<Trunc<R>> = pending.iter().map(|r| (r, 2 * w - w)).collect();
-        let (p, tv) = round(sess, &prods, &tr).await?;
-        drop(prods);
-        let mut t_next = tv.into_iter().next();
-        let mut p = p.into_iter();
-        let mut raw_nodes = Vec::with_capacity(pairs.len());
-        for (lo, hi) in pairs {
-            // hi is at s_node, so T * hi is at raw_scale.
-            let prod = hi.map(|_| p.next().expect("node product"));
-            let lo_l = lo
-                .map(|l| match l.scale == raw_scale {
-                    true => Ok(l.v),
-                    false => lift(sess, &l, raw_scale),
-                })
-                .transpose()?;
-            raw_nodes.push(match (prod, lo_l) {
-                (Some(a), Some(b)) => Some(a.add(sess, &b)?),
-                (a, b) => a.or(b),
+        let mut next = Vec::with_capacity(slot.len());
+        for (pair, (lo_at, hi_at)) in nodes.chunks(2).zip(slot) {
+            let lo = match (lo_at, &pair[0]) {
+                (Some(i), _) => Some(out.values[i].clone()),
+                (None, Some(l)) if l.scale == raw_scale => Some(l.v.clone()),
+                (None, Some(l)) => Some(lift(sess, l, raw_scale)?),
+                (None, None) => None,
+            };
+            let prod = hi_at.map(|_| prods.next().expect("node product"));
+            next.push(match (lo, prod) {
+                (Some(a), Some(b)) => Some(Fx::new(a.add(sess, &b)?, raw_scale)),
+                (a, b) => a.or(b).map(|v| Fx::new(v, raw_scale)),
             });
         }
-        let new_raw = if square_now {
-            let sq = p.next().expect("square");
-            Some(affine(sess, &[(&Fx::new(sq, 2 * w), 2.0)], -1.0, 2 * w)?)
-        } else {
-            None
-        };
-        let target = if last { out_scale } else { s_node };
-        let keep = |j: usize| !last && j.is_multiple_of(2);
-        let mut tr: Vec<Trunc<R>> = raw_nodes
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| !keep(*j))
-            .filter_map(|(_, r)| r.as_ref().map(|r| (r, raw_scale - target)))
-            .collect();
-        if let Some(r) = new_raw.as_ref() {
-            tr.push((r, w));
-        }
-        let sq_next: Vec<Prod<R>> = if mult.is_some() && level + 1 < big_r {
-            t_next.iter().map(Prod::Sq).collect()
-        } else {
-            vec![]
-        };
-        let (p, tv) = round(sess, &sq_next, &tr).await?;
-        drop(tr);
-        let mut tv = tv.into_iter();
-        nodes = raw_nodes
-            .into_iter()
-            .enumerate()
-            .map(|(j, r)| {
-                r.map(|r| match keep(j) {
-                    true => Fx::new(r, raw_scale),
-                    false => Fx::new(tv.next().expect("node"), target),
-                })
-            })
-            .collect();
-        if new_raw.is_some() {
-            t_next = tv.next();
-        }
-        if let Some(sq) = p.into_iter().next() {
-            t_raw = Some(affine(sess, &[(&Fx::new(sq, 2 * w), 2.0)], -1.0, 2 * w)?);
-        }
-        if let Some(tn) = t_next {
-            t_cur = tn;
+        nodes = next;
+        if let Some(r) = next_raw {
+            t_raw = r;
         }
     }
-    Ok(nodes.pop().flatten().map_or_else(
-        || zeros_like(sess, mult.as_ref().map(|m| &m.e.v).unwrap_or(&t.v)),
-        |n| n.v,
-    ))
-}
-
-fn zeros_like<R: Ring>(sess: &Session, x: &Shared<R>) -> Shared<R> {
-    Shared::from_public(sess, &RingTensor::zeros(x.shape().clone()))
+    Ok(nodes.pop().flatten().unwrap_or_else(|| {
+        Fx::new(
+            Shared::from_public(sess, &RingTensor::zeros(t.v.shape().clone())),
+            raw_scale,
+        )
+    }))
 }

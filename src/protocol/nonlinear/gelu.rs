@@ -74,10 +74,10 @@ fn g_of(form: GeluForm) -> impl Fn(f64) -> f64 {
 /// polynomial is extrapolated: still ReLU(x) to within 1e-3 up to about
 /// 33). Max error against f64 (tests `tests/nonlinear_gelu.rs`): Z_2^64,
 /// f = 20: 6.3e-5 absolute for the erf form, 4.1e-5 for the tanh form (the
-/// degree-31 fit on [0, 32]); Z_2^32, f = 8: 3.9e-3 (one unit). Rounds:
-/// 8 (MSB and injection) + 10 = 18 (17 in Z_2^32). Bytes per party per
-/// element to each peer (2048 elements): 365.6 in Z_2^64 (MSB and
-/// injection about 102, polynomial 33 elements), 181.9 in Z_2^32.
+/// degree-31 fit on [0, 32]); Z_2^32, f = 8: 4.0e-3 (one unit). Rounds:
+/// 8 (MSB and injection) + 6 (polynomial) = 14 (13 in Z_2^32). Bytes per
+/// party per element to each peer (2048 elements): 213.6 in Z_2^64 (MSB
+/// and injection 45.6, polynomial 21 elements), 105.9 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {

@@ -7,7 +7,6 @@
 use rayon::prelude::*;
 
 use crate::ring::{Ring, RingTensor};
-use crate::share::Shared;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -72,55 +71,6 @@ pub(crate) fn beaver_mul_combine<R: Ring>(
     }
 }
 
-/// The stacked [fan, ..] tensor of y_j - b_j (b stacked likewise).
-pub(crate) fn fan_sub<R: Ring>(ys: &[&Shared<R>], b: &RingTensor<R>) -> RingTensor<R> {
-    let n = ys.first().map_or(0, |y| y.numel());
-    let mut out = Vec::with_capacity(b.numel());
-    for (y, bj) in ys.iter().zip(b.data().chunks(n.max(1))) {
-        out.extend(
-            y.share()
-                .data()
-                .iter()
-                .zip(bj)
-                .map(|(y, b)| y.wrapping_sub(*b)),
-        );
-    }
-    RingTensor::new(b.shape().clone(), out).expect("same numel")
-}
-
-/// The fan products z_j = c_j + e * b_j + x * f_j, each of x's shape
-/// (c, b and f stacked [fan, ..]; e and x one operand's worth), each
-/// written once into its own buffer.
-pub(crate) fn fan_combine<R: Ring>(
-    c: &RingTensor<R>,
-    e: &RingTensor<R>,
-    b: &RingTensor<R>,
-    x: &RingTensor<R>,
-    f: &RingTensor<R>,
-) -> Vec<RingTensor<R>> {
-    let (n, shape) = (x.numel(), x.shape().clone());
-    let (e, x) = (e.data(), x.data());
-    let z = |k: usize, (cv, (bv, fv)): (&R, (&R, &R))| {
-        cv.wrapping_add(e[k].wrapping_mul(*bv))
-            .wrapping_add(x[k].wrapping_mul(*fv))
-    };
-    let (cd, bd, fd) = (c.data(), b.data(), f.data());
-    (0..c.numel().checked_div(n).unwrap_or(0))
-        .map(|j| {
-            let r = j * n..(j + 1) * n;
-            let (cj, bj, fj) = (&cd[r.clone()], &bd[r.clone()], &fd[r]);
-            let ops = cj.iter().zip(bj.iter().zip(fj));
-            let data: Vec<R> = if par(n) {
-                let ops = cj.par_iter().zip(bj.par_iter().zip(fj.par_iter()));
-                ops.enumerate().map(|(k, o)| z(k, o)).collect()
-            } else {
-                ops.enumerate().map(|(k, o)| z(k, o)).collect()
-            };
-            RingTensor::new(shape.clone(), data).expect("same numel")
-        })
-        .collect()
-}
-
 /// c += e * (a + x).
 pub(crate) fn beaver_sq_combine<R: Ring>(
     c: &mut RingTensor<R>,
@@ -177,4 +127,107 @@ fn zip1<R: Ring>(out: &mut [R], b: &[R], f: impl Fn(&mut R, R) + Sync) {
     } else {
         out.iter_mut().zip(b).for_each(|(o, y)| f(o, *y));
     }
+}
+
+/// A truncation output v = P + L as one party sees it after the opening:
+/// the opened c, this party's shares of r' and r_msb, and the shift
+/// ([`crate::protocol::trunc`]: P is public, L = -r' + s 2^(k-1-f) r_msb
+/// with s = 1 - 2 c_msb).
+pub(crate) struct TruncView<'a, R: Ring> {
+    pub(crate) c: &'a [R],
+    pub(crate) r_shifted: &'a [R],
+    pub(crate) r_msb: &'a [R],
+    pub(crate) bits: u32,
+}
+
+/// 2^e in Z_2^k (0 when e >= k).
+fn pow2<R: Ring>(e: u32) -> R {
+    if e >= R::BITS {
+        R::ZERO
+    } else {
+        R::ONE.shl(e)
+    }
+}
+
+impl<R: Ring> TruncView<'_, R> {
+    /// (P, all-ones mask when s = -1, this party's share of L) at element i.
+    #[inline(always)]
+    fn at(&self, i: usize) -> (R, R, R) {
+        let k = R::BITS;
+        let c = self.c[i];
+        let msb = c.shr(k - 1);
+        let neg = R::ZERO.wrapping_sub(msb);
+        let top = k - 1 - self.bits;
+        let low = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
+        let p = (c & low)
+            .shr(self.bits)
+            .wrapping_sub(R::ONE.shl(k - 2 - self.bits))
+            .wrapping_add(msb.shl(top));
+        let l = signed(self.r_msb[i].shl(top), neg).wrapping_sub(self.r_shifted[i]);
+        (p, neg, l)
+    }
+}
+
+/// x, or -x where `neg` is all ones.
+#[inline(always)]
+fn signed<R: Ring>(x: R, neg: R) -> R {
+    (x ^ neg).wrapping_sub(neg)
+}
+
+fn map_indexed<R: Ring>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    if par(n) {
+        (0..n).into_par_iter().map(f).collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
+/// This party's share of v^2 for a truncation output v, from the dealer's
+/// shares of r'^2 (`rr`) and r' r_msb (`rm`): v^2 = P^2 + 2 P L + L^2 with
+/// L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u) r_msb (u = k - 1 - f; r_msb is a
+/// bit). Party 0 adds P^2.
+pub(crate) fn trunc_square<R: Ring>(
+    v: &TruncView<'_, R>,
+    rr: &[R],
+    rm: &[R],
+    party0: bool,
+) -> Vec<R> {
+    let top = R::BITS - 1 - v.bits;
+    let (u1, two_u) = (pow2::<R>(top + 1), pow2::<R>(2 * top));
+    let one = R::from_u64(u64::from(party0));
+    map_indexed(v.c.len(), |i| {
+        let (p, neg, l) = v.at(i);
+        let ll = rr[i]
+            .wrapping_sub(signed(rm[i].wrapping_mul(u1), neg))
+            .wrapping_add(v.r_msb[i].wrapping_mul(two_u));
+        ll.wrapping_add(p.wrapping_mul(l.shl(1)))
+            .wrapping_add(p.wrapping_mul(p).wrapping_mul(one))
+    })
+}
+
+/// This party's share of v_a v_b for two truncation outputs of one round,
+/// from the dealer's shares of r'_a r'_b, r'_a m_b, m_a r'_b and m_a m_b
+/// (`corr`, in that order; m = r_msb): v_a v_b is P_a P_b + P_a L_b +
+/// P_b L_a + L_a L_b, each L_a L_b term a dealer product with a public
+/// sign and power of two. Party 0 adds P_a P_b.
+pub(crate) fn trunc_product<R: Ring>(
+    a: &TruncView<'_, R>,
+    b: &TruncView<'_, R>,
+    corr: [&[R]; 4],
+    party0: bool,
+) -> Vec<R> {
+    let (ua, ub) = (R::BITS - 1 - a.bits, R::BITS - 1 - b.bits);
+    let (uab, one) = (pow2::<R>(ua + ub), R::from_u64(u64::from(party0)));
+    let [rr, rm, mr, mm] = corr;
+    map_indexed(a.c.len(), |i| {
+        let (pa, na, la) = a.at(i);
+        let (pb, nb, lb) = b.at(i);
+        let ll = rr[i]
+            .wrapping_sub(signed(rm[i].shl(ub), nb))
+            .wrapping_sub(signed(mr[i].shl(ua), na))
+            .wrapping_add(signed(mm[i].wrapping_mul(uab), na ^ nb));
+        ll.wrapping_add(pa.wrapping_mul(lb))
+            .wrapping_add(pb.wrapping_mul(la))
+            .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one))
+    })
 }

@@ -19,9 +19,9 @@ use crate::share::Shared;
 ///
 /// Domain: x in [0.001, 4095] in Z_2^64, [0.0632, 255] in Z_2^32. Max
 /// error against f64 (tests `tests/nonlinear_reciprocal.rs`): Z_2^64:
-/// relative 4.1e-6 where |ln x| >= 0.25, absolute 1.4e-6 elsewhere;
-/// Z_2^32: relative 1.9e-2, absolute 5.2e-3. Rounds: 19 (18 in Z_2^32).
-/// Bytes per party per element to each peer: 203 in Z_2^64, 134.25 in
+/// relative 6e-6 where |ln x| >= 0.25, absolute 1.6e-6 elsewhere;
+/// Z_2^32: relative 1.9e-2, absolute 5.2e-3. Rounds: 17 (16 in Z_2^32).
+/// Bytes per party per element to each peer: 163 in Z_2^64, 114.25 in
 /// Z_2^32.
 ///
 /// Errors: as [`super::reciprocal`].

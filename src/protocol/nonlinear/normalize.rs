@@ -212,18 +212,7 @@ pub(crate) async fn reduced_fx<R: Ring>(
             // The factor at a scale that leaves room for the leaves.
             let s_m = (R::BITS / 2 - 2).saturating_sub(int_bits(bound)).min(f + 4);
             let m = Fx::new(weighted(&h, rg, post.as_ref(), s_m)?, s_m);
-            cheb::eval(
-                sess,
-                &t,
-                &g.coeffs,
-                Some(cheb::Mult {
-                    e: &m,
-                    bound,
-                    expand: None,
-                }),
-                f,
-            )
-            .await?
+            cheb::eval(sess, &t, &g.coeffs, Some(cheb::Mult { e: &m, bound }), f).await?
         }
     };
     match g.add {

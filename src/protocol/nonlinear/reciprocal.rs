@@ -13,8 +13,9 @@ use crate::share::Shared;
 /// Algorithm: the highest set bit of x gives x = x' 2^(e+1) with x' in
 /// [1/2, 1) (one A2B on a locally made 32-bit copy, a suffix OR, one B2A:
 /// [`super::normalize`], as in SPU's reciprocal); 1/x' by a degree-7
-/// Chebyshev polynomial (relative error 1.5e-6) whose leaves are multiplied
-/// by the secret 2^-(e+1), so the scaling back costs one round. CrypTen
+/// Chebyshev polynomial (relative error 1.5e-6), multiplied by the secret
+/// 2^-(e+1) in the truncation group that ends it (no round of its own;
+/// [`super::cheb::eval`]). CrypTen
 /// instead runs 10 Newton iterations from 3 exp(1 - 2x) + 0.003 (about 56
 /// rounds in Spindle's cost model) and diverges above x = 666.
 ///
@@ -23,12 +24,14 @@ use crate::share::Shared;
 /// 32-bit copy); x in [0.0632, 255] in Z_2^32 (f = 8). Outside, the result
 /// is about 0 (x = 0 gives 0, not infinity). Max error against f64 (tests
 /// `tests/nonlinear_reciprocal.rs`, log-uniform inputs): Z_2^64: relative
-/// 6.0e-6 where 1/x >= 0.25, absolute 2.1e-6 elsewhere; Z_2^32: relative
-/// 1.4e-2, absolute 4.6e-3 (1.2 units of 2^-8). Rounds: 20 in Z_2^64 (A2B
-/// in Z_2^32 6, suffix OR 5, B2A 1, product 1, polynomial 6 and scaling
-/// 1), 19 in Z_2^32 (suffix OR 4). Bytes sent per party per element to
-/// each peer, for any N: 283 in Z_2^64 (A2B 119, suffix OR 12.6, B2A 2.8,
-/// arithmetic 148.6), 174.25 in Z_2^32.
+/// 4.6e-6 where 1/x >= 0.25, absolute 1.2e-6 elsewhere; Z_2^32: relative
+/// 1.4e-2, absolute 3.9e-3 (one unit of 2^-8). Rounds: 18 in Z_2^64 (A2B
+/// in Z_2^32 6, suffix OR 5, B2A 1, product x c 1, polynomial 3, the
+/// factor's group 1, truncation 1), 17 in Z_2^32 (suffix OR 4). Bytes
+/// sent per party per element to each peer, for any N (4096 elements):
+/// 179 in Z_2^64 (the binary range reduction 91, arithmetic 11 ring
+/// elements: product 2, polynomial 6, factor 2, truncation 1), 122.25 in
+/// Z_2^32.
 ///
 /// Errors: [`crate::Error::InvalidFixedPoint`] when f leaves no room for
 /// the range reduction (f > 28 in Z_2^64); preprocessing and transport

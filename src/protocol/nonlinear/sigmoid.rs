@@ -6,8 +6,8 @@
 //! Chebyshev polynomial is accurate to 1.3e-6), and the sign s = [x >= 0]
 //! (one MSB and one bit injection, which also gives ReLU(x) hence |x|)
 //! restores the symmetry: sigma(x) = s + (1 - 2s) sigma(-|x|) and
-//! tanh(x) = (2s - 1) tanh(|x|), the +-1 factor multiplied into the
-//! polynomial's leaves (one round instead of a separate product).
+//! tanh(x) = (2s - 1) tanh(|x|), the +-1 factor multiplied in by the
+//! truncation group that ends the polynomial ([`super::cheb::eval`]).
 //! CrypTen computes sigma through exp and a 10-iteration reciprocal.
 
 use super::cheb;
@@ -52,11 +52,7 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     } else {
         cheb::interpolate(|u| u / (1.0 + u), 0.0, 1.0, 7)
     };
-    let m = cheb::Mult {
-        e: &pm,
-        bound: 1.0,
-        expand: None,
-    };
+    let m = cheb::Mult { e: &pm, bound: 1.0 };
     let v = cheb::eval(sess, &t, &coeffs, Some(m), f).await?;
     if tanh {
         Ok(v)
@@ -71,11 +67,11 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 /// Algorithm: see the module docs. Domain: |x| <= 64 (sigmoid(+-64) is 1
 /// or 0 to 1e-28; beyond, the exponential's garbage shows). Max error
 /// against f64 (tests `tests/nonlinear_sigmoid.rs`): Z_2^64, f = 20:
-/// 2.4e-6 absolute; Z_2^32, f = 8: 3.9e-3 (one unit). Rounds: 8 (sign) +
-/// 12 (exp) + 7 (polynomial with the sign folded in) = 27 in Z_2^64 (26 in
+/// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 8 (sign) +
+/// 7 (exp) + 5 (polynomial and the sign factor) = 20 in Z_2^64 (19 in
 /// Z_2^32). Bytes per party per element to each peer (2048 elements):
-/// 349.6 in Z_2^64 (MSB and injection about 102, exponential 144,
-/// polynomial with the factor 104), 173.9 in Z_2^32.
+/// 197.6 in Z_2^64 (MSB and injection 45.6, exponential 80, polynomial
+/// with the factor 72), 97.9 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
@@ -85,7 +81,7 @@ pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>
 /// [tanh(x)].
 ///
 /// Algorithm: see the module docs. Domain: |x| <= 32. Max error against
-/// f64 (tests): Z_2^64: 3.8e-6 absolute; Z_2^32: 4e-3. Rounds: 27 (26 in
+/// f64 (tests): Z_2^64: 3.8e-6 absolute; Z_2^32: 4e-3. Rounds: 20 (19 in
 /// Z_2^32). Bytes: as [`sigmoid`].
 ///
 /// Errors: preprocessing and transport errors.

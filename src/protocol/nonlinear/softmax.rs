@@ -11,9 +11,9 @@
 //! degree 31 (5 levels; error 6e-8 before rounding), which beats squaring
 //! schemes in rounds when only a few thousand rows are involved. 1/s on
 //! [1, n] is a single Chebyshev polynomial too (degree 63 for n = 128:
-//! absolute error 1e-5 at s = 1, far less elsewhere) and every output
-//! e_i / s = e_i q(s) is formed by multiplying e_i into the polynomial's
-//! leaves (one extra round instead of a separate product).
+//! absolute error 1e-5 at s = 1, far less elsewhere), and every output
+//! e_i / s = e_i q(s) is one Beaver product and one truncation. Each
+//! polynomial of R levels costs R + 1 rounds ([`cheb::eval`]).
 
 use super::axis;
 use super::batch::{round, Prod};
@@ -112,16 +112,16 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// f = 20: absolute 1.4e-5 for rows of 128 (the degree-63 reciprocal near
 /// s = 1), 1e-6 for rows of 16; masked entries within 2 units of 0.
 /// Z_2^32 (f = 8, rows of 16): absolute 4e-3.
-/// Rounds: max + 10 (exp) + 2R (1/s, 2^R - 1 coefficients: R = 6 for
+/// Rounds: max + 6 (exp) + R + 1 (1/s, 2^R - 1 coefficients: R = 6 for
 /// n = 128, 5 for n = 16) + 2 (product). Without a mask the max compares
 /// only f + 9 bits ([`compare::max_bounded`]: the domain bounds every gap
 /// by 64), one round less per level than with a mask. With the default
-/// groups of 16 the max takes 21 rounds for rows of 17 to 256: 45 rounds
-/// for 128 x 128 in Z_2^64; with a mask 23 (34 rounds for masked rows of
-/// 16, 33 in Z_2^32); with [`SoftmaxOptions::max_group`] = 128 the max is
-/// one level of 14 rounds and the total 38 (2.9x the bytes). Bytes sent per
-/// party to each peer: 7,967,232 for 128 x 128 in Z_2^64 (486 per
-/// element), 346,496 for 8 x 16 (Z_2^64, masked).
+/// groups of 16 the max takes 21 rounds for rows of 17 to 256: 36 rounds
+/// for 128 x 128 in Z_2^64; 26 for masked rows of 16 (25 in Z_2^32); with
+/// [`SoftmaxOptions::max_group`] = 128 the max is one level of 14 rounds
+/// and the total 29 (more bytes). Bytes sent per party to each peer:
+/// 5,440,000 for 128 x 128 in Z_2^64 (332 per element), 325,824 for
+/// 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
 /// and transport errors.
@@ -259,8 +259,9 @@ fn affine_const<R: Ring>(
 /// 2^p >= n), [`super::reciprocal`] of the scaled row sum, one product.
 /// Domain: |x + 5| <= 64 and a row mean of (x + 5)^2 2^-p in [0.001, 4095]
 /// (2^p >= n). Max error against the f64 2Quad (tests): 5.9e-6 absolute in
-/// Z_2^64. Rounds: 24. Bytes per party to each peer: 50,560 for 16 x 64 in
-/// Z_2^64 (32 per element plus the reciprocal's 339 per row).
+/// Z_2^64. Rounds: 22. Bytes per party to each peer: 48,000 for 16 x 64 in
+/// Z_2^64 (32 per element plus the reciprocal's 952 per row, whose
+/// binary parts are padded to 64 rows).
 ///
 /// Errors: as [`softmax`].
 pub async fn softmax_2quad<R: Ring>(

@@ -22,10 +22,10 @@ use crate::share::Shared;
 ///
 /// Domain: as [`super::reciprocal`]: x in [0.001, 4095] in Z_2^64, [0.0632,
 /// 255] in Z_2^32; below it the result is about 0. Max error against f64
-/// (tests `tests/nonlinear_reciprocal.rs`): Z_2^64: relative 3.6e-6 where
-/// the result is >= 0.25, absolute 9.4e-7 elsewhere; Z_2^32: relative
-/// 1.4e-2, absolute 4e-3. Rounds: 20 (19 in Z_2^32). Bytes per party per
-/// element to each peer: 283 in Z_2^64, 174.25 in Z_2^32.
+/// (tests `tests/nonlinear_reciprocal.rs`): Z_2^64: relative 3.3e-6 where
+/// the result is >= 0.25, absolute 9.6e-7 elsewhere; Z_2^32: relative
+/// 1.4e-2, absolute 4e-3. Rounds: 18 (17 in Z_2^32). Bytes per party per
+/// element to each peer: 179 in Z_2^64, 122.25 in Z_2^32.
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
@@ -44,9 +44,9 @@ pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> 
 /// is 0).
 ///
 /// Domain: x = 0 or x in [0.001, 4095] in Z_2^64 ([0.0632, 255] in
-/// Z_2^32). Max error against f64 (tests): Z_2^64: relative 3.2e-6 where
+/// Z_2^32). Max error against f64 (tests): Z_2^64: relative 3.3e-6 where
 /// the result is >= 0.25, absolute 9.6e-7 elsewhere; sqrt(0) within 2
-/// units of 0. Rounds: 20 (19 in Z_2^32). Bytes: as [`rsqrt`].
+/// units of 0. Rounds: 18 (17 in Z_2^32). Bytes: as [`rsqrt`].
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn sqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
