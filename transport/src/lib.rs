@@ -16,6 +16,7 @@ mod emulate;
 mod error;
 pub mod frame;
 pub mod handshake;
+mod inbox;
 pub mod link;
 mod memory;
 mod stats;
