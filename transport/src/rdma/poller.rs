@@ -383,10 +383,14 @@ pub(crate) struct Poller {
     spin: Duration,
     idle_wait: Duration,
     wcs: Vec<Wc>,
+    /// Dropped last, when the thread ends: tells the transport's drop that
+    /// the bootstrap links may close now.
+    _exited: oneshot::Sender<()>,
 }
 
 /// Starts the completion thread for party `me` of `n` with its connected
-/// `channels`, the shared completion queue `cq` and commands from `rx`.
+/// `channels`, the shared completion queue `cq` and commands from `rx`;
+/// `exited` is dropped when the thread ends.
 ///
 /// Errors: the OS refused to start a thread.
 pub(crate) fn spawn(
@@ -395,6 +399,7 @@ pub(crate) fn spawn(
     channels: Vec<PeerChannel>,
     cq: Arc<BasicCompletionQueue>,
     rx: Receiver<Command>,
+    exited: oneshot::Sender<()>,
     opts: &RdmaOptions,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut links: Vec<Option<Link>> = (0..n).map(|_| None).collect();
@@ -411,6 +416,7 @@ pub(crate) fn spawn(
         spin: opts.spin,
         idle_wait: opts.idle_wait,
         wcs: Vec::with_capacity(64),
+        _exited: exited,
     };
     std::thread::Builder::new()
         .name(format!("spindle-rdma-{me}"))

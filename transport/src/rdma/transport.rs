@@ -58,6 +58,8 @@ pub struct RdmaTransport {
     stats: StatsRecorder,
     rejecter: JoinHandle<()>,
     device: RdmaDevice,
+    /// Resolves when the completion thread has ended.
+    poller_exited: Option<oneshot::Receiver<()>>,
 }
 
 impl std::fmt::Debug for RdmaTransport {
@@ -73,11 +75,26 @@ impl std::fmt::Debug for RdmaTransport {
 impl Drop for RdmaTransport {
     fn drop(&mut self) {
         // The completion thread sends what is queued (at most 2 s), then
-        // frees the queue pairs and buffers.
+        // frees the queue pairs and buffers. The bootstrap links close only
+        // after that, so that their end does not overtake those chunks and
+        // fail the peers early (after `shutdown` they are closed already).
         let _ = self.cmd.send(Command::Stop);
         self.rejecter.abort();
-        for p in self.peers.iter().flatten() {
+        let mut writers = Vec::new();
+        for p in self.peers.iter_mut().flatten() {
             p.watcher.abort();
+            writers.extend(p.control.get_mut().take());
+        }
+        if let (Some(exited), Ok(rt)) = (
+            self.poller_exited.take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            if !writers.is_empty() {
+                rt.spawn(async move {
+                    let _ = exited.await;
+                    drop(writers);
+                });
+            }
         }
     }
 }
@@ -284,6 +301,7 @@ struct Established {
     peers: Vec<Option<PeerHandle>>,
     cmd: std_mpsc::Sender<Command>,
     device: RdmaDevice,
+    poller_exited: oneshot::Receiver<()>,
 }
 
 /// Collects the results of start-up tasks, failing on the first error
@@ -348,7 +366,12 @@ impl RdmaTransport {
         }
         let (links, rejecter) = connect_mesh(me, addrs, listener, security, &opts).await?;
         match Self::establish(me, links, dev, &opts, rdma).await {
-            Ok(Established { peers, cmd, device }) => {
+            Ok(Established {
+                peers,
+                cmd,
+                device,
+                poller_exited,
+            }) => {
                 tracing::info!(
                     "party {me}: RDMA queue pairs ready to all {} peers",
                     opts.n_parties - 1
@@ -363,6 +386,7 @@ impl RdmaTransport {
                     stats: StatsRecorder::default(),
                     rejecter,
                     device,
+                    poller_exited: Some(poller_exited),
                 })
             }
             Err(e) => {
@@ -453,7 +477,8 @@ impl RdmaTransport {
             pending.push((q.peer, in_rx, failed, r, w));
         }
         let (cmd_tx, cmd_rx) = std_mpsc::channel();
-        poller::spawn(me, n, channels, cq, cmd_rx, &rdma).map_err(|e| {
+        let (exited_tx, exited_rx) = oneshot::channel();
+        poller::spawn(me, n, channels, cq, cmd_rx, exited_tx, &rdma).map_err(|e| {
             TransportError::Config(format!("cannot start the RDMA completion thread: {e}"))
         })?;
         let mut handles: Vec<Option<PeerHandle>> = (0..n).map(|_| None).collect();
@@ -471,6 +496,7 @@ impl RdmaTransport {
             peers: handles,
             cmd: cmd_tx,
             device: dev.info,
+            poller_exited: exited_rx,
         })
     }
 
