@@ -594,9 +594,12 @@ impl ClusterArgs {
 enum TransportArg {
     /// TCP (mutual TLS unless --insecure-plaintext).
     Tcp,
-    /// RDMA verbs (not implemented yet).
+    /// RDMA verbs, RC queue pairs (needs a build with `--features rdma` and
+    /// an RDMA device; never yet run on RDMA hardware; SPINDLE_RDMA_DEVICE,
+    /// SPINDLE_RDMA_PORT, SPINDLE_RDMA_GID_INDEX select the port).
     Rdma,
-    /// RDMA if available, else TCP.
+    /// RDMA if this build has it and a device is found, else TCP (logged);
+    /// all parties must end up on the same transport.
     Auto,
 }
 

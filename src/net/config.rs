@@ -41,9 +41,13 @@ pub enum TransportKind {
     /// TCP (with mutual TLS unless plaintext is asked for).
     #[default]
     Tcp,
-    /// RDMA verbs (not implemented yet: an error).
+    /// RDMA verbs over RC queue pairs, bootstrapped over the TCP/TLS mesh
+    /// ([`spindle_transport::rdma`]; the `rdma` cargo feature). Without the
+    /// feature or without a device: a clear error. Never yet run on RDMA
+    /// hardware.
     Rdma,
-    /// RDMA where a device exists, else TCP (with a log line).
+    /// RDMA where this build has it and a device exists, else TCP (with a
+    /// log line). Every party must resolve to the same kind.
     Auto,
 }
 

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spindle_transport::rdma::{self, RdmaOptions, RdmaTransport};
 use spindle_transport::{
     Emulated, LinkProfile, PartyId, Security, StatsReport, TcpTransport, Transport, TransportError,
 };
@@ -97,24 +98,30 @@ impl PartyOutcome {
     }
 }
 
-/// Picks the transport kind: TCP, or the RDMA error, or TCP after a log
-/// line for `auto`.
+/// Picks the transport kind: `tcp` as is; `rdma` if [`rdma::probe`]
+/// finds the device `rdma_opts` asks for; `auto` is RDMA where a device
+/// is found, else TCP after one log line ("no RDMA device found, using
+/// TCP", or "built without the rdma feature, using TCP"). Every party of a
+/// session must resolve to the same kind. Blocks for the device queries
+/// (milliseconds, once at start-up).
 ///
-/// Errors: [`TransportError::Unsupported`] for `rdma`.
+/// Errors: [`TransportError::Unsupported`] for `rdma` when this build lacks
+/// the `rdma` feature ("built without the rdma feature ...") or the host
+/// has no usable device ("no RDMA device found: ...").
 pub fn resolve_transport(
     kind: TransportKind,
+    rdma_opts: &RdmaOptions,
 ) -> std::result::Result<TransportKind, TransportError> {
     match kind {
         TransportKind::Tcp => Ok(TransportKind::Tcp),
-        TransportKind::Rdma => Err(TransportError::Unsupported(
-            "the RDMA transport is not implemented in this build (see docs/transport.md); \
-             use --transport tcp or auto"
-                .into(),
-        )),
-        TransportKind::Auto => {
-            tracing::info!("--transport auto: RDMA is not available in this build, using TCP");
-            Ok(TransportKind::Tcp)
+        TransportKind::Rdma => {
+            rdma::probe(rdma_opts)?;
+            Ok(TransportKind::Rdma)
         }
+        TransportKind::Auto => Ok(match rdma::auto_select(rdma_opts) {
+            Some(_) => TransportKind::Rdma,
+            None => TransportKind::Tcp,
+        }),
     }
 }
 
@@ -136,7 +143,13 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
             opts.job.fingerprint(n, opts.session.frac_bits)
         )));
     }
-    resolve_transport(opts.transport.unwrap_or(c.options.transport))?;
+    let requested = opts.transport.unwrap_or(c.options.transport);
+    // RDMA device settings come from SPINDLE_RDMA_* (docs/transport.md).
+    let rdma_opts = match requested {
+        TransportKind::Tcp => RdmaOptions::default(),
+        _ => RdmaOptions::from_env()?,
+    };
+    let kind = resolve_transport(requested, &rdma_opts)?;
     let link = match (&opts.link, &c.options.link) {
         (Some(l), _) => Some(*l),
         (None, Some(s)) => Some(s.parse::<LinkProfile>()?),
@@ -155,13 +168,32 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     })?;
     let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
     let addrs = c.addrs();
-    let mesh = TcpTransport::connect(
-        opts.me,
-        &addrs,
-        listener,
-        opts.security.clone(),
-        c.link_options(),
-    );
+    let mesh = async {
+        let t: Arc<dyn Transport> = match kind {
+            TransportKind::Rdma => Arc::new(
+                RdmaTransport::connect(
+                    opts.me,
+                    &addrs,
+                    listener,
+                    opts.security.clone(),
+                    c.link_options(),
+                    rdma_opts,
+                )
+                .await?,
+            ),
+            TransportKind::Tcp | TransportKind::Auto => Arc::new(
+                TcpTransport::connect(
+                    opts.me,
+                    &addrs,
+                    listener,
+                    opts.security.clone(),
+                    c.link_options(),
+                )
+                .await?,
+            ),
+        };
+        Ok::<_, TransportError>(t)
+    };
     let store = async {
         match opts.preprocessing {
             Preprocessing::Dealer => {
@@ -190,11 +222,11 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         }
     };
     let (mesh, store) = tokio::join!(mesh, store);
-    let tcp = Arc::new(mesh?);
+    let mesh = mesh?;
     let (spec, mut dealer_bytes, dealer_link) = match store {
         Ok(s) => s,
         Err(e) => {
-            tcp.abort(&format!("party {} failed: {e}", opts.me)).await;
+            mesh.abort(&format!("party {} failed: {e}", opts.me)).await;
             return Err(e);
         }
     };
@@ -206,9 +238,9 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
                 p.bits_per_sec / 1e6,
                 p.latency
             );
-            Arc::new(Emulated::new(tcp, p))
+            Arc::new(Emulated::new(mesh, p))
         }
-        None => tcp,
+        None => mesh,
     };
     let startup_time = t0.elapsed();
     let t1 = Instant::now();
@@ -290,19 +322,33 @@ mod tests {
 
     #[test]
     fn rdma_is_a_clear_error_and_auto_falls_back_to_tcp() {
-        let e = resolve_transport(TransportKind::Rdma).unwrap_err();
-        assert!(matches!(e, TransportError::Unsupported(_)));
-        assert!(
-            e.to_string().contains("RDMA transport is not implemented"),
-            "{e}"
-        );
+        let o = RdmaOptions::default();
         assert_eq!(
-            resolve_transport(TransportKind::Auto),
+            resolve_transport(TransportKind::Tcp, &o),
             Ok(TransportKind::Tcp)
         );
-        assert_eq!(
-            resolve_transport(TransportKind::Tcp),
-            Ok(TransportKind::Tcp)
-        );
+        match rdma::probe(&o) {
+            // This machine, or a build without the feature.
+            Err(_) => {
+                let e = resolve_transport(TransportKind::Rdma, &o).unwrap_err();
+                assert!(matches!(e, TransportError::Unsupported(_)));
+                let want = if rdma::BUILT {
+                    "no RDMA device found"
+                } else {
+                    "built without the rdma feature"
+                };
+                assert!(e.to_string().contains(want), "{e}");
+                assert_eq!(
+                    resolve_transport(TransportKind::Auto, &o),
+                    Ok(TransportKind::Tcp)
+                );
+            }
+            // A host with a device.
+            Ok(_) => {
+                for k in [TransportKind::Rdma, TransportKind::Auto] {
+                    assert_eq!(resolve_transport(k, &o), Ok(TransportKind::Rdma));
+                }
+            }
+        }
     }
 }

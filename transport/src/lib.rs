@@ -9,15 +9,19 @@
 //! and the demo) and [`TcpTransport`] (one process per party, TCP with
 //! mutual TLS 1.3, a reader and a writer task per peer, frames tagged with
 //! the round: wire format in [`frame`] and [`handshake`]). [`Emulated`]
-//! wraps any transport with per-link bandwidth and latency. RDMA is not
-//! implemented yet (see `docs/transport.md`).
+//! wraps any transport with per-link bandwidth and latency.
+//! [`rdma::RdmaTransport`] carries the same frames over RDMA reliable
+//! connections (the `rdma` cargo feature; it has never run on RDMA
+//! hardware, see the [`rdma`] module and `docs/transport.md`).
 
 mod emulate;
 mod error;
 pub mod frame;
 pub mod handshake;
+mod inbox;
 pub mod link;
 mod memory;
+pub mod rdma;
 mod stats;
 mod tcp;
 pub mod tls;

@@ -7,7 +7,7 @@
 //! and later operation on that link with an error naming it. Nothing waits
 //! without a deadline.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::frame::{read_frame, write_frame, FrameKind, ReadError, RoundOrder};
+use crate::inbox::{Inbox, Incoming};
 use crate::link::{accept, dial, Link, LinkOptions, Security, Stream};
 use crate::{peer_name, LinkStats, PartyId, PhaseStats, StatsRecorder, Transport, TransportError};
 
@@ -27,17 +28,6 @@ enum Outgoing {
     Data(u64, Bytes),
     Close,
     Abort(String),
-}
-
-type Incoming = Result<(u64, Bytes), TransportError>;
-
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Incoming>,
-    held: HashMap<u64, Bytes>,
-    /// Highest round tag taken off the wire.
-    highest: Option<u64>,
-    /// The link's terminal error, once seen.
-    error: Option<TransportError>,
 }
 
 struct PeerLink {
@@ -97,57 +87,18 @@ impl TcpTransport {
         security: Security,
         opts: LinkOptions,
     ) -> Result<TcpTransport, TransportError> {
-        opts.validate()?;
         let n = opts.n_parties;
-        if addrs.len() != n || me >= n {
-            return Err(TransportError::Config(format!(
-                "party {me} with {} addresses for {n} parties",
-                addrs.len()
-            )));
-        }
-        if matches!(security, Security::InsecurePlaintext) {
-            tracing::warn!(
-                "party {me}: plain TCP without TLS (--insecure-plaintext): links are neither \
-                 authenticated nor encrypted; use only on a trusted network"
-            );
-        }
-        let deadline = Instant::now() + opts.connect_timeout;
-        let opts = Arc::new(opts);
-        let security = Arc::new(security);
-
-        // Dial the parties above, accept the parties below.
-        let mut dials = JoinSet::new();
-        for (peer, addr) in addrs.iter().enumerate().skip(me + 1) {
-            let (addr, security, opts) = (addr.clone(), security.clone(), opts.clone());
-            dials.spawn(async move { dial(me, peer, &addr, &security, &opts, deadline).await });
-        }
-        let claimed: Arc<StdMutex<HashSet<PartyId>>> = Arc::default();
-        let accepts = accept_lower(me, &listener, &security, &opts, deadline, claimed.clone());
-        let dial_all = async {
-            let mut links = Vec::new();
-            while let Some(r) = dials.join_next().await {
-                let link =
-                    r.map_err(|e| TransportError::Config(format!("dial task failed: {e}")))??;
-                links.push(link);
-            }
-            Ok::<_, TransportError>(links)
-        };
-        let (lower, higher) = tokio::try_join!(accepts, dial_all)?;
-
-        let mut links: Vec<Option<PeerLink>> = (0..n).map(|_| None).collect();
-        for link in lower.into_iter().chain(higher) {
+        let (links, rejecter) = connect_mesh(me, addrs, listener, security, &opts).await?;
+        let mut peers: Vec<Option<PeerLink>> = (0..n).map(|_| None).collect();
+        for link in links {
             let peer = link.peer;
-            links[peer] = Some(spawn_link(link, &opts));
+            peers[peer] = Some(spawn_link(link, &opts));
         }
-        let rejecter = {
-            let (security, opts) = (security.clone(), opts.clone());
-            tokio::spawn(async move { reject_late(me, listener, security, opts).await })
-        };
         tracing::info!("party {me}: connected to all {} peers", n - 1);
         Ok(TcpTransport {
             party: me,
             n,
-            links,
+            links: peers,
             recv_timeout: opts.recv_timeout,
             stats: StatsRecorder::default(),
             rejecter,
@@ -176,6 +127,62 @@ impl TcpTransport {
         let all = futures_join_all(writers);
         let _ = tokio::time::timeout(wait, all).await;
     }
+}
+
+/// Connects `me` to every other member of the mesh exactly as
+/// [`TcpTransport::connect`] does (dial the parties above, accept the
+/// parties below, handshake and mutual TLS on each link) and returns the
+/// established links, one per peer in no particular order, plus the task
+/// that keeps refusing late connections on `listener`. The RDMA transport
+/// uses these links as its bootstrap connections.
+///
+/// Errors: as [`TcpTransport::connect`], including the checks of `opts`
+/// and of the length of `addrs`.
+pub(crate) async fn connect_mesh(
+    me: PartyId,
+    addrs: &[String],
+    listener: TcpListener,
+    security: Security,
+    opts: &LinkOptions,
+) -> Result<(Vec<Link>, JoinHandle<()>), TransportError> {
+    opts.validate()?;
+    let n = opts.n_parties;
+    if addrs.len() != n || me >= n {
+        return Err(TransportError::Config(format!(
+            "party {me} with {} addresses for {n} parties",
+            addrs.len()
+        )));
+    }
+    if matches!(security, Security::InsecurePlaintext) {
+        tracing::warn!(
+            "party {me}: plain TCP without TLS (--insecure-plaintext): links are neither \
+             authenticated nor encrypted; use only on a trusted network"
+        );
+    }
+    let deadline = Instant::now() + opts.connect_timeout;
+    let opts = Arc::new(opts.clone());
+    let security = Arc::new(security);
+
+    // Dial the parties above, accept the parties below.
+    let mut dials = JoinSet::new();
+    for (peer, addr) in addrs.iter().enumerate().skip(me + 1) {
+        let (addr, security, opts) = (addr.clone(), security.clone(), opts.clone());
+        dials.spawn(async move { dial(me, peer, &addr, &security, &opts, deadline).await });
+    }
+    let claimed: Arc<StdMutex<HashSet<PartyId>>> = Arc::default();
+    let accepts = accept_lower(me, &listener, &security, &opts, deadline, claimed.clone());
+    let dial_all = async {
+        let mut links = Vec::new();
+        while let Some(r) = dials.join_next().await {
+            let link =
+                r.map_err(|e| TransportError::Config(format!("dial task failed: {e}")))??;
+            links.push(link);
+        }
+        Ok::<_, TransportError>(links)
+    };
+    let (lower, higher) = tokio::try_join!(accepts, dial_all)?;
+    let rejecter = tokio::spawn(async move { reject_late(me, listener, security, opts).await });
+    Ok((lower.into_iter().chain(higher).collect(), rejecter))
 }
 
 async fn futures_join_all(handles: Vec<JoinHandle<()>>) {
@@ -279,12 +286,7 @@ fn spawn_link(link: Link, opts: &LinkOptions) -> PeerLink {
     ));
     PeerLink {
         tx: out_tx,
-        inbox: Mutex::new(Inbox {
-            rx: in_rx,
-            held: HashMap::new(),
-            highest: None,
-            error: None,
-        }),
+        inbox: Mutex::new(Inbox::new(in_rx)),
         failed,
         reader,
         writer: StdMutex::new(Some(writer)),
@@ -428,60 +430,9 @@ impl Transport for TcpTransport {
     async fn recv(&self, from: PartyId, round: u64) -> Result<Bytes, TransportError> {
         let link = self.link(from)?;
         let mut inbox = link.inbox.lock().await;
-        if let Some(msg) = inbox.held.remove(&round) {
-            self.stats.record_recv(round, msg.len());
-            return Ok(msg);
-        }
-        if let Some(e) = &inbox.error {
-            return Err(e.clone());
-        }
-        if let Some(h) = inbox.highest.filter(|&h| h >= round) {
-            return Err(TransportError::BadFrame {
-                peer: from,
-                detail: format!(
-                    "round {round} was already received or skipped (the peer is at round {h})"
-                ),
-            });
-        }
-        let deadline = Instant::now() + self.recv_timeout;
-        loop {
-            let next = tokio::time::timeout_at(deadline, inbox.rx.recv()).await;
-            let item = match next {
-                Err(_) => {
-                    return Err(TransportError::Timeout {
-                        peer: from,
-                        round,
-                        millis: self.recv_timeout.as_millis() as u64,
-                    })
-                }
-                Ok(None) => Err(TransportError::PeerClosed { peer: from }),
-                Ok(Some(item)) => item,
-            };
-            match item {
-                Err(e) => {
-                    inbox.error = Some(e.clone());
-                    return Err(e);
-                }
-                Ok((tag, msg)) => {
-                    inbox.highest = Some(tag);
-                    if tag == round {
-                        self.stats.record_recv(round, msg.len());
-                        return Ok(msg);
-                    }
-                    if tag > round {
-                        let e = TransportError::BadFrame {
-                            peer: from,
-                            detail: format!(
-                                "out-of-order frame: round {tag} arrived while round {round} was awaited"
-                            ),
-                        };
-                        inbox.error = Some(e.clone());
-                        return Err(e);
-                    }
-                    inbox.held.insert(tag, msg);
-                }
-            }
-        }
+        let msg = inbox.take(from, round, self.recv_timeout).await?;
+        self.stats.record_recv(round, msg.len());
+        Ok(msg)
     }
 
     fn stats(&self) -> LinkStats {
