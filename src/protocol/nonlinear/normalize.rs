@@ -170,7 +170,8 @@ pub(crate) struct Reduced {
 }
 
 /// g(x) by range reduction for x in [2^lo, 2^hi) ([`range`]); result at
-/// scale f. Rounds: [`onehot`] + 1 (x c) + polynomial (6) + 1 with `post`.
+/// scale f. Rounds: [`onehot`] + 1 (x c) + polynomial (4, 5 with `post`:
+/// [`cheb::eval`]).
 pub(crate) async fn reduced<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
