@@ -126,22 +126,25 @@ pub(crate) async fn exp_with<R: Ring>(
     // p raw, then each squaring as the product of one truncation group:
     // truncating p^(2^j) to its scale yields its square with no opening of
     // its own; the last square is truncated to the output scale.
+    let drop_to = |from: u32, to: u32| {
+        from.checked_sub(to).ok_or_else(|| {
+            Error::InvalidFixedPoint(format!(
+                "exp: scale {to} above the precision {from} of the value it comes from (internal)"
+            ))
+        })
+    };
     let mut raw = cheb::eval_raw(sess, &t, d.coeffs).await?;
     for j in 0..d.squarings {
         let s = scale_for(j);
-        if 2 * s < out_scale && j + 1 == d.squarings {
-            return Err(Error::InvalidFixedPoint(format!(
-                "exp output scale {out_scale} above the squares' precision (internal)"
-            )));
-        }
         let g = TruncGroup {
-            items: vec![(&raw.v, raw.scale - s)],
+            items: vec![(&raw.v, drop_to(raw.scale, s)?)],
             pairs: vec![(0, 0)],
         };
         let out = trunc_group(sess, &g).await?;
         raw = Fx::new(out.products.into_iter().next().expect("square"), 2 * s);
     }
-    let (_, t) = round(sess, &[], &[(&raw.v, raw.scale - out_scale)]).await?;
+    let bits = drop_to(raw.scale, out_scale)?;
+    let (_, t) = round(sess, &[], &[(&raw.v, bits)]).await?;
     Ok(t.into_iter().next().expect("one"))
 }
 
