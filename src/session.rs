@@ -347,6 +347,15 @@ impl Session {
         Ok(self.open_into(shares, vec![]).await?.0)
     }
 
+    /// [`Session::open_xor`] of words this party no longer needs: the peers'
+    /// words are XORed into them in place (no copy of the own words).
+    ///
+    /// Bytes sent per party: as [`Session::open_xor`]. Errors: as
+    /// [`Session::open`].
+    pub async fn open_xor_owned(&self, words: Vec<Vec<u64>>) -> Result<Vec<Vec<u64>>> {
+        Ok(self.open_into::<u64>(vec![], words).await?.1)
+    }
+
     /// One round: sends the own shares, adds (XORs) every peer's into them.
     async fn open_into<R: Ring>(
         &self,

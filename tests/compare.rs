@@ -10,7 +10,7 @@ use spindle::backend::Conv2dParams;
 use spindle::prg::Prg;
 use spindle::protocol::bitwise::and_many;
 use spindle::protocol::compare::{self, msb_cost};
-use spindle::protocol::convert::b2a;
+use spindle::protocol::convert::{b2a, b2a_weighted};
 use spindle::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
 use spindle::ring::{Ring, RingTensor};
 use spindle::share::{words_for, BinShared, BitPlanes};
@@ -339,6 +339,92 @@ fn binary_and_and_b2a() {
                 (1, (n as u64 - 1) * 2 * 8)
             );
         }
+    }
+}
+
+/// Linear maps of J bit planes in one B2A: exact against plaintext for
+/// random bits and weights, with n not a multiple of 64 and n large enough
+/// for the chunked parallel pass.
+fn b2a_weighted_is_exact<R: Ring>() {
+    const J: usize = 5;
+    for (n, numel) in [(2, 70_001), (3, 130), (4, 1)] {
+        let mut prg = Prg::new(&fresh_seed("b2a weighted"), numel as u64);
+        let bits: Vec<u64> = uniform::<u64>(&mut prg, [J * words_for(numel)]).into_data();
+        let planes = Arc::new(BitPlanes::from_words([numel], J, mask_tail(bits, numel)).unwrap());
+        let weights: Arc<Vec<Vec<R>>> = Arc::new(vec![
+            uniform::<R>(&mut prg, [J]).into_data(),
+            vec![R::ONE; J],
+            uniform::<R>(&mut prg, [J]).into_data(),
+        ]);
+        let (pa, wa) = (planes.clone(), weights.clone());
+        let report = run(n, move |sess| {
+            let (planes, weights) = (pa.clone(), wa.clone());
+            async move {
+                let b = BinShared::from_public(&sess, &planes);
+                let (outs, cost) = measured(&sess, b2a_weighted::<R>(&sess, &b, &weights)).await?;
+                let mut revealed = Vec::new();
+                for o in &outs {
+                    revealed.push(sess.reveal(o).await?);
+                }
+                Ok((revealed, cost))
+            }
+        });
+        for p in &report.parties {
+            let (outs, cost) = &p.output;
+            for (o, w) in outs.iter().zip(weights.iter()) {
+                for i in 0..numel {
+                    let want = (0..J).fold(R::ZERO, |acc, j| {
+                        let bit = (planes.data()[j * words_for(numel) + i / 64] >> (i % 64)) & 1;
+                        acc.wrapping_add(w[j].wrapping_mul(R::from_u64(bit)))
+                    });
+                    assert_eq!(o.data()[i], want, "n={n} numel={numel} i={i}");
+                }
+            }
+            assert_eq!(
+                (cost.rounds, cost.bytes_sent),
+                (1, (n as u64 - 1) * 8 * (J * words_for(numel)) as u64)
+            );
+        }
+    }
+}
+
+/// Clears the bits past `numel` in each plane (padding stays zero).
+fn mask_tail(mut words: Vec<u64>, numel: usize) -> Vec<u64> {
+    let w = words_for(numel);
+    if !numel.is_multiple_of(64) {
+        for plane in words.chunks_mut(w) {
+            plane[w - 1] &= (1u64 << (numel % 64)) - 1;
+        }
+    }
+    words
+}
+
+#[test]
+fn b2a_weighted_exact_u64() {
+    b2a_weighted_is_exact::<u64>();
+}
+
+#[test]
+fn b2a_weighted_exact_u32() {
+    b2a_weighted_is_exact::<u32>();
+}
+
+#[test]
+fn b2a_weighted_rejects_wrong_weights() {
+    let report = run(2, |sess| async move {
+        let planes = BitPlanes::from_words([3], 2, vec![0b101, 0b011]).unwrap();
+        let b = BinShared::from_public(&sess, &planes);
+        let err = b2a_weighted::<u64>(&sess, &b, &[vec![1, 2, 3]])
+            .await
+            .unwrap_err();
+        Ok(err.to_string())
+    });
+    for p in &report.parties {
+        assert!(
+            p.output.contains("3 weights for 2 bit planes"),
+            "{}",
+            p.output
+        );
     }
 }
 

@@ -256,6 +256,8 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
             .await?,
         );
         transport.begin_phase("online");
+        // A marker for profilers attaching to the online phase only.
+        tracing::debug!("party {}: online phase begins", opts.me);
         opts.job.run(sess).await
     }
     .await;

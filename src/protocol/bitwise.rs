@@ -79,7 +79,7 @@ pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec
     }
     e.iter_mut().zip(a).for_each(|(v, m)| *v ^= m);
     f.iter_mut().zip(b).for_each(|(v, m)| *v ^= m);
-    let opened = sess.open_xor(&[&e, &f]).await?;
+    let opened = sess.open_xor_owned(vec![e, f]).await?;
     let (e, f) = (&opened[0], &opened[1]);
     let party0 = if sess.party() == 0 { u64::MAX } else { 0 };
     let mut out = Vec::with_capacity(pairs.len());

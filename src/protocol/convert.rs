@@ -17,6 +17,7 @@ use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
 
 use super::bitwise::and_many;
+use super::nonlinear::kernels;
 
 fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
     if b.planes() != 1 {
@@ -40,35 +41,63 @@ fn bit(words: &[u64], e: usize) -> bool {
 /// and transport errors.
 pub async fn b2a<R: Ring>(sess: &Session, b: &BinShared) -> Result<Shared<R>> {
     check_one_plane(b, "b2a")?;
+    let out = b2a_weighted::<R>(sess, b, &[vec![R::ONE]]).await?;
+    Ok(out.into_iter().next().expect("one weight vector"))
+}
+
+/// Public linear maps of bits, converted to arithmetic shares in one round:
+/// for a binary share of J planes over n values, and weight vectors w_o of
+/// length J, out_o[i] = sum_j w_o[j] b_j[i] mod 2^k (shape of `b`).
+///
+/// The daBit method of [`b2a`] on all J planes at once (one opening of
+/// J * ceil(n / 64) words), except that no per-bit arithmetic share is
+/// formed: each party adds w_o[j] times its share of b_j = e + s - 2 e s
+/// straight into the outputs, in one pass over the daBits. A one-hot
+/// vector times a table of J values (the range reduction of
+/// reciprocal, rsqrt and log) is one such map.
+///
+/// Exact. Rounds: 1. Bytes sent per party: (N - 1) * 8 * J * ceil(n / 64).
+/// Material: (J - 1) * 64 * ceil(n / 64) + n daBits.
+///
+/// Errors: [`Error::ShapeMismatch`] for no planes or a weight vector whose
+/// length is not J; preprocessing and transport errors.
+pub async fn b2a_weighted<R: Ring>(
+    sess: &Session,
+    b: &BinShared,
+    weights: &[Vec<R>],
+) -> Result<Vec<Shared<R>>> {
+    let planes = b.planes();
+    if planes == 0 {
+        return Err(Error::shape("b2a_weighted", "needs at least one bit plane"));
+    }
+    if let Some(w) = weights.iter().find(|w| w.len() != planes) {
+        return Err(Error::shape(
+            "b2a_weighted",
+            format!("{} weights for {planes} bit planes", w.len()),
+        ));
+    }
     let n = b.shape().numel();
-    let req = Request::DaBit { ring: R::ID, n };
+    let words = b.share().words();
+    // Bit i of plane j is daBit j * 64 * words + i (the last plane unpadded).
+    let req = Request::DaBit {
+        ring: R::ID,
+        n: (planes - 1) * 64 * words + n,
+    };
     let mut m = sess.fetch_any(&req)?;
     let s_bits = u64::from_any(m.pop().expect("2 parts"))?;
     let s_arith = R::from_any(m.pop().expect("2 parts"))?;
     let mut e: Vec<u64> = b.share().data().to_vec();
     e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
-    let e = sess.open_xor(&[&e]).await?.pop().expect("one value");
-    let party0 = sess.party() == 0;
-    let data = (0..n)
-        .map(|i| {
-            let s = s_arith.data()[i];
-            if bit(&e, i) {
-                // b = 1 - s
-                let v = s.wrapping_neg();
-                if party0 {
-                    v.wrapping_add(R::ONE)
-                } else {
-                    v
-                }
-            } else {
-                s
-            }
-        })
-        .collect();
-    Ok(Shared::from_share(RingTensor::new(
-        b.shape().clone(),
-        data,
-    )?))
+    let e = sess
+        .open_xor_owned(vec![e])
+        .await?
+        .pop()
+        .expect("one value");
+    let one = if sess.party() == 0 { R::ONE } else { R::ZERO };
+    let outs = kernels::dabit_linear(&e, s_arith.data(), one, weights, n, words);
+    outs.into_iter()
+        .map(|o| Ok(Shared::from_share(RingTensor::new(b.shape().clone(), o)?)))
+        .collect()
 }
 
 /// Bit injection: [x * b] and [b] (arithmetic 0/1) for a one-plane bit b,

@@ -15,7 +15,7 @@ mod cheb;
 mod exp;
 mod fx;
 mod gelu;
-mod kernels;
+pub(crate) mod kernels;
 mod layernorm;
 mod log;
 mod normalize;

@@ -12,15 +12,16 @@
 //! through those terms, which vanish mod 2^32 for d <= 32). Guard bits
 //! below the lowest exponent absorb the small error c. A suffix OR over
 //! the exponent planes (log-depth binary ANDs) gives o_e = [x >= 2^e];
-//! h_e = o_e XOR o_(e+1) is one-hot, and one B2A with daBits makes it
-//! arithmetic, so c, sqrt(c), log2(c) are all local linear maps.
+//! h_e = o_e XOR o_(e+1) is one-hot, so c, sqrt(c), log2(c) are public
+//! tables indexed by it: one B2A with daBits ([`b2a_weighted`]) yields
+//! them directly, without an arithmetic share per bit.
 
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine, enc, int_bits, Fx};
 use crate::error::{Error, Result};
 use crate::protocol::bitwise::and_many;
-use crate::protocol::convert::{a2b, b2a};
+use crate::protocol::convert::{a2b, b2a_weighted};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
@@ -58,15 +59,15 @@ pub(crate) fn range<R: Ring>(f: u32) -> Result<Range> {
 /// Guard bits kept below 2^lo in the 32-bit copy (Z_2^64 only).
 const GUARD: i32 = 9;
 
-/// One-hot arithmetic shares h_j = [x in [2^(lo+j), 2^(lo+j+1))], j < hi - lo
-/// (all zero when x < 2^lo). Rounds: A2B in Z_2^32 (6) + ceil(log2(hi -
-/// lo)) + 1.
+/// One-hot binary shares, one plane per exponent: h_j = [x in [2^(lo+j),
+/// 2^(lo+j+1))], j < hi - lo (all zero when x < 2^lo). Rounds: A2B in
+/// Z_2^32 (6) + ceil(log2(hi - lo)).
 pub(crate) async fn onehot<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
     f: u32,
     rg: Range,
-) -> Result<Vec<Shared<R>>> {
+) -> Result<BinShared> {
     let j_count = (rg.hi - rg.lo) as usize;
     // A 32-bit copy and the plane of exponent lo in it.
     let (v, base) = if R::BITS == 64 {
@@ -115,47 +116,24 @@ pub(crate) async fn onehot<R: Ring>(
         o = BinShared::from_share(BitPlanes::from_words(x.shape().clone(), j_count, w)?);
         dist *= 2;
     }
-    // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1). All planes as one plane of
-    // J * words * 64 bits for a single B2A.
+    // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1).
     let mut h = o.share().data().to_vec();
     for j in 0..j_count - 1 {
         for i in 0..words {
             h[j * words + i] ^= o.share().data()[(j + 1) * words + i];
         }
     }
-    let flat_n = j_count * words * 64;
-    let flat = BinShared::from_share(BitPlanes::from_words([flat_n], 1, h)?);
-    let arith = b2a::<R>(sess, &flat).await?.into_share().into_data();
-    let n = x.numel();
-    (0..j_count)
-        .map(|j| {
-            let s = arith[j * words * 64..j * words * 64 + n].to_vec();
-            Ok(Shared::from_share(RingTensor::new(x.shape().clone(), s)?))
-        })
-        .collect()
+    Ok(BinShared::from_share(BitPlanes::from_words(
+        x.shape().clone(),
+        j_count,
+        h,
+    )?))
 }
 
-/// sum_j coef(lo + j) h_j at `scale` (exact given the encoded coefficients).
-pub(crate) fn weighted<R: Ring>(
-    h: &[Shared<R>],
-    rg: Range,
-    coef: impl Fn(i32) -> f64,
-    scale: u32,
-) -> Result<Shared<R>> {
-    let n = h[0].numel();
-    let ks: Vec<R> = (0..h.len())
-        .map(|j| enc::<R>(coef(rg.lo + j as i32), scale))
-        .collect::<Result<_>>()?;
-    let mut out = vec![R::ZERO; n];
-    for (hj, k) in h.iter().zip(&ks) {
-        for (o, v) in out.iter_mut().zip(hj.share().data()) {
-            *o = o.wrapping_add(v.wrapping_mul(*k));
-        }
-    }
-    Ok(Shared::from_share(RingTensor::new(
-        h[0].shape().clone(),
-        out,
-    )?))
+/// The table coef(lo + j), j < hi - lo, encoded at `scale`: one-hot bits
+/// times it (one [`b2a_weighted`] map) give coef(e) exactly.
+pub(crate) fn table<R: Ring>(rg: Range, coef: impl Fn(i32) -> f64, scale: u32) -> Result<Vec<R>> {
+    (rg.lo..rg.hi).map(|e| enc::<R>(coef(e), scale)).collect()
 }
 
 /// What to do after range reduction: g(x) = post(e) * p(x') + add(e) where
@@ -192,8 +170,24 @@ pub(crate) async fn reduced_fx<R: Ring>(
     let f = sess.fixed_point::<R>()?.frac_bits();
     let rg = range::<R>(f)?;
     let h = onehot(sess, &x.v, x.scale, rg).await?;
-    // c = 2^-(e+1) at scale s_c: exact integers 2^(s_c - e - 1).
-    let c = weighted(&h, rg, |e| (-(e + 1) as f64).exp2(), rg.s_c)?;
+    // c = 2^-(e+1) at scale s_c (exact integers 2^(s_c - e - 1)), the
+    // factor post(e) and the term add(e): one B2A of the one-hot bits.
+    let mut tables = vec![table::<R>(rg, |e| (-(e + 1) as f64).exp2(), rg.s_c)?];
+    let post = match &g.post {
+        None => None,
+        Some(post) => {
+            let bound = (rg.lo..rg.hi).map(|e| post(e).abs()).fold(0.0, f64::max);
+            // The factor at a scale that leaves room for the leaves.
+            let s_m = (R::BITS / 2 - 2).saturating_sub(int_bits(bound)).min(f + 4);
+            tables.push(table(rg, post.as_ref(), s_m)?);
+            Some((bound, s_m))
+        }
+    };
+    if let Some(add) = g.add {
+        tables.push(table(rg, add, f)?);
+    }
+    let mut conv = b2a_weighted::<R>(sess, &h, &tables).await?.into_iter();
+    let c = conv.next().expect("c");
     let (p, _) = round(sess, &[Prod::Mul(&x.v, &c)], &[]).await?;
     let mut xc = p.into_iter().next().expect("x c");
     // t = 4 x' - 3, x' = x c at scale x.scale + s_c: reinterpret at scale
@@ -206,18 +200,15 @@ pub(crate) async fn reduced_fx<R: Ring>(
         ts = t_max;
     }
     let t = Fx::new(affine(sess, &[(&Fx::new(xc, ts), 1.0)], -3.0, ts)?, ts);
-    let out = match &g.post {
+    let out = match post {
         None => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
-        Some(post) => {
-            let bound = (rg.lo..rg.hi).map(|e| post(e).abs()).fold(0.0, f64::max);
-            // The factor at a scale that leaves room for the leaves.
-            let s_m = (R::BITS / 2 - 2).saturating_sub(int_bits(bound)).min(f + 4);
-            let m = Fx::new(weighted(&h, rg, post.as_ref(), s_m)?, s_m);
+        Some((bound, s_m)) => {
+            let m = Fx::new(conv.next().expect("post"), s_m);
             cheb::eval(sess, &t, &g.coeffs, Some(cheb::Mult { e: &m, bound }), f).await?
         }
     };
-    match g.add {
+    match conv.next() {
         None => Ok(out),
-        Some(add) => out.add(sess, &weighted(&h, rg, add, f)?),
+        Some(add) => out.add(sess, &add),
     }
 }
