@@ -46,22 +46,22 @@
     }                                                                          \
     /* Limb split for the limb GEMMs (src/backend/limb, docs/gemm.md):    \
        source element (r, p) of batch bt at a[bt*sb + r*rs + p*ps],         \
-       r < rows, p < k; out [batch][rows][L][kp] with L = k_ring/8 digits   \
+       r < valid, p < k; out [batch][rows][L][kp] with L = k_ring/8 digits  \
        (balanced: signed, in [-128, 127], with carries; the carry out of    \
        the top digit has weight 2^k and is dropped), the digit of limb l in \
-       slot l, or L-1-l when rev; zero for k <= p < kp (padding). A is      \
-       split with rows = m, rs = k, ps = 1; B with rows = n, rs = 1,        \
-       ps = n_cols, rev = 1, so that a diagonal's stacked operands are      \
-       contiguous (cuBLAS "TN"). */                                           \
+       slot l, or L-1-l when rev; zero for p >= k or r >= valid (padding    \
+       up to kp and rows). A is split with rows = valid = m, rs = k,        \
+       ps = 1; B with rows = n padded, valid = n, rs = 1, ps = n, rev = 1,  \
+       so that a diagonal's stacked operands are contiguous (cuBLAS "TN"). */\
     extern "C" __global__ void limb_split_i8_##SUF(                           \
-        signed char* out, const T* a, u64 batch, u64 rows, u64 k, u64 kp,     \
-        u64 sb, u64 rs, u64 ps, u32 rev) {                                     \
+        signed char* out, const T* a, u64 batch, u64 rows, u64 valid, u64 k,  \
+        u64 kp, u64 sb, u64 rs, u64 ps, u32 rev) {                             \
         const u32 limbs = (u32)sizeof(T);                                      \
         SPINDLE_FOR(idx, batch * rows * kp) {                                  \
             const u64 p = idx % kp;                                            \
             const u64 r = (idx / kp) % rows;                                   \
             const u64 bt = idx / (kp * rows);                                  \
-            const T v = p < k ? a[bt * sb + r * rs + p * ps] : (T)0;           \
+            const T v = (p < k && r < valid) ? a[bt * sb + r * rs + p * ps] : (T)0;\
             i64 carry = 0;                                                     \
             for (u32 l = 0; l < limbs; ++l) {                                  \
                 i64 t = (i64)((v >> (8u * l)) & 0xffu) + carry;                \
@@ -76,14 +76,14 @@
        k_ring/16: unsigned digits in [0, 65535] (CryptGPU), or balanced     \
        ones in [-32768, 32767] when balanced != 0. */                         \
     extern "C" __global__ void limb_split_f64_##SUF(                          \
-        double* out, const T* a, u64 batch, u64 rows, u64 k, u64 kp, u64 sb,  \
-        u64 rs, u64 ps, u32 rev, u32 balanced) {                               \
+        double* out, const T* a, u64 batch, u64 rows, u64 valid, u64 k,       \
+        u64 kp, u64 sb, u64 rs, u64 ps, u32 rev, u32 balanced) {               \
         const u32 limbs = (u32)sizeof(T) / 2u;                                 \
         SPINDLE_FOR(idx, batch * rows * kp) {                                  \
             const u64 p = idx % kp;                                            \
             const u64 r = (idx / kp) % rows;                                   \
             const u64 bt = idx / (kp * rows);                                  \
-            const T v = p < k ? a[bt * sb + r * rs + p * ps] : (T)0;           \
+            const T v = (p < k && r < valid) ? a[bt * sb + r * rs + p * ps] : (T)0;\
             i64 carry = 0;                                                     \
             for (u32 l = 0; l < limbs; ++l) {                                  \
                 i64 t = (i64)((v >> (16u * l)) & 0xffffu) + carry;             \

@@ -296,9 +296,12 @@ def test_limb_gemm(lib, dt, bits, suf):
         extra = [U32(balanced)] if path == "f64" else []
         split = getattr(lib, f"limb_split_{path}_{suf}")
         sa = np.full(bt * m * L * kp, 99, dtype=ldt)
-        split(ptr(sa), ptr(A), U64(bt), U64(m), U64(k), U64(kp), U64(m * k), U64(k), U64(1), U32(0), *extra)
-        sb = np.full(bt * n * L * kp, 99, dtype=ldt)
-        split(ptr(sb), ptr(B), U64(bt), U64(n), U64(k), U64(kp), U64(k * n), U64(1), U64(n), U32(1), *extra)
+        split(ptr(sa), ptr(A), U64(bt), U64(m), U64(m), U64(k), U64(kp), U64(m * k), U64(k), U64(1), U32(0), *extra)
+        npad = n + 3  # B's columns padded: rows n..npad of the split are zero
+        sb = np.full(bt * npad * L * kp, 99, dtype=ldt)
+        split(ptr(sb), ptr(B), U64(bt), U64(npad), U64(n), U64(k), U64(kp), U64(k * n), U64(1), U64(n), U32(1), *extra)
+        check(f"limb_split_{path}_{suf} zero padded columns", bool((sb.reshape(bt, npad, L * kp)[:, n:] == 0).all()), True)
+        sb = np.ascontiguousarray(sb.reshape(bt, npad, L * kp)[:, :n]).ravel()
         lo, hi = ((-(1 << (w - 1)), (1 << (w - 1)) - 1) if balanced else (0, (1 << w) - 1))
         SA = sa.reshape(bt, m, L, kp).astype(np.int64).astype(object)
         SB = sb.reshape(bt, n, L, kp).astype(np.int64).astype(object)

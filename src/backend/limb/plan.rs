@@ -337,7 +337,7 @@ mod tests {
         );
         // f64 unsigned 16-bit: just above 2^21 (CryptGPU's bound).
         let f = max_exact_terms(LimbPath::F64, LimbEncoding::Unsigned);
-        assert!(f >= 1 << 21 && f < (1 << 21) + 128, "{f}");
+        assert!(((1 << 21)..(1 << 21) + 128).contains(&f), "{f}");
         assert_eq!(
             max_exact_terms(LimbPath::F64, LimbEncoding::Balanced),
             1 << 23
