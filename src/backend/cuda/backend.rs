@@ -382,19 +382,16 @@ impl CudaBackend {
         b: &CudaSlice<u8>,
         g: DeviceGemm,
     ) -> Result<()> {
-        let DeviceGemm {
-            batch,
-            m,
-            k,
-            n,
-            shared_a,
-        } = g;
         let f = self.function(&ring_kernel("gemm", R::BITS))?;
-        let (m64, k64, n64) = (m as u64, k as u64, n as u64);
-        let stride_a = if shared_a { 0 } else { m64 * k64 };
+        let (m64, k64, n64) = (g.m as u64, g.k as u64, g.n as u64);
+        let stride_a = if g.shared_a { 0 } else { m64 * k64 };
         let stride_b = k64 * n64;
         let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32),
+            grid_dim: (
+                g.n.div_ceil(16) as u32,
+                g.m.div_ceil(16) as u32,
+                g.batch as u32,
+            ),
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };

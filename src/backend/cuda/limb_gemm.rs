@@ -52,9 +52,13 @@ const PAD: usize = 16;
 /// Shape of one batched ring GEMM on device buffers.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct DeviceGemm {
+    /// Number of products.
     pub batch: usize,
+    /// Rows of A and C.
     pub m: usize,
+    /// Inner dimension.
     pub k: usize,
+    /// Columns of B and C.
     pub n: usize,
     /// One A `[m][k]` for every batch entry (batch stride 0).
     pub shared_a: bool,
