@@ -150,6 +150,12 @@ impl CudaBackend {
         );
         let a_batches = if shared_a { 1 } else { batch };
         let stream = self.stream();
+        // cuBLAS runs in the calling thread's current context; the handle may
+        // have been created on another thread.
+        stream.context().bind_to_thread().map_err(|e| Error::Gpu {
+            op: "bind context (limb GEMM)".into(),
+            detail: e.to_string(),
+        })?;
         let alloc = |bytes: usize| {
             stream
                 .alloc_zeros::<u8>(bytes.max(1))
