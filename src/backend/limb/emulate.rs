@@ -413,6 +413,42 @@ mod tests {
     }
 
     #[test]
+    fn balanced_f64_limbs_match_the_cpu() {
+        // The f64 path with balanced 16-bit digits (a plan option the device
+        // does not use yet): random and extreme operands, batched.
+        let cpu = CpuBackend::default();
+        for (i, (batch, m, k, n)) in [(1, 1, 1, 1), (2, 5, 77, 9), (1, 3, 1000, 2)]
+            .into_iter()
+            .enumerate()
+        {
+            let (mut a, b) = random::<u64>(i as u8, &[batch, m, k], &[batch, k, n]);
+            a.data_mut()[0] = 0x8000_8000_8000_8000;
+            a.data_mut()[batch * m * k - 1] = u64::MAX;
+            let plan = LimbPlan::with_options(
+                64,
+                LimbPath::F64,
+                LimbEncoding::Balanced,
+                Accumulation::Exact,
+                k,
+            )
+            .unwrap();
+            let dims = GemmDims {
+                batch,
+                m,
+                k,
+                n,
+                shared_a: false,
+            };
+            let got = gemm(&plan, a.data(), b.data(), dims).unwrap();
+            assert_eq!(
+                got,
+                cpu.matmul(&a, &b).unwrap().data(),
+                "{batch}x{m}x{k}x{n}"
+            );
+        }
+    }
+
+    #[test]
     fn mismatched_plans_and_slices_are_errors() {
         let plan = LimbPlan::new(64, LimbPath::Int8, 4).unwrap();
         let dims = GemmDims {
