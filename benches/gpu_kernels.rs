@@ -1,5 +1,11 @@
 //! GPU vs CPU timings of backend ops on 10^7 elements (Z_2^64): add, mul,
-//! truncation combine, PRG expansion, and a 512^3 matmul.
+//! truncation combine, PRG expansion, and a 512^3 matmul; and ring GEMM on
+//! the GPU by path (issue 8): u64 and u32 at 1024^3 and 4096^3, a LeNet conv
+//! (conv2 of Piranha's LeNet, batch 128) and a VGG16 conv (a 256-channel
+//! 3x3 layer on 8x8 CIFAR-10 maps, batch 32), each through the `direct`,
+//! `f64` and `int8` paths (direct skipped at 4096^3: minutes per sample),
+//! next to cuBLAS f32 and bf16 GEMMs of the same GEMM shape on
+//! device-resident operands (no copies; the floor a ring GEMM could reach).
 //!
 //! Needs a CUDA device; without one it prints why and measures nothing.
 //! The GPU figures go through the `Backend` trait, which takes host tensors,
@@ -61,10 +67,214 @@ fn benches(c: &mut Criterion) {
     grp.finish();
 }
 
+/// One ring GEMM bench shape: a matmul `[m,k] x [k,n]`, or a convolution
+/// (its GEMM: batch `n_img` of `[o, c kh kw] x [c kh kw, ho wo]`).
+#[cfg(feature = "cuda")]
+#[derive(Clone, Copy)]
+enum GemmShape {
+    Matmul(usize),
+    Conv {
+        x: [usize; 4],
+        w: [usize; 4],
+        pad: usize,
+    },
+}
+
+#[cfg(feature = "cuda")]
+impl GemmShape {
+    const ALL: [(&'static str, GemmShape); 4] = [
+        ("1024^3", GemmShape::Matmul(1024)),
+        ("4096^3", GemmShape::Matmul(4096)),
+        (
+            "lenet_conv2_b128",
+            GemmShape::Conv {
+                x: [128, 20, 12, 12],
+                w: [50, 20, 5, 5],
+                pad: 0,
+            },
+        ),
+        (
+            "vgg16_conv256_8x8_b32",
+            GemmShape::Conv {
+                x: [32, 256, 8, 8],
+                w: [256, 256, 3, 3],
+                pad: 1,
+            },
+        ),
+    ];
+
+    /// (batch, m, k, n) of the GEMM; A shared across the batch for convs.
+    fn gemm(self) -> (usize, usize, usize, usize) {
+        match self {
+            GemmShape::Matmul(s) => (1, s, s, s),
+            GemmShape::Conv { x, w, pad } => {
+                let (ho, wo) = (x[2] + 2 * pad - w[2] + 1, x[3] + 2 * pad - w[3] + 1);
+                (x[0], w[0], w[1] * w[2] * w[3], ho * wo)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn ring_gemm_for<R: spindle::ring::Ring>(
+    c: &mut Criterion,
+    g: &spindle::backend::cuda::CudaBackend,
+) {
+    use spindle::backend::limb::GemmPath;
+    use spindle::backend::Conv2dParams;
+    let mut prg = Prg::new(&Seed([R::BITS as u8; 16]), 7);
+    let mut grp = c.benchmark_group(format!("ring_gemm_u{}", R::BITS));
+    grp.sample_size(10);
+    for (name, shape) in GemmShape::ALL {
+        for path in [GemmPath::Direct, GemmPath::F64, GemmPath::Int8] {
+            if path == GemmPath::Direct && matches!(shape, GemmShape::Matmul(4096)) {
+                continue;
+            }
+            let gp = g.with_gemm_path(path);
+            let id = format!("{name}/{}_incl_copies", path.name());
+            match shape {
+                GemmShape::Matmul(s) => {
+                    let a: RingTensor<R> = prg.tensor([s, s]);
+                    let b: RingTensor<R> = prg.tensor([s, s]);
+                    if let Err(e) = gp.matmul(&a, &b) {
+                        eprintln!("ring_gemm {id}: skipped, {e}");
+                        continue;
+                    }
+                    grp.bench_function(id, |x| x.iter(|| gp.matmul(&a, &b).unwrap()));
+                }
+                GemmShape::Conv { x: xs, w: ws, pad } => {
+                    let x: RingTensor<R> = prg.tensor(xs);
+                    let w: RingTensor<R> = prg.tensor(ws);
+                    let p = Conv2dParams {
+                        stride: (1, 1),
+                        padding: (pad, pad),
+                    };
+                    if let Err(e) = gp.conv2d(&x, &w, &p) {
+                        eprintln!("ring_gemm {id}: skipped, {e}");
+                        continue;
+                    }
+                    grp.bench_function(id, |t| t.iter(|| gp.conv2d(&x, &w, &p).unwrap()));
+                }
+            }
+        }
+    }
+    grp.finish();
+}
+
+/// cuBLAS f32 (`CUBLAS_COMPUTE_32F`) and bf16 (bf16 in, f32 compute, bf16
+/// out) strided batched GEMMs of every shape's GEMM, device-resident.
+#[cfg(feature = "cuda")]
+fn float_gemm(c: &mut Criterion) {
+    use cudarc::cublas::sys::{
+        cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType,
+    };
+    use cudarc::cublas::CudaBlas;
+    use cudarc::driver::{CudaContext, DevicePtr, DevicePtrMut};
+    if !spindle::backend::cuda::blas_available() {
+        eprintln!("float_gemm: skipped, libcublas not found");
+        return;
+    }
+    let mut run = || -> Result<(), String> {
+        let ctx = CudaContext::new(0).map_err(|e| e.to_string())?;
+        let stream = ctx.default_stream();
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| e.to_string())?;
+        let mut grp = c.benchmark_group("float_gemm");
+        grp.sample_size(10);
+        for (name, shape) in GemmShape::ALL {
+            let (batch, m, k, n) = shape.gemm();
+            let shared = matches!(shape, GemmShape::Conv { .. });
+            for (ty, bytes, label) in [
+                (cudaDataType::CUDA_R_32F, 4usize, "f32"),
+                (cudaDataType::CUDA_R_16BF, 2, "bf16"),
+            ] {
+                let a_len = if shared { m * k } else { batch * m * k };
+                let a = stream
+                    .alloc_zeros::<u8>(a_len * bytes)
+                    .map_err(|e| e.to_string())?;
+                let b = stream
+                    .alloc_zeros::<u8>(batch * k * n * bytes)
+                    .map_err(|e| e.to_string())?;
+                let mut out = stream
+                    .alloc_zeros::<u8>(batch * m * n * bytes)
+                    .map_err(|e| e.to_string())?;
+                let (alpha, beta) = (1f32, 0f32);
+                let mut gemm = || {
+                    let (pa, _ga) = a.device_ptr(&stream);
+                    let (pb, _gb) = b.device_ptr(&stream);
+                    let (pc, _gc) = out.device_ptr_mut(&stream);
+                    // Row-major C[m][n] = A[m][k] B[k][n] as column-major
+                    // C^T = B^T A^T. SAFETY: buffers sized above; alpha and
+                    // beta are host f32 (CUBLAS_COMPUTE_32F).
+                    unsafe {
+                        cudarc::cublas::result::gemm_strided_batched_ex(
+                            *blas.handle(),
+                            cublasOperation_t::CUBLAS_OP_N,
+                            cublasOperation_t::CUBLAS_OP_N,
+                            n as i32,
+                            m as i32,
+                            k as i32,
+                            (&alpha as *const f32).cast(),
+                            pb as *const _,
+                            ty,
+                            n as i32,
+                            (k * n) as i64,
+                            pa as *const _,
+                            ty,
+                            k as i32,
+                            if shared { 0 } else { (m * k) as i64 },
+                            (&beta as *const f32).cast(),
+                            pc as *mut _,
+                            ty,
+                            n as i32,
+                            (m * n) as i64,
+                            batch as i32,
+                            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                            cublasGemmAlgo_t::CUBLAS_GEMM_DFALT,
+                        )
+                    }
+                    .map_err(|e| e.to_string())
+                };
+                gemm()?;
+                stream.synchronize().map_err(|e| e.to_string())?;
+                grp.bench_function(format!("{name}/{label}_device"), |x| {
+                    x.iter(|| {
+                        gemm().unwrap();
+                        stream.synchronize().unwrap();
+                    })
+                });
+            }
+        }
+        grp.finish();
+        Ok(())
+    };
+    if let Err(e) = run() {
+        eprintln!("float_gemm: skipped, {e}");
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn ring_gemm(c: &mut Criterion) {
+    let g = match spindle::backend::cuda::CudaBackend::new(0) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ring_gemm: skipped, no usable CUDA device: {e}");
+            return;
+        }
+    };
+    ring_gemm_for::<u64>(c, &g);
+    ring_gemm_for::<u32>(c, &g);
+    float_gemm(c);
+}
+
 #[cfg(not(feature = "cuda"))]
 fn benches(_: &mut Criterion) {
     eprintln!("gpu_kernels: skipped, built without the `cuda` feature");
 }
 
-criterion_group!(gpu, benches);
+#[cfg(not(feature = "cuda"))]
+fn ring_gemm(_: &mut Criterion) {
+    eprintln!("ring_gemm: skipped, built without the `cuda` feature");
+}
+
+criterion_group!(gpu, benches, ring_gemm);
 criterion_main!(gpu);

@@ -1,11 +1,52 @@
 // Ring GEMM pieces over Z_2^k: a direct tiled GEMM (native integer
-// multiply-add, exact, the baseline until the tensor-core path of issue 8),
-// batched transpose, and the limb split / recombination of CryptGPU
-// (Tan et al., IEEE S&P 2021; REFERENCE.md "Dependencies") for exact
-// floating-point or 8-bit integer GEMMs.
+// multiply-add, exact), batched transpose, and the limb split /
+// recombination around the cuBLAS limb GEMMs of issue 8 (CryptGPU, Tan et
+// al., IEEE S&P 2021; the plan and its exactness bounds: src/backend/limb,
+// docs/gemm.md).
 // (common.cuh is prepended by the registry.)
 
 #define SPINDLE_TILE 16
+
+// Limb split body (see limb_split_i8 below): W-bit digits of type D, low
+// to high, balanced (signed, with carry: t = field + carry; t >= 2^(W-1)
+// gives t - 2^W and carry 1; the top carry has weight 2^k and is dropped)
+// when bal != 0, else unsigned.
+template <typename T, typename D, u32 W>
+__device__ void limb_split(D* out, const T* a, u64 batch, u64 rows, u64 valid,
+                           u64 k, u64 kp, u64 sb, u64 rs, u64 ps, u32 rev,
+                           u32 bal) {
+    const u32 limbs = (u32)(sizeof(T) * 8) / W;
+    const i64 half = (i64)1 << (W - 1u);
+    SPINDLE_FOR(idx, batch * rows * kp) {
+        const u64 p = idx % kp;
+        const u64 r = (idx / kp) % rows;
+        const u64 bt = idx / (kp * rows);
+        const T v = (p < k && r < valid) ? a[bt * sb + r * rs + p * ps] : (T)0;
+        i64 carry = 0;
+        for (u32 l = 0; l < limbs; ++l) {
+            i64 t = (i64)((v >> (W * l)) & (T)((1u << W) - 1u)) + carry;
+            carry = (bal && t >= half) ? 1 : 0;
+            t -= carry << W;
+            const u64 slot = rev ? (u64)(limbs - 1u - l) : (u64)l;
+            out[((bt * rows + r) * limbs + slot) * kp + p] = (D)t;
+        }
+    }
+}
+
+// Recombination of one limb GEMM chunk: for r < rows (batch * m), c < n,
+// out[r*n + c] = (first ? 0 : out[r*n + c]) + (T)(i64)acc[r*ldc + c] << shift
+// mod 2^k (sign-extending; accumulators are exact integers); a shift >= k
+// contributes nothing.
+template <typename T, typename A>
+__device__ void limb_accum(T* out, const A* acc, u64 rows, u64 n, u64 ldc,
+                           u32 shift, u32 first) {
+    const u32 bits = (u32)(sizeof(T) * 8);
+    SPINDLE_FOR(idx, rows * n) {
+        const u64 c = idx % n, r = idx / n;
+        const T v = shift < bits ? ((T)(i64)acc[r * ldc + c]) << shift : (T)0;
+        out[idx] = (first ? (T)0 : out[idx]) + v;
+    }
+}
 
 #define SPINDLE_GEMM(T, SUF)                                                   \
     /* C[b] = A[b] B[b] mod 2^k: A[b] at am + b*stride_a ([m][k]), B[b] at   \
@@ -44,52 +85,42 @@
             out[bt * m * n + j * m + i] = a[idx];                              \
         }                                                                      \
     }                                                                          \
-    /* 8-bit limbs, limb-major: out[l][i] = byte l of a[i], l < k/8 */        \
-    extern "C" __global__ void limb_split8_##SUF(u8* out, const T* a, u64 n) { \
-        const u32 limbs = (u32)sizeof(T);                                      \
-        SPINDLE_FOR(i, n) {                                                    \
-            const T v = a[i];                                                  \
-            for (u32 l = 0; l < limbs; ++l)                                    \
-                out[(u64)l * n + i] = (u8)(v >> (8u * l));                     \
-        }                                                                      \
+    /* Limb split for the limb GEMMs (src/backend/limb, docs/gemm.md):    \
+       source element (r, p) of batch bt at a[bt*sb + r*rs + p*ps],         \
+       r < valid, p < k; out [batch][rows][L][kp], balanced signed 8-bit    \
+       digits (L = k_ring/8), the digit of limb l in slot l, or L-1-l when  \
+       rev; zero for p >= k or r >= valid (padding up to kp and rows). A is \
+       split with rows = valid = m, rs = k, ps = 1; B with rows = n padded, \
+       valid = n, rs = 1, ps = n, rev = 1, so that a diagonal's stacked     \
+       operands are contiguous (cuBLAS "TN"). */                             \
+    extern "C" __global__ void limb_split_i8_##SUF(                           \
+        signed char* out, const T* a, u64 batch, u64 rows, u64 valid, u64 k,  \
+        u64 kp, u64 sb, u64 rs, u64 ps, u32 rev) {                             \
+        limb_split<T, signed char, 8u>(out, a, batch, rows, valid, k, kp, sb, \
+                                       rs, ps, rev, 1u);                      \
     }                                                                          \
-    /* 16-bit limbs as doubles (exact), limb-major: out[l][i], l < k/16 */    \
-    extern "C" __global__ void limb_split16_f64_##SUF(double* out, const T* a,\
-                                                      u64 n) {                 \
-        const u32 limbs = (u32)sizeof(T) / 2u;                                 \
-        SPINDLE_FOR(i, n) {                                                    \
-            const T v = a[i];                                                  \
-            for (u32 l = 0; l < limbs; ++l)                                    \
-                out[(u64)l * n + i] = (double)(u32)((v >> (16u * l)) & 0xffffu);\
-        }                                                                      \
+    /* As limb_split_i8 with 16-bit digits held in doubles (exact), L =    \
+       k_ring/16: unsigned in [0, 65535] (CryptGPU), or balanced in         \
+       [-32768, 32767] when balanced != 0. */                                 \
+    extern "C" __global__ void limb_split_f64_##SUF(                          \
+        double* out, const T* a, u64 batch, u64 rows, u64 valid, u64 k,       \
+        u64 kp, u64 sb, u64 rs, u64 ps, u32 rev, u32 balanced) {               \
+        limb_split<T, double, 16u>(out, a, batch, rows, valid, k, kp, sb, rs, \
+                                   ps, rev, balanced);                        \
     }                                                                          \
-    /* out[i] = sum_p prods[p][i] * 2^shifts[p] mod 2^k, for limb-product    \
-       GEMM results that are exact non-negative integers below 2^64 held in \
-       doubles (CryptGPU: inner dimension < 2^21 for 16-bit limbs); shifts  \
-       at or above k contribute nothing mod 2^k. */                           \
-    extern "C" __global__ void limb_recombine_f64_##SUF(                      \
-        T* out, const double* prods, const u32* shifts, u64 nprods, u64 n) {   \
-        const u32 k = (u32)(sizeof(T) * 8);                                    \
-        SPINDLE_FOR(i, n) {                                                    \
-            T acc = 0;                                                         \
-            for (u64 p = 0; p < nprods; ++p)                                   \
-                if (shifts[p] < k)                                             \
-                    acc = acc + ((T)(u64)prods[p * n + i] << shifts[p]);       \
-            out[i] = acc;                                                      \
-        }                                                                      \
+    /* Recombination of one limb GEMM chunk with int32 accumulators (exact, \
+       or wrapped only where the plan shows the wrap vanishes mod 2^k). */  \
+    extern "C" __global__ void limb_accum_i32_##SUF(                          \
+        T* out, const i32* acc, u64 rows, u64 n, u64 ldc, u32 shift,           \
+        u32 first) {                                                           \
+        limb_accum<T, i32>(out, acc, rows, n, ldc, shift, first);              \
     }                                                                          \
-    /* As limb_recombine_f64 for 32-bit integer accumulators (int8 tensor   \
-       cores, wrapping mod 2^32: the caller keeps only products whose       \
-       weight makes that wrap vanish mod 2^k). */                             \
-    extern "C" __global__ void limb_recombine_u32acc_##SUF(                   \
-        T* out, const u32* prods, const u32* shifts, u64 nprods, u64 n) {      \
-        const u32 k = (u32)(sizeof(T) * 8);                                    \
-        SPINDLE_FOR(i, n) {                                                    \
-            T acc = 0;                                                         \
-            for (u64 p = 0; p < nprods; ++p)                                   \
-                if (shifts[p] < k) acc = acc + ((T)prods[p * n + i] << shifts[p]);\
-            out[i] = acc;                                                      \
-        }                                                                      \
+    /* As limb_accum_i32 for f64 accumulators holding exact integers of    \
+       magnitude <= 2^53 (the plan's chunking). */                            \
+    extern "C" __global__ void limb_accum_f64_##SUF(                          \
+        T* out, const double* acc, u64 rows, u64 n, u64 ldc, u32 shift,        \
+        u32 first) {                                                           \
+        limb_accum<T, double>(out, acc, rows, n, ldc, shift, first);           \
     }
 
 SPINDLE_GEMM(u32, u32)

@@ -7,7 +7,8 @@ the grid-stride loops then cover all elements) and calls the kernels through
 ctypes against independent Python references: AES-128-CTR from the
 `cryptography` package with the counter layout of src/prg.rs, and direct
 re-statements of the CPU backend's trunc_combine, im2col/col2im, pooling,
-bit-slicing, limb split and elementwise ops.
+bit-slicing, limb split / recombination (the limb GEMM of src/backend/limb)
+and elementwise ops.
 
 What this checks: the arithmetic and indexing of each kernel body. What it
 cannot check: anything that needs several threads (warp ballots in
@@ -275,32 +276,53 @@ def test_gemm_helpers():
         out = np.zeros_like(a)
         getattr(lib, f"transpose_{suf}")(ptr(out), ptr(a), U64(bt), U64(m), U64(n))
         check(f"transpose_{suf}", out, a.reshape(bt, m, n).transpose(0, 2, 1).ravel())
-        L = bits // 8
-        limbs = np.zeros(L * a.size, dtype=np.uint8)
-        getattr(lib, f"limb_split8_{suf}")(ptr(limbs), ptr(a), U64(a.size))
-        check(f"limb_split8_{suf}", limbs, a.view(np.uint8).reshape(a.size, L).T.ravel())
-        L16 = bits // 16
-        lf = np.zeros(L16 * a.size, dtype=np.float64)
-        getattr(lib, f"limb_split16_f64_{suf}")(ptr(lf), ptr(a), U64(a.size))
-        check(f"limb_split16_f64_{suf}", lf, a.view(np.uint16).reshape(a.size, L16).T.ravel().astype(np.float64))
-        # Exact limb GEMM: C = A B mod 2^k from 16-bit limb products.
-        m, k, n = 4, 9, 6
-        A, B = rand(dt, m * k).reshape(m, k), rand(dt, k * n).reshape(k, n)
-        al = [(A.astype(object) >> (16 * i)) & 0xFFFF for i in range(L16)]
-        bl = [(B.astype(object) >> (16 * j)) & 0xFFFF for j in range(L16)]
-        prods, shifts = [], []
-        for i in range(L16):
-            for j in range(L16 - i):
-                prods.append((al[i].dot(bl[j])).astype(np.float64).ravel())
-                shifts.append(16 * (i + j))
-        prods = np.concatenate(prods)
-        shifts = np.array(shifts + [bits], dtype=np.uint32)  # one >= k: ignored
-        prods = np.concatenate([prods, np.full(m * n, 12345.0)])
-        out = np.zeros(m * n, dtype=dt)
-        getattr(lib, f"limb_recombine_f64_{suf}")(ptr(out), ptr(prods), ptr(shifts), U64(len(shifts)), U64(m * n))
-        want = (A.astype(object).dot(B.astype(object)) % (1 << bits)).astype(dt).ravel()
-        check(f"limb_recombine_f64_{suf} (16-bit limb GEMM)", out, want)
+        test_limb_gemm(lib, dt, bits, suf)
 
+
+def test_limb_gemm(lib, dt, bits, suf):
+    """The limb GEMM of src/backend/limb through the split and accumulate
+    kernels, with each diagonal's stacked GEMM done exactly in numpy: checks
+    the digit encodings, the padded [rows][slot][kp] layouts, and the
+    sign-extending recombination against the exact product mod 2^k."""
+    bt, m, k, n, kp, ldc = 2, 3, 37, 5, 48, 8
+    ext = [np.iinfo(dt).max, int("80" * (bits // 8), 16), int("7f" * (bits // 8 - 1) + "80", 16), 0]
+    for path, balanced in [("i8", 1), ("f64", 0), ("f64", 1)]:
+        w = 8 if path == "i8" else 16
+        L = bits // w
+        ldt = np.int8 if path == "i8" else np.float64
+        A, B = rand(dt, bt * m * k), rand(dt, bt * k * n)
+        A[: len(ext)] = ext
+        B[: len(ext)] = ext[::-1]
+        extra = [U32(balanced)] if path == "f64" else []
+        split = getattr(lib, f"limb_split_{path}_{suf}")
+        sa = np.full(bt * m * L * kp, 99, dtype=ldt)
+        split(ptr(sa), ptr(A), U64(bt), U64(m), U64(m), U64(k), U64(kp), U64(m * k), U64(k), U64(1), U32(0), *extra)
+        npad = n + 3  # B's columns padded: rows n..npad of the split are zero
+        sb = np.full(bt * npad * L * kp, 99, dtype=ldt)
+        split(ptr(sb), ptr(B), U64(bt), U64(npad), U64(n), U64(k), U64(kp), U64(k * n), U64(1), U64(n), U32(1), *extra)
+        check(f"limb_split_{path}_{suf} zero padded columns", bool((sb.reshape(bt, npad, L * kp)[:, n:] == 0).all()), True)
+        sb = np.ascontiguousarray(sb.reshape(bt, npad, L * kp)[:, :n]).ravel()
+        lo, hi = ((-(1 << (w - 1)), (1 << (w - 1)) - 1) if balanced else (0, (1 << w) - 1))
+        SA = sa.reshape(bt, m, L, kp).astype(np.int64).astype(object)
+        SB = sb.reshape(bt, n, L, kp).astype(np.int64).astype(object)
+        rec_a = sum(SA[:, :, l, :k] << (w * l) for l in range(L)) % (1 << bits)
+        rec_b = sum(SB[:, :, L - 1 - l, :k] << (w * l) for l in range(L)) % (1 << bits)
+        name = f"limb_split_{path}_{suf}" + (" balanced" if balanced else "")
+        check(name + " digits of A", rec_a, A.reshape(bt, m, k).astype(object))
+        check(name + " digits of B (reversed, by column)", rec_b, B.reshape(bt, k, n).transpose(0, 2, 1).astype(object))
+        check(name + " range and zero padding",
+              [bool(((sa >= lo) & (sa <= hi)).all()), bool((SA[:, :, :, k:] == 0).all()), bool((SB[:, :, :, k:] == 0).all())],
+              [True, True, True])
+        out = np.full(bt * m * n, 7, dtype=dt)
+        accum = getattr(lib, f"limb_accum_{'i32' if path == 'i8' else 'f64'}_{suf}")
+        ra, rb = sa.reshape(bt, m, L * kp).astype(np.int64), sb.reshape(bt, n, L * kp).astype(np.int64)
+        for s in range(L):  # diagonal s: [A_0 .. A_s] x [B_s; ..; B_0]
+            c = np.einsum("bmt,bnt->bmn", ra[:, :, : (s + 1) * kp], rb[:, :, (L - 1 - s) * kp :])
+            cp = np.zeros((bt, m, ldc), dtype=np.int32 if path == "i8" else np.float64)
+            cp[:, :, :n] = c
+            accum(ptr(out), ptr(cp), U64(bt * m), U64(n), U64(ldc), U32(w * s), U32(s == 0))
+        want = np.einsum("bmk,bkn->bmn", A.reshape(bt, m, k).astype(object), B.reshape(bt, k, n).astype(object))
+        check(f"limb GEMM {name} via limb_accum (k={bits})", out, (want % (1 << bits)).astype(dt).ravel())
 
 if __name__ == "__main__":
     test_prg()

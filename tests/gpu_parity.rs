@@ -6,13 +6,18 @@
 //! on a GPU machine.
 //!
 //! Covered: add, sub, mul, add_assign, neg, mul_scalar, add_scalar, ashr,
-//! matmul (plain and batched), conv2d, transpose, trunc_combine, prg_tensor.
+//! matmul (plain and batched), conv2d, transpose, trunc_combine, prg_tensor,
+//! and the ring GEMM of every path (`direct`, `f64`, `int8`: issue 8, the
+//! limb GEMMs through cuBLAS) on shapes that need chunking (inner dimension
+//! above 2^16 and 2^21) and adversarial limbs; the limb paths skip without
+//! libcublas.
 //! The kernels without a `Backend` entry point (bit-slicing, AND combine,
 //! pooling, col2im, limb split) are covered by host emulation only
 //! (`scripts/kernels-host-check.py`).
 #![cfg(feature = "cuda")]
 
-use spindle::backend::cuda::CudaBackend;
+use spindle::backend::cuda::{blas_available, CudaBackend};
+use spindle::backend::limb::GemmPath;
 use spindle::backend::{Backend, Conv2dParams, CpuBackend};
 use spindle::prg::{Prg, Seed};
 use spindle::ring::{Ring, RingTensor, Shape};
@@ -202,4 +207,109 @@ fn matmul_conv_and_transpose_match_the_cpu() {
     };
     linear::<u32>(&g);
     linear::<u64>(&g);
+}
+
+fn filled<R: Ring>(v: u64, dims: &[usize]) -> RingTensor<R> {
+    let n = dims.iter().product();
+    RingTensor::new(dims.to_vec(), vec![R::from_u64(v); n]).unwrap()
+}
+
+/// Matmul and conv2d on one GEMM path against the CPU.
+fn gemm_paths<R: Ring>(g: &CudaBackend, path: GemmPath) {
+    let g = g.with_gemm_path(path);
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([11; 16]), R::BITS as u64);
+    let k = R::BITS;
+    let p = path.name();
+    for (batch, m, kk, n) in [
+        (1, 1, 1, 1),
+        (1, 256, 300, 200),
+        (3, 17, 33, 15),
+        (2, 64, 129, 63),
+        (1, 2, (1 << 16) + 3, 3),
+        (1, 2, (1 << 17) + 5, 3),
+        (1, 2, (1 << 21) + 5, 3),
+    ] {
+        let (a, b) = if batch == 1 {
+            (rand::<R>(&mut prg, [m, kk]), rand::<R>(&mut prg, [kk, n]))
+        } else {
+            (
+                rand::<R>(&mut prg, [batch, m, kk]),
+                rand::<R>(&mut prg, [batch, kk, n]),
+            )
+        };
+        assert_eq!(
+            g.matmul(&a, &b).unwrap(),
+            cpu.matmul(&a, &b).unwrap(),
+            "{p} matmul {batch}x{m}x{kk}x{n} k={k}"
+        );
+    }
+    // Extreme limbs: every balanced byte -128 (int8 products +2^14), all
+    // ones (16-bit digits 0xffff), over inner dimensions that need chunks.
+    for (v, kk) in [
+        (0x7f7f_7f7f_7f7f_7f80u64, (1 << 17) + 5),
+        (0x8080_8080_8080_8080, 1000),
+        (u64::MAX, (1 << 21) + 77),
+    ] {
+        let (a, b) = (filled::<R>(v, &[2, kk]), filled::<R>(v, &[kk, 3]));
+        assert_eq!(
+            g.matmul(&a, &b).unwrap(),
+            cpu.matmul(&a, &b).unwrap(),
+            "{p} matmul of {v:#x} with K={kk} k={k}"
+        );
+    }
+    for (xs, ws, cp) in [
+        ([2, 3, 9, 7], [4, 3, 3, 3], Conv2dParams::default()),
+        ([8, 1, 28, 28], [20, 1, 5, 5], Conv2dParams::default()),
+        ([4, 20, 12, 12], [50, 20, 5, 5], Conv2dParams::default()),
+        (
+            [2, 64, 16, 16],
+            [64, 64, 3, 3],
+            Conv2dParams {
+                stride: (1, 1),
+                padding: (1, 1),
+            },
+        ),
+    ] {
+        let (x, w) = (rand::<R>(&mut prg, xs), rand::<R>(&mut prg, ws));
+        assert_eq!(
+            g.conv2d(&x, &w, &cp).unwrap(),
+            cpu.conv2d(&x, &w, &cp).unwrap(),
+            "{p} conv2d {xs:?} {ws:?} k={k}"
+        );
+    }
+}
+
+/// [`gemm_paths`] for both rings, or a printed reason to skip: no device,
+/// or a limb path without libcublas.
+fn ring_gemm_on(test: &str, path: GemmPath) {
+    let Some(g) = gpu(test) else {
+        return;
+    };
+    if matches!(path, GemmPath::F64 | GemmPath::Int8) && !blas_available() {
+        eprintln!("{test}: skipped, libcublas not found (the limb GEMM paths need cuBLAS)");
+        return;
+    }
+    gemm_paths::<u32>(&g, path);
+    gemm_paths::<u64>(&g, path);
+}
+
+#[test]
+fn ring_gemm_direct_path_matches_the_cpu() {
+    ring_gemm_on("ring_gemm_direct_path_matches_the_cpu", GemmPath::Direct);
+}
+
+#[test]
+fn ring_gemm_f64_limb_path_matches_the_cpu() {
+    ring_gemm_on("ring_gemm_f64_limb_path_matches_the_cpu", GemmPath::F64);
+}
+
+#[test]
+fn ring_gemm_int8_limb_path_matches_the_cpu() {
+    ring_gemm_on("ring_gemm_int8_limb_path_matches_the_cpu", GemmPath::Int8);
+}
+
+#[test]
+fn ring_gemm_auto_path_matches_the_cpu() {
+    ring_gemm_on("ring_gemm_auto_path_matches_the_cpu", GemmPath::Auto);
 }

@@ -11,6 +11,7 @@ mod bilinear;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod limb;
 mod select;
 mod shape;
 

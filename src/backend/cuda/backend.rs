@@ -13,18 +13,30 @@
 //! [`Error::Gpu`]; ops whose signature cannot fail (neg, scalar ops, ashr,
 //! PRG) log a warning and fall back to the CPU backend. The convolution
 //! gradients run on the CPU backend (logged once).
+//!
+//! Ring GEMMs (matmul, batched matmul, conv2d after im2col) take the route
+//! of [`GemmPath::route`]: the direct `gemm_uK` kernel, or a limb GEMM
+//! through cuBLAS (`limb_gemm.rs`, UNVERIFIED: never run on a GPU). The
+//! path comes from `SPINDLE_GEMM_PATH` when the backend opens, or
+//! [`CudaBackend::with_gemm_path`]. Without libcublas every product takes
+//! the direct kernel (logged once). Under `auto`, a limb GEMM that fails
+//! falls back to the direct kernel with a warning; an explicitly requested
+//! path reports the error.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
+use cudarc::cublas::CudaBlas;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 
 use super::kernels::{module_of, ring_kernel};
+use super::limb_gemm::DeviceGemm;
 use super::nvrtc::{arch_for, nvrtc_available, PtxCache};
 use crate::backend::bilinear::matmul_shape;
+use crate::backend::limb::{GemmPath, GemmRoute};
 use crate::backend::{Backend, Conv2dParams, CpuBackend};
 use crate::error::{Error, Result};
 use crate::prg::Seed;
@@ -39,6 +51,7 @@ const MAX_BLOCKS: u64 = 1 << 16;
 #[derive(Clone)]
 pub struct CudaBackend {
     inner: Arc<Inner>,
+    gemm_path: GemmPath,
 }
 
 struct Inner {
@@ -48,6 +61,9 @@ struct Inner {
     stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
+    /// The cuBLAS handle on `stream`, created on first use; `None` where
+    /// libcublas is absent or fails to initialise.
+    blas: OnceLock<Option<Mutex<CudaBlas>>>,
     cpu: CpuBackend,
 }
 
@@ -56,6 +72,7 @@ impl std::fmt::Debug for CudaBackend {
         f.debug_struct("CudaBackend")
             .field("ordinal", &self.inner.ordinal)
             .field("arch", &self.inner.arch)
+            .field("gemm_path", &self.gemm_path)
             .finish()
     }
 }
@@ -71,10 +88,15 @@ fn gpu(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Err
 impl CudaBackend {
     /// Opens CUDA device `ordinal` (its primary context and a new stream).
     ///
+    /// The ring GEMM path is read from `SPINDLE_GEMM_PATH`
+    /// (`auto|direct|f64|int8`, default `auto`).
+    ///
     /// Errors: [`Error::Unsupported`] when libcuda is absent, the device does
-    /// not exist, or libnvrtc is absent (kernels could not be compiled);
-    /// [`Error::Gpu`] when the driver fails.
+    /// not exist, libnvrtc is absent (kernels could not be compiled), or
+    /// `SPINDLE_GEMM_PATH` holds an unknown value; [`Error::Gpu`] when the
+    /// driver fails.
     pub fn new(ordinal: usize) -> Result<Self> {
+        let gemm_path = GemmPath::from_env()?;
         if !super::driver_available() {
             return Err(Error::Unsupported(format!(
                 "cuda:{ordinal} requested, but the CUDA driver library (libcuda) is not installed"
@@ -97,8 +119,23 @@ impl CudaBackend {
             .map_err(gpu("compute capability"))?;
         let stream = ctx.new_stream().map_err(gpu("cuStreamCreate"))?;
         let name = ctx.name().unwrap_or_else(|_| "?".into());
-        tracing::info!("CUDA device {ordinal}: {name}, compute capability {major}.{minor}");
+        tracing::info!(
+            "CUDA device {ordinal}: {name}, compute capability {major}.{minor}; ring GEMM path {} \
+             (cuBLAS {}, cuBLASLt {})",
+            gemm_path.name(),
+            if super::blas_available() {
+                "found"
+            } else {
+                "absent"
+            },
+            if super::blaslt_available() {
+                "found"
+            } else {
+                "absent"
+            },
+        );
         Ok(CudaBackend {
+            gemm_path,
             inner: Arc::new(Inner {
                 ordinal,
                 arch: arch_for(major, minor),
@@ -106,6 +143,7 @@ impl CudaBackend {
                 stream,
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
+                blas: OnceLock::new(),
                 cpu: CpuBackend::default(),
             }),
         })
@@ -119,6 +157,52 @@ impl CudaBackend {
     /// The NVRTC architecture kernels are compiled for ("compute_90").
     pub fn arch(&self) -> &str {
         &self.inner.arch
+    }
+
+    /// This backend (same device, stream and caches) with ring GEMMs routed
+    /// by `path` instead of `SPINDLE_GEMM_PATH`.
+    pub fn with_gemm_path(&self, path: GemmPath) -> Self {
+        CudaBackend {
+            inner: self.inner.clone(),
+            gemm_path: path,
+        }
+    }
+
+    /// The requested ring GEMM path.
+    pub fn gemm_path(&self) -> GemmPath {
+        self.gemm_path
+    }
+
+    /// The stream every op of this backend runs on.
+    pub(super) fn stream(&self) -> &Arc<CudaStream> {
+        &self.inner.stream
+    }
+
+    /// The cuBLAS handle, created on first use; `None` (logged once) where
+    /// libcublas is absent or cannot be initialised.
+    fn blas(&self) -> Option<&Mutex<CudaBlas>> {
+        self.inner
+            .blas
+            .get_or_init(|| {
+                if !super::blas_available() {
+                    tracing::info!(
+                        "libcublas not found: ring GEMMs on cuda:{} use the direct integer kernel",
+                        self.inner.ordinal
+                    );
+                    return None;
+                }
+                match CudaBlas::new(self.inner.stream.clone()) {
+                    Ok(b) => Some(Mutex::new(b)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cuBLAS failed to initialise on cuda:{} ({e}): ring GEMMs use the direct integer kernel",
+                            self.inner.ordinal
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Kernel `name` of the registry, compiling and loading its module on
@@ -181,7 +265,7 @@ impl CudaBackend {
         RingTensor::new(shape, data)
     }
 
-    fn cfg_1d(n: u64) -> LaunchConfig {
+    pub(super) fn cfg_1d(n: u64) -> LaunchConfig {
         LaunchConfig {
             grid_dim: (n.div_ceil(BLOCK as u64).clamp(1, MAX_BLOCKS) as u32, 1, 1),
             block_dim: (BLOCK, 1, 1),
@@ -261,21 +345,53 @@ impl CudaBackend {
         })
     }
 
-    /// [batch] x ([m,k] x [k,n]) ring GEMM on device buffers.
-    #[allow(clippy::too_many_arguments)]
+    /// [batch] x ([m,k] x [k,n]) ring GEMM on device buffers, routed by
+    /// [`GemmPath::route`]; A is one shared `[m,k]` matrix when
+    /// `g.shared_a`.
     fn gemm_dev<R: Ring>(
         &self,
         out: &mut CudaSlice<u8>,
         a: &CudaSlice<u8>,
         b: &CudaSlice<u8>,
-        (batch, m, k, n): (usize, usize, usize, usize),
-        stride_a: u64,
-        stride_b: u64,
+        g: DeviceGemm,
+    ) -> Result<()> {
+        let blas = self.blas();
+        let route = self
+            .gemm_path
+            .route(blas.is_some(), (g.batch, g.m, g.k, g.n));
+        if let (GemmRoute::Limb(path), Some(blas)) = (route, blas) {
+            let r = self.limb_gemm::<R>(&lock(blas), path, out, a, b, g);
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if self.gemm_path == GemmPath::Auto => tracing::warn!(
+                    "{} limb GEMM on cuda:{} failed ({e}); using the direct kernel",
+                    path.name(),
+                    self.inner.ordinal
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        self.gemm_direct::<R>(out, a, b, g)
+    }
+
+    /// The direct tiled integer kernel `gemm_uK`.
+    fn gemm_direct<R: Ring>(
+        &self,
+        out: &mut CudaSlice<u8>,
+        a: &CudaSlice<u8>,
+        b: &CudaSlice<u8>,
+        g: DeviceGemm,
     ) -> Result<()> {
         let f = self.function(&ring_kernel("gemm", R::BITS))?;
-        let (m64, k64, n64) = (m as u64, k as u64, n as u64);
+        let (m64, k64, n64) = (g.m as u64, g.k as u64, g.n as u64);
+        let stride_a = if g.shared_a { 0 } else { m64 * k64 };
+        let stride_b = k64 * n64;
         let cfg = LaunchConfig {
-            grid_dim: (n.div_ceil(16) as u32, m.div_ceil(16) as u32, batch as u32),
+            grid_dim: (
+                g.n.div_ceil(16) as u32,
+                g.m.div_ceil(16) as u32,
+                g.batch as u32,
+            ),
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };
@@ -307,14 +423,14 @@ impl CudaBackend {
         }
         let (da, db) = (self.upload(a)?, self.upload(b)?);
         let mut out = self.alloc::<R>(out_shape.numel())?;
-        self.gemm_dev::<R>(
-            &mut out,
-            &da,
-            &db,
-            (batch, m, k, n),
-            (m * k) as u64,
-            (k * n) as u64,
-        )?;
+        let g = DeviceGemm {
+            batch,
+            m,
+            k,
+            n,
+            shared_a: false,
+        };
+        self.gemm_dev::<R>(&mut out, &da, &db, g)?;
         self.download(&out, out_shape)
     }
 
@@ -363,14 +479,14 @@ impl CudaBackend {
         unsafe { l.launch(Self::cfg_1d(total)) }.map_err(gpu("im2col"))?;
         // out[img] = W [o, krows] x cols[img] [krows, ho*wo]; W shared (stride 0).
         let mut out = self.alloc::<R>(out_shape.numel())?;
-        self.gemm_dev::<R>(
-            &mut out,
-            &dw,
-            &cols,
-            (n, o, krows, ho * wo),
-            0,
-            (krows * ho * wo) as u64,
-        )?;
+        let g = DeviceGemm {
+            batch: n,
+            m: o,
+            k: krows,
+            n: ho * wo,
+            shared_a: true,
+        };
+        self.gemm_dev::<R>(&mut out, &dw, &cols, g)?;
         self.download(&out, out_shape)
     }
 

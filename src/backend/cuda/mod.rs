@@ -6,6 +6,12 @@
 //! library is missing, so [`driver_available`] and
 //! [`nvrtc::nvrtc_available`] are checked before any other call.
 //!
+//! Ring GEMM (matmul, batched matmul, convolution) runs either the direct
+//! integer kernel or an exact limb GEMM through cuBLAS (issue 8, the plan in
+//! [`crate::backend::limb`]), chosen per shape or by `SPINDLE_GEMM_PATH`
+//! ([`crate::backend::limb::GemmPath`]); without libcublas it is always the
+//! direct kernel (logged once).
+//!
 //! Status: the kernel sources compile with NVRTC for compute_80 and
 //! compute_90 (CI) and their arithmetic matches the CPU backend under host
 //! emulation (`scripts/kernels-host-check.py`); everything that runs on a
@@ -14,6 +20,7 @@
 
 pub mod backend;
 pub mod kernels;
+mod limb_gemm;
 pub mod nvrtc;
 
 pub use backend::CudaBackend;
@@ -27,6 +34,22 @@ use crate::error::{Error, Result};
 pub fn driver_available() -> bool {
     // SAFETY: only tries to dlopen the candidate library names.
     unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// Whether cuBLAS (libcublas) can be loaded; the limb GEMM paths need it
+/// (`backend::limb`). Must be checked before any cuBLAS call: cudarc panics
+/// when the library is absent.
+pub fn blas_available() -> bool {
+    // SAFETY: only tries to dlopen the candidate library names.
+    unsafe { cudarc::cublas::sys::is_culib_present() }
+}
+
+/// Whether cuBLASLt (libcublasLt) can be loaded. Not called by the engine
+/// yet (the limb GEMMs use cuBLAS's `cublasGemmStridedBatchedEx`); reported
+/// when a backend opens, for later algorithm selection.
+pub fn blaslt_available() -> bool {
+    // SAFETY: only tries to dlopen the candidate library names.
+    unsafe { cudarc::cublaslt::sys::is_culib_present() }
 }
 
 /// Number of CUDA devices; 0 where there is no driver library.
