@@ -41,11 +41,14 @@ pub(crate) struct TruncGroup<'a, R: Ring> {
     pub(crate) items: Vec<Trunc<'a, R>>,
     /// Pairs (i, j), i <= j, of truncated values to multiply.
     pub(crate) pairs: Vec<(usize, usize)>,
+    /// Whether the truncated values themselves are wanted (false: only the
+    /// products, and one pass over memory less per item).
+    pub(crate) values: bool,
 }
 
-/// What a [`TruncGroup`] yields: the truncated values, and the products of
-/// the requested pairs, raw (exact in Z_2^k at the sum of the two
-/// truncated scales).
+/// What a [`TruncGroup`] yields: the truncated values (empty unless
+/// [`TruncGroup::values`]), and the products of the requested pairs, raw
+/// (exact in Z_2^k at the sum of the two truncated scales).
 pub(crate) struct GroupOut<R: Ring> {
     pub(crate) values: Vec<Shared<R>>,
     pub(crate) products: Vec<Shared<R>>,
@@ -107,6 +110,9 @@ pub(crate) async fn round_group<R: Ring>(
         let (mut p, t) = round(sess, &all, truncs).await?;
         let products = p.split_off(p.len() - group.pairs.len());
         drop(all);
+        if !group.values {
+            values.clear();
+        }
         return Ok((p, t, GroupOut { values, products }));
     }
     let req = Request::TruncProducts {
@@ -159,9 +165,11 @@ pub(crate) async fn round_group<R: Ring>(
     let shape = first.shape().clone();
     let mut values = Vec::with_capacity(n);
     for ((c, (rs, rm)), (_, bits)) in opened.iter().zip(&parts).zip(&group.items) {
-        values.push(Shared::from_share(
-            sess.backend().trunc_combine(c, rs, rm, *bits, party0)?,
-        ));
+        if group.values {
+            values.push(Shared::from_share(
+                sess.backend().trunc_combine(c, rs, rm, *bits, party0)?,
+            ));
+        }
     }
     let mut products = Vec::with_capacity(group.pairs.len());
     let mut corr = corr.iter();
@@ -355,7 +363,11 @@ mod tests {
     /// Runs one group for N parties; returns (truncated values, products,
     /// rounds, bytes sent) at party 0.
     #[allow(clippy::type_complexity)]
-    fn run_group<R: Ring>(n: usize, trunc: TruncMode) -> (Vec<Vec<R>>, Vec<Vec<R>>, u64, u64) {
+    fn run_group<R: Ring>(
+        n: usize,
+        trunc: TruncMode,
+        want_values: bool,
+    ) -> (Vec<Vec<R>>, Vec<Vec<R>>, u64, u64) {
         let xs = Arc::new(inputs::<R>());
         let mut opts = RunOptions::new(n);
         opts.session.trunc = trunc;
@@ -372,6 +384,7 @@ mod tests {
                 let group = TruncGroup {
                     items: shared.iter().zip(BITS).collect(),
                     pairs: PAIRS.to_vec(),
+                    values: want_values,
                 };
                 let out = trunc_group(&sess, &group).await?;
                 let cost = sess.link_stats() - before;
@@ -392,7 +405,8 @@ mod tests {
 
     fn check<R: Ring>(n: usize, trunc: TruncMode) {
         let xs = inputs::<R>();
-        let (values, products, rounds, bytes) = run_group::<R>(n, trunc);
+        let (values, products, rounds, bytes) = run_group::<R>(n, trunc, true);
+        assert_eq!(values.len(), BITS.len());
         for ((x, v), bits) in xs.iter().zip(&values).zip(BITS) {
             for (xe, ve) in x.iter().zip(v) {
                 // floor(x / 2^bits) or one more (probabilistic truncation).
@@ -430,5 +444,35 @@ mod tests {
     #[test]
     fn group_with_the_local_shift_multiplies_by_beaver() {
         check::<u64>(2, TruncMode::LocalShift);
+    }
+
+    /// Products only: no values come back, and each product is that of
+    /// the two truncations, each floor(x / 2^bits) or one more.
+    fn check_products_only<R: Ring>(n: usize, trunc: TruncMode) {
+        let xs = inputs::<R>();
+        let (values, products, rounds, _) = run_group::<R>(n, trunc, false);
+        assert!(values.is_empty(), "values not asked for");
+        assert_eq!(rounds, 1, "one round");
+        for (&(i, j), p) in PAIRS.iter().zip(&products) {
+            for e in 0..LEN {
+                let (a, b) = (xs[i][e].ashr(BITS[i]), xs[j][e].ashr(BITS[j]));
+                let ok = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .iter()
+                    .filter(|(da, db)| i != j || da == db)
+                    .any(|&(da, db)| {
+                        p[e] == a
+                            .wrapping_add(R::from_u64(da))
+                            .wrapping_mul(b.wrapping_add(R::from_u64(db)))
+                    });
+                assert!(ok, "product {i} x {j} at {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn group_without_values_still_multiplies() {
+        check_products_only::<u64>(3, TruncMode::Dealer);
+        check_products_only::<u32>(2, TruncMode::Dealer);
+        check_products_only::<u64>(2, TruncMode::LocalShift);
     }
 }

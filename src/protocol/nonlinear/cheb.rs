@@ -155,6 +155,7 @@ pub(crate) async fn eval<R: Ring>(
     let g = TruncGroup {
         items: vec![(&raw.v, raw.scale - s_p), (&e_up, 1)],
         pairs: vec![(0, 1)],
+        values: false,
     };
     let out = trunc_group(sess, &g).await?;
     let ep = out.products.into_iter().next().expect("one product");
@@ -265,7 +266,15 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
             });
             slot.push((lo, hi));
         }
-        let out = trunc_group(sess, &TruncGroup { items, pairs }).await?;
+        let out = trunc_group(
+            sess,
+            &TruncGroup {
+                items,
+                pairs,
+                values: true,
+            },
+        )
+        .await?;
         let mut prods = out.products.into_iter();
         let next_raw = match last {
             true => None,

@@ -139,6 +139,7 @@ pub(crate) async fn exp_with<R: Ring>(
         let g = TruncGroup {
             items: vec![(&raw.v, drop_to(raw.scale, s)?)],
             pairs: vec![(0, 0)],
+            values: false,
         };
         let out = trunc_group(sess, &g).await?;
         raw = Fx::new(out.products.into_iter().next().expect("square"), 2 * s);
