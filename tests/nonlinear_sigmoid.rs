@@ -67,7 +67,9 @@ fn sigmoid_and_tanh_z32() {
         lo: -32.0,
         hi: 32.0,
         edges: vec![0.0, -32.0, 32.0, 0.5, -0.5],
-        tol: 0.0045,
+        // Usually below 4.3e-3; 4.53e-3 seen once in about 80 runs (the
+        // probabilistic truncations' last units add up).
+        tol: 0.005,
         rounds: 19,
         bytes: Some(100_224),
         len: 1024,
