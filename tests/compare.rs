@@ -626,6 +626,19 @@ fn a2b_b2a_round_trip<R: Ring>() {
             assert_eq!(&bits.to_ring::<R>(), &*x, "N={n} a2b");
             assert_eq!(back, &*x, "N={n} b2a");
             assert_eq!(c_a2b.rounds, 1 + levels);
+            // Per level d: ANDs for the generate bits above d and the
+            // propagate bits above 2d (none at the last level).
+            let ands: u64 = (0..levels)
+                .map(|l| 1u64 << l)
+                .map(|d| (k - d) + k.saturating_sub(2 * d))
+                .sum();
+            assert_eq!(ands, if k == 64 { 579 } else { 227 });
+            assert_eq!(
+                c_a2b.bytes_sent,
+                (n as u64 - 1)
+                    * (x.numel() as u64 * k / 8 + 2 * 8 * words_for(x.numel()) as u64 * ands),
+                "N={n} a2b bytes"
+            );
             assert_eq!(c_b2a.rounds, 1);
             assert_eq!(
                 c_b2a.bytes_sent,
