@@ -259,8 +259,8 @@ pub async fn a2b<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
 }
 
 /// [x] as an arithmetic share from k XOR-shared bit planes (B2A of whole
-/// ring values): every bit through a daBit in ONE round, then
-/// x = sum_j 2^j [b_j]. Exact. Rounds: 1. Bytes sent per party:
+/// ring values): [`b2a_weighted`] with the weights 2^j, every bit through
+/// a daBit in ONE round. Exact. Rounds: 1. Bytes sent per party:
 /// (N - 1) * 8 * k * ceil(n / 64).
 ///
 /// Errors: [`Error::ShapeMismatch`] unless there are exactly k planes;
@@ -273,37 +273,8 @@ pub async fn b2a_value<R: Ring>(sess: &Session, x: &BinShared) -> Result<Shared<
             format!("needs {k} bit planes, got {}", x.planes()),
         ));
     }
-    let numel = x.shape().numel();
-    let words = x.share().words();
-    // Bit e of plane j is bit (j * words * 64 + e) of the daBit vector.
-    let req = Request::DaBit {
-        ring: R::ID,
-        n: k * words * 64,
-    };
-    let mut m = sess.fetch_any(&req)?;
-    let s_bits = u64::from_any(m.pop().expect("2 parts"))?;
-    let s_arith = R::from_any(m.pop().expect("2 parts"))?;
-    let mut e: Vec<u64> = x.share().data().to_vec();
-    e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
-    let e = sess.open_xor(&[&e]).await?.pop().expect("one value");
-    let party0 = sess.party() == 0;
-    let mut out = vec![R::ZERO; numel];
-    for j in 0..k {
-        for (i, o) in out.iter_mut().enumerate() {
-            let idx = j * words * 64 + i;
-            let s = s_arith.data()[idx];
-            let b = if bit(&e, idx) {
-                let v = s.wrapping_neg();
-                if party0 {
-                    v.wrapping_add(R::ONE)
-                } else {
-                    v
-                }
-            } else {
-                s
-            };
-            *o = o.wrapping_add(b.shl(j as u32));
-        }
-    }
-    Ok(Shared::from_share(RingTensor::new(x.shape().clone(), out)?))
+    // The map with weights 2^j: one B2A of all k planes.
+    let pow2: Vec<R> = (0..k as u32).map(|j| R::ONE.shl(j)).collect();
+    let out = b2a_weighted::<R>(sess, x, &[pow2]).await?;
+    Ok(out.into_iter().next().expect("one weight vector"))
 }

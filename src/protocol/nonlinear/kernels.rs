@@ -312,6 +312,10 @@ impl<R: Ring> Dabits<'_, R> {
         } else {
             (0..len.div_ceil(CHUNK)).map(chunk).collect()
         };
-        std::array::from_fn(|o| parts.iter().flat_map(|p| p[o].iter().copied()).collect())
+        std::array::from_fn(|o| {
+            let mut out = Vec::with_capacity(len);
+            parts.iter().for_each(|p| out.extend_from_slice(&p[o]));
+            out
+        })
     }
 }
