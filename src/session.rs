@@ -366,6 +366,24 @@ impl Session {
         let Some(transport) = &self.transport else {
             return Ok((sums, xors));
         };
+        // One buffer (the common case): sent as it is, no packing copy.
+        if cfg!(target_endian = "little") {
+            if let ([_], []) = (&sums[..], &xors[..]) {
+                let t = sums.pop().expect("one tensor");
+                let shape = t.shape().clone();
+                let sum = self
+                    .exchange_buffer(transport, round, t.into_data(), R::wrapping_add)
+                    .await?;
+                return Ok((vec![RingTensor::new(shape, sum)?], xors));
+            }
+            if let ([], [_]) = (&sums[..], &xors[..]) {
+                let w = xors.pop().expect("one word vector");
+                let x = self
+                    .exchange_buffer(transport, round, w, |a: u64, b| a ^ b)
+                    .await?;
+                return Ok((sums, vec![x]));
+            }
+        }
         let payload = {
             let shares: Vec<&RingTensor<R>> = sums.iter().collect();
             let words: Vec<&[u64]> = xors.iter().map(|w| &w[..]).collect();
@@ -410,6 +428,52 @@ impl Session {
             self.accumulate(peer, &msg, &mut sums, &mut [])?;
         }
         Ok(Some(sums))
+    }
+
+    /// Sends `own` to every peer without copying it (its little-endian
+    /// bytes are its memory) and returns own ∘ every peer's message,
+    /// element by element with `op` (ring addition or XOR), in a fresh
+    /// buffer: one pass that reads both, where packing would copy `own`
+    /// first and add into it after.
+    async fn exchange_buffer<T: bytemuck::Pod + Send + Sync>(
+        &self,
+        transport: &Arc<dyn Transport>,
+        round: u64,
+        own: Vec<T>,
+        op: impl Fn(T, T) -> T,
+    ) -> Result<Vec<T>> {
+        let own = Bytes::from_owner(PodBytes(own));
+        let peers = || (0..self.n_parties).filter(|&p| p != self.party);
+        for peer in peers() {
+            transport.send(peer, round, own.clone())?;
+        }
+        let size = std::mem::size_of::<T>();
+        // The owner is a Vec<T>, so its bytes are aligned for T.
+        let mine: &[T] = bytemuck::cast_slice(&own);
+        let mut out: Option<Vec<T>> = None;
+        for peer in peers() {
+            let msg = transport.recv(peer, round).await?;
+            if msg.len() != own.len() {
+                return Err(Error::Malformed {
+                    from: peer,
+                    detail: format!("expected {} bytes of shares, got {}", own.len(), msg.len()),
+                });
+            }
+            let theirs = bytemuck::try_cast_slice::<u8, T>(&msg);
+            let at = |i: usize| match theirs {
+                Ok(t) => t[i],
+                Err(_) => bytemuck::pod_read_unaligned(&msg[i * size..(i + 1) * size]),
+            };
+            match (&mut out, theirs) {
+                (None, Ok(t)) => out = Some(mine.iter().zip(t).map(|(a, b)| op(*a, *b)).collect()),
+                (None, Err(_)) => out = Some((0..mine.len()).map(|i| op(mine[i], at(i))).collect()),
+                (Some(o), _) => o
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, a)| *a = op(*a, at(i))),
+            }
+        }
+        Ok(out.unwrap_or_else(|| mine.to_vec()))
     }
 
     fn accumulate<R: Ring>(
@@ -459,6 +523,16 @@ fn add_le_bytes<R: Ring>(sum: &mut [R], bytes: &[u8]) {
                 *a = a.wrapping_add(R::from_u64(u64::from_le_bytes(w)));
             }
         }
+    }
+}
+
+/// A vector of plain values as the bytes of a message (little-endian
+/// machines only: the wire format is little-endian).
+struct PodBytes<T>(Vec<T>);
+
+impl<T: bytemuck::Pod> AsRef<[u8]> for PodBytes<T> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
     }
 }
 

@@ -94,6 +94,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         frac_bits: u32,
         party0: bool,
     ) -> Result<RingTensor<R>>;
+    /// [`Backend::trunc_combine`] taking the dealer's r' by value: a
+    /// backend may write the result over it instead of a fresh tensor (the
+    /// CPU backend does; the default calls `trunc_combine`).
+    ///
+    /// Errors: as [`Backend::trunc_combine`].
+    fn trunc_combine_into<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        self.trunc_combine(c, &r_shifted, r_msb, frac_bits, party0)
+    }
     /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
     /// (layout in [`crate::prg`]).
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R>;
@@ -197,6 +212,16 @@ impl Backend for Device {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.trunc_combine(c, r_shifted, r_msb, frac_bits, party0))
+    }
+    fn trunc_combine_into<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        r_shifted: RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.trunc_combine_into(c, r_shifted, r_msb, frac_bits, party0))
     }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         dispatch!(self, be => be.prg_tensor(seed, stream, shape))

@@ -148,6 +148,7 @@ impl OpJob {
         let mut y: Option<Shared<u64>> = None;
         for _ in 0..self.repeat {
             let t0 = Instant::now();
+            let c0 = cpu_now().unwrap_or_default();
             y = Some(match self.op {
                 OpKind::Relu => compare::relu(sess, &xs).await?,
                 OpKind::Exp => nonlinear::exp(sess, &xs).await?,
@@ -160,6 +161,14 @@ impl OpJob {
                 }
             });
             times.push(t0.elapsed());
+            // CPU of the whole process (every thread) against wall time:
+            // tells local work from waiting on the peer.
+            tracing::debug!(
+                "{}: {:?} wall, {:?} process CPU",
+                self.op.name(),
+                t0.elapsed(),
+                cpu_now().map(|c| c.saturating_sub(c0))
+            );
         }
         let link = sess.link_stats() - link0;
         let y = y.expect("repeat >= 1");
@@ -196,4 +205,18 @@ impl OpJob {
             }],
         })
     }
+}
+
+/// User + system CPU time of this process so far, from /proc/self/stat
+/// (Linux; in clock ticks, taken as 10 ms, the kernel's USER_HZ on every
+/// mainstream configuration). `None` where /proc is unavailable.
+fn cpu_now() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces): state is
+    // field 3 of stat(5), utime 14 and stime 15.
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let mut f = rest.split(' ').skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }

@@ -93,9 +93,9 @@ pub async fn truncate_many<R: Ring>(
         .iter()
         .zip(pairs)
         .map(|(c, (rs, rm))| {
-            Ok(Shared::from_share(be.trunc_combine(
+            Ok(Shared::from_share(be.trunc_combine_into(
                 c,
-                &rs,
+                rs,
                 &rm,
                 frac_bits,
                 sess.party() == 0,
@@ -123,9 +123,9 @@ async fn truncate_dealer<R: Ring>(
     let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2));
     let c_i = be.add(x_biased.share(), &r)?;
     let c = sess.open(&[&c_i]).await?.pop().expect("one value");
-    Ok(Shared::from_share(be.trunc_combine(
+    Ok(Shared::from_share(be.trunc_combine_into(
         &c,
-        &r_shifted,
+        r_shifted,
         &r_msb,
         frac_bits,
         sess.party() == 0,

@@ -206,9 +206,10 @@ pub enum ReadError {
     Frame(FrameError),
 }
 
-/// Reads one frame. Allocates at most `min(len, 16 MiB)` up front and grows
-/// the buffer only as payload bytes arrive, so a lying length field costs
-/// nothing until the bytes exist.
+/// Reads one frame. Reserves `min(len, 256 MiB)` up front, which is address
+/// space only: pages are touched as payload bytes arrive, so a lying length
+/// field costs nothing until the bytes exist, and a payload up to 256 MiB
+/// is read straight into place (no regrowth copies). Larger ones grow.
 ///
 /// Errors: [`ReadError::Eof`] at a frame boundary, [`ReadError::Frame`] for
 /// an invalid header or a stream that ends inside a frame, [`ReadError::Io`].
@@ -232,17 +233,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
     }
     let header = decode_header(&head, max_len).map_err(ReadError::Frame)?;
-    let mut payload = Vec::with_capacity(header.len.min(16 << 20));
-    let n = r
-        .take(header.len as u64)
-        .read_to_end(&mut payload)
-        .await
-        .map_err(ReadError::Io)?;
-    if n != header.len {
-        return Err(ReadError::Frame(FrameError::Truncated {
-            got: HEADER_LEN + n,
-            want: HEADER_LEN + header.len,
-        }));
+    let mut payload = Vec::with_capacity(header.len.min(256 << 20));
+    while payload.len() < header.len {
+        let want = header.len - payload.len();
+        match r
+            .read_buf(&mut bytes::BufMut::limit(&mut payload, want))
+            .await
+        {
+            Ok(0) => {
+                return Err(ReadError::Frame(FrameError::Truncated {
+                    got: HEADER_LEN + payload.len(),
+                    want: HEADER_LEN + header.len,
+                }))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
     }
     if header.kind == FrameKind::Abort && std::str::from_utf8(&payload).is_err() {
         return Err(ReadError::Frame(FrameError::BadReason));

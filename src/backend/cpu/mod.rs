@@ -188,49 +188,58 @@ impl Backend for CpuBackend {
         frac_bits: u32,
         party0: bool,
     ) -> Result<RingTensor<R>> {
-        c.check_same_shape(r_shifted, "trunc_combine")?;
+        self.trunc_combine_into(c, r_shifted.clone(), r_msb, frac_bits, party0)
+    }
+    fn trunc_combine_into<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        mut r_shifted: RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        frac_bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        c.check_same_shape(&r_shifted, "trunc_combine")?;
         c.check_same_shape(r_msb, "trunc_combine")?;
         let n = c.numel();
-        let mut out = vec![R::ZERO; n];
-        let body = |(o, ((cv, rs), rm)): TruncChunk<'_, R>| match party0 {
-            true => trunc_combine_slice::<R, true>(o, cv, rs, rm, frac_bits),
-            false => trunc_combine_slice::<R, false>(o, cv, rs, rm, frac_bits),
+        let body = |(o, (cv, rm)): TruncChunk<'_, R>| match party0 {
+            true => trunc_combine_slice::<R, true>(o, cv, rm, frac_bits),
+            false => trunc_combine_slice::<R, false>(o, cv, rm, frac_bits),
         };
         const CHUNK: usize = 1 << 14;
-        let (cd, rs, rm) = (c.data(), r_shifted.data(), r_msb.data());
+        let (cd, rm) = (c.data(), r_msb.data());
         if self.parallel(n) {
-            out.par_chunks_mut(CHUNK)
-                .zip(
-                    cd.par_chunks(CHUNK)
-                        .zip(rs.par_chunks(CHUNK))
-                        .zip(rm.par_chunks(CHUNK)),
-                )
+            r_shifted
+                .data_mut()
+                .par_chunks_mut(CHUNK)
+                .zip(cd.par_chunks(CHUNK).zip(rm.par_chunks(CHUNK)))
                 .for_each(body);
         } else {
-            out.chunks_mut(CHUNK)
-                .zip(cd.chunks(CHUNK).zip(rs.chunks(CHUNK)).zip(rm.chunks(CHUNK)))
+            r_shifted
+                .data_mut()
+                .chunks_mut(CHUNK)
+                .zip(cd.chunks(CHUNK).zip(rm.chunks(CHUNK)))
                 .for_each(body);
         }
-        RingTensor::new(c.shape().clone(), out)
+        Ok(r_shifted)
     }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         Prg::new(seed, stream).tensor(shape.clone())
     }
 }
 
-/// One chunk of [`trunc_combine_slice`]'s output and inputs (c, r', r_msb).
-type TruncChunk<'a, R> = (&'a mut [R], ((&'a [R], &'a [R]), &'a [R]));
+/// One chunk of [`trunc_combine_slice`]'s r' (overwritten by the output)
+/// and inputs (c, r_msb).
+type TruncChunk<'a, R> = (&'a mut [R], (&'a [R], &'a [R]));
 
 /// The local step of dealer truncation (Escudero et al., CRYPTO 2020) on
 /// slices: from the opened c = x + 2^(k-2) + r and this party's shares of
-/// r' = (r mod 2^(k-1)) >> f and of r's top bit, this party's share of
-/// x >> f. Branch-free shifts and masks only (the sign correction
+/// r' = (r mod 2^(k-1)) >> f (`out` on entry) and of r's top bit, this
+/// party's share of x >> f (`out` on return). Branch-free shifts and masks only (the sign correction
 /// r_msb (1 - 2 c_msb) is a conditional negation), so it vectorizes.
 #[inline(always)]
 fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
     out: &mut [R],
     c: &[R],
-    r_shifted: &[R],
     r_msb: &[R],
     frac_bits: u32,
 ) {
@@ -238,7 +247,8 @@ fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
     let low_mask = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
     let offset = R::ONE.shl(k - 2 - frac_bits);
     let top = k - 1 - frac_bits;
-    for (((o, &cv), &rs), &rm) in out.iter_mut().zip(c).zip(r_shifted).zip(r_msb) {
+    for ((o, &cv), &rm) in out.iter_mut().zip(c).zip(r_msb) {
+        let rs = *o;
         let c_msb = cv.shr(k - 1);
         let all = R::ZERO.wrapping_sub(c_msb);
         // b = [p0] c_msb + r_msb (1 - 2 c_msb)

@@ -162,34 +162,38 @@ pub(crate) async fn round_group<R: Ring>(
             bits: *bits,
         })
         .collect();
-    let shape = first.shape().clone();
-    let mut values = Vec::with_capacity(n);
-    for ((c, (rs, rm)), (_, bits)) in opened.iter().zip(&parts).zip(&group.items) {
-        if group.values {
-            values.push(Shared::from_share(
-                sess.backend().trunc_combine(c, rs, rm, *bits, party0)?,
-            ));
-        }
-    }
     let mut products = Vec::with_capacity(group.pairs.len());
-    let mut corr = corr.iter();
+    let mut corr = corr.into_iter();
+    let mut next = || corr.next().expect("counted");
     for &(i, j) in &group.pairs {
-        let data = if i == j {
-            let (rr, rm) = (corr.next().expect("counted"), corr.next().expect("counted"));
-            kernels::trunc_square(&views[i], rr.data(), rm.data(), party0)
+        // The product is written over the dealer's r'_i r'_j.
+        let mut rr = next();
+        if i == j {
+            kernels::trunc_square(&views[i], rr.data_mut(), next().data(), party0);
         } else {
-            let mut next = || corr.next().expect("counted").data();
-            let c4 = [next(), next(), next(), next()];
-            kernels::trunc_product(&views[i], &views[j], c4, party0)
-        };
-        products.push(Shared::from_share(RingTensor::new(shape.clone(), data)?));
+            let (rm, mr, mm) = (next(), next(), next());
+            let c3 = [rm.data(), mr.data(), mm.data()];
+            kernels::trunc_product(&views[i], &views[j], rr.data_mut(), c3, party0);
+        }
+        products.push(Shared::from_share(rr));
+    }
+    drop(views);
+    // The values last: each is written over its r', which the products read.
+    let mut values = Vec::with_capacity(n);
+    if group.values {
+        for ((c, (rs, rm)), (_, bits)) in opened.iter().zip(parts).zip(&group.items) {
+            let v = sess
+                .backend()
+                .trunc_combine_into(c, rs, &rm, *bits, party0)?;
+            values.push(Shared::from_share(v));
+        }
     }
     Ok((p, t, GroupOut { values, products }))
 }
 
 enum Pending<R: Ring> {
     Mul { c: RingTensor<R>, b: RingTensor<R> },
-    Sq { a: RingTensor<R>, c: RingTensor<R> },
+    Sq { c: RingTensor<R> },
 }
 
 /// Runs the products and truncations in one round (no round at all when
@@ -234,8 +238,10 @@ async fn round_opening<R: Ring>(
                     lhs: x.shape().clone(),
                     rhs: y.shape().clone(),
                 };
-                let [a, b, c] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
-                opened.push(kernels::sub(x.share(), &a));
+                let [mut a, b, c] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
+                // e = x - a over a (only b is used after the opening).
+                kernels::rsub_assign(&mut a, x.share());
+                opened.push(a);
                 opened.push(kernels::sub(y.share(), &b));
                 pending.push(Pending::Mul { c, b });
             }
@@ -244,9 +250,10 @@ async fn round_opening<R: Ring>(
                     ring: R::ID,
                     shape: x.shape().clone(),
                 };
-                let [a, c] = take::<2, R>(sess.fetch::<R>(&req)?, &req)?;
-                opened.push(kernels::sub(x.share(), &a));
-                pending.push(Pending::Sq { a, c });
+                let [mut a, c] = take::<2, R>(sess.fetch::<R>(&req)?, &req)?;
+                kernels::rsub_assign(&mut a, x.share());
+                opened.push(a);
+                pending.push(Pending::Sq { c });
             }
         }
     }
@@ -291,10 +298,10 @@ async fn round_opening<R: Ring>(
                 kernels::beaver_mul_combine(&mut c, &e, &b, x.share(), &f);
                 out_p.push(Shared::from_share(c));
             }
-            (Prod::Sq(x), Pending::Sq { a, mut c }) => {
+            (Prod::Sq(x), Pending::Sq { mut c }) => {
                 let e = it.next().expect("e");
-                // z_i = c_i + e * (a_i + x_i)
-                kernels::beaver_sq_combine(&mut c, &e, &a, x.share());
+                // z_i = c_i + 2 e x_i - [p0] e^2 (sums to a^2 + 2ex - e^2 = x^2)
+                kernels::beaver_sq_combine(&mut c, &e, x.share(), sess.party() == 0);
                 out_p.push(Shared::from_share(c));
             }
             _ => unreachable!("pending matches its product"),
@@ -307,9 +314,9 @@ async fn round_opening<R: Ring>(
             None => trunc::truncate(sess, x, bits).await?,
             Some((r_shifted, r_msb, bits)) => {
                 let c = it.next().expect("c");
-                Shared::from_share(sess.backend().trunc_combine(
+                Shared::from_share(sess.backend().trunc_combine_into(
                     &c,
-                    &r_shifted,
+                    r_shifted,
                     &r_msb,
                     bits,
                     sess.party() == 0,

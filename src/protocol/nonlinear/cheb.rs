@@ -184,6 +184,14 @@ fn bound(coeffs: &[f64]) -> f64 {
     b
 }
 
+/// a + b, written over a.
+fn sum_into<R: Ring>(a: Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
+    let mut a = a.into_share();
+    a.check_same_shape(b.share(), "polynomial node")?;
+    super::kernels::add_assign(&mut a, b.share());
+    Ok(Shared::from_share(a))
+}
+
 /// sum_k c_k T_k(t) on shares, untruncated: the result comes back raw at
 /// the scale it was formed at (the caller truncates it, possibly together
 /// with products of it: [`TruncGroup`]).
@@ -283,17 +291,21 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
                 Some(Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, 2 * w)?, 2 * w))
             }
         };
+        // Consume this level's nodes and values: no copies of shares.
+        let mut values: Vec<Option<Shared<R>>> = out.values.into_iter().map(Some).collect();
+        let mut old = std::mem::take(&mut nodes).into_iter();
         let mut next = Vec::with_capacity(slot.len());
-        for (pair, (lo_at, hi_at)) in nodes.chunks(2).zip(slot) {
-            let lo = match (lo_at, &pair[0]) {
-                (Some(i), _) => Some(out.values[i].clone()),
-                (None, Some(l)) if l.scale == raw_scale => Some(l.v.clone()),
-                (None, Some(l)) => Some(lift(sess, l, raw_scale)?),
+        for (lo_at, hi_at) in slot {
+            let (lo_node, _hi_node) = (old.next().flatten(), old.next());
+            let lo = match (lo_at, lo_node) {
+                (Some(i), _) => values[i].take(),
+                (None, Some(l)) if l.scale == raw_scale => Some(l.v),
+                (None, Some(l)) => Some(lift(sess, &l, raw_scale)?),
                 (None, None) => None,
             };
             let prod = hi_at.map(|_| prods.next().expect("node product"));
             next.push(match (lo, prod) {
-                (Some(a), Some(b)) => Some(Fx::new(a.add(sess, &b)?, raw_scale)),
+                (Some(a), Some(b)) => Some(Fx::new(sum_into(a, &b)?, raw_scale)),
                 (a, b) => a.or(b).map(|v| Fx::new(v, raw_scale)),
             });
         }

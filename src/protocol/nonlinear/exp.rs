@@ -20,7 +20,7 @@
 
 use super::batch::{round, trunc_group, TruncGroup};
 use super::cheb;
-use super::fx::{affine, int_bits, work_scale, Fx};
+use super::fx::{int_bits, offset, work_scale, Fx};
 use crate::error::{Error, Result};
 use crate::ring::Ring;
 use crate::session::Session;
@@ -87,28 +87,26 @@ fn t_scale<R: Ring>(d: &ExpDesign, frac_bits: u32) -> (u32, u32) {
     }
 }
 
-/// e^x with the given design; result at `out_scale`.
+/// e^x with the given design, x at scale `scale`; result at `out_scale`.
 pub(crate) async fn exp_with<R: Ring>(
     sess: &Session,
-    x: &Fx<R>,
+    x: &Shared<R>,
+    scale: u32,
     d: &ExpDesign,
     out_scale: u32,
 ) -> Result<Shared<R>> {
-    let (s_t, pre) = t_scale::<R>(d, x.scale);
+    let (s_t, pre) = t_scale::<R>(d, scale);
+    let truncated;
     let x = if pre > 0 {
-        let (_, t) = round(sess, &[], &[(&x.v, pre)]).await?;
-        Fx::new(t.into_iter().next().expect("one"), x.scale - pre)
+        let (_, t) = round(sess, &[], &[(x, pre)]).await?;
+        truncated = t.into_iter().next().expect("one");
+        &truncated
     } else {
-        x.clone()
+        x
     };
     // t = (x / m - center) / h: x reinterpreted at scale s_t, plus a constant.
     let t = Fx::new(
-        affine(
-            sess,
-            &[(&Fx::new(x.v.clone(), s_t), 1.0)],
-            -d.center / (1u64 << d.log2_h) as f64,
-            s_t,
-        )?,
+        offset(sess, x, -d.center / (1u64 << d.log2_h) as f64, s_t)?,
         s_t,
     );
     // Scale of each power p^(2^j): as fine as its magnitude allows.
@@ -173,7 +171,7 @@ pub(crate) async fn exp_with<R: Ring>(
 /// element); preprocessing and transport errors.
 pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    exp_with(sess, &Fx::new(x.clone(), f), &EXP, f).await
+    exp_with(sess, x, f, &EXP, f).await
 }
 
 /// [e^x] for x <= 0 (softmax numerators, sigmoid, Gaussian kernels): one
@@ -188,5 +186,5 @@ pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
 /// Errors: as [`exp`].
 pub async fn exp_nonpositive<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    exp_with(sess, &Fx::new(x.clone(), f), &EXP_NONPOS, f).await
+    exp_with(sess, x, f, &EXP_NONPOS, f).await
 }

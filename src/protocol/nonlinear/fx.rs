@@ -58,6 +58,28 @@ pub(crate) fn enc<R: Ring>(c: f64, bits: u32) -> Result<R> {
     Ok(R::from_i64(v as i64))
 }
 
+/// x + c0, with x's raw share read at scale `to` and c0 encoded at `to`
+/// (party 0 adds it): one pass, no multiplication.
+///
+/// Errors: [`Error::InvalidFixedPoint`] for a c0 that does not fit.
+pub(crate) fn offset<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    c0: f64,
+    to: u32,
+) -> Result<Shared<R>> {
+    let c = if sess.party() == 0 {
+        enc::<R>(c0, to)?
+    } else {
+        R::ZERO
+    };
+    let data = kernels::lincomb(&[(x.share(), R::ONE)], c, x.numel());
+    Ok(Shared::from_share(crate::ring::RingTensor::new(
+        x.shape().clone(),
+        data,
+    )?))
+}
+
 /// sum_i c_i x_i + c0 as a raw share at scale `to` (>= every x_i's scale):
 /// each c_i is encoded with (to - scale_i) fractional bits and applied as
 /// an integer, so the result is exact; party 0 adds c0.

@@ -34,6 +34,18 @@ pub(crate) fn sub<R: Ring>(a: &RingTensor<R>, b: &RingTensor<R>) -> RingTensor<R
     RingTensor::new(a.shape().clone(), data).expect("same numel")
 }
 
+/// a = x - a (a Beaver mask becomes the masked value to open, in place).
+pub(crate) fn rsub_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>) {
+    debug_assert_eq!(a.shape(), x.shape());
+    zip1(a.data_mut(), x.data(), |o, v| *o = v.wrapping_sub(*o));
+}
+
+/// a += b.
+pub(crate) fn add_assign<R: Ring>(a: &mut RingTensor<R>, b: &RingTensor<R>) {
+    debug_assert_eq!(a.shape(), b.shape());
+    zip1(a.data_mut(), b.data(), |o, v| *o = o.wrapping_add(v));
+}
+
 /// r += x + bias.
 pub(crate) fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R>, bias: R) {
     debug_assert_eq!(r.shape(), x.shape());
@@ -51,50 +63,36 @@ pub(crate) fn beaver_mul_combine<R: Ring>(
     f: &RingTensor<R>,
 ) {
     let (e, b, x, f) = (e.data(), b.data(), x.data(), f.data());
-    let body = |(i, chunk): (usize, &mut [R])| {
-        let o = i * CHUNK;
-        for (j, cv) in chunk.iter_mut().enumerate() {
-            let k = o + j;
-            *cv = cv
-                .wrapping_add(e[k].wrapping_mul(b[k]))
-                .wrapping_add(x[k].wrapping_mul(f[k]));
+    for_chunks(c.data_mut(), |i0, out| {
+        let n = out.len();
+        let (e, b, x, f) = (at(e, i0, n), at(b, i0, n), at(x, i0, n), at(f, i0, n));
+        for i in 0..n {
+            out[i] = out[i]
+                .wrapping_add(e[i].wrapping_mul(b[i]))
+                .wrapping_add(x[i].wrapping_mul(f[i]));
         }
-    };
-    let n = c.numel();
-    if par(n) {
-        c.data_mut()
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(body);
-    } else {
-        c.data_mut().chunks_mut(CHUNK).enumerate().for_each(body);
-    }
+    });
 }
 
-/// c += e * (a + x).
+/// c += 2 e x - [party0] e^2: this party's share of x^2 from a square
+/// pair (a, c = a^2) and the opened e = x - a (the sum over parties is
+/// a^2 + 2 e x - e^2 = x^2, so the mask a itself is not needed).
 pub(crate) fn beaver_sq_combine<R: Ring>(
     c: &mut RingTensor<R>,
     e: &RingTensor<R>,
-    a: &RingTensor<R>,
     x: &RingTensor<R>,
+    party0: bool,
 ) {
-    let (e, a, x) = (e.data(), a.data(), x.data());
-    let body = |(i, chunk): (usize, &mut [R])| {
-        let o = i * CHUNK;
-        for (j, cv) in chunk.iter_mut().enumerate() {
-            let k = o + j;
-            *cv = cv.wrapping_add(e[k].wrapping_mul(a[k].wrapping_add(x[k])));
+    let one = R::from_u64(u64::from(party0));
+    let (e, x) = (e.data(), x.data());
+    for_chunks(c.data_mut(), |i0, out| {
+        let n = out.len();
+        let (e, x) = (at(e, i0, n), at(x, i0, n));
+        for i in 0..n {
+            let t = x[i].shl(1).wrapping_sub(e[i].wrapping_mul(one));
+            out[i] = out[i].wrapping_add(e[i].wrapping_mul(t));
         }
-    };
-    let n = c.numel();
-    if par(n) {
-        c.data_mut()
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(body);
-    } else {
-        c.data_mut().chunks_mut(CHUNK).enumerate().for_each(body);
-    }
+    });
 }
 
 /// out = sum_i k_i * x_i + c (party 0 adds c): an exact integer linear
@@ -149,21 +147,37 @@ fn pow2<R: Ring>(e: u32) -> R {
     }
 }
 
-impl<R: Ring> TruncView<'_, R> {
-    /// (P, all-ones mask when s = -1, this party's share of L) at element i.
-    #[inline(always)]
-    fn at(&self, i: usize) -> (R, R, R) {
+/// The loop-invariant constants of one truncation by `bits`.
+#[derive(Clone, Copy)]
+struct TruncConsts<R> {
+    low: R,
+    offset: R,
+    top: u32,
+    bits: u32,
+}
+
+impl<R: Ring> TruncConsts<R> {
+    fn new(bits: u32) -> Self {
         let k = R::BITS;
-        let c = self.c[i];
-        let msb = c.shr(k - 1);
+        TruncConsts {
+            low: R::ONE.shl(k - 1).wrapping_sub(R::ONE),
+            offset: R::ONE.shl(k - 2 - bits),
+            top: k - 1 - bits,
+            bits,
+        }
+    }
+
+    /// (P, all-ones mask when s = -1, this party's share of L) from the
+    /// opened c and this party's shares of r' and r_msb.
+    #[inline(always)]
+    fn at(&self, c: R, r_shifted: R, r_msb: R) -> (R, R, R) {
+        let msb = c.shr(R::BITS - 1);
         let neg = R::ZERO.wrapping_sub(msb);
-        let top = k - 1 - self.bits;
-        let low = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
-        let p = (c & low)
+        let p = (c & self.low)
             .shr(self.bits)
-            .wrapping_sub(R::ONE.shl(k - 2 - self.bits))
-            .wrapping_add(msb.shl(top));
-        let l = signed(self.r_msb[i].shl(top), neg).wrapping_sub(self.r_shifted[i]);
+            .wrapping_sub(self.offset)
+            .wrapping_add(msb.shl(self.top));
+        let l = signed(r_msb.shl(self.top), neg).wrapping_sub(r_shifted);
         (p, neg, l)
     }
 }
@@ -174,62 +188,89 @@ fn signed<R: Ring>(x: R, neg: R) -> R {
     (x ^ neg).wrapping_sub(neg)
 }
 
-fn map_indexed<R: Ring>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
-    if par(n) {
-        (0..n).into_par_iter().map(f).collect()
+/// Runs `body(offset, chunk)` over chunks of `out`, rayon-parallel above
+/// the size threshold.
+fn for_chunks<R: Ring>(out: &mut [R], body: impl Fn(usize, &mut [R]) + Sync + Send) {
+    if par(out.len()) {
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, o)| body(c * CHUNK, o));
     } else {
-        (0..n).map(f).collect()
+        out.chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, o)| body(c * CHUNK, o));
     }
 }
 
-/// This party's share of v^2 for a truncation output v, from the dealer's
-/// shares of r'^2 (`rr`) and r' r_msb (`rm`): v^2 = P^2 + 2 P L + L^2 with
-/// L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u) r_msb (u = k - 1 - f; r_msb is a
-/// bit). Party 0 adds P^2.
-pub(crate) fn trunc_square<R: Ring>(
-    v: &TruncView<'_, R>,
-    rr: &[R],
-    rm: &[R],
-    party0: bool,
-) -> Vec<R> {
-    let top = R::BITS - 1 - v.bits;
-    let (u1, two_u) = (pow2::<R>(top + 1), pow2::<R>(2 * top));
+/// `x[i0..i0 + len]` (every input of a chunk has the chunk's length, so
+/// the inner loops carry no bounds checks).
+#[inline(always)]
+fn at<R>(x: &[R], i0: usize, len: usize) -> &[R] {
+    &x[i0..i0 + len]
+}
+
+/// This party's share of v^2 for a truncation output v, written over the
+/// dealer's shares of r'^2 (`rr`, consumed) with those of r' r_msb (`rm`):
+/// v^2 = P^2 + 2 P L + L^2 with L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u)
+/// r_msb (u = k - 1 - f; r_msb is a bit). Party 0 adds P^2.
+pub(crate) fn trunc_square<R: Ring>(v: &TruncView<'_, R>, rr: &mut [R], rm: &[R], party0: bool) {
+    let k = TruncConsts::<R>::new(v.bits);
+    let (u1, two_u) = (pow2::<R>(k.top + 1), pow2::<R>(2 * k.top));
     let one = R::from_u64(u64::from(party0));
-    map_indexed(v.c.len(), |i| {
-        let (p, neg, l) = v.at(i);
-        let ll = rr[i]
-            .wrapping_sub(signed(rm[i].wrapping_mul(u1), neg))
-            .wrapping_add(v.r_msb[i].wrapping_mul(two_u));
-        ll.wrapping_add(p.wrapping_mul(l.shl(1)))
-            .wrapping_add(p.wrapping_mul(p).wrapping_mul(one))
-    })
+    for_chunks(rr, |i0, out| {
+        let n = out.len();
+        let (c, rs, ms, rm) = (
+            at(v.c, i0, n),
+            at(v.r_shifted, i0, n),
+            at(v.r_msb, i0, n),
+            at(rm, i0, n),
+        );
+        for i in 0..n {
+            let (p, neg, l) = k.at(c[i], rs[i], ms[i]);
+            let ll = out[i]
+                .wrapping_sub(signed(rm[i].wrapping_mul(u1), neg))
+                .wrapping_add(ms[i].wrapping_mul(two_u));
+            out[i] = ll
+                .wrapping_add(p.wrapping_mul(l.shl(1)))
+                .wrapping_add(p.wrapping_mul(p).wrapping_mul(one));
+        }
+    });
 }
 
 /// This party's share of v_a v_b for two truncation outputs of one round,
-/// from the dealer's shares of r'_a r'_b, r'_a m_b, m_a r'_b and m_a m_b
-/// (`corr`, in that order; m = r_msb): v_a v_b is P_a P_b + P_a L_b +
-/// P_b L_a + L_a L_b, each L_a L_b term a dealer product with a public
-/// sign and power of two. Party 0 adds P_a P_b.
+/// written over the dealer's shares of r'_a r'_b (`rr`, consumed), with
+/// those of r'_a m_b, m_a r'_b and m_a m_b (`corr`, in that order; m =
+/// r_msb): v_a v_b is P_a P_b + P_a L_b + P_b L_a + L_a L_b, each L_a L_b
+/// term a dealer product with a public sign and power of two. Party 0 adds
+/// P_a P_b.
 pub(crate) fn trunc_product<R: Ring>(
     a: &TruncView<'_, R>,
     b: &TruncView<'_, R>,
-    corr: [&[R]; 4],
+    rr: &mut [R],
+    corr: [&[R]; 3],
     party0: bool,
-) -> Vec<R> {
-    let (ua, ub) = (R::BITS - 1 - a.bits, R::BITS - 1 - b.bits);
+) {
+    let (ka, kb) = (TruncConsts::<R>::new(a.bits), TruncConsts::<R>::new(b.bits));
+    let (ua, ub) = (ka.top, kb.top);
     let (uab, one) = (pow2::<R>(ua + ub), R::from_u64(u64::from(party0)));
-    let [rr, rm, mr, mm] = corr;
-    map_indexed(a.c.len(), |i| {
-        let (pa, na, la) = a.at(i);
-        let (pb, nb, lb) = b.at(i);
-        let ll = rr[i]
-            .wrapping_sub(signed(rm[i].shl(ub), nb))
-            .wrapping_sub(signed(mr[i].shl(ua), na))
-            .wrapping_add(signed(mm[i].wrapping_mul(uab), na ^ nb));
-        ll.wrapping_add(pa.wrapping_mul(lb))
-            .wrapping_add(pb.wrapping_mul(la))
-            .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one))
-    })
+    for_chunks(rr, |i0, out| {
+        let n = out.len();
+        let (ca, rsa, msa) = (at(a.c, i0, n), at(a.r_shifted, i0, n), at(a.r_msb, i0, n));
+        let (cb, rsb, msb) = (at(b.c, i0, n), at(b.r_shifted, i0, n), at(b.r_msb, i0, n));
+        let (rm, mr, mm) = (at(corr[0], i0, n), at(corr[1], i0, n), at(corr[2], i0, n));
+        for i in 0..n {
+            let (pa, na, la) = ka.at(ca[i], rsa[i], msa[i]);
+            let (pb, nb, lb) = kb.at(cb[i], rsb[i], msb[i]);
+            let ll = out[i]
+                .wrapping_sub(signed(rm[i].shl(ub), nb))
+                .wrapping_sub(signed(mr[i].shl(ua), na))
+                .wrapping_add(signed(mm[i].wrapping_mul(uab), na ^ nb));
+            out[i] = ll
+                .wrapping_add(pa.wrapping_mul(lb))
+                .wrapping_add(pb.wrapping_mul(la))
+                .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one));
+        }
+    });
 }
 
 /// The local step of [`crate::protocol::convert::b2a_weighted`]: with the

@@ -33,7 +33,7 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     let k = if tanh { 2 } else { 1 };
     let neg = abs.mul_scalar(sess, R::from_i64(-k));
     let su = work_scale::<R>();
-    let u = exp_with(sess, &Fx::new(neg, f), &EXP_NONPOS, su).await?;
+    let u = exp_with(sess, &neg, f, &EXP_NONPOS, su).await?;
     // t = 2u - 1 at scale su - 1.
     let t = Fx::new(
         affine(sess, &[(&Fx::new(u, su - 1), 1.0)], -1.0, su - 1)?,
