@@ -356,34 +356,87 @@ impl Session {
         Ok(self.open_into::<u64>(vec![], words).await?.1)
     }
 
-    /// One round: sends the own shares, adds (XORs) every peer's into them.
+    /// One round: sends the own shares, adds (XORs) every peer's to them.
+    ///
+    /// On little-endian machines each buffer is sent as it is (its memory
+    /// is its wire format: [`Transport::send_parts`], no packing copy) and
+    /// each result is formed in one pass that reads the own and the peers'
+    /// values.
     async fn open_into<R: Ring>(
         &self,
-        mut sums: Vec<RingTensor<R>>,
-        mut xors: Vec<Vec<u64>>,
+        sums: Vec<RingTensor<R>>,
+        xors: Vec<Vec<u64>>,
     ) -> Result<(Vec<RingTensor<R>>, Vec<Vec<u64>>)> {
         let round = self.next_round.fetch_add(1, Ordering::SeqCst);
         let Some(transport) = &self.transport else {
             return Ok((sums, xors));
         };
-        // One buffer (the common case): sent as it is, no packing copy.
-        if cfg!(target_endian = "little") {
-            if let ([_], []) = (&sums[..], &xors[..]) {
-                let t = sums.pop().expect("one tensor");
-                let shape = t.shape().clone();
-                let sum = self
-                    .exchange_buffer(transport, round, t.into_data(), R::wrapping_add)
-                    .await?;
-                return Ok((vec![RingTensor::new(shape, sum)?], xors));
+        if cfg!(target_endian = "big") {
+            return self.open_packed(transport, round, sums, xors).await;
+        }
+        let shapes: Vec<_> = sums.iter().map(|t| t.shape().clone()).collect();
+        let own_sums: Vec<Bytes> = sums
+            .into_iter()
+            .map(|t| Bytes::from_owner(PodBytes(t.into_data())))
+            .collect();
+        let own_xors: Vec<Bytes> = xors
+            .into_iter()
+            .map(|w| Bytes::from_owner(PodBytes(w)))
+            .collect();
+        let parts: Vec<Bytes> = own_sums.iter().chain(&own_xors).cloned().collect();
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        let peers = || (0..self.n_parties).filter(|&p| p != self.party);
+        for peer in peers() {
+            transport.send_parts(peer, round, parts.clone())?;
+        }
+        drop(parts);
+        let mut out_sums: Vec<Option<Vec<R>>> = vec![None; own_sums.len()];
+        let mut out_xors: Vec<Option<Vec<u64>>> = vec![None; own_xors.len()];
+        for peer in peers() {
+            let msg = transport.recv(peer, round).await?;
+            if msg.len() != total {
+                return Err(Error::Malformed {
+                    from: peer,
+                    detail: format!("expected {total} bytes of shares, got {}", msg.len()),
+                });
             }
-            if let ([], [_]) = (&sums[..], &xors[..]) {
-                let w = xors.pop().expect("one word vector");
-                let x = self
-                    .exchange_buffer(transport, round, w, |a: u64, b| a ^ b)
-                    .await?;
-                return Ok((sums, vec![x]));
+            let mut off = 0;
+            for (own, out) in own_sums.iter().zip(&mut out_sums) {
+                combine(out, own, &msg[off..off + own.len()], R::wrapping_add);
+                off += own.len();
+            }
+            for (own, out) in own_xors.iter().zip(&mut out_xors) {
+                combine(out, own, &msg[off..off + own.len()], |a: u64, b| a ^ b);
+                off += own.len();
             }
         }
+        // The own buffers are the results only with no peer (never for N >= 2).
+        fn done<T: bytemuck::Pod>(own: &Bytes) -> Vec<T> {
+            bytemuck::cast_slice(own).to_vec()
+        }
+        let sums = own_sums
+            .iter()
+            .zip(out_sums)
+            .zip(shapes)
+            .map(|((own, out), shape)| RingTensor::new(shape, out.unwrap_or_else(|| done(own))))
+            .collect::<Result<_>>()?;
+        let xors = own_xors
+            .iter()
+            .zip(out_xors)
+            .map(|(own, out)| out.unwrap_or_else(|| done(own)))
+            .collect();
+        Ok((sums, xors))
+    }
+
+    /// [`Session::open_into`] through one packed little-endian message (for
+    /// big-endian machines, whose memory is not the wire format).
+    async fn open_packed<R: Ring>(
+        &self,
+        transport: &Arc<dyn Transport>,
+        round: u64,
+        mut sums: Vec<RingTensor<R>>,
+        mut xors: Vec<Vec<u64>>,
+    ) -> Result<(Vec<RingTensor<R>>, Vec<Vec<u64>>)> {
         let payload = {
             let shares: Vec<&RingTensor<R>> = sums.iter().collect();
             let words: Vec<&[u64]> = xors.iter().map(|w| &w[..]).collect();
@@ -428,52 +481,6 @@ impl Session {
             self.accumulate(peer, &msg, &mut sums, &mut [])?;
         }
         Ok(Some(sums))
-    }
-
-    /// Sends `own` to every peer without copying it (its little-endian
-    /// bytes are its memory) and returns own ∘ every peer's message,
-    /// element by element with `op` (ring addition or XOR), in a fresh
-    /// buffer: one pass that reads both, where packing would copy `own`
-    /// first and add into it after.
-    async fn exchange_buffer<T: bytemuck::Pod + Send + Sync>(
-        &self,
-        transport: &Arc<dyn Transport>,
-        round: u64,
-        own: Vec<T>,
-        op: impl Fn(T, T) -> T,
-    ) -> Result<Vec<T>> {
-        let own = Bytes::from_owner(PodBytes(own));
-        let peers = || (0..self.n_parties).filter(|&p| p != self.party);
-        for peer in peers() {
-            transport.send(peer, round, own.clone())?;
-        }
-        let size = std::mem::size_of::<T>();
-        // The owner is a Vec<T>, so its bytes are aligned for T.
-        let mine: &[T] = bytemuck::cast_slice(&own);
-        let mut out: Option<Vec<T>> = None;
-        for peer in peers() {
-            let msg = transport.recv(peer, round).await?;
-            if msg.len() != own.len() {
-                return Err(Error::Malformed {
-                    from: peer,
-                    detail: format!("expected {} bytes of shares, got {}", own.len(), msg.len()),
-                });
-            }
-            let theirs = bytemuck::try_cast_slice::<u8, T>(&msg);
-            let at = |i: usize| match theirs {
-                Ok(t) => t[i],
-                Err(_) => bytemuck::pod_read_unaligned(&msg[i * size..(i + 1) * size]),
-            };
-            match (&mut out, theirs) {
-                (None, Ok(t)) => out = Some(mine.iter().zip(t).map(|(a, b)| op(*a, *b)).collect()),
-                (None, Err(_)) => out = Some((0..mine.len()).map(|i| op(mine[i], at(i))).collect()),
-                (Some(o), _) => o
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, a)| *a = op(*a, at(i))),
-            }
-        }
-        Ok(out.unwrap_or_else(|| mine.to_vec()))
     }
 
     fn accumulate<R: Ring>(
@@ -522,6 +529,45 @@ fn add_le_bytes<R: Ring>(sum: &mut [R], bytes: &[u8]) {
                 w[..R::BYTES].copy_from_slice(chunk);
                 *a = a.wrapping_add(R::from_u64(u64::from_le_bytes(w)));
             }
+        }
+    }
+}
+
+/// out = out ∘ theirs, element by element with `op` (ring addition or
+/// XOR), where an empty `out` stands for `own`: the first peer's message
+/// makes a fresh buffer in one pass over both, later ones combine in place.
+/// `own` is a [`PodBytes`] buffer (aligned for T); `theirs` may be
+/// unaligned (then read element by element). The lengths match (checked by
+/// the caller).
+fn combine<T: bytemuck::Pod>(
+    out: &mut Option<Vec<T>>,
+    own: &[u8],
+    theirs: &[u8],
+    op: impl Fn(T, T) -> T,
+) {
+    let size = std::mem::size_of::<T>();
+    let aligned = bytemuck::try_cast_slice::<u8, T>(theirs);
+    let at = |i: usize| match aligned {
+        Ok(t) => t[i],
+        Err(_) => bytemuck::pod_read_unaligned(&theirs[i * size..(i + 1) * size]),
+    };
+    match (out.as_mut(), aligned) {
+        (Some(o), _) => o
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, a)| *a = op(*a, at(i))),
+        (None, Ok(t)) => {
+            let mine: &[T] = bytemuck::cast_slice(own);
+            *out = Some(mine.iter().zip(t).map(|(a, b)| op(*a, *b)).collect());
+        }
+        (None, Err(_)) => {
+            let mine: &[T] = bytemuck::cast_slice(own);
+            *out = Some(
+                mine.iter()
+                    .enumerate()
+                    .map(|(i, a)| op(*a, at(i)))
+                    .collect(),
+            );
         }
     }
 }
@@ -580,5 +626,29 @@ impl Provider for SharedRecorder {
     }
     fn label(&self) -> &'static str {
         "plan recorder (dry run)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first peer's message makes a fresh buffer, later ones combine in
+    /// place; an unaligned message is read element by element, with the
+    /// same result.
+    #[test]
+    fn combine_aligned_and_unaligned() {
+        let own = Bytes::from_owner(PodBytes(vec![1u64, u64::MAX, 7]));
+        let theirs: Vec<u64> = vec![2, 2, 3];
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(bytemuck::cast_slice(&theirs));
+        let add = |a: u64, b: u64| a.wrapping_add(b);
+        let (mut a, mut b) = (None, None);
+        combine(&mut a, &own, bytemuck::cast_slice(&theirs), add);
+        combine(&mut b, &own, &shifted[1..], add);
+        assert_eq!(a.as_deref(), Some(&[3, 1, 10][..]));
+        assert_eq!(a, b);
+        combine(&mut a, &own, &shifted[1..], |x: u64, y| x ^ y);
+        assert_eq!(a.as_deref(), Some(&[1, 3, 9][..]));
     }
 }

@@ -428,3 +428,27 @@ async fn large_message_round_trips_over_tls() {
     assert_eq!(got.len(), big.len());
     assert!(got[..] == big[..]);
 }
+
+/// `send_parts` delivers ONE message, the concatenation of the parts (an
+/// empty part and a part above the reader's buffer included), in order with
+/// plain sends around it, over TLS and plain TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_arrive_as_one_message() {
+    for eps in [tls_mesh(2).await, plain_mesh(2).await] {
+        let a: Vec<u8> = (0..(3usize << 20)).map(|i| (i * 13 + 1) as u8).collect();
+        let parts = vec![
+            Bytes::from(a.clone()),
+            Bytes::new(),
+            Bytes::from_static(b"tail"),
+        ];
+        eps[0].send(1, 1, Bytes::from_static(b"before")).unwrap();
+        eps[0].send_parts(1, 2, parts).unwrap();
+        eps[0].send(1, 3, Bytes::from_static(b"after")).unwrap();
+        let got = timeout(HANG, eps[1].recv(0, 2)).await.unwrap().unwrap();
+        assert_eq!(got.len(), a.len() + 4);
+        assert!(got[..a.len()] == a[..] && &got[a.len()..] == b"tail");
+        let before = timeout(HANG, eps[1].recv(0, 1)).await.unwrap().unwrap();
+        let after = timeout(HANG, eps[1].recv(0, 3)).await.unwrap().unwrap();
+        assert_eq!((&before[..], &after[..]), (&b"before"[..], &b"after"[..]));
+    }
+}

@@ -268,22 +268,32 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     kind: FrameKind,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    if payload.len() > u32::MAX as usize {
+    write_frame_parts(w, round, kind, &[payload]).await
+}
+
+/// [`write_frame`] of the concatenation of `parts` (one header, the parts
+/// back to back): no copy into one buffer first.
+///
+/// Errors: as [`write_frame`].
+pub async fn write_frame_parts<W: AsyncWrite + Unpin, P: AsRef<[u8]>>(
+    w: &mut W,
+    round: u64,
+    kind: FrameKind,
+    parts: &[P],
+) -> std::io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
+    if len > u32::MAX as usize {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!(
-                "a frame carries at most 4 GiB - 1, got {} bytes",
-                payload.len()
-            ),
+            format!("a frame carries at most 4 GiB - 1, got {len} bytes"),
         ));
     }
-    let head = encode_header(&Header {
-        round,
-        len: payload.len(),
-        kind,
-    });
+    let head = encode_header(&Header { round, len, kind });
     w.write_all(&head).await?;
-    w.write_all(payload).await
+    for p in parts {
+        w.write_all(p.as_ref()).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -77,6 +77,20 @@ pub trait Transport: Send + Sync + 'static {
     /// [`TransportError::PeerClosed`] when the peer is gone.
     fn send(&self, to: PartyId, round: u64, payload: Bytes) -> Result<(), TransportError>;
 
+    /// [`send`](Transport::send) of the concatenation of `parts`, as ONE
+    /// message: the receiver sees a single payload. Lets a caller send
+    /// several buffers it owns without first copying them into one. The
+    /// default concatenates (one copy); the TCP transport writes the parts
+    /// back to back into one frame.
+    ///
+    /// Errors: as [`send`](Transport::send).
+    fn send_parts(&self, to: PartyId, round: u64, parts: Vec<Bytes>) -> Result<(), TransportError> {
+        match <[Bytes; 1]>::try_from(parts) {
+            Ok([one]) => self.send(to, round, one),
+            Err(parts) => self.send(to, round, Bytes::from(parts.concat())),
+        }
+    }
+
     /// Waits for the message that party `from` sent with tag `round`.
     ///
     /// Errors: [`TransportError::PeerClosed`] if the peer went away,

@@ -178,6 +178,24 @@ mod tests {
         assert_eq!(eps[0].stats().bytes_sent, 7);
     }
 
+    /// The trait's default `send_parts`: one message, the concatenation.
+    #[tokio::test]
+    async fn parts_are_one_message() {
+        let eps = InMemoryNetwork::new(2);
+        let parts = vec![
+            Bytes::from_static(b"ab"),
+            Bytes::new(),
+            Bytes::from_static(b"cde"),
+        ];
+        eps[0].send_parts(1, 0, parts).unwrap();
+        eps[0]
+            .send_parts(1, 1, vec![Bytes::from_static(b"f")])
+            .unwrap();
+        assert_eq!(&eps[1].recv(0, 0).await.unwrap()[..], b"abcde");
+        assert_eq!(&eps[1].recv(0, 1).await.unwrap()[..], b"f");
+        assert_eq!(eps[1].stats().messages_received, 2);
+    }
+
     #[tokio::test]
     async fn phases_are_counted_separately() {
         let eps = InMemoryNetwork::new(2);

@@ -19,13 +19,14 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::frame::{read_frame, write_frame, FrameKind, ReadError, RoundOrder};
+use crate::frame::{read_frame, write_frame, write_frame_parts, FrameKind, ReadError, RoundOrder};
 use crate::inbox::{Inbox, Incoming};
 use crate::link::{accept, dial, Link, LinkOptions, Security, Stream};
 use crate::{peer_name, LinkStats, PartyId, PhaseStats, StatsRecorder, Transport, TransportError};
 
 enum Outgoing {
-    Data(u64, Bytes),
+    /// One message: the concatenation of the parts.
+    Data(u64, Vec<Bytes>),
     Close,
     Abort(String),
 }
@@ -363,8 +364,8 @@ async fn writer_task(
         let last = !matches!(msg, Outgoing::Data(..));
         let io = async {
             match &msg {
-                Outgoing::Data(round, payload) => {
-                    write_frame(&mut w, *round, FrameKind::Data, payload).await?
+                Outgoing::Data(round, parts) => {
+                    write_frame_parts(&mut w, *round, FrameKind::Data, parts).await?
                 }
                 Outgoing::Close => write_frame(&mut w, 0, FrameKind::Close, &[]).await?,
                 Outgoing::Abort(reason) => {
@@ -415,13 +416,17 @@ impl Transport for TcpTransport {
     }
 
     fn send(&self, to: PartyId, round: u64, payload: Bytes) -> Result<(), TransportError> {
+        self.send_parts(to, round, vec![payload])
+    }
+
+    fn send_parts(&self, to: PartyId, round: u64, parts: Vec<Bytes>) -> Result<(), TransportError> {
         let link = self.link(to)?;
         if let Some(e) = link.failed.get() {
             return Err(e.clone());
         }
-        let len = payload.len();
+        let len = parts.iter().map(Bytes::len).sum();
         link.tx
-            .send(Outgoing::Data(round, payload))
+            .send(Outgoing::Data(round, parts))
             .map_err(|_| TransportError::PeerClosed { peer: to })?;
         self.stats.record_send(round, len);
         Ok(())
