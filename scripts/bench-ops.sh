@@ -7,12 +7,18 @@
 # median time of K runs, bytes and rounds per run at party 0.
 #
 #   scripts/bench-ops.sh [N parties, default 2]
+#
+# PLAINTEXT=1 runs every case over plain TCP (--insecure-plaintext for the
+# parties and the dealer: CrypTen's own setting, no TLS) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2}
 SPINDLE=${SPINDLE:-target/release/spindle}
 [ -x "$SPINDLE" ] || cargo build --release --bin spindle >&2
 export SPINDLE
+plain="" link="TLS"
+if [ "${PLAINTEXT:-0}" = 1 ]; then plain="--insecure-plaintext" link="plain TCP"; fi
+export DEALER_ARGS="${DEALER_ARGS:-} $plain"
 # op, rows x cols, runs (a dealer store must stay under the 1 GiB frame limit)
 cases=(
   "relu 1000 1000 5"
@@ -24,8 +30,9 @@ cases=(
 for c in "${cases[@]}"; do
   read -r op m n k extra <<<"$c"
   for ahead in "" "--expand-ahead"; do
-    line=$(PARTY_ARGS="$ahead" SHOW=2 scripts/launch-local.sh "$N" --job op --op "$op" \
+    line=$(PARTY_ARGS="$ahead $plain" SHOW=2 scripts/launch-local.sh "$N" --job op --op "$op" \
       --m "$m" --n "$n" --repeat "$k" ${extra:-} 2>&1 | grep "^party 0: $op (median" || true)
-    printf '%-40s %-15s %s\n' "$op ${m}x${n} ${extra:-}" "${ahead:-as-asked}" "${line:-FAILED}"
+    printf '%-40s %-15s %-9s %s\n' "$op ${m}x${n} ${extra:-}" "${ahead:-as-asked}" \
+      "$link" "${line:-FAILED}"
   done
 done
