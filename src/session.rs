@@ -552,7 +552,8 @@ fn combine<T: bytemuck::Pod>(
         Err(_) => bytemuck::pod_read_unaligned(&theirs[i * size..(i + 1) * size]),
     };
     match (out.as_mut(), aligned) {
-        (Some(o), _) => o
+        (Some(o), Ok(t)) => o.iter_mut().zip(t).for_each(|(a, b)| *a = op(*a, *b)),
+        (Some(o), Err(_)) => o
             .iter_mut()
             .enumerate()
             .for_each(|(i, a)| *a = op(*a, at(i))),
@@ -650,5 +651,9 @@ mod tests {
         assert_eq!(a, b);
         combine(&mut a, &own, &shifted[1..], |x: u64, y| x ^ y);
         assert_eq!(a.as_deref(), Some(&[1, 3, 9][..]));
+        combine(&mut b, &own, bytemuck::cast_slice(&theirs), |x: u64, y| {
+            x ^ y
+        });
+        assert_eq!(a, b);
     }
 }
