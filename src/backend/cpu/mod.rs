@@ -234,8 +234,9 @@ type TruncChunk<'a, R> = (&'a mut [R], (&'a [R], &'a [R]));
 /// The local step of dealer truncation (Escudero et al., CRYPTO 2020) on
 /// slices: from the opened c = x + 2^(k-2) + r and this party's shares of
 /// r' = (r mod 2^(k-1)) >> f (`out` on entry) and of r's top bit, this
-/// party's share of x >> f (`out` on return). Branch-free shifts and masks only (the sign correction
-/// r_msb (1 - 2 c_msb) is a conditional negation), so it vectorizes.
+/// party's share of x >> f (`out` on return). Branch-free shifts and
+/// masks only (the sign correction r_msb (1 - 2 c_msb) is a conditional
+/// negation), so it vectorizes.
 #[inline(always)]
 fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
     out: &mut [R],

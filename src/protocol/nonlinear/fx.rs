@@ -10,7 +10,7 @@
 
 use super::kernels;
 use crate::error::{Error, Result};
-use crate::ring::Ring;
+use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -59,7 +59,7 @@ pub(crate) fn enc<R: Ring>(c: f64, bits: u32) -> Result<R> {
 }
 
 /// x + c0, with x's raw share read at scale `to` and c0 encoded at `to`
-/// (party 0 adds it): one pass, no multiplication.
+/// (party 0 adds it): one pass, no multiplication, no copy of x first.
 ///
 /// Errors: [`Error::InvalidFixedPoint`] for a c0 that does not fit.
 pub(crate) fn offset<R: Ring>(
@@ -68,16 +68,25 @@ pub(crate) fn offset<R: Ring>(
     c0: f64,
     to: u32,
 ) -> Result<Shared<R>> {
+    combine(sess, &[(x.share(), R::ONE)], c0, to, x.shape())
+}
+
+/// sum_i k_i x_i + c0 (c0 encoded at `to`, added by party 0) as a share of
+/// `shape`: the step [`offset`] and [`affine`] share.
+fn combine<R: Ring>(
+    sess: &Session,
+    ks: &[(&RingTensor<R>, R)],
+    c0: f64,
+    to: u32,
+    shape: &Shape,
+) -> Result<Shared<R>> {
     let c = if sess.party() == 0 {
         enc::<R>(c0, to)?
     } else {
         R::ZERO
     };
-    let data = kernels::lincomb(&[(x.share(), R::ONE)], c, x.numel());
-    Ok(Shared::from_share(crate::ring::RingTensor::new(
-        x.shape().clone(),
-        data,
-    )?))
+    let data = kernels::lincomb(ks, c, shape.numel());
+    Ok(Shared::from_share(RingTensor::new(shape.clone(), data)?))
 }
 
 /// sum_i c_i x_i + c0 as a raw share at scale `to` (>= every x_i's scale):
@@ -112,15 +121,7 @@ pub(crate) fn affine<R: Ring>(
         }
         ks.push((x.v.share(), enc::<R>(*c, to - x.scale)?));
     }
-    let c = if sess.party() == 0 {
-        enc::<R>(c0, to)?
-    } else {
-        R::ZERO
-    };
-    let data = kernels::lincomb(&ks, c, shape.numel());
-    Ok(Shared::from_share(crate::ring::RingTensor::new(
-        shape, data,
-    )?))
+    combine(sess, &ks, c0, to, &shape)
 }
 
 /// x at a higher scale `to` (exact).
