@@ -62,7 +62,7 @@ fn gelu_erf_z64_covers_model_inputs() {
         edges: edges(),
         tol: 7e-5,
         rounds: 14,
-        bytes: Some(437_504),
+        bytes: Some(306_432),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -79,7 +79,7 @@ fn gelu_erf_z64_whole_domain() {
         edges: edges(),
         tol: 7e-5,
         rounds: 14,
-        bytes: Some(437_504),
+        bytes: Some(306_432),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -96,7 +96,7 @@ fn gelu_tanh_z64() {
         edges: edges(),
         tol: 7e-5,
         rounds: 14,
-        bytes: Some(437_504),
+        bytes: Some(306_432),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_tanh, |s, x| async move {
@@ -113,7 +113,7 @@ fn gelu_z32() {
         edges: vec![0.0, -12.0, 17.0, 1.5, -1.5],
         tol: 0.0045,
         rounds: 13,
-        bytes: Some(108_416),
+        bytes: Some(75_648),
         len: 1024,
     };
     check_unary::<u32, _, _>(u, gelu_erf, |s, x| async move {

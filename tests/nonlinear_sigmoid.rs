@@ -20,7 +20,7 @@ fn sigmoid_z64() {
         edges: vec![0.0, -64.0, 64.0, 1e-6, -1e-6, 0.5, -0.5, 20.0, -20.0],
         tol: 3e-6,
         rounds: 20,
-        bytes: Some(404_736),
+        bytes: Some(339_200),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, sigmoid, |s, x| async move {
@@ -37,7 +37,7 @@ fn tanh_z64() {
         edges: vec![0.0, -32.0, 32.0, 1e-6, -1e-6, 0.5, -0.5, 3.0, -3.0],
         tol: 4.5e-6,
         rounds: 20,
-        bytes: Some(404_736),
+        bytes: Some(339_200),
         len: 2048,
     };
     check_unary::<u64, _, _>(
@@ -56,7 +56,7 @@ fn sigmoid_and_tanh_z32() {
         edges: vec![0.0, -64.0, 64.0, 0.5, -0.5],
         tol: 0.0045,
         rounds: 19,
-        bytes: Some(100_224),
+        bytes: Some(83_840),
         len: 1024,
     };
     check_unary::<u32, _, _>(u, sigmoid, |s, x| async move {
@@ -71,7 +71,7 @@ fn sigmoid_and_tanh_z32() {
         // probabilistic truncations' last units add up).
         tol: 0.005,
         rounds: 19,
-        bytes: Some(100_224),
+        bytes: Some(83_840),
         len: 1024,
     };
     check_unary::<u32, _, _>(

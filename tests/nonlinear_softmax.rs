@@ -117,7 +117,7 @@ fn softmax_rows_of_128_z64() {
         masked: false,
         tol: 3e-5,
         rounds: 36,
-        bytes: Some(5_440_000),
+        bytes: Some(4_375_040),
     });
 }
 
@@ -130,7 +130,7 @@ fn softmax_with_mask_z64() {
         masked: true,
         tol: 5e-6,
         rounds: 26,
-        bytes: Some(325_824),
+        bytes: Some(317_120),
     });
 }
 
@@ -143,7 +143,7 @@ fn softmax_z32() {
         masked: true,
         tol: 0.01,
         rounds: 25,
-        bytes: Some(157_088),
+        bytes: Some(152_736),
     });
 }
 

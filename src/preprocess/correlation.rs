@@ -33,6 +33,28 @@ pub enum Request {
         /// Shape of x.
         shape: Shape,
     },
+    /// Square pair whose mask also masks affine functions of x for
+    /// truncation: `[a, c]` with c = a * a, then `[r'_j, r_msb_j]` for each
+    /// link j, the truncation parts ([`Request::Trunc`]) of the mask
+    /// r_j = -mult_j * a. Opening e = x - a for the square also opens
+    /// y_j + 2^(k-2) + r_j = mult_j e + d_j + 2^(k-2) for y_j = mult_j x + d_j
+    /// (d_j public), so every y_j is truncated with no opening of its own:
+    /// the masks of linear functions of an opened value are the same linear
+    /// functions of its mask, as in function-dependent preprocessing
+    /// (Ben-Efraim, Nielsen and Omri, ACNS 2019 "Turbospeedz"; Patra et al.,
+    /// USENIX Security 2021 "ABY2.0"). The dealer keeps a under `id` for
+    /// the [`Request::TruncProducts`] that multiplies the linked outputs
+    /// (its `linked`), which releases it.
+    SquareLinked {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Shape of x.
+        shape: Shape,
+        /// Session-unique id under which the dealer keeps a.
+        id: u64,
+        /// The linked truncations, in order.
+        links: Vec<Link>,
+    },
     /// Mask of a static operand (e.g. model weights) y: `[b]`. The masked
     /// value y - b is opened once and reused by every [`Request::StaticTriple`]
     /// with the same `id`.
@@ -85,7 +107,9 @@ pub enum Request {
         frac_bits: u32,
     },
     /// Truncations whose outputs are also multiplied together, with no
-    /// opening beyond the truncations' own. Each truncation i (by
+    /// opening beyond the truncations' own; optionally also multiplied
+    /// with the outputs of the truncations linked to an earlier
+    /// [`Request::SquareLinked`] (`linked`). Each truncation i (by
     /// `frac_bits[i]`) is a [`Request::Trunc`] whose output has the form
     /// v_i = P_i + L_i with P_i public after the opening and
     /// L_i = -r'_i + s_i 2^(k-1-f_i) r_msb_i (s_i = +-1, public), so
@@ -94,9 +118,11 @@ pub enum Request {
     /// Material: `[r_0 .. r_(n-1)]`, then `[r'_i, r_msb_i]` for each i, then
     /// for each pair (i, j) in order: `[r'_i^2, r'_i r_msb_i]` when i == j
     /// (r_msb^2 = r_msb), else `[r'_i r'_j, r'_i r_msb_j, r_msb_i r'_j,
-    /// r_msb_i r_msb_j]`. Every tensor has `shape`. (Spindle's fusion of
-    /// Escudero et al.'s truncation, CRYPTO 2020, with Beaver's products of
-    /// dealer-known masks.)
+    /// r_msb_i r_msb_j]`. Every tensor has `shape`. Linked truncations
+    /// count as items n.. (in link order) in `pairs` and bring no material
+    /// of their own (their r' and r_msb came with the square pair).
+    /// (Spindle's fusion of Escudero et al.'s truncation, CRYPTO 2020, with
+    /// Beaver's products of dealer-known masks.)
     TruncProducts {
         /// Ring of the shares.
         ring: RingId,
@@ -106,6 +132,9 @@ pub enum Request {
         frac_bits: Vec<u32>,
         /// Pairs (i, j), i <= j, of outputs to multiply.
         pairs: Vec<(usize, usize)>,
+        /// The linked truncations of a [`Request::SquareLinked`] taking part.
+        #[serde(default)]
+        linked: Option<LinkedItems>,
     },
     /// Binary Beaver triple of `words` packed words (64 bits each), XOR-shared:
     /// `[a, b, c]` with c = a AND b, each a Z_2^64 tensor of shape [words].
@@ -146,6 +175,26 @@ pub enum Request {
     },
 }
 
+/// One truncation linked to a square pair's mask ([`Request::SquareLinked`]):
+/// the value mult * x + d (d public) truncated by `bits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Link {
+    /// The multiplier of x, as a ring element (its low bits in Z_2^32).
+    pub mult: u64,
+    /// Bits shifted out.
+    pub bits: u32,
+}
+
+/// The linked truncations of the [`Request::SquareLinked`] with id `id`,
+/// taking part in a [`Request::TruncProducts`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LinkedItems {
+    /// The square pair's id.
+    pub id: u64,
+    /// Its links, as it requested them.
+    pub links: Vec<Link>,
+}
+
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -153,6 +202,18 @@ impl fmt::Display for Request {
                 write!(f, "{} triple {lhs}x{rhs} in {ring:?}", op.name())
             }
             Request::Square { ring, shape } => write!(f, "square pair {shape} in {ring:?}"),
+            Request::SquareLinked {
+                ring,
+                shape,
+                id,
+                links,
+            } => {
+                let bits: Vec<u32> = links.iter().map(|l| l.bits).collect();
+                write!(
+                    f,
+                    "square pair #{id} {shape} with linked truncations >>{bits:?} in {ring:?}"
+                )
+            }
             Request::StaticMask { ring, id, shape } => {
                 write!(f, "static mask #{id} {shape} in {ring:?}")
             }
@@ -182,10 +243,17 @@ impl fmt::Display for Request {
                 shape,
                 frac_bits,
                 pairs,
-            } => write!(
-                f,
-                "truncations >>{frac_bits:?} with products {pairs:?} {shape} in {ring:?}"
-            ),
+                linked,
+            } => {
+                write!(
+                    f,
+                    "truncations >>{frac_bits:?} with products {pairs:?} {shape} in {ring:?}"
+                )?;
+                match linked {
+                    Some(l) => write!(f, " and {} linked to square #{}", l.links.len(), l.id),
+                    None => Ok(()),
+                }
+            }
             Request::BinTriple { words } => write!(f, "binary triple of {words} words"),
             Request::EdaBit { ring, shape } => write!(f, "edaBits {shape} in {ring:?}"),
             Request::DaBit { ring, n } => write!(f, "{n} daBits in {ring:?}"),
@@ -244,6 +312,7 @@ impl Request {
         match self {
             Request::Triple { ring, .. }
             | Request::Square { ring, .. }
+            | Request::SquareLinked { ring, .. }
             | Request::StaticMask { ring, .. }
             | Request::OwnedMask { ring, .. }
             | Request::StaticTriple { ring, .. }
@@ -266,6 +335,7 @@ impl Request {
                 ]
             }
             Request::Square { ring, shape }
+            | Request::SquareLinked { ring, shape, .. }
             | Request::StaticMask { ring, shape, .. }
             | Request::Trunc { ring, shape, .. }
             | Request::EdaBit { ring, shape } => vec![Part::arith(*ring, shape.clone())],
@@ -299,6 +369,12 @@ impl Request {
                 vec![Part::arith(*ring, op.output_shape(lhs, rhs)?)]
             }
             Request::Square { ring, shape } => vec![Part::arith(*ring, shape.clone())],
+            Request::SquareLinked {
+                ring, shape, links, ..
+            } => {
+                check_links(*ring, links)?;
+                vec![Part::arith(*ring, shape.clone()); 1 + 2 * links.len()]
+            }
             Request::StaticMask { .. } | Request::OwnedMask { .. } => vec![],
             Request::Trunc {
                 shape,
@@ -321,8 +397,9 @@ impl Request {
                 shape,
                 frac_bits,
                 pairs,
+                linked,
             } => {
-                check_trunc_products(*ring, frac_bits, pairs)?;
+                check_trunc_products(*ring, frac_bits, linked.as_ref(), pairs)?;
                 let n = 2 * frac_bits.len()
                     + pairs
                         .iter()
@@ -540,6 +617,16 @@ fn correlate<R: Ring>(
             let a = arith(&full[0])?;
             vec![R::into_any(be.mul(&a, &a)?)]
         }
+        Request::SquareLinked { id, links, .. } => {
+            let a = arith(&full[0])?;
+            let mut out = vec![R::into_any(be.mul(&a, &a)?)];
+            for (s, m) in linked_parts(&a, links)? {
+                out.push(R::into_any(s));
+                out.push(R::into_any(m));
+            }
+            statics.insert(*id, full[0].clone());
+            out
+        }
         Request::StaticMask { id, .. } | Request::OwnedMask { id, .. } => {
             statics.insert(*id, full[0].clone());
             vec![]
@@ -568,7 +655,10 @@ fn correlate<R: Ring>(
             vec![R::into_any(shifted), R::into_any(msb)]
         }
         Request::TruncProducts {
-            frac_bits, pairs, ..
+            frac_bits,
+            pairs,
+            linked,
+            ..
         } => {
             let mut parts = Vec::with_capacity(frac_bits.len());
             for (r, &bits) in full.iter().zip(frac_bits) {
@@ -578,6 +668,17 @@ fn correlate<R: Ring>(
                 .iter()
                 .flat_map(|(s, m)| [R::into_any(s.clone()), R::into_any(m.clone())])
                 .collect();
+            if let Some(l) = linked {
+                // The square's mask, kept since its request and released here.
+                let a = statics
+                    .remove(&l.id)
+                    .ok_or_else(|| Error::PreprocessingMismatch {
+                        index,
+                        expected: format!("a square pair #{} requested earlier", l.id),
+                        got: req.to_string(),
+                    })?;
+                parts.extend(linked_parts(&R::from_any(a)?, &l.links)?);
+            }
             for &(i, j) in pairs {
                 let ((si, mi), (sj, mj)) = (&parts[i], &parts[j]);
                 let mut prods = vec![be.mul(si, sj)?, be.mul(si, mj)?];
@@ -641,17 +742,59 @@ fn trunc_parts<R: Ring>(r: &RingTensor<R>, bits: u32) -> Result<(RingTensor<R>, 
     ))
 }
 
+/// The truncation parts of each link's mask r_j = -mult_j * a.
+fn linked_parts<R: Ring>(
+    a: &RingTensor<R>,
+    links: &[Link],
+) -> Result<Vec<(RingTensor<R>, RingTensor<R>)>> {
+    links
+        .iter()
+        .map(|l| {
+            let k = R::from_u64(l.mult).wrapping_neg();
+            let r: Vec<R> = a.data().iter().map(|&v| v.wrapping_mul(k)).collect();
+            trunc_parts(&RingTensor::new(a.shape().clone(), r)?, l.bits)
+        })
+        .collect()
+}
+
+/// Shifts that fit the ring, and few enough tensors for the per-request
+/// PRG streams (256).
+fn check_links(ring: RingId, links: &[Link]) -> Result<()> {
+    if let Some(l) = links.iter().find(|l| l.bits + 2 > ring.bits()) {
+        return Err(Error::InvalidFixedPoint(format!(
+            "cannot truncate {} bits in Z_2^{}",
+            l.bits,
+            ring.bits()
+        )));
+    }
+    if 2 + 2 * links.len() > 256 {
+        return Err(Error::Unsupported(format!(
+            "a square pair with {} linked truncations exceeds one request's 256 tensors",
+            links.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a [`Request::TruncProducts`]: shifts that fit the ring, pairs
-/// (i <= j) of existing truncations, and few enough tensors for the
-/// per-request PRG streams (256).
-fn check_trunc_products(ring: RingId, frac_bits: &[u32], pairs: &[(usize, usize)]) -> Result<()> {
+/// (i <= j) of existing truncations (linked ones after the group's own),
+/// and few enough tensors for the per-request PRG streams (256).
+fn check_trunc_products(
+    ring: RingId,
+    frac_bits: &[u32],
+    linked: Option<&LinkedItems>,
+    pairs: &[(usize, usize)],
+) -> Result<()> {
     if let Some(b) = frac_bits.iter().find(|&&b| b + 2 > ring.bits()) {
         return Err(Error::InvalidFixedPoint(format!(
             "cannot truncate {b} bits in Z_2^{}",
             ring.bits()
         )));
     }
-    let n = frac_bits.len();
+    if let Some(l) = linked {
+        check_links(ring, &l.links)?;
+    }
+    let n = frac_bits.len() + linked.map_or(0, |l| l.links.len());
     if let Some(p) = pairs.iter().find(|(i, j)| i > j || *j >= n) {
         return Err(Error::Unsupported(format!(
             "truncation product {p:?} is not a pair i <= j of the {n} truncations"

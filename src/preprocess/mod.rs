@@ -23,7 +23,7 @@ mod service;
 mod store;
 mod streams;
 
-pub use correlation::Request;
+pub use correlation::{Link, LinkedItems, Request};
 pub use dealer::Dealer;
 pub use plan::{Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};

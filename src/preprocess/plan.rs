@@ -35,7 +35,7 @@ impl Plan {
                     products += 1;
                     mults += op.multiplications(lhs, rhs)?;
                 }
-                Request::Square { shape, .. } => {
+                Request::Square { shape, .. } | Request::SquareLinked { shape, .. } => {
                     products += 1;
                     mults += shape.numel();
                 }

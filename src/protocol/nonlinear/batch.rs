@@ -10,6 +10,7 @@
 //! fused into single passes over memory ([`super::kernels`]).
 
 use super::kernels;
+use super::linked::LinkedSquare;
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
@@ -35,19 +36,25 @@ pub(crate) type Trunc<'a, R> = (&'a Shared<R>, u32);
 /// round and with no opening beyond the truncations' own
 /// ([`Request::TruncProducts`]): a value truncated here and squared (or
 /// multiplied by another value of the group) costs one opened element
-/// instead of two and one round instead of two. All values have one shape.
+/// instead of two and one round instead of two. The products may also
+/// take the outputs of the truncations linked to an earlier square
+/// ([`super::linked`]), which cost no opening at all. All values have one
+/// shape.
 pub(crate) struct TruncGroup<'a, R: Ring> {
     /// The values and the bits to drop from each.
     pub(crate) items: Vec<Trunc<'a, R>>,
+    /// The linked truncations taking part: items n.. in `pairs`, in their
+    /// order (n = `items.len()`).
+    pub(crate) linked: Option<&'a LinkedSquare<R>>,
     /// Pairs (i, j), i <= j, of truncated values to multiply.
     pub(crate) pairs: Vec<(usize, usize)>,
-    /// Whether the truncated values themselves are wanted (false: only the
-    /// products, and one pass over memory less per item).
-    pub(crate) values: bool,
+    /// The items (of `items`, in this order) whose truncated values are
+    /// wanted besides the products: one pass over memory each.
+    pub(crate) values: Vec<usize>,
 }
 
-/// What a [`TruncGroup`] yields: the truncated values (empty unless
-/// [`TruncGroup::values`]), and the products of the requested pairs, raw
+/// What a [`TruncGroup`] yields: the truncated values of
+/// [`TruncGroup::values`], and the products of the requested pairs, raw
 /// (exact in Z_2^k at the sum of the two truncated scales).
 pub(crate) struct GroupOut<R: Ring> {
     pub(crate) values: Vec<Shared<R>>,
@@ -78,29 +85,50 @@ pub(crate) async fn round_group<R: Ring>(
     group: &TruncGroup<'_, R>,
 ) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, GroupOut<R>)> {
     let n = group.items.len();
-    if let Some(p) = group.pairs.iter().find(|(i, j)| i > j || *j >= n) {
+    let links = group.linked.map_or(&[][..], |l| &l.links[..]);
+    let n_all = n + links.len();
+    if let Some(p) = group.pairs.iter().find(|(i, j)| i > j || *j >= n_all) {
         return Err(Error::Unsupported(format!(
-            "truncation product {p:?} is not a pair i <= j of the {n} truncations (internal)"
+            "truncation product {p:?} is not a pair i <= j of the {n_all} truncations (internal)"
         )));
     }
-    let Some((first, _)) = group.items.first() else {
-        let (p, t) = round(sess, prods, truncs).await?;
-        let none = GroupOut {
-            values: vec![],
-            products: vec![],
-        };
-        return Ok((p, t, none));
+    if let Some(i) = group.values.iter().find(|&&i| i >= n) {
+        return Err(Error::Unsupported(format!(
+            "value {i} asked of a group of {n} truncations (internal)"
+        )));
+    }
+    let shape = match (group.items.first(), group.linked) {
+        (Some((x, _)), _) => x.shape().clone(),
+        (None, Some(l)) => l.shape.clone(),
+        (None, None) => {
+            let (p, t) = round(sess, prods, truncs).await?;
+            let none = GroupOut {
+                values: vec![],
+                products: vec![],
+            };
+            return Ok((p, t, none));
+        }
     };
-    if let Some((x, _)) = group.items.iter().find(|(x, _)| x.shape() != first.shape()) {
+    let linked_shape = group.linked.map(|l| &l.shape);
+    if let Some(other) = group
+        .items
+        .iter()
+        .map(|(x, _)| x.shape())
+        .chain(linked_shape)
+        .find(|s| *s != &shape)
+    {
         return Err(Error::shape(
             "truncation group",
-            format!("values of shapes {} and {}", first.shape(), x.shape()),
+            format!("values of shapes {shape} and {other}"),
         ));
     }
     if sess.config().trunc == TruncMode::LocalShift {
-        let mut values = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n_all);
         for &(x, bits) in &group.items {
             values.push(trunc::truncate(sess, x, bits).await?);
+        }
+        for l in links {
+            values.push(l.value(sess)?);
         }
         let mut all = prods.to_vec();
         all.extend(group.pairs.iter().map(|&(i, j)| match i == j {
@@ -110,16 +138,23 @@ pub(crate) async fn round_group<R: Ring>(
         let (mut p, t) = round(sess, &all, truncs).await?;
         let products = p.split_off(p.len() - group.pairs.len());
         drop(all);
-        if !group.values {
-            values.clear();
-        }
+        let values = group.values.iter().map(|&i| values[i].clone()).collect();
         return Ok((p, t, GroupOut { values, products }));
     }
+    let linked = match group.linked {
+        None => None,
+        Some(l) => Some(l.items.clone().ok_or_else(|| {
+            Error::Unsupported(
+                "linked truncations of a local-shift square in a dealer group (internal)".into(),
+            )
+        })?),
+    };
     let req = Request::TruncProducts {
         ring: R::ID,
-        shape: first.shape().clone(),
+        shape,
         frac_bits: group.items.iter().map(|(_, b)| *b).collect(),
         pairs: group.pairs.clone(),
+        linked,
     };
     let mut m = sess.fetch::<R>(&req)?.into_iter();
     let expected = req.correlated_parts()?.len() + n;
@@ -151,7 +186,7 @@ pub(crate) async fn round_group<R: Ring>(
     let corr: Vec<RingTensor<R>> = m.collect();
     let (p, t, opened) = round_opening(sess, prods, truncs, masked).await?;
     let party0 = sess.party() == 0;
-    let views: Vec<kernels::TruncView<'_, R>> = opened
+    let mut views: Vec<kernels::TruncView<'_, R>> = opened
         .iter()
         .zip(&parts)
         .zip(&group.items)
@@ -162,6 +197,13 @@ pub(crate) async fn round_group<R: Ring>(
             bits: *bits,
         })
         .collect();
+    for l in links {
+        views.push(l.view().ok_or_else(|| {
+            Error::Unsupported(
+                "a local-shift linked truncation in a dealer group (internal)".into(),
+            )
+        })?);
+    }
     let mut products = Vec::with_capacity(group.pairs.len());
     let mut corr = corr.into_iter();
     let mut next = || corr.next().expect("counted");
@@ -179,14 +221,16 @@ pub(crate) async fn round_group<R: Ring>(
     }
     drop(views);
     // The values last: each is written over its r', which the products read.
-    let mut values = Vec::with_capacity(n);
-    if group.values {
-        for ((c, (rs, rm)), (_, bits)) in opened.iter().zip(parts).zip(&group.items) {
-            let v = sess
-                .backend()
-                .trunc_combine_into(c, rs, &rm, *bits, party0)?;
-            values.push(Shared::from_share(v));
-        }
+    let mut parts: Vec<Option<_>> = parts.into_iter().map(Some).collect();
+    let mut values = Vec::with_capacity(group.values.len());
+    for &i in &group.values {
+        let (rs, rm) = parts[i].take().ok_or_else(|| {
+            Error::Unsupported(format!("value {i} asked twice of a group (internal)"))
+        })?;
+        let v = sess
+            .backend()
+            .trunc_combine_into(&opened[i], rs, &rm, group.items[i].1, party0)?;
+        values.push(Shared::from_share(v));
     }
     Ok((p, t, GroupOut { values, products }))
 }
@@ -390,8 +434,12 @@ mod tests {
                 let before = sess.link_stats();
                 let group = TruncGroup {
                     items: shared.iter().zip(BITS).collect(),
+                    linked: None,
                     pairs: PAIRS.to_vec(),
-                    values: want_values,
+                    values: match want_values {
+                        true => (0..BITS.len()).collect(),
+                        false => vec![],
+                    },
                 };
                 let out = trunc_group(&sess, &group).await?;
                 let cost = sess.link_stats() - before;

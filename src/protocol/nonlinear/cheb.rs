@@ -12,17 +12,22 @@
 //! T_(2^i) = 2 T_(2^(i-1))^2 - 1 come from one square per level.
 //!
 //! Schedule (rounds): 1: square t (the leaves' public coefficients are
-//! applied exactly at a higher scale, locally); level i = 2..=R: one
-//! truncation group ([`super::batch::TruncGroup`]) truncates T_(2^(i-1))
-//! and the hi nodes and yields, with no opening of its own, the next power
-//! T_(2^(i-1))^2 and every node product T_(2^(i-1)) * hi: products of
-//! truncation outputs are linear in dealer shares of products of the
-//! truncations' masks, so a level costs one opening where a Beaver round
-//! and a truncation round cost two. With a secret factor e (the result is
-//! e * p(t)), one more group truncates p and e together and yields e p.
+//! applied exactly at a higher scale, locally), and truncate every leaf
+//! that level 2 needs truncated through the same opening ([`super::linked`]:
+//! a leaf is affine in t, so its mask can be the same affine map of the
+//! square's mask); level i = 2..=R: one truncation group
+//! ([`super::batch::TruncGroup`]) truncates T_(2^(i-1)) and the hi nodes
+//! (at level 2, the linked leaves, already truncated) and yields, with no
+//! opening of its own, the next power T_(2^(i-1))^2 and every node product
+//! T_(2^(i-1)) * hi: products of truncation outputs are linear in dealer
+//! shares of products of the truncations' masks, so a level costs one
+//! opening where a Beaver round and a truncation round cost two. With a
+//! secret factor e (the result is e * p(t)), one more group truncates p and
+//! e together and yields e p.
 
-use super::batch::{round, trunc_group, Prod, Trunc, TruncGroup};
-use super::fx::{affine, int_bits, lift, work_scale, Fx};
+use super::batch::{round, trunc_group, Trunc, TruncGroup};
+use super::fx::{affine, enc, int_bits, lift, work_scale, Fx};
+use super::linked::{square_linked, LinkSpec};
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
@@ -92,8 +97,23 @@ fn leaves(c: &[f64], out: &mut Vec<[f64; 2]>, bound: &mut f64) {
     leaves(&hi, out, bound);
 }
 
-/// A node of the evaluation tree: `None` when identically zero.
-type Node<R> = Option<Fx<R>>;
+/// A node of the evaluation tree.
+enum Node<R: Ring> {
+    /// Identically zero.
+    Zero,
+    /// A share at its scale.
+    Share(Fx<R>),
+    /// A leaf truncated by the round-1 opening of t: link `i` of the
+    /// square ([`super::linked`]).
+    Linked(usize),
+}
+
+/// Where a node of a group comes from: one of the group's own items, or a
+/// linked truncation.
+enum Ref {
+    Item(usize),
+    Link(usize),
+}
 
 /// A secret factor of the result: e * p(t), e of t's shape.
 pub(crate) struct Mult<'a, R: Ring> {
@@ -154,8 +174,9 @@ pub(crate) async fn eval<R: Ring>(
     let e_up = lift(sess, m.e, m.e.scale + 1)?;
     let g = TruncGroup {
         items: vec![(&raw.v, raw.scale - s_p), (&e_up, 1)],
+        linked: None,
         pairs: vec![(0, 1)],
-        values: false,
+        values: vec![],
     };
     let out = trunc_group(sess, &g).await?;
     let ep = out.products.into_iter().next().expect("one product");
@@ -196,13 +217,16 @@ fn sum_into<R: Ring>(a: Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
 /// the scale it was formed at (the caller truncates it, possibly together
 /// with products of it: [`TruncGroup`]).
 ///
-/// Schedule: round 1 squares t (T_2 = 2 t^2 - 1, raw); at each level
-/// i = 2..=R one [`TruncGroup`] truncates T_(2^(i-1)) and the hi nodes
-/// and returns, with no further opening, T_(2^(i-1))^2 (the next power)
-/// and every node product T_(2^(i-1)) * hi; the lo nodes enter raw.
-/// Rounds: R (0 for R = 1). Elements opened per element of t, to each peer:
-/// 1 + sum over levels of (1 + hi nodes), i.e. 1 + (1 + 2) + (1 + 1) = 6
-/// for degree 7 (R = 3).
+/// Schedule: round 1 squares t (T_2 = 2 t^2 - 1, raw) and truncates the
+/// leaves through its opening ([`super::linked`]); at each level i = 2..=R
+/// one [`TruncGroup`] truncates T_(2^(i-1)) and the hi nodes (at level 2,
+/// none: the leaves are linked) and returns, with no further opening,
+/// T_(2^(i-1))^2 (the next power) and every node product T_(2^(i-1)) * hi;
+/// the lo nodes enter raw. Rounds: R (0 for R = 1). Elements opened per
+/// element of t, to each peer: 2 + sum over levels 3..=R of (1 + hi
+/// nodes), i.e. 2 + (1 + 1) = 4 for degree 7 (R = 3) and 2 + 5 + 3 + 2 = 12
+/// for degree 31 (R = 5); 2 for degree 3. Without the linked leaves: 6 for
+/// degree 7, 20 for degree 31.
 ///
 /// Errors: [`Error::InvalidFixedPoint`] when t's scale is too large to
 /// square or the coefficients do not fit; preprocessing and transport
@@ -238,56 +262,91 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
         let [c0, c1] = lv[0];
         return Ok(Fx::new(affine(sess, &[(t, c1)], c0, leaf_raw)?, leaf_raw));
     }
-    // Leaves: lo ones at raw_scale when t can be lifted there, else at
-    // leaf_raw (lowered in the first group); hi ones at leaf_raw.
+    // Leaves: lo ones at raw_scale, locally, when t can be lifted there;
+    // every other leaf (c0 + c1 t at leaf_raw, truncated at level 2) is
+    // linked to the round-1 opening of t and costs no opening.
+    let mut links = Vec::new();
     let mut nodes: Vec<Node<R>> = Vec::with_capacity(lv.len());
     for (j, [c0, c1]) in lv.iter().enumerate() {
+        let lo = j % 2 == 0;
         nodes.push(if *c0 == 0.0 && *c1 == 0.0 {
-            None
+            Node::Zero
+        } else if lo && raw_scale >= t.scale {
+            Node::Share(Fx::new(
+                affine(sess, &[(t, *c1)], *c0, raw_scale)?,
+                raw_scale,
+            ))
         } else {
-            let at = match j % 2 == 0 && raw_scale >= t.scale {
-                true => raw_scale,
-                false => leaf_raw,
-            };
-            Some(Fx::new(affine(sess, &[(t, *c1)], *c0, at)?, at))
+            let to = if lo { raw_scale } else { s_node };
+            links.push(LinkSpec {
+                mult: enc::<R>(*c1, leaf_raw - t.scale)?,
+                add: enc::<R>(*c0, leaf_raw)?,
+                bits: leaf_raw - to,
+            });
+            Node::Linked(links.len() - 1)
         });
     }
-    // Round 1: T_2 = 2 t^2 - 1, raw.
-    let (p, _) = round(sess, &[Prod::Sq(&t.v)], &[]).await?;
-    let sq = Fx::new(p.into_iter().next().expect("square"), 2 * t.scale);
-    let mut t_raw = Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, sq.scale)?, sq.scale);
+    // Round 1: T_2 = 2 t^2 - 1, raw, and the linked leaves.
+    let (square, sq) = square_linked(sess, &t.v, &links).await?;
+    let t2 = Fx::new(square, 2 * t.scale);
+    let mut t_raw = Fx::new(affine(sess, &[(&t2, 2.0)], -1.0, t2.scale)?, t2.scale);
+    drop(t2);
     for level in 2..=big_r {
         let last = level == big_r;
-        // Items: T first, then every hi node, then lo nodes above raw_scale.
+        // Items: T first, then every hi node and every lo node above
+        // raw_scale; T's partners in the products: T itself (the next
+        // power) and every hi node.
         let mut items: Vec<Trunc<R>> = vec![(&t_raw.v, t_raw.scale - w)];
-        let mut pairs = if last { vec![] } else { vec![(0, 0)] };
+        let mut partners = if last { vec![] } else { vec![Ref::Item(0)] };
+        let mut values = Vec::new();
         let mut slot: Vec<(Option<usize>, Option<usize>)> = Vec::with_capacity(nodes.len() / 2);
         for pair in nodes.chunks(2) {
-            let lo = pair[0].as_ref().filter(|l| l.scale > raw_scale).map(|l| {
-                items.push((&l.v, l.scale - raw_scale));
-                items.len() - 1
-            });
-            let hi = pair.get(1).and_then(|h| h.as_ref()).map(|h| {
-                items.push((&h.v, h.scale - s_node));
-                pairs.push((0, items.len() - 1));
-                items.len() - 1
-            });
+            let lo = match &pair[0] {
+                Node::Share(l) if l.scale > raw_scale => {
+                    items.push((&l.v, l.scale - raw_scale));
+                    values.push(items.len() - 1);
+                    Some(values.len() - 1)
+                }
+                _ => None,
+            };
+            let hi = match pair.get(1) {
+                Some(Node::Share(h)) => {
+                    items.push((&h.v, h.scale - s_node));
+                    partners.push(Ref::Item(items.len() - 1));
+                    Some(partners.len() - 1)
+                }
+                Some(Node::Linked(i)) => {
+                    partners.push(Ref::Link(*i));
+                    Some(partners.len() - 1)
+                }
+                _ => None,
+            };
             slot.push((lo, hi));
         }
+        let n = items.len();
+        let pairs = partners
+            .iter()
+            .map(|r| match r {
+                Ref::Item(i) => (0, *i),
+                Ref::Link(i) => (0, n + i),
+            })
+            .collect();
+        let linked = (level == 2 && !sq.links.is_empty()).then_some(&sq);
         let out = trunc_group(
             sess,
             &TruncGroup {
                 items,
+                linked,
                 pairs,
-                values: true,
+                values,
             },
         )
         .await?;
-        let mut prods = out.products.into_iter();
+        let mut prods: Vec<Option<Shared<R>>> = out.products.into_iter().map(Some).collect();
         let next_raw = match last {
             true => None,
             false => {
-                let sq = Fx::new(prods.next().expect("T^2"), 2 * w);
+                let sq = Fx::new(prods[0].take().expect("T^2"), 2 * w);
                 Some(Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, 2 * w)?, 2 * w))
             }
         };
@@ -296,17 +355,21 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
         let mut old = std::mem::take(&mut nodes).into_iter();
         let mut next = Vec::with_capacity(slot.len());
         for (lo_at, hi_at) in slot {
-            let (lo_node, _hi_node) = (old.next().flatten(), old.next());
+            let (lo_node, _hi_node) = (old.next(), old.next());
             let lo = match (lo_at, lo_node) {
                 (Some(i), _) => values[i].take(),
-                (None, Some(l)) if l.scale == raw_scale => Some(l.v),
-                (None, Some(l)) => Some(lift(sess, &l, raw_scale)?),
-                (None, None) => None,
+                (None, Some(Node::Share(l))) if l.scale == raw_scale => Some(l.v),
+                (None, Some(Node::Share(l))) => Some(lift(sess, &l, raw_scale)?),
+                (None, Some(Node::Linked(i))) => Some(sq.links[i].value(sess)?),
+                (None, _) => None,
             };
-            let prod = hi_at.map(|_| prods.next().expect("node product"));
+            let prod = hi_at.map(|p| prods[p].take().expect("node product"));
             next.push(match (lo, prod) {
-                (Some(a), Some(b)) => Some(Fx::new(sum_into(a, &b)?, raw_scale)),
-                (a, b) => a.or(b).map(|v| Fx::new(v, raw_scale)),
+                (Some(a), Some(b)) => Node::Share(Fx::new(sum_into(a, &b)?, raw_scale)),
+                (a, b) => match a.or(b) {
+                    Some(v) => Node::Share(Fx::new(v, raw_scale)),
+                    None => Node::Zero,
+                },
             });
         }
         nodes = next;
@@ -314,10 +377,11 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
             t_raw = r;
         }
     }
-    Ok(nodes.pop().flatten().unwrap_or_else(|| {
-        Fx::new(
+    Ok(match nodes.pop() {
+        Some(Node::Share(p)) => p,
+        _ => Fx::new(
             Shared::from_public(sess, &RingTensor::zeros(t.v.shape().clone())),
             raw_scale,
-        )
-    }))
+        ),
+    })
 }

@@ -136,8 +136,9 @@ pub(crate) async fn exp_with<R: Ring>(
         let s = scale_for(j);
         let g = TruncGroup {
             items: vec![(&raw.v, drop_to(raw.scale, s)?)],
+            linked: None,
             pairs: vec![(0, 0)],
-            values: false,
+            values: vec![],
         };
         let out = trunc_group(sess, &g).await?;
         raw = Fx::new(out.products.into_iter().next().expect("square"), 2 * s);
@@ -162,9 +163,9 @@ pub(crate) async fn exp_with<R: Ring>(
 /// Z_2^32: 0.011 absolute for x <= 0 and 1.1% relative for x > 0 (30 bits
 /// cannot hold e^8 and fine fractions at once: prefer [`exp_nonpositive`]).
 /// Rounds: 8 (polynomial 3, squarings 4, output truncation 1). Bytes sent
-/// per party per element: 11 ring elements to each of the N - 1 peers
-/// (polynomial 6, one per squaring, 1), i.e. 88 (N - 1) bytes in Z_2^64,
-/// 44 (N - 1) in Z_2^32.
+/// per party per element: 9 ring elements to each of the N - 1 peers
+/// (polynomial 4, one per squaring, 1), i.e. 72 (N - 1) bytes in Z_2^64,
+/// 36 (N - 1) in Z_2^32.
 ///
 /// Errors: [`Error::InvalidFixedPoint`] for an f too large for the design
 /// (f > 24 in Z_2^64, where x is first truncated: one more round and
@@ -180,8 +181,8 @@ pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
 /// Algorithm: e^x = p(x/8)^8, p of degree 7 fitted for x in [-64, 0].
 /// Domain: x in [-64, 0]. Max error against f64 (tests): Z_2^64, f = 20:
 /// 1.0e-6 absolute (one unit in the last place); Z_2^32, f = 8: 4.1e-3
-/// absolute (1.05 units). Rounds: 7. Bytes sent per party per element: 10
-/// ring elements to each peer, 80 (N - 1) bytes in Z_2^64.
+/// absolute (1.05 units). Rounds: 7. Bytes sent per party per element: 8
+/// ring elements to each peer, 64 (N - 1) bytes in Z_2^64.
 ///
 /// Errors: as [`exp`].
 pub async fn exp_nonpositive<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {

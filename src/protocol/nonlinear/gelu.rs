@@ -76,8 +76,8 @@ fn g_of(form: GeluForm) -> impl Fn(f64) -> f64 {
 /// f = 20: 6.3e-5 absolute for the erf form, 4.1e-5 for the tanh form (the
 /// degree-31 fit on [0, 32]); Z_2^32, f = 8: 4.0e-3 (one unit). Rounds:
 /// 8 (MSB and injection) + 6 (polynomial) = 14 (13 in Z_2^32). Bytes per
-/// party per element to each peer (2048 elements): 213.6 in Z_2^64 (MSB
-/// and injection 45.6, polynomial 21 elements), 105.9 in Z_2^32.
+/// party per element to each peer (2048 elements): 149.6 in Z_2^64 (MSB
+/// and injection 45.6, polynomial 13 elements), 73.9 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {

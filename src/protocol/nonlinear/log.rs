@@ -21,7 +21,7 @@ use crate::share::Shared;
 /// error against f64 (tests `tests/nonlinear_reciprocal.rs`): Z_2^64:
 /// relative 6e-6 where |ln x| >= 0.25, absolute 1.6e-6 elsewhere;
 /// Z_2^32: relative 1.9e-2, absolute 5.2e-3. Rounds: 17 (16 in Z_2^32).
-/// Bytes per party per element to each peer: 155.25 in Z_2^64, 106.5 in
+/// Bytes per party per element to each peer: 139.25 in Z_2^64, 98.5 in
 /// Z_2^32.
 ///
 /// Errors: as [`super::reciprocal`].

@@ -17,6 +17,7 @@ mod fx;
 mod gelu;
 pub(crate) mod kernels;
 mod layernorm;
+mod linked;
 mod log;
 mod normalize;
 mod reciprocal;

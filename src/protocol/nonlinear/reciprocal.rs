@@ -29,8 +29,8 @@ use crate::share::Shared;
 /// in Z_2^32 6, suffix OR 5, B2A 1, product x c 1, polynomial 3, the
 /// factor's group 1, truncation 1), 17 in Z_2^32 (suffix OR 4). Bytes
 /// sent per party per element to each peer, for any N (4096 elements):
-/// 171.25 in Z_2^64 (the binary range reduction 83.25, arithmetic 11 ring
-/// elements: product 2, polynomial 6, factor 2, truncation 1), 114.5 in
+/// 155.25 in Z_2^64 (the binary range reduction 83.25, arithmetic 9 ring
+/// elements: product 2, polynomial 4, factor 2, truncation 1), 106.5 in
 /// Z_2^32.
 ///
 /// Errors: [`crate::Error::InvalidFixedPoint`] when f leaves no room for

@@ -70,8 +70,8 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 /// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 8 (sign) +
 /// 7 (exp) + 5 (polynomial and the sign factor) = 20 in Z_2^64 (19 in
 /// Z_2^32). Bytes per party per element to each peer (2048 elements):
-/// 197.6 in Z_2^64 (MSB and injection 45.6, exponential 80, polynomial
-/// with the factor 72), 97.9 in Z_2^32.
+/// 165.6 in Z_2^64 (MSB and injection 45.6, exponential 64, polynomial
+/// with the factor 56), 81.9 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {

@@ -120,7 +120,7 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// for 128 x 128 in Z_2^64; 26 for masked rows of 16 (25 in Z_2^32); with
 /// [`SoftmaxOptions::max_group`] = 128 the max is one level of 14 rounds
 /// and the total 29 (more bytes). Bytes sent per party to each peer:
-/// 5,440,000 for 128 x 128 in Z_2^64 (332 per element), 325,824 for
+/// 4,375,040 for 128 x 128 in Z_2^64 (267 per element), 317,120 for
 /// 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing

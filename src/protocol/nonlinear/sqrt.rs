@@ -25,7 +25,7 @@ use crate::share::Shared;
 /// (tests `tests/nonlinear_reciprocal.rs`): Z_2^64: relative 3.3e-6 where
 /// the result is >= 0.25, absolute 9.6e-7 elsewhere; Z_2^32: relative
 /// 1.4e-2, absolute 4e-3. Rounds: 18 (17 in Z_2^32). Bytes per party per
-/// element to each peer: 171.25 in Z_2^64, 114.5 in Z_2^32.
+/// element to each peer: 155.25 in Z_2^64, 106.5 in Z_2^32.
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
