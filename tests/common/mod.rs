@@ -106,11 +106,27 @@ pub fn minilm_reference(
         .expect("reference.json")
 }
 
+/// A test fixture directory, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Writes a small random BERT (Hugging Face layout, f32 safetensors) to a
-/// fresh directory: H = 16, 2 heads, 1 layer, intermediate 32, vocab 40,
-/// 16 positions. `skip` leaves that tensor out; `bad_shape` gives it one
-/// extra row.
-pub fn tiny_bert_dir(tag: &str, skip: Option<&str>, bad_shape: Option<&str>) -> std::path::PathBuf {
+/// fresh directory, removed when the returned guard drops: H = 16, 2
+/// heads, 1 layer, intermediate 32, vocab 40, 16 positions. `skip` leaves
+/// that tensor out; `bad_shape` gives it one extra row.
+pub fn tiny_bert_dir(tag: &str, skip: Option<&str>, bad_shape: Option<&str>) -> TempDir {
     let dir = std::env::temp_dir().join(format!("spindle-tiny-bert-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -182,7 +198,7 @@ pub fn tiny_bert_dir(tag: &str, skip: Option<&str>, bad_shape: Option<&str>) -> 
         })
         .collect();
     safetensors::serialize_to_file(views, &None, &dir.join("model.safetensors")).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
