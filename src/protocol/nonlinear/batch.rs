@@ -138,7 +138,12 @@ pub(crate) async fn round_group<R: Ring>(
         let (mut p, t) = round(sess, &all, truncs).await?;
         let products = p.split_off(p.len() - group.pairs.len());
         drop(all);
-        let values = group.values.iter().map(|&i| values[i].clone()).collect();
+        let mut values: Vec<Option<Shared<R>>> = values.into_iter().map(Some).collect();
+        let values = group
+            .values
+            .iter()
+            .map(|&i| values[i].take().ok_or_else(|| asked_twice(i)))
+            .collect::<Result<_>>()?;
         return Ok((p, t, GroupOut { values, products }));
     }
     let linked = match group.linked {
@@ -224,9 +229,7 @@ pub(crate) async fn round_group<R: Ring>(
     let mut parts: Vec<Option<_>> = parts.into_iter().map(Some).collect();
     let mut values = Vec::with_capacity(group.values.len());
     for &i in &group.values {
-        let (rs, rm) = parts[i].take().ok_or_else(|| {
-            Error::Unsupported(format!("value {i} asked twice of a group (internal)"))
-        })?;
+        let (rs, rm) = parts[i].take().ok_or_else(|| asked_twice(i))?;
         let v = sess
             .backend()
             .trunc_combine_into(&opened[i], rs, &rm, group.items[i].1, party0)?;
@@ -369,6 +372,10 @@ async fn round_opening<R: Ring>(
         });
     }
     Ok((out_p, out_t, extra))
+}
+
+fn asked_twice(i: usize) -> Error {
+    Error::Unsupported(format!("value {i} asked twice of a group (internal)"))
 }
 
 fn check_bits<R: Ring>(bits: u32) -> Result<()> {
