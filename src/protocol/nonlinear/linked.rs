@@ -132,7 +132,9 @@ pub(crate) async fn square_linked<R: Ring>(
             kernels::lincomb(&[(v, l.mult)], add, v.numel()),
         )
     };
-    if sess.config().trunc == TruncMode::LocalShift {
+    // No links: a plain square pair (the dealer then keeps no mask for a
+    // group that would never release it).
+    if links.is_empty() || sess.config().trunc == TruncMode::LocalShift {
         let (p, _) = super::batch::round(sess, &[super::batch::Prod::Sq(x)], &[]).await?;
         let mut out = Vec::with_capacity(links.len());
         for l in links {
@@ -338,6 +340,28 @@ mod tests {
     #[test]
     fn linked_truncations_with_the_local_shift() {
         check::<u64>(2, TruncMode::LocalShift);
+    }
+
+    #[test]
+    fn a_square_without_links_is_a_plain_square_pair() {
+        let x = Arc::new(inputs::<u64>());
+        let report = run_parties_blocking(&RunOptions::new(3), move |sess: Arc<Session>| {
+            let x = x.clone();
+            async move {
+                let t = RingTensor::new([LEN], x.to_vec())?;
+                let x = sess.share_input::<u64>(0, (sess.party() == 0).then_some(&t), [LEN])?;
+                let (square, sq) = square_linked(&sess, &x, &[]).await?;
+                assert!(sq.links.is_empty() && sq.items.is_none());
+                Ok(sess.reveal(&square).await?.into_data())
+            }
+        })
+        .expect("runs");
+        let xs = inputs::<u64>();
+        for p in report.parties {
+            for (x, s) in xs.iter().zip(&p.output) {
+                assert_eq!(*s, x.wrapping_mul(*x));
+            }
+        }
     }
 
     #[test]
