@@ -375,10 +375,12 @@ impl Session {
             return self.open_packed(transport, round, sums, xors).await;
         }
         let shapes: Vec<_> = sums.iter().map(|t| t.shape().clone()).collect();
+        // The transport boundary: device results come down here (a failed
+        // copy is an error, not a panic).
         let own_sums: Vec<Bytes> = sums
             .into_iter()
-            .map(|t| Bytes::from_owner(PodBytes(t.into_data())))
-            .collect();
+            .map(|t| Ok(Bytes::from_owner(PodBytes(t.try_into_data()?))))
+            .collect::<Result<_>>()?;
         let own_xors: Vec<Bytes> = xors
             .into_iter()
             .map(|w| Bytes::from_owner(PodBytes(w)))

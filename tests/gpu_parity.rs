@@ -7,6 +7,9 @@
 //!
 //! Covered: add, sub, mul, add_assign, neg, mul_scalar, add_scalar, ashr,
 //! matmul (plain and batched), conv2d, transpose, trunc_combine, prg_tensor,
+//! results kept on the device across a chain of ops (copies through the
+//! pinned staging buffers, above their size) and a long dependent chain over
+//! the stream pool,
 //! and the ring GEMM of every path (`direct`, `f64`, `int8`: issue 8, the
 //! limb GEMMs through cuBLAS) on shapes that need chunking (inner dimension
 //! above 2^16 and 2^21) and adversarial limbs; the limb paths skip without
@@ -127,6 +130,94 @@ fn truncation_combine_matches_the_cpu() {
     };
     trunc::<u32>(&g);
     trunc::<u64>(&g);
+}
+
+/// A chain of ops stays on the device: results have no host copy until
+/// read, operands with a device copy are used in place, a host operand
+/// keeps its upload, and a mutated host copy is uploaded afresh.
+fn resident<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([11; 16]), R::BITS as u64);
+    // Above two staging buffers (16 MiB each) with a partial tail.
+    let n = (40 << 20) / R::BYTES + 5;
+    let (a, b, c) = (
+        rand::<R>(&mut prg, [n]),
+        rand::<R>(&mut prg, [n]),
+        rand::<R>(&mut prg, [n]),
+    );
+    let x = g.add(&a, &b).unwrap();
+    assert!(
+        !x.is_on_host() && x.device_copy().is_some(),
+        "result on the device"
+    );
+    assert!(a.device_copy().is_some(), "upload kept by the host operand");
+    let y = g.mul(&x, &c).unwrap();
+    assert!(
+        !x.is_on_host(),
+        "a device operand is not copied to the host"
+    );
+    let z = g.trunc_combine(&y, &a, &b, 13, true).unwrap();
+    let want = cpu
+        .trunc_combine(
+            &cpu.mul(&cpu.add(&a, &b).unwrap(), &c).unwrap(),
+            &a,
+            &b,
+            13,
+            true,
+        )
+        .unwrap();
+    assert_eq!(z, want, "device chain k={}", R::BITS);
+    assert!(
+        z.is_on_host() && z.device_copy().is_some(),
+        "mirrored after a read"
+    );
+    // A mutated host copy drops the stale device copy.
+    let mut a2 = a.clone();
+    a2.data_mut()[n - 1] = R::ONE;
+    assert!(a2.device_copy().is_none());
+    assert_eq!(g.add(&a2, &b).unwrap(), cpu.add(&a2, &b).unwrap());
+}
+
+#[test]
+fn results_stay_on_the_device_between_ops() {
+    let Some(g) = gpu("results_stay_on_the_device_between_ops") else {
+        return;
+    };
+    resident::<u32>(&g);
+    resident::<u64>(&g);
+}
+
+/// Many dependent ops spread over the stream pool: each must see its
+/// operands' final values (cudarc's per-buffer events order them).
+#[test]
+fn a_long_chain_over_the_stream_pool_matches_the_cpu() {
+    let Some(g) = gpu("a_long_chain_over_the_stream_pool_matches_the_cpu") else {
+        return;
+    };
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([12; 16]), 0);
+    let (mut x, mut want) = {
+        let t = rand::<u64>(&mut prg, [1 << 20]);
+        (t.clone(), t)
+    };
+    let d = rand::<u64>(&mut prg, [1 << 20]);
+    for i in 0..64u64 {
+        x = g.add(&g.mul_scalar(&x, 3 + i), &d).unwrap();
+        want = cpu.add(&cpu.mul_scalar(&want, 3 + i), &d).unwrap();
+        if i % 16 == 15 {
+            x = g
+                .transpose(&x.reshape([1024, 1024]).unwrap())
+                .unwrap()
+                .reshape([1 << 20])
+                .unwrap();
+            want = cpu
+                .transpose(&want.reshape([1024, 1024]).unwrap())
+                .unwrap()
+                .reshape([1 << 20])
+                .unwrap();
+        }
+    }
+    assert_eq!(x, want);
 }
 
 fn prg<R: Ring>(g: &CudaBackend) {

@@ -49,8 +49,9 @@ pub(crate) fn add_channels<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shar
     let d = x.shape().dims();
     let (c, hw) = (d[1], d[2] * d[3]);
     let mut out = x.share().clone();
+    let b = b.share().data();
     for (i, plane) in out.data_mut().chunks_mut(hw).enumerate() {
-        let bias = b.share().data()[i % c];
+        let bias = b[i % c];
         plane.iter_mut().for_each(|v| *v = v.wrapping_add(bias));
     }
     Ok(Shared::from_share(out))

@@ -80,9 +80,8 @@ impl<R: Ring> Module<R> for BatchNorm2d<R> {
         let d = x.shape().dims();
         let (c, hw) = (d[1], d[2] * d[3]);
         let expand = |p: &Shared<R>| -> Result<Shared<R>> {
-            let v: Vec<R> = (0..x.numel())
-                .map(|i| p.share().data()[(i / hw) % c])
-                .collect();
+            let p = p.share().data();
+            let v: Vec<R> = (0..x.numel()).map(|i| p[(i / hw) % c]).collect();
             Ok(Shared::from_share(RingTensor::new(x.shape().clone(), v)?))
         };
         let y = fixed::mul(sess, x, &expand(&self.scale.value)?).await?;

@@ -84,8 +84,8 @@ impl AttentionOptions {
 pub enum QkvProjection<R: Ring> {
     /// [W_q | W_k | W_v] as one [H, 3H] weight and its [3H] bias.
     Fused {
-        /// Weight [H, 3H].
-        w: Weight<R>,
+        /// Weight [H, 3H] (boxed: the variants stay small).
+        w: Box<Weight<R>>,
         /// Bias [3H].
         b: Shared<R>,
     },

@@ -145,8 +145,9 @@ pub async fn inject<R: Ring>(
     let party0 = sess.party() == 0;
     let mut xb = vec![R::ZERO; x.numel()];
     let mut bits = vec![R::ZERO; n];
+    let (s_arith, c, d) = (s_arith.data(), c.data(), d.data());
     for (i, b) in bits.iter_mut().enumerate() {
-        let s = s_arith.data()[i];
+        let s = s_arith[i];
         let ei = bit(&e, i);
         // [b] = e + s - 2 e s
         *b = if ei {
@@ -161,7 +162,7 @@ pub async fn inject<R: Ring>(
         };
         for j in i * width..(i + 1) * width {
             // [x s] = c + d [s]; [x b] = e x + (1 - 2e) [x s]
-            let xs = c.data()[j].wrapping_add(d.data()[j].wrapping_mul(s));
+            let xs = c[j].wrapping_add(d[j].wrapping_mul(s));
             xb[j] = if ei { x_i[j].wrapping_sub(xs) } else { xs };
         }
     }

@@ -4,10 +4,12 @@
 //! `u64` (Z_2^64, the default) and `u32` (Z_2^32, for quantized layers).
 //! Code is generic over the [`Ring`] trait, never over a runtime type tag.
 
+mod device;
 mod element;
 mod fixed;
 mod tensor;
 
+pub use device::DeviceBuffer;
 pub use element::{Ring, RingId};
 pub use fixed::FixedPoint;
 pub(crate) use tensor::append_le_bytes;

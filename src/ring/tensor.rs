@@ -1,6 +1,9 @@
-//! [`RingTensor`]: a shape plus contiguous row-major storage of ring elements.
+//! [`RingTensor`]: a shape plus contiguous row-major storage of ring
+//! elements, on the host, on a device ([`DeviceBuffer`]), or both.
 
-use super::{Ring, RingId};
+use std::sync::{Arc, OnceLock};
+
+use super::{DeviceBuffer, Ring, RingId};
 use crate::error::{Error, Result};
 
 /// A tensor shape: dimensions, outermost first (row-major).
@@ -43,17 +46,41 @@ impl std::fmt::Display for Shape {
     }
 }
 
-/// A dense tensor over the ring `R`: shape plus row-major host storage.
+/// A dense tensor over the ring `R`: shape plus row-major storage on the
+/// host, on a device, or mirrored on both.
 ///
 /// This is the unit every backend op, share and preprocessing item is made
-/// of. Invariant: `data.len() == shape.numel()`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// of. A tensor made on the host has a host copy; one a GPU backend made has
+/// a device copy only ([`RingTensor::from_device`]) until something reads it
+/// on the host: [`RingTensor::data`] then copies it down once and keeps both
+/// (the device copy serves later GPU ops). Mutating the host copy drops the
+/// device copy. Invariants: at least one copy exists, and each holds
+/// `shape.numel()` elements.
+#[derive(Clone, Debug)]
 pub struct RingTensor<R: Ring> {
     shape: Shape,
-    data: Vec<R>,
+    host: OnceLock<Vec<R>>,
+    device: OnceLock<Arc<dyn DeviceBuffer>>,
 }
 
+impl<R: Ring> PartialEq for RingTensor<R> {
+    /// Same shape and elements, wherever they live (reads device copies).
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data() == other.data()
+    }
+}
+
+impl<R: Ring> Eq for RingTensor<R> {}
+
 impl<R: Ring> RingTensor<R> {
+    fn host(shape: Shape, data: Vec<R>) -> Self {
+        RingTensor {
+            shape,
+            host: OnceLock::from(data),
+            device: OnceLock::new(),
+        }
+    }
+
     /// A tensor from its shape and row-major data.
     ///
     /// Errors: [`Error::ShapeMismatch`] when `data.len()` is not the product
@@ -70,21 +97,36 @@ impl<R: Ring> RingTensor<R> {
                 ),
             ));
         }
-        Ok(Self { shape, data })
+        Ok(Self::host(shape, data))
+    }
+
+    /// A tensor whose only copy is `buf` on a device (a GPU backend's
+    /// result); the host copy is made on the first host read.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] when `buf` does not hold
+    /// `shape.numel()` elements of k/8 bytes.
+    pub fn from_device(shape: impl Into<Shape>, buf: Arc<dyn DeviceBuffer>) -> Result<Self> {
+        let shape = shape.into();
+        check_device_len::<R>(&shape, buf.as_ref())?;
+        Ok(RingTensor {
+            shape,
+            host: OnceLock::new(),
+            device: OnceLock::from(buf),
+        })
     }
 
     /// All-zero tensor of the given shape.
     pub fn zeros(shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
         let data = vec![R::ZERO; shape.numel()];
-        Self { shape, data }
+        Self::host(shape, data)
     }
 
     /// A tensor filled with one value.
     pub fn full(shape: impl Into<Shape>, v: R) -> Self {
         let shape = shape.into();
         let data = vec![v; shape.numel()];
-        Self { shape, data }
+        Self::host(shape, data)
     }
 
     /// The shape.
@@ -97,32 +139,126 @@ impl<R: Ring> RingTensor<R> {
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.data.len()
-    }
-    /// Row-major elements.
-    pub fn data(&self) -> &[R] {
-        &self.data
-    }
-    /// Mutable row-major elements.
-    pub fn data_mut(&mut self) -> &mut [R] {
-        &mut self.data
-    }
-    /// The storage, consuming the tensor.
-    pub fn into_data(self) -> Vec<R> {
-        self.data
+        self.shape.numel()
     }
 
-    /// The same elements under another shape with the same element count.
+    /// Row-major elements, copied down from the device on the first read
+    /// of a device-only tensor (then kept).
+    ///
+    /// # Panics
+    ///
+    /// When that copy fails (a lost or faulted device): the signature has
+    /// no room for the error. Code at a boundary that can report errors
+    /// (the transport, file output) uses [`RingTensor::try_data`], which
+    /// returns it instead.
+    pub fn data(&self) -> &[R] {
+        match self.try_data() {
+            Ok(d) => d,
+            Err(e) => panic!("reading a device tensor on the host failed: {e}"),
+        }
+    }
+
+    /// [`RingTensor::data`], with a failed device copy as an error.
+    ///
+    /// Errors: the device's copy error ([`Error::Gpu`] for CUDA).
+    pub fn try_data(&self) -> Result<&[R]> {
+        if let Some(h) = self.host.get() {
+            return Ok(h);
+        }
+        let v = self.download()?;
+        // Another thread may have copied it first: either copy is the same.
+        let _ = self.host.set(v);
+        Ok(self.host.get().map(Vec::as_slice).unwrap_or_default())
+    }
+
+    /// Mutable row-major elements on the host; drops the device copy, which
+    /// would no longer match. Panics as [`RingTensor::data`].
+    pub fn data_mut(&mut self) -> &mut [R] {
+        self.data();
+        self.device.take();
+        self.host
+            .get_mut()
+            .map(Vec::as_mut_slice)
+            .unwrap_or_default()
+    }
+
+    /// The host storage, consuming the tensor. Panics as [`RingTensor::data`].
+    pub fn into_data(self) -> Vec<R> {
+        match self.try_into_data() {
+            Ok(d) => d,
+            Err(e) => panic!("reading a device tensor on the host failed: {e}"),
+        }
+    }
+
+    /// [`RingTensor::into_data`], with a failed device copy as an error.
+    ///
+    /// Errors: the device's copy error ([`Error::Gpu`] for CUDA).
+    pub fn try_into_data(mut self) -> Result<Vec<R>> {
+        match self.host.take() {
+            Some(h) => Ok(h),
+            None => self.download(),
+        }
+    }
+
+    /// The device copy, if the tensor has one.
+    pub fn device_copy(&self) -> Option<&Arc<dyn DeviceBuffer>> {
+        self.device.get()
+    }
+
+    /// Whether the host copy exists (false for a device result not yet read
+    /// on the host).
+    pub fn is_on_host(&self) -> bool {
+        self.host.get().is_some()
+    }
+
+    /// Records `buf` as this tensor's device copy (a backend that uploaded
+    /// the host copy keeps it for later ops). No-op when one is already set.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] when `buf` has the wrong length.
+    /// The caller guarantees that `buf` holds the same elements.
+    pub fn attach_device_copy(&self, buf: Arc<dyn DeviceBuffer>) -> Result<()> {
+        check_device_len::<R>(&self.shape, buf.as_ref())?;
+        let _ = self.device.set(buf);
+        Ok(())
+    }
+
+    fn download(&self) -> Result<Vec<R>> {
+        let buf = self.device.get().ok_or_else(|| {
+            Error::Unsupported(
+                "a ring tensor with neither a host nor a device copy (internal)".into(),
+            )
+        })?;
+        let mut data = vec![R::ZERO; self.numel()];
+        buf.read_to_host(bytemuck::cast_slice_mut(&mut data))?;
+        if cfg!(target_endian = "big") {
+            data.iter_mut().for_each(|v| *v = from_le::<R>(*v));
+        }
+        Ok(data)
+    }
+
+    /// The same elements under another shape with the same element count
+    /// (both copies kept).
     ///
     /// Errors: [`Error::ShapeMismatch`] when the element counts differ.
     pub fn reshape(self, shape: impl Into<Shape>) -> Result<Self> {
-        RingTensor::new(shape, self.data)
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::shape(
+                "RingTensor::reshape",
+                format!("{} elements into shape {shape}", self.numel()),
+            ));
+        }
+        Ok(RingTensor {
+            shape,
+            host: self.host,
+            device: self.device,
+        })
     }
 
     /// Little-endian bytes of the elements (k/8 bytes each), as sent on the wire.
     pub fn to_le_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.data.len() * R::BYTES);
-        append_le_bytes(&self.data, &mut out);
+        let mut out = Vec::with_capacity(self.numel() * R::BYTES);
+        append_le_bytes(self.data(), &mut out);
         out
     }
 
@@ -147,15 +283,9 @@ impl<R: Ring> RingTensor<R> {
         let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
         dst.copy_from_slice(bytes);
         if cfg!(target_endian = "big") {
-            for v in data.iter_mut() {
-                *v = R::from_u64(if R::BITS == 64 {
-                    v.to_u64().swap_bytes()
-                } else {
-                    (v.to_u64() as u32).swap_bytes() as u64
-                });
-            }
+            data.iter_mut().for_each(|v| *v = from_le::<R>(*v));
         }
-        Ok(Self { shape, data })
+        Ok(Self::host(shape, data))
     }
 
     /// Checks that `other` has the same shape, for elementwise ops.
@@ -168,6 +298,32 @@ impl<R: Ring> RingTensor<R> {
         }
         Ok(())
     }
+}
+
+/// An element read as little-endian bytes into native order (a byte swap
+/// on big-endian hosts).
+fn from_le<R: Ring>(v: R) -> R {
+    R::from_u64(if R::BITS == 64 {
+        v.to_u64().swap_bytes()
+    } else {
+        (v.to_u64() as u32).swap_bytes() as u64
+    })
+}
+
+fn check_device_len<R: Ring>(shape: &Shape, buf: &dyn DeviceBuffer) -> Result<()> {
+    if buf.len_bytes() != shape.numel() * R::BYTES {
+        return Err(Error::shape(
+            "device tensor",
+            format!(
+                "{} bytes on {} for shape {shape} in Z_2^{} ({} bytes)",
+                buf.len_bytes(),
+                buf.location(),
+                R::BITS,
+                shape.numel() * R::BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends the little-endian bytes of `data` to `out`.

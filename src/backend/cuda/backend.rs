@@ -5,14 +5,20 @@
 //! the driver, the device and NVRTC first), so machines without a GPU never
 //! reach it.
 //!
-//! Minimal by design: the [`Backend`] trait passes host tensors, so every op
-//! copies its operands to the device, launches, and copies the result back
-//! on one stream. GPU-resident shares, a stream pool and pinned transfers
-//! (issue 7, items 3 and 4) need device-resident tensors in the trait and
-//! are not built. Ops returning [`Result`] report GPU failures as
-//! [`Error::Gpu`]; ops whose signature cannot fail (neg, scalar ops, ashr,
-//! PRG) log a warning and fall back to the CPU backend. The convolution
-//! gradients run on the CPU backend (logged once).
+//! Shares stay on the device between ops: every result is a device-only
+//! [`RingTensor`] ([`CudaBuffer`], `buffer.rs`), an operand that already has
+//! a device copy here is used in place, and one with only a host copy (dealer
+//! material, inputs) is uploaded once and keeps the copy for later ops. The
+//! host copy of a result is made when protocol code on the CPU or the
+//! transport reads it, through pinned staging buffers on a copy stream
+//! ([`Transfers`]). Ops are enqueued without waiting, spread over a pool of
+//! streams (`SPINDLE_CUDA_STREAMS`, default 4); cudarc's per-buffer read and
+//! write events order each op after the ops that wrote its operands. Ring
+//! GEMMs run on the stream of the cuBLAS handle (the first of the pool).
+//! Ops returning [`Result`] report GPU failures as [`Error::Gpu`]; ops
+//! whose signature cannot fail (neg, scalar ops, ashr, PRG) log a warning
+//! and fall back to the CPU backend. The convolution gradients run on the
+//! CPU backend (logged once).
 //!
 //! Ring GEMMs (matmul, batched matmul, conv2d after im2col) take the route
 //! of [`GemmPath::route`]: the direct `gemm_uK` kernel, or a limb GEMM
@@ -24,6 +30,7 @@
 //! path reports the error.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, OnceLock};
 
 use cudarc::cublas::CudaBlas;
@@ -32,6 +39,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 
+use super::buffer::{CudaBuffer, Transfers};
 use super::kernels::{module_of, ring_kernel};
 use super::limb_gemm::DeviceGemm;
 use super::nvrtc::{arch_for, nvrtc_available, PtxCache};
@@ -40,14 +48,17 @@ use crate::backend::limb::{GemmPath, GemmRoute};
 use crate::backend::{Backend, Conv2dParams, CpuBackend};
 use crate::error::{Error, Result};
 use crate::prg::Seed;
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{DeviceBuffer, Ring, RingTensor, Shape};
 
 /// Threads per block of the 1-D kernels.
 const BLOCK: u32 = 256;
 /// Most blocks of a 1-D launch; the kernels loop grid-stride beyond it.
 const MAX_BLOCKS: u64 = 1 << 16;
+/// Compute streams per device unless `SPINDLE_CUDA_STREAMS` says otherwise.
+const DEFAULT_STREAMS: usize = 4;
 
-/// One CUDA device: context, a stream, and the modules loaded so far.
+/// One CUDA device: context, a pool of streams, a copy stream with pinned
+/// staging, and the modules loaded so far.
 #[derive(Clone)]
 pub struct CudaBackend {
     inner: Arc<Inner>,
@@ -58,10 +69,15 @@ struct Inner {
     ordinal: usize,
     arch: String,
     ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
+    /// Compute streams; ops take them in turn. The first also carries the
+    /// ring GEMMs (the cuBLAS handle is bound to it).
+    streams: Vec<Arc<CudaStream>>,
+    next_stream: AtomicUsize,
+    /// Host<->device copies (their own stream and pinned buffers).
+    link: Arc<Transfers>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
-    /// The cuBLAS handle on `stream`, created on first use; `None` where
+    /// The cuBLAS handle on the first stream, created on first use; `None` where
     /// libcublas is absent or fails to initialise.
     blas: OnceLock<Option<Mutex<CudaBlas>>>,
     cpu: CpuBackend,
@@ -117,11 +133,15 @@ impl CudaBackend {
         let (major, minor) = ctx
             .compute_capability()
             .map_err(gpu("compute capability"))?;
-        let stream = ctx.new_stream().map_err(gpu("cuStreamCreate"))?;
+        let n_streams = streams_from_env()?;
+        let streams = (0..n_streams)
+            .map(|_| ctx.new_stream().map_err(gpu("cuStreamCreate")))
+            .collect::<Result<Vec<_>>>()?;
+        let copy_stream = ctx.new_stream().map_err(gpu("cuStreamCreate"))?;
         let name = ctx.name().unwrap_or_else(|_| "?".into());
         tracing::info!(
-            "CUDA device {ordinal}: {name}, compute capability {major}.{minor}; ring GEMM path {} \
-             (cuBLAS {}, cuBLASLt {})",
+            "CUDA device {ordinal}: {name}, compute capability {major}.{minor}, {n_streams} \
+             streams; ring GEMM path {} (cuBLAS {}, cuBLASLt {})",
             gemm_path.name(),
             if super::blas_available() {
                 "found"
@@ -140,7 +160,9 @@ impl CudaBackend {
                 ordinal,
                 arch: arch_for(major, minor),
                 ctx,
-                stream,
+                streams,
+                next_stream: AtomicUsize::new(0),
+                link: Arc::new(Transfers::new(ordinal, copy_stream)),
                 modules: Mutex::new(HashMap::new()),
                 functions: Mutex::new(HashMap::new()),
                 blas: OnceLock::new(),
@@ -173,9 +195,15 @@ impl CudaBackend {
         self.gemm_path
     }
 
-    /// The stream every op of this backend runs on.
+    /// The stream of the ring GEMMs (and of the cuBLAS handle).
     pub(super) fn stream(&self) -> &Arc<CudaStream> {
-        &self.inner.stream
+        &self.inner.streams[0]
+    }
+
+    /// The next compute stream of the pool, in turn.
+    fn pick(&self) -> &Arc<CudaStream> {
+        let s = &self.inner.streams;
+        &s[self.inner.next_stream.fetch_add(1, Ordering::Relaxed) % s.len()]
     }
 
     /// The cuBLAS handle, created on first use; `None` (logged once) where
@@ -191,7 +219,7 @@ impl CudaBackend {
                     );
                     return None;
                 }
-                match CudaBlas::new(self.inner.stream.clone()) {
+                match CudaBlas::new(self.stream().clone()) {
                     Ok(b) => Some(Mutex::new(b)),
                     Err(e) => {
                         tracing::warn!(
@@ -237,32 +265,35 @@ impl CudaBackend {
         Ok(f)
     }
 
-    fn upload<R: Ring>(&self, t: &RingTensor<R>) -> Result<CudaSlice<u8>> {
-        let bytes: &[u8] = bytemuck::cast_slice(t.data());
-        self.inner
-            .stream
-            .clone_htod(bytes)
-            .map_err(gpu("copy to device"))
+    /// `t` on this device: its device copy when it has one here, else an
+    /// upload of its host copy, which `t` keeps for later ops.
+    fn dev<R: Ring>(&self, t: &RingTensor<R>) -> Result<Operand> {
+        if let Some(b) = t.device_copy() {
+            if let Some(cb) = b.as_any().downcast_ref::<CudaBuffer>() {
+                if cb.is_on(&self.inner.link) {
+                    return Ok(Operand(b.clone()));
+                }
+            }
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(t.try_data()?);
+        let slice = self.inner.link.to_device(bytes)?;
+        let buf: Arc<dyn DeviceBuffer> =
+            Arc::new(CudaBuffer::new(slice, bytes.len(), self.inner.link.clone()));
+        t.attach_device_copy(buf.clone())?;
+        Ok(Operand(buf))
     }
 
-    fn alloc<R: Ring>(&self, numel: usize) -> Result<CudaSlice<u8>> {
-        self.inner
-            .stream
+    fn alloc<R: Ring>(&self, stream: &Arc<CudaStream>, numel: usize) -> Result<CudaSlice<u8>> {
+        stream
             .alloc_zeros::<u8>(numel.max(1) * R::BYTES)
             .map_err(gpu("device alloc"))
     }
 
-    fn download<R: Ring>(&self, buf: &CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
-        let bytes = self
-            .inner
-            .stream
-            .clone_dtoh(buf)
-            .map_err(gpu("copy to host"))?;
-        let n = shape.numel();
-        let mut data = vec![R::ZERO; n];
-        let dst: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
-        dst.copy_from_slice(&bytes[..n * R::BYTES]);
-        RingTensor::new(shape, data)
+    /// A device-only result tensor over `buf` (no copy, no wait).
+    fn wrap<R: Ring>(&self, buf: CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
+        let len = shape.numel() * R::BYTES;
+        let buf = CudaBuffer::new(buf, len, self.inner.link.clone());
+        RingTensor::from_device(shape, Arc::new(buf))
     }
 
     pub(super) fn cfg_1d(n: u64) -> LaunchConfig {
@@ -285,15 +316,16 @@ impl CudaBackend {
             return Ok(a.clone());
         }
         let f = self.function(&ring_kernel(op, R::BITS))?;
-        let (da, db) = (self.upload(a)?, self.upload(b)?);
-        let mut out = self.alloc::<R>(a.numel())?;
+        let (da, db) = (self.dev(a)?, self.dev(b)?);
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, a.numel())?;
         let n = a.numel() as u64;
-        let mut l = self.inner.stream.launch_builder(&f);
-        l.arg(&mut out).arg(&da).arg(&db).arg(&n);
+        let mut l = s.launch_builder(&f);
+        l.arg(&mut out).arg(da.slice()).arg(db.slice()).arg(&n);
         // SAFETY: the kernel signature is (T*, const T*, const T*, u64) and
         // every buffer holds n elements of T.
         unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu(op.to_string()))?;
-        self.download(&out, a.shape().clone())
+        self.wrap(out, a.shape().clone())
     }
 
     /// out = op(a) or op(a, scalar) through kernel `op_uK`; `scalar` is
@@ -308,16 +340,17 @@ impl CudaBackend {
             return Ok(a.clone());
         }
         let f = self.function(&ring_kernel(op, R::BITS))?;
-        let da = self.upload(a)?;
-        let mut out = self.alloc::<R>(a.numel())?;
+        let da = self.dev(a)?;
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, a.numel())?;
         let n = a.numel() as u64;
         let (s64, s32) = match scalar {
             Scalar::None => (0u64, 0u32),
             Scalar::Ring(s) => (s.to_u64(), s.to_u64() as u32),
             Scalar::Shift(s) => (s as u64, s),
         };
-        let mut l = self.inner.stream.launch_builder(&f);
-        l.arg(&mut out).arg(&da);
+        let mut l = s.launch_builder(&f);
+        l.arg(&mut out).arg(da.slice());
         match scalar {
             Scalar::None => {}
             Scalar::Ring(_) if R::BITS == 64 => {
@@ -330,7 +363,7 @@ impl CudaBackend {
         l.arg(&n);
         // SAFETY: signatures (T*, const T*[, T | u32], u64), n elements each.
         unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu(op.to_string()))?;
-        self.download(&out, a.shape().clone())
+        self.wrap(out, a.shape().clone())
     }
 
     /// `f` on the GPU, or on the CPU with a warning if the GPU fails (for
@@ -395,7 +428,7 @@ impl CudaBackend {
             block_dim: (16, 16, 1),
             shared_mem_bytes: 0,
         };
-        let mut l = self.inner.stream.launch_builder(&f);
+        let mut l = self.stream().launch_builder(&f);
         l.arg(out)
             .arg(a)
             .arg(b)
@@ -421,8 +454,8 @@ impl CudaBackend {
         if out_shape.numel() == 0 || k == 0 {
             return self.inner.cpu.matmul(a, b);
         }
-        let (da, db) = (self.upload(a)?, self.upload(b)?);
-        let mut out = self.alloc::<R>(out_shape.numel())?;
+        let (da, db) = (self.dev(a)?, self.dev(b)?);
+        let mut out = self.alloc::<R>(self.stream(), out_shape.numel())?;
         let g = DeviceGemm {
             batch,
             m,
@@ -430,8 +463,8 @@ impl CudaBackend {
             n,
             shared_a: false,
         };
-        self.gemm_dev::<R>(&mut out, &da, &db, g)?;
-        self.download(&out, out_shape)
+        self.gemm_dev::<R>(&mut out, da.slice(), db.slice(), g)?;
+        self.wrap(out, out_shape)
     }
 
     fn conv2d_gpu<R: Ring>(
@@ -449,9 +482,10 @@ impl CudaBackend {
         if out_shape.numel() == 0 || krows == 0 {
             return self.inner.cpu.conv2d(x, w, p);
         }
-        let dx = self.upload(x)?;
-        let dw = self.upload(w)?;
-        let mut cols = self.alloc::<R>(n * krows * ho * wo)?;
+        let dx = self.dev(x)?;
+        let dw = self.dev(w)?;
+        let s = self.stream();
+        let mut cols = self.alloc::<R>(s, n * krows * ho * wo)?;
         let f = self.function(&ring_kernel("im2col", R::BITS))?;
         let geo: [u64; 12] = [
             n,
@@ -469,8 +503,8 @@ impl CudaBackend {
         ]
         .map(|v| v as u64);
         let total = (n * krows * ho * wo) as u64;
-        let mut l = self.inner.stream.launch_builder(&f);
-        l.arg(&mut cols).arg(&dx);
+        let mut l = s.launch_builder(&f);
+        l.arg(&mut cols).arg(dx.slice());
         for g in &geo {
             l.arg(g);
         }
@@ -478,7 +512,7 @@ impl CudaBackend {
         // n * krows * ho * wo elements, x n * c * h * w.
         unsafe { l.launch(Self::cfg_1d(total)) }.map_err(gpu("im2col"))?;
         // out[img] = W [o, krows] x cols[img] [krows, ho*wo]; W shared (stride 0).
-        let mut out = self.alloc::<R>(out_shape.numel())?;
+        let mut out = self.alloc::<R>(s, out_shape.numel())?;
         let g = DeviceGemm {
             batch: n,
             m: o,
@@ -486,8 +520,8 @@ impl CudaBackend {
             n: ho * wo,
             shared_a: true,
         };
-        self.gemm_dev::<R>(&mut out, &dw, &cols, g)?;
-        self.download(&out, out_shape)
+        self.gemm_dev::<R>(&mut out, dw.slice(), &cols, g)?;
+        self.wrap(out, out_shape)
     }
 
     fn transpose_gpu<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
@@ -504,16 +538,21 @@ impl CudaBackend {
             return self.inner.cpu.transpose(a);
         }
         let f = self.function(&ring_kernel("transpose", R::BITS))?;
-        let da = self.upload(a)?;
-        let mut out = self.alloc::<R>(a.numel())?;
+        let da = self.dev(a)?;
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, a.numel())?;
         let (b64, m64, n64) = (batch as u64, m as u64, n as u64);
-        let mut l = self.inner.stream.launch_builder(&f);
-        l.arg(&mut out).arg(&da).arg(&b64).arg(&m64).arg(&n64);
+        let mut l = s.launch_builder(&f);
+        l.arg(&mut out)
+            .arg(da.slice())
+            .arg(&b64)
+            .arg(&m64)
+            .arg(&n64);
         // SAFETY: transpose_uK(T*, const T*, u64 batch, m, n), batch*m*n elements.
         unsafe { l.launch(Self::cfg_1d(a.numel() as u64)) }.map_err(gpu("transpose"))?;
         let mut shape = d.to_vec();
         shape.swap(d.len() - 2, d.len() - 1);
-        self.download(&out, Shape(shape))
+        self.wrap(out, Shape(shape))
     }
 
     fn trunc_gpu<R: Ring>(
@@ -536,24 +575,21 @@ impl CudaBackend {
             return Ok(c.clone());
         }
         let f = self.function(&ring_kernel("trunc_combine", R::BITS))?;
-        let (dc, drs, drm) = (
-            self.upload(c)?,
-            self.upload(r_shifted)?,
-            self.upload(r_msb)?,
-        );
-        let mut out = self.alloc::<R>(c.numel())?;
+        let (dc, drs, drm) = (self.dev(c)?, self.dev(r_shifted)?, self.dev(r_msb)?);
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, c.numel())?;
         let (n, p0) = (c.numel() as u64, party0 as u32);
-        let mut l = self.inner.stream.launch_builder(&f);
+        let mut l = s.launch_builder(&f);
         l.arg(&mut out)
-            .arg(&dc)
-            .arg(&drs)
-            .arg(&drm)
+            .arg(dc.slice())
+            .arg(drs.slice())
+            .arg(drm.slice())
             .arg(&frac_bits)
             .arg(&p0)
             .arg(&n);
         // SAFETY: trunc_combine_uK(T*, const T* x3, u32 f, u32 party0, u64 n).
         unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu("trunc_combine"))?;
-        self.download(&out, c.shape().clone())
+        self.wrap(out, c.shape().clone())
     }
 
     fn prg_gpu<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> Result<RingTensor<R>> {
@@ -562,12 +598,13 @@ impl CudaBackend {
         }
         let f = self.function(&ring_kernel("prg_fill", R::BITS))?;
         let n = shape.numel() as u64;
-        let mut out = self.alloc::<R>(shape.numel())?;
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, shape.numel())?;
         let key_hi = u64::from_be_bytes(seed.0[..8].try_into().expect("8 bytes"));
         let key_lo = u64::from_be_bytes(seed.0[8..].try_into().expect("8 bytes"));
         let first_block = 0u64;
         let per_block = (16 / R::BYTES) as u64;
-        let mut l = self.inner.stream.launch_builder(&f);
+        let mut l = s.launch_builder(&f);
         l.arg(&mut out)
             .arg(&n)
             .arg(&key_hi)
@@ -576,7 +613,41 @@ impl CudaBackend {
             .arg(&first_block);
         // SAFETY: prg_fill_uK(T*, u64 n, u64 key_hi, key_lo, stream, first_block).
         unsafe { l.launch(Self::cfg_1d(n.div_ceil(per_block))) }.map_err(gpu("prg_fill"))?;
-        self.download(&out, shape.clone())
+        self.wrap(out, shape.clone())
+    }
+}
+
+/// A tensor's device copy on this backend's device (checked by
+/// [`CudaBackend::dev`]).
+struct Operand(Arc<dyn DeviceBuffer>);
+
+impl Operand {
+    fn slice(&self) -> &CudaSlice<u8> {
+        &self
+            .0
+            .as_any()
+            .downcast_ref::<CudaBuffer>()
+            .expect("CudaBackend::dev returns CUDA buffers only")
+            .slice
+    }
+}
+
+/// Compute streams per device: `SPINDLE_CUDA_STREAMS` (1 to 64), else 4.
+///
+/// Errors: [`Error::Unsupported`] for a value that is not such a number.
+fn streams_from_env() -> Result<usize> {
+    match std::env::var("SPINDLE_CUDA_STREAMS") {
+        Err(_) => Ok(DEFAULT_STREAMS),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "SPINDLE_CUDA_STREAMS={v:?}: expected a number of streams from 1 to 64"
+                ))
+            }),
     }
 }
 

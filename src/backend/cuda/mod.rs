@@ -12,6 +12,11 @@
 //! ([`crate::backend::limb::GemmPath`]); without libcublas it is always the
 //! direct kernel (logged once).
 //!
+//! Shares stay on the device between ops: results are device-only
+//! [`crate::ring::RingTensor`]s over a CUDA buffer (`buffer.rs`), copied
+//! to the host through pinned staging buffers only when host code reads
+//! them ([`crate::ring::DeviceBuffer`]).
+//!
 //! Status: the kernel sources compile with NVRTC for compute_80 and
 //! compute_90 (CI) and their arithmetic matches the CPU backend under host
 //! emulation (`scripts/kernels-host-check.py`); everything that runs on a
@@ -19,6 +24,7 @@
 //! `tests/gpu_parity.rs` has run on a device (`kernels/README.md`).
 
 pub mod backend;
+mod buffer;
 pub mod kernels;
 mod limb_gemm;
 pub mod nvrtc;

@@ -242,7 +242,7 @@ impl<R: Ring> SecureBert<R> {
             let qkv = if options.fused_qkv {
                 let fused = lw.map(|lw| fuse_qkv(&lw.query, &lw.key, &lw.value, scale));
                 let (w, b) = sh.dense(fused.as_ref(), h, 3 * h).await?;
-                QkvProjection::Fused { w, b }
+                QkvProjection::Fused { w: Box::new(w), b }
             } else {
                 let q = lw.map(|lw| scaled(&lw.query, scale));
                 QkvProjection::Separate(Box::new([

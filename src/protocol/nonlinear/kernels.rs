@@ -98,10 +98,12 @@ pub(crate) fn beaver_sq_combine<R: Ring>(
 /// out = sum_i k_i * x_i + c (party 0 adds c): an exact integer linear
 /// combination of shares, in one pass.
 pub(crate) fn lincomb<R: Ring>(terms: &[(&RingTensor<R>, R)], c: R, len: usize) -> Vec<R> {
+    // The slices once, outside the per-element loop.
+    let slices: Vec<(&[R], R)> = terms.iter().map(|(x, k)| (x.data(), *k)).collect();
     let at = |i: usize| {
-        terms.iter().fold(c, |acc, (x, k)| {
-            acc.wrapping_add(x.data()[i].wrapping_mul(*k))
-        })
+        slices
+            .iter()
+            .fold(c, |acc, (x, k)| acc.wrapping_add(x[i].wrapping_mul(*k)))
     };
     match terms {
         [(x, k)] => {
