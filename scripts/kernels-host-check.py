@@ -8,7 +8,8 @@ ctypes against independent Python references: AES-128-CTR from the
 `cryptography` package with the counter layout of src/prg.rs, and direct
 re-statements of the CPU backend's trunc_combine, im2col/col2im, pooling,
 bit-slicing, limb split / recombination (the limb GEMM of src/backend/limb)
-and elementwise ops.
+and elementwise ops; the carry-circuit kernels run as N parties computing
+the MSB of random values.
 
 What this checks: the arithmetic and indexing of each kernel body. What it
 cannot check: anything that needs several threads (warp ballots in
@@ -161,6 +162,18 @@ def test_trunc():
                 check(f"trunc_combine_{suf} f={f} p0={p0}", out.tolist(), trunc_reference(c, rs, rm, f, p0, bits))
 
 
+def bitslice(x, bits):
+    """Planes [bits][words] of the values x (element e at bit e % 64 of word e // 64)."""
+    n = len(x)
+    words = (n + 63) // 64
+    planes = np.zeros(bits * words, dtype=np.uint64)
+    for j in range(bits):
+        for e_ in range(n):
+            if (int(x[e_]) >> j) & 1:
+                planes[j * words + e_ // 64] |= np.uint64(1 << (e_ % 64))
+    return planes
+
+
 def test_binary():
     lib = build("binary")
     n = 300
@@ -176,16 +189,71 @@ def test_binary():
         for n in [1, 64, 65, 300]:
             x = rand(dt, n)
             words = (n + 63) // 64
-            planes = np.zeros(bits * words, dtype=np.uint64)
-            for j in range(bits):
-                for e_ in range(n):
-                    if (int(x[e_]) >> j) & 1:
-                        planes[j * words + e_ // 64] |= np.uint64(1 << (e_ % 64))
+            planes = bitslice(x, bits)
             out = np.zeros(n, dtype=dt)
             for np_ in [bits, bits // 2]:
                 getattr(lib, f"unbitslice_{suf}")(ptr(out), ptr(planes), U64(n), U64(words), U64(np_))
                 want = x if np_ == bits else (x & dt((1 << np_) - 1))
                 check(f"unbitslice_{suf} n={n} planes={np_}", out, want)
+
+
+def test_carry():
+    """MSB through the carry kernels, run as N parties would: random x and
+    mask r, c = x + r public, r's bit planes XOR-shared, one random binary
+    triple per level, e and f opened by XOR. The XOR of the parties' results
+    must be bit b-1 of x (the sign for |x| < 2^(b-1)), an independent check
+    of the tree and of the AND ordering of src/protocol/compare.rs."""
+    lib = build("carry")
+    ones = np.uint64(2**64 - 1)
+    for k, bits, n, parties in [(64, 64, 300, 2), (64, 28, 130, 3), (32, 32, 64, 2), (32, 2, 70, 4), (64, 3, 65, 2)]:
+        mod = 1 << k
+        x = [int(v) % mod for v in rng.integers(-(2**62), 2**62, size=n)]
+        r = [int(v) % mod for v in rng.integers(0, 2**63, size=n)]
+        c_vals = [(a + b) % mod for a, b in zip(x, r)]
+        words = (n + 63) // 64
+        c_planes = bitslice(c_vals, k)
+        r_planes = bitslice(r, k)
+        r_sh = [rand(np.uint64, k * words) for _ in range(parties - 1)]
+        last = r_planes.copy()
+        for sh in r_sh:
+            last ^= sh
+        r_sh.append(last)
+        nodes = bits - 1
+        G = [np.zeros(nodes * words, dtype=np.uint64) for _ in range(parties)]
+        P = [np.zeros(nodes * words, dtype=np.uint64) for _ in range(parties)]
+        top = [np.zeros(words, dtype=np.uint64) for _ in range(parties)]
+        for i in range(parties):
+            flip = ones if i == 0 else np.uint64(0)
+            lib.carry_leaves(ptr(G[i]), ptr(P[i]), ptr(top[i]), ptr(c_planes), ptr(r_sh[i]),
+                             U64(bits), U64(words), U64(flip))
+        while nodes > 1:
+            pairs = nodes // 2
+            ands = 2 * pairs - 1
+            a = [rand(np.uint64, ands * words) for _ in range(parties)]
+            b = [rand(np.uint64, ands * words) for _ in range(parties)]
+            A = np.bitwise_xor.reduce(a)
+            B = np.bitwise_xor.reduce(b)
+            cs = [rand(np.uint64, ands * words) for _ in range(parties - 1)]
+            cs.append((A & B) ^ np.bitwise_xor.reduce(cs) if cs else (A & B))
+            e = [np.zeros(ands * words, dtype=np.uint64) for _ in range(parties)]
+            f = [np.zeros(ands * words, dtype=np.uint64) for _ in range(parties)]
+            for i in range(parties):
+                lib.carry_level_mask(ptr(e[i]), ptr(f[i]), ptr(G[i]), ptr(P[i]), ptr(a[i]), ptr(b[i]),
+                                     U64(pairs), U64(words))
+            E, F = np.bitwise_xor.reduce(e), np.bitwise_xor.reduce(f)
+            nxt = (nodes + 1) // 2
+            for i in range(parties):
+                G2 = np.zeros(nxt * words, dtype=np.uint64)
+                P2 = np.zeros(nxt * words, dtype=np.uint64)
+                p0 = ones if i == 0 else np.uint64(0)
+                lib.carry_level_combine(ptr(G2), ptr(P2), ptr(G[i]), ptr(P[i]), ptr(E), ptr(F), ptr(a[i]),
+                                        ptr(b[i]), ptr(cs[i]), U64(nodes), U64(words), U64(p0))
+                G[i], P[i] = G2, P2
+            nodes = nxt
+        msb = np.bitwise_xor.reduce([top[i] ^ G[i][:words] for i in range(parties)])
+        got = [int((int(msb[e_ // 64]) >> (e_ % 64)) & 1) for e_ in range(n)]
+        want = [(v >> (bits - 1)) & 1 for v in x]
+        check(f"carry_* MSB k={k} bits={bits} n={n} parties={parties}", got, want)
 
 
 def conv_geometry():
@@ -329,6 +397,7 @@ if __name__ == "__main__":
     test_elementwise()
     test_trunc()
     test_binary()
+    test_carry()
     test_conv_and_pool()
     test_gemm_helpers()
     if failures:

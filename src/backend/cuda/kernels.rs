@@ -90,6 +90,14 @@ pub const BINARY: KernelModule = KernelModule {
     ],
 };
 
+/// The carry circuit of MSB / DReLU, bit-sliced (`kernels/carry.cu`).
+pub const CARRY: KernelModule = KernelModule {
+    name: "carry",
+    file: "carry.cu",
+    body: include_str!("../../../kernels/carry.cu"),
+    kernels: &["carry_leaves", "carry_level_mask", "carry_level_combine"],
+};
+
 /// AES-128-CTR PRG expansion (`kernels/prg.cu`).
 pub const PRG: KernelModule = KernelModule {
     name: "prg",
@@ -141,7 +149,7 @@ pub const GEMM: KernelModule = KernelModule {
 };
 
 /// Every kernel module, in the order of `kernels/README.md`.
-pub const MODULES: &[KernelModule] = &[ELEMENTWISE, TRUNC, BINARY, PRG, CONV, POOL, GEMM];
+pub const MODULES: &[KernelModule] = &[ELEMENTWISE, TRUNC, BINARY, CARRY, PRG, CONV, POOL, GEMM];
 
 /// The module that defines `kernel`, if any.
 pub fn module_of(kernel: &str) -> Option<&'static KernelModule> {
