@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use spindle_transport::LinkStats;
 
+use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::io::mnist;
 use crate::protocol::fixed;
@@ -30,6 +31,8 @@ pub struct DemoOptions {
     pub preprocessing: Preprocessing,
     /// Fractional bits (default: the Z_2^64 default, 20).
     pub frac_bits: Option<u32>,
+    /// Where share arithmetic runs ([`crate::backend::select_device`]).
+    pub backend: Device,
 }
 
 impl Default for DemoOptions {
@@ -39,6 +42,7 @@ impl Default for DemoOptions {
             images: 128,
             preprocessing: Preprocessing::Dealer,
             frac_bits: None,
+            backend: Device::default(),
         }
     }
 }
@@ -127,6 +131,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let mut ro = RunOptions::new(opts.n_parties);
     ro.preprocessing = opts.preprocessing;
     ro.session.frac_bits = opts.frac_bits;
+    ro.backend = opts.backend.clone();
     let (data_owner, model_owner) = (0, 1);
     let (xc, wc, bc) = (x.clone(), w.clone(), b.clone());
     let report = run_parties(&ro, move |sess| {

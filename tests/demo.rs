@@ -14,6 +14,7 @@ async fn demo_classifies_like_plaintext_for_2_3_4_parties() {
                 images: 64,
                 preprocessing,
                 frac_bits: None,
+                ..Default::default()
             })
             .await
             .unwrap();
