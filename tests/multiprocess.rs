@@ -354,6 +354,33 @@ fn op_job_runs_non_linear_functions_over_processes_with_material_expanded_ahead(
     }
 }
 
+/// A dealer store many times the frame limit (set low here) arrives in
+/// chunks, where one frame would exceed the limit.
+#[test]
+fn a_store_larger_than_the_frame_limit_arrives_in_chunks() {
+    let limit = 16384;
+    let c = Cluster::new(
+        2,
+        &format!("timeout_ms = 20000\nconnect_timeout_ms = 20000\nmax_frame_bytes = {limit}"),
+    );
+    let job = [
+        "--job", "op", "--op", "relu", "--m", "3", "--n", "50", "--repeat", "20",
+    ];
+    let mut procs = c.start(&job, &[]);
+    for (name, s) in wait_all(&mut procs, Duration::from_secs(60)) {
+        assert!(s.success(), "{name} failed:\n{}", c.log(&name));
+    }
+    let text = std::fs::read_to_string(c.dir.join("party0.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let store = v["dealer_bytes"].as_u64().unwrap();
+    assert!(
+        store > 4 * limit,
+        "store of {store} bytes: not several frames"
+    );
+    assert!(v["max_abs_error"].as_f64().unwrap() <= 1e-6);
+    let _ = std::fs::remove_dir_all(&c.dir);
+}
+
 #[test]
 fn train_job_without_the_online_dealer_is_a_clear_error() {
     let c = Cluster::new(2, "timeout_ms = 5000\nconnect_timeout_ms = 3000");

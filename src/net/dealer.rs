@@ -18,6 +18,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::config::ClusterConfig;
+
+/// Largest frame of a store on the wire: a store is sent as its length
+/// (one 8-byte frame), then chunks of at most this size (or the link's
+/// `max_frame_bytes` if smaller), so stores of any size pass a frame limit
+/// meant for one round's messages.
+const STORE_CHUNK: usize = 64 << 20;
 use super::job::Job;
 use crate::backend::Device;
 use crate::error::{Error, Result};
@@ -250,16 +256,20 @@ async fn serve(
         detail: e.to_string(),
     };
     check_fingerprint(&mut s, peer, fingerprint, "the dealer prepared", lo).await?;
-    tokio::time::timeout(lo.write_timeout, async {
-        write_frame(&mut s, 0, FrameKind::Data, store).await?;
-        s.flush().await
-    })
-    .await
-    .map_err(|_| TransportError::Link {
-        peer,
-        detail: "sending the store stalled".into(),
-    })?
-    .map_err(io)?;
+    let chunk = lo.max_frame.clamp(8, STORE_CHUNK);
+    let len = (store.len() as u64).to_le_bytes();
+    for part in std::iter::once(&len[..]).chain(store.chunks(chunk)) {
+        tokio::time::timeout(lo.write_timeout, async {
+            write_frame(&mut s, 0, FrameKind::Data, part).await?;
+            s.flush().await
+        })
+        .await
+        .map_err(|_| TransportError::Link {
+            peer,
+            detail: "sending the store stalled".into(),
+        })?
+        .map_err(io)?;
+    }
     // The party may hang up as soon as it has its store: closing is best-effort.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = write_frame(&mut s, 0, FrameKind::Close, &[]).await;
@@ -318,11 +328,12 @@ pub(super) fn read_error(peer: PartyId, e: ReadError) -> TransportError {
 }
 
 /// The party side: connects to the dealer (retrying until it listens),
-/// sends the job fingerprint and receives this party's store. Returns the
-/// store and its size on the wire.
+/// sends the job fingerprint and receives this party's store (its length,
+/// then chunks; see [`STORE_CHUNK`]). Returns the store and its size.
 ///
 /// Errors: [`Error::Transport`] naming the dealer (unreachable, refused,
-/// job mismatch, timeout); [`Error::Format`] for a store that does not decode.
+/// job mismatch, timeout, a store cut short or longer than announced);
+/// [`Error::Format`] for a store that does not decode.
 pub async fn fetch_store(
     cluster: &ClusterConfig,
     me: PartyId,
@@ -349,24 +360,40 @@ pub async fn fetch_store(
     s.flush()
         .await
         .map_err(|e| dealer_err(format!("sending the job fingerprint: {e}")))?;
-    let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, lo.max_frame))
-        .await
-        .map_err(|_| {
-            dealer_err(format!(
-                "no store within {} ms",
-                lo.recv_timeout.as_millis()
-            ))
-        })?
-        .map_err(|e| dealer_err(format!("receiving the store: {}", read_error(me, e))))?;
-    match f.header.kind {
-        FrameKind::Data => {
-            let store = PartyStore::from_bytes(&f.payload, "dealer message")?;
-            Ok((store, f.payload.len()))
+    // One data frame of the store, or what went wrong (for dealer_err).
+    let mut next = async || -> std::result::Result<Vec<u8>, String> {
+        let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, lo.max_frame))
+            .await
+            .map_err(|_| format!("no store within {} ms", lo.recv_timeout.as_millis()))?
+            .map_err(|e| format!("receiving the store: {}", read_error(me, e)))?;
+        match f.header.kind {
+            FrameKind::Data => Ok(f.payload.to_vec()),
+            FrameKind::Abort => Err(format!("refused: {}", String::from_utf8_lossy(&f.payload))),
+            FrameKind::Close => Err("closed without sending a store".into()),
         }
-        FrameKind::Abort => Err(dealer_err(format!(
-            "refused: {}",
-            String::from_utf8_lossy(&f.payload)
-        ))),
-        FrameKind::Close => Err(dealer_err("closed without sending a store".into())),
+    };
+    let head = next().await.map_err(dealer_err)?;
+    let total = <[u8; 8]>::try_from(&head[..])
+        .map(u64::from_le_bytes)
+        .map_err(|_| dealer_err(format!("a store header of {} bytes, not 8", head.len())))?;
+    let total = usize::try_from(total)
+        .map_err(|_| dealer_err(format!("a store of {total} bytes announced")))?;
+    // Grown as chunks arrive: the header alone reserves little.
+    let mut bytes = Vec::with_capacity(total.min(STORE_CHUNK));
+    while bytes.len() < total {
+        let part = next().await.map_err(|e| {
+            dealer_err(format!(
+                "{e} (after {} of {total} store bytes)",
+                bytes.len()
+            ))
+        })?;
+        if bytes.len() + part.len() > total {
+            return Err(dealer_err(format!(
+                "the store is longer than the {total} bytes announced"
+            )));
+        }
+        bytes.extend_from_slice(&part);
     }
+    let store = PartyStore::from_bytes(&bytes, "dealer message")?;
+    Ok((store, total))
 }
