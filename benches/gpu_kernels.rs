@@ -8,12 +8,15 @@
 //! device-resident operands (no copies; the floor a ring GEMM could reach).
 //!
 //! Needs a CUDA device; without one it prints why and measures nothing.
-//! The GPU figures go through the `Backend` trait, which takes host tensors,
-//! so they INCLUDE the host-to-device and device-to-host copies of every op
-//! (the `CudaBackend` has no device-resident tensors yet, kernels/README.md).
+//! Two GPU figures per elementwise op: `gpu_resident` (operands already on
+//! the device, the result left there, timed to completion with
+//! `CudaBackend::synchronize`: a step of a chain of backend ops) and
+//! `gpu_incl_copies` (host-only operands uploaded and the result copied
+//! down through the pinned staging buffers: one op alone). Ring GEMMs are
+//! timed resident, like the cuBLAS float GEMMs next to them.
 //! Run by `scripts/gpu-check.sh` on a GPU machine.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use spindle::backend::{Backend, CpuBackend};
 use spindle::prg::{Prg, Seed};
@@ -23,6 +26,7 @@ const N: usize = 10_000_000;
 
 #[cfg(feature = "cuda")]
 fn benches(c: &mut Criterion) {
+    use spindle::backend::Device;
     let g = match spindle::backend::cuda::CudaBackend::new(0) {
         Ok(g) => g,
         Err(e) => {
@@ -41,28 +45,53 @@ fn benches(c: &mut Criterion) {
     let _ = g.add(&a, &b);
     let _ = g.trunc_combine(&a, &b, &r, 20, true);
     let _ = g.prg_tensor::<u64>(&seed, 0, &Shape(vec![8]));
+    let m: RingTensor<u64> = prg.tensor([512, 512]);
     let mut grp = c.benchmark_group("gpu_vs_cpu_1e7_u64");
     grp.sample_size(10);
-    grp.bench_function("add/cpu", |x| x.iter(|| cpu.add(&a, &b).unwrap()));
-    grp.bench_function("add/gpu_incl_copies", |x| x.iter(|| g.add(&a, &b).unwrap()));
-    grp.bench_function("mul/cpu", |x| x.iter(|| cpu.mul(&a, &b).unwrap()));
-    grp.bench_function("mul/gpu_incl_copies", |x| x.iter(|| g.mul(&a, &b).unwrap()));
-    grp.bench_function("trunc_combine/cpu", |x| {
-        x.iter(|| cpu.trunc_combine(&a, &b, &r, 20, true).unwrap())
-    });
-    grp.bench_function("trunc_combine/gpu_incl_copies", |x| {
-        x.iter(|| g.trunc_combine(&a, &b, &r, 20, true).unwrap())
-    });
+    // Each op once, run on either device: operands (a, b, r, m).
+    type Op = fn(&Device, [&RingTensor<u64>; 4]) -> RingTensor<u64>;
+    let ops: [(&str, Op); 4] = [
+        ("add", |d, [a, b, _, _]| d.add(a, b).unwrap()),
+        ("mul", |d, [a, b, _, _]| d.mul(a, b).unwrap()),
+        ("trunc_combine", |d, [a, b, r, _]| {
+            d.trunc_combine(a, b, r, 20, true).unwrap()
+        }),
+        ("matmul512", |d, [_, _, _, m]| d.matmul(m, m).unwrap()),
+    ];
+    let (dc, dg) = (Device::Cpu(cpu), Device::Cuda(g.clone()));
+    let host_only =
+        |t: &RingTensor<u64>| RingTensor::new(t.shape().clone(), t.data().to_vec()).unwrap();
+    for (name, op) in ops {
+        grp.bench_function(format!("{name}/cpu"), |x| {
+            x.iter(|| op(&dc, [&a, &b, &r, &m]))
+        });
+        // Warm: the operands keep their uploads from here on.
+        let _ = op(&dg, [&a, &b, &r, &m]);
+        grp.bench_function(format!("{name}/gpu_resident"), |x| {
+            x.iter(|| {
+                let out = op(&dg, [&a, &b, &r, &m]);
+                g.synchronize().unwrap();
+                out
+            })
+        });
+        // Fresh host-only operands each time (made outside the timing).
+        grp.bench_function(format!("{name}/gpu_incl_copies"), |x| {
+            x.iter_batched(
+                || [&a, &b, &r, &m].map(host_only),
+                |[ha, hb, hr, hm]| op(&dg, [&ha, &hb, &hr, &hm]).try_into_data().unwrap(),
+                BatchSize::PerIteration,
+            )
+        });
+    }
     grp.bench_function("prg/cpu", |x| {
         x.iter(|| cpu.prg_tensor::<u64>(&seed, 1, &shape))
     });
-    grp.bench_function("prg/gpu_incl_copy_out", |x| {
-        x.iter(|| g.prg_tensor::<u64>(&seed, 1, &shape))
-    });
-    let m: RingTensor<u64> = prg.tensor([512, 512]);
-    grp.bench_function("matmul512/cpu", |x| x.iter(|| cpu.matmul(&m, &m).unwrap()));
-    grp.bench_function("matmul512/gpu_incl_copies", |x| {
-        x.iter(|| g.matmul(&m, &m).unwrap())
+    grp.bench_function("prg/gpu_resident", |x| {
+        x.iter(|| {
+            let out = g.prg_tensor::<u64>(&seed, 1, &shape);
+            g.synchronize().unwrap();
+            out
+        })
     });
     grp.finish();
 }
@@ -131,7 +160,7 @@ fn ring_gemm_for<R: spindle::ring::Ring>(
                 continue;
             }
             let gp = g.with_gemm_path(path);
-            let id = format!("{name}/{}_incl_copies", path.name());
+            let id = format!("{name}/{}_resident", path.name());
             match shape {
                 GemmShape::Matmul(s) => {
                     let a: RingTensor<R> = prg.tensor([s, s]);
@@ -140,7 +169,13 @@ fn ring_gemm_for<R: spindle::ring::Ring>(
                         eprintln!("ring_gemm {id}: skipped, {e}");
                         continue;
                     }
-                    grp.bench_function(id, |x| x.iter(|| gp.matmul(&a, &b).unwrap()));
+                    grp.bench_function(id, |x| {
+                        x.iter(|| {
+                            let out = gp.matmul(&a, &b).unwrap();
+                            gp.synchronize().unwrap();
+                            out
+                        })
+                    });
                 }
                 GemmShape::Conv { x: xs, w: ws, pad } => {
                     let x: RingTensor<R> = prg.tensor(xs);
@@ -153,7 +188,13 @@ fn ring_gemm_for<R: spindle::ring::Ring>(
                         eprintln!("ring_gemm {id}: skipped, {e}");
                         continue;
                     }
-                    grp.bench_function(id, |t| t.iter(|| gp.conv2d(&x, &w, &p).unwrap()));
+                    grp.bench_function(id, |t| {
+                        t.iter(|| {
+                            let out = gp.conv2d(&x, &w, &p).unwrap();
+                            gp.synchronize().unwrap();
+                            out
+                        })
+                    });
                 }
             }
         }

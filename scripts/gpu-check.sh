@@ -143,7 +143,7 @@ elif grep -q skipped "$out/bench_gpu_kernels.log"; then status="SKIPPED"; else s
 echo "| bench gpu_kernels | $status | | | | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
 {
   echo
-  echo "## Benchmarks (10^7 u64 elements and ring GEMM by path; *_incl_copies include host copies, *_device do not)"
+  echo "## Benchmarks (10^7 u64 elements and ring GEMM by path; *_incl_copies include the host copies, *_resident keep operands and results on the device)"
   echo
   echo '```'
   grep -E '^[a-z_0-9]+/.*|time:' "$out/bench_gpu_kernels.log" || echo "(no timings)"

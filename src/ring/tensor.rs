@@ -148,9 +148,9 @@ impl<R: Ring> RingTensor<R> {
     /// # Panics
     ///
     /// When that copy fails (a lost or faulted device): the signature has
-    /// no room for the error. Code at a boundary that can report errors
-    /// (the transport, file output) uses [`RingTensor::try_data`], which
-    /// returns it instead.
+    /// no room for the error. Code that can report errors (the transport
+    /// boundary, `Session::open`) uses [`RingTensor::try_data`] or
+    /// [`RingTensor::try_into_data`], which return it instead.
     pub fn data(&self) -> &[R] {
         match self.try_data() {
             Ok(d) => d,

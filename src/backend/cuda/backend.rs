@@ -200,6 +200,18 @@ impl CudaBackend {
         &self.inner.streams[0]
     }
 
+    /// Waits until every op enqueued so far (kernels and copies, on every
+    /// stream) has finished: for timings, since ops return before their
+    /// kernels run.
+    ///
+    /// Errors: [`Error::Gpu`] with the first failure the device reports.
+    pub fn synchronize(&self) -> Result<()> {
+        for s in &self.inner.streams {
+            s.synchronize().map_err(gpu("stream synchronize"))?;
+        }
+        self.inner.link.synchronize()
+    }
+
     /// The next compute stream of the pool, in turn.
     fn pick(&self) -> &Arc<CudaStream> {
         let s = &self.inner.streams;

@@ -97,6 +97,15 @@ impl Transfers {
         }
     }
 
+    /// Waits for every copy enqueued on the copy stream.
+    ///
+    /// Errors: [`Error::Gpu`] when the device reports a failure.
+    pub(super) fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(gpu("copy stream synchronize"))
+    }
+
     /// The two staging buffers, allocated on first use (page-locked,
     /// cached: the device writes and the host reads them).
     fn staging(&self) -> Result<std::sync::MutexGuard<'_, Vec<PinnedHostSlice<u8>>>> {
