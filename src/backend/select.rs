@@ -55,7 +55,7 @@ impl std::fmt::Display for DeviceChoice {
 ///
 /// `Auto` never fails: without a usable CUDA device (no driver library, no
 /// device, no NVRTC, or a build without the `cuda` feature) it logs "no CUDA
-/// device, running on CPU" with the reason at info level and returns the
+/// device, running on CPU" with the reason as a warning and returns the
 /// CPU backend. `Cuda(n)` fails instead.
 ///
 /// Errors: [`Error::Unsupported`] when `cuda:N` is demanded and device N is
@@ -67,7 +67,8 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Auto => match cuda_device(0) {
             Ok(d) => Ok(d),
             Err(e) => {
-                tracing::info!("no CUDA device, running on CPU ({e})");
+                // A warning: shown at the CLI's default log level.
+                tracing::warn!("no CUDA device, running on CPU ({e})");
                 Ok(Device::Cpu(CpuBackend::default()))
             }
         },
