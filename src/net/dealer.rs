@@ -361,13 +361,13 @@ pub async fn fetch_store(
         .await
         .map_err(|e| dealer_err(format!("sending the job fingerprint: {e}")))?;
     // One data frame of the store, or what went wrong (for dealer_err).
-    let mut next = async || -> std::result::Result<Vec<u8>, String> {
+    let mut next = async || -> std::result::Result<bytes::Bytes, String> {
         let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, lo.max_frame))
             .await
             .map_err(|_| format!("no store within {} ms", lo.recv_timeout.as_millis()))?
             .map_err(|e| format!("receiving the store: {}", read_error(me, e)))?;
         match f.header.kind {
-            FrameKind::Data => Ok(f.payload.to_vec()),
+            FrameKind::Data => Ok(f.payload),
             FrameKind::Abort => Err(format!("refused: {}", String::from_utf8_lossy(&f.payload))),
             FrameKind::Close => Err("closed without sending a store".into()),
         }
