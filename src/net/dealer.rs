@@ -251,24 +251,11 @@ async fn serve(
     fingerprint: &str,
     lo: &LinkOptions,
 ) -> std::result::Result<(), TransportError> {
-    let io = |e: std::io::Error| TransportError::Link {
-        peer,
-        detail: e.to_string(),
-    };
     check_fingerprint(&mut s, peer, fingerprint, "the dealer prepared", lo).await?;
     let chunk = lo.max_frame.clamp(8, STORE_CHUNK);
     let len = (store.len() as u64).to_le_bytes();
     for part in std::iter::once(&len[..]).chain(store.chunks(chunk)) {
-        tokio::time::timeout(lo.write_timeout, async {
-            write_frame(&mut s, 0, FrameKind::Data, part).await?;
-            s.flush().await
-        })
-        .await
-        .map_err(|_| TransportError::Link {
-            peer,
-            detail: "sending the store stalled".into(),
-        })?
-        .map_err(io)?;
+        send_data(&mut s, peer, lo, part).await?;
     }
     // The party may hang up as soon as it has its store: closing is best-effort.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -325,6 +312,32 @@ pub(super) fn read_error(peer: PartyId, e: ReadError) -> TransportError {
             detail: e.to_string(),
         },
     }
+}
+
+/// Sends one data frame to party `peer` and flushes it, within the link's
+/// write timeout (the dealer's replies and store chunks).
+///
+/// Errors: [`TransportError::Link`] naming the party when the write fails
+/// or stalls.
+pub(super) async fn send_data(
+    s: &mut Box<dyn spindle_transport::link::Stream>,
+    peer: PartyId,
+    lo: &LinkOptions,
+    payload: &[u8],
+) -> std::result::Result<(), TransportError> {
+    tokio::time::timeout(lo.write_timeout, async {
+        write_frame(s, 0, FrameKind::Data, payload).await?;
+        s.flush().await
+    })
+    .await
+    .map_err(|_| TransportError::Link {
+        peer,
+        detail: "sending to the party stalled".into(),
+    })?
+    .map_err(|e| TransportError::Link {
+        peer,
+        detail: e.to_string(),
+    })
 }
 
 /// The party side: connects to the dealer (retrying until it listens),

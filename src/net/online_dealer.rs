@@ -26,7 +26,7 @@ use spindle_transport::{PartyId, TransportError, DEALER};
 use tokio::io::AsyncWriteExt;
 
 use super::config::ClusterConfig;
-use super::dealer::{check_fingerprint, read_error};
+use super::dealer::{check_fingerprint, read_error, send_data};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{
@@ -52,7 +52,7 @@ pub(super) async fn serve_online(
     lo: &LinkOptions,
 ) -> std::result::Result<u64, TransportError> {
     check_fingerprint(&mut s, peer, fingerprint, "the online dealer serves", lo).await?;
-    send(&mut s, peer, lo, b"ok").await?;
+    send_data(&mut s, peer, lo, b"ok").await?;
     let mut dealer: Option<Dealer> = None;
     let mut sent = 0u64;
     loop {
@@ -78,7 +78,7 @@ pub(super) async fn serve_online(
             Err(why) => return Err(refuse(&mut s, peer, why).await),
         };
         sent += reply.len() as u64;
-        send(&mut s, peer, lo, &reply).await?;
+        send_data(&mut s, peer, lo, &reply).await?;
     }
 }
 
@@ -120,27 +120,6 @@ fn answer(
             msg.len()
         )),
     }
-}
-
-async fn send(
-    s: &mut Box<dyn Stream>,
-    peer: PartyId,
-    lo: &LinkOptions,
-    payload: &[u8],
-) -> std::result::Result<(), TransportError> {
-    tokio::time::timeout(lo.write_timeout, async {
-        write_frame(s, 0, FrameKind::Data, payload).await?;
-        s.flush().await
-    })
-    .await
-    .map_err(|_| TransportError::Link {
-        peer,
-        detail: "sending to the party stalled".into(),
-    })?
-    .map_err(|e| TransportError::Link {
-        peer,
-        detail: e.to_string(),
-    })
 }
 
 /// Tells the party why its link is dropped and returns the error.
