@@ -14,6 +14,11 @@
 //! `gpu_incl_copies` (host-only operands uploaded and the result copied
 //! down through the pinned staging buffers: one op alone). Ring GEMMs are
 //! timed resident, like the cuBLAS float GEMMs next to them.
+//! And one protocol end to end: DReLU on 10^7 elements at 2 parties in one
+//! process (in-memory transport, the online dealer's material expanded on
+//! each party's device), CPU backend against CUDA backend (issue 7's
+//! acceptance; the 3-party LeNet iteration is `benches/training.rs` with
+//! `SPINDLE_BENCH_DEVICE`).
 //! Run by `scripts/gpu-check.sh` on a GPU machine.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -93,6 +98,58 @@ fn benches(c: &mut Criterion) {
             out
         })
     });
+    grp.finish();
+}
+
+/// DReLU on 10^7 shared values in [-100, 100), 2 parties in one process:
+/// the slowest party's online time, on the CPU and on the GPU.
+#[cfg(feature = "cuda")]
+fn drelu(c: &mut Criterion) {
+    use spindle::backend::Device;
+    use spindle::runner::{run_parties_blocking, RunOptions};
+    use std::sync::Arc;
+    use std::time::Instant;
+    let g = match spindle::backend::cuda::CudaBackend::new(0) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("drelu: skipped, no usable CUDA device: {e}");
+            return;
+        }
+    };
+    let mut raw = vec![0u64; N];
+    Prg::new(&Seed([6; 16]), 0).fill(&mut raw);
+    let x: Arc<Vec<f64>> = Arc::new(
+        raw.iter()
+            .map(|&v| ((v >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 200.0)
+            .collect(),
+    );
+    let mut grp = c.benchmark_group("drelu_1e7_2pc");
+    grp.sample_size(10);
+    for (label, device) in [("cpu", Device::default()), ("gpu", Device::Cuda(g))] {
+        let mut opts = RunOptions::new(2);
+        opts.backend = device;
+        let x = x.clone();
+        let once = move || {
+            let x = x.clone();
+            let r = run_parties_blocking(&opts, move |sess| {
+                let x = x.clone();
+                async move {
+                    let mine = (sess.party() == 0).then_some(&x[..]);
+                    let xs = sess.share_input_f64::<u64>(0, mine, [N])?;
+                    let t0 = Instant::now();
+                    let d = spindle::protocol::compare::drelu(&sess, &xs).await?;
+                    // Finished means on the host: the GPU runs asynchronously.
+                    d.share().try_data()?;
+                    Ok(t0.elapsed())
+                }
+            })
+            .expect("drelu runs");
+            r.parties.iter().map(|p| p.output).max().unwrap_or_default()
+        };
+        grp.bench_function(label, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| once()).sum())
+        });
+    }
     grp.finish();
 }
 
@@ -313,9 +370,14 @@ fn benches(_: &mut Criterion) {
 }
 
 #[cfg(not(feature = "cuda"))]
+fn drelu(_: &mut Criterion) {
+    eprintln!("drelu: skipped, built without the `cuda` feature");
+}
+
+#[cfg(not(feature = "cuda"))]
 fn ring_gemm(_: &mut Criterion) {
     eprintln!("ring_gemm: skipped, built without the `cuda` feature");
 }
 
-criterion_group!(gpu, benches, ring_gemm);
+criterion_group!(gpu, benches, drelu, ring_gemm);
 criterion_main!(gpu);

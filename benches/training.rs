@@ -6,11 +6,16 @@
 //! SecureML and LeNet (batch 64 and 128) always run; AlexNet (batch 128)
 //! and VGG16 (batch 32) take minutes per iteration on 2 CPU cores and run
 //! only with SPINDLE_BENCH_LARGE=1.
+//!
+//! `SPINDLE_BENCH_DEVICE=cpu|auto|cuda:N` picks the backend (default
+//! `cpu`; ids carry it, e.g. `lenet_batch64/cuda:0`): `scripts/gpu-check.sh`
+//! times LeNet on the GPU against the CPU with it (issue 7).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use spindle::backend::{select_device, Backend, Device, DeviceChoice};
 use spindle::nn::{loss, Init, ModelSpec, ModelWeights, SecureModel, Sgd};
 use spindle::prg::{Prg, Seed};
 use spindle::runner::{run_parties_blocking, Preprocessing, RunOptions};
@@ -24,6 +29,7 @@ const PARTIES: usize = 3;
 fn iteration(
     spec: &ModelSpec,
     batch: usize,
+    device: Device,
 ) -> impl Fn() -> (Duration, spindle_transport::LinkStats) {
     let d: usize = spec.input.iter().product();
     let mut raw = vec![0u64; batch * d];
@@ -41,6 +47,7 @@ fn iteration(
     let weights = Arc::new(ModelWeights::init(spec, Init::PyTorchDefault, 1));
     let spec = Arc::new(spec.clone());
     let mut opts = RunOptions::new(PARTIES);
+    opts.backend = device;
     opts.preprocessing = Preprocessing::OnlineDealer;
     opts.timeout = Duration::from_secs(3600);
     move || {
@@ -81,7 +88,18 @@ fn iteration(
     }
 }
 
+/// The backend of `SPINDLE_BENCH_DEVICE` (default `cpu`).
+fn bench_device() -> Device {
+    let choice = std::env::var("SPINDLE_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let choice: DeviceChoice = choice
+        .parse()
+        .unwrap_or_else(|e| panic!("SPINDLE_BENCH_DEVICE={choice:?}: {e}"));
+    select_device(choice).unwrap_or_else(|e| panic!("SPINDLE_BENCH_DEVICE: {e}"))
+}
+
 fn bench(c: &mut Criterion) {
+    let device = bench_device();
+    let label = device.name();
     let mut g = c.benchmark_group("training_iteration_3pc");
     g.sample_size(10)
         .measurement_time(Duration::from_secs(20))
@@ -96,16 +114,16 @@ fn bench(c: &mut Criterion) {
         cases.push((spindle::models::vgg16(), 32));
     }
     for (spec, batch) in cases {
-        let step = iteration(&spec, batch);
+        let step = iteration(&spec, batch, device.clone());
         let (t, s) = step();
         println!(
-            "{}/batch{batch}: first iteration {:.3} s, party 0 sent {:.1} MiB in {} rounds",
+            "{}/batch{batch} on {label}: first iteration {:.3} s, party 0 sent {:.1} MiB in {} rounds",
             spec.name,
             t.as_secs_f64(),
             s.bytes_sent as f64 / (1 << 20) as f64,
             s.rounds
         );
-        g.bench_function(format!("{}_batch{batch}", spec.name), |b| {
+        g.bench_function(format!("{}_batch{batch}/{label}", spec.name), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| step().0).sum())
         });
     }

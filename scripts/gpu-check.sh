@@ -10,13 +10,16 @@
 #   2. On the GPU machine (no cargo, no network; CUDA driver and libnvrtc):
 #        scripts/gpu-check.sh DIR [OUT]      (or SPINDLE_GPU_CHECK_OUT=OUT)
 #      runs every binary from DIR: the NVRTC compile test, the CPU/GPU parity
-#      tests (incl. the ring GEMM paths direct/f64/int8 of issue 8), then the
-#      GPU benchmarks (incl. ring GEMM by path next to cuBLAS f32/bf16);
-#      prints a summary table and writes each log and the table (summary.md)
-#      into OUT (default DIR/results-<time>). Per-step time limits
-#      (120 + 300 + 420 s) bound the whole run at 14 minutes; on a machine
-#      with a 10-minute limit per command, run the steps' binaries
-#      separately.
+#      tests (incl. the ring GEMM paths direct/f64/int8 of issue 8), the GPU
+#      benchmarks (elementwise ops, truncation, PRG, DReLU on 10^7 at 2
+#      parties, ring GEMM by path next to cuBLAS f32/bf16), then one 3-party
+#      LeNet training iteration (batch 64) on the CPU and on the GPU; prints
+#      a summary table and writes each log and the table (summary.md) into
+#      OUT (default DIR/results-<time>). Per-step time limits (120 + 240 +
+#      420 + 2 x 180 s) bound the whole run; on a machine with a 10-minute
+#      limit per command, run a subset per command with
+#      SPINDLE_GPU_CHECK_STEPS (default "nvrtc parity kernels training"),
+#      each into its own OUT.
 #
 # libnvrtc: cudarc looks for libnvrtc.so, libnvrtc.so.12 (and older) on the
 # loader path. This script adds the usual CUDA library directories to
@@ -42,8 +45,8 @@ if [[ "${1:-}" == "--build-only" ]]; then
   : >"$log"
   echo "== cargo test --release --no-run"
   cargo test --release --no-run --message-format=json --test gpu_parity --test kernels_nvrtc >>"$log"
-  echo "== cargo bench --no-run --bench gpu_kernels"
-  cargo bench --no-run --message-format=json --bench gpu_kernels >>"$log"
+  echo "== cargo bench --no-run --bench gpu_kernels --bench training"
+  cargo bench --no-run --message-format=json --bench gpu_kernels --bench training >>"$log"
   pick() { # target name -> its executable path from cargo's JSON messages
     grep '"executable":"' "$log" | grep "\"name\":\"$1\"" |
       sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -n 1
@@ -52,8 +55,10 @@ if [[ "${1:-}" == "--build-only" ]]; then
     exe=$(pick "$t"); [[ -n "$exe" ]] || { echo "no executable for $t" >&2; exit 1; }
     cp "$exe" "$dir/test_$t"
   done
-  exe=$(pick gpu_kernels); [[ -n "$exe" ]] || { echo "no executable for gpu_kernels" >&2; exit 1; }
-  cp "$exe" "$dir/bench_gpu_kernels"
+  for b in gpu_kernels training; do
+    exe=$(pick "$b"); [[ -n "$exe" ]] || { echo "no executable for $b" >&2; exit 1; }
+    cp "$exe" "$dir/bench_$b"
+  done
   rm -f "$log"
   {
     echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
@@ -127,26 +132,37 @@ run_tests() { # name binary limit_s
   echo "| $name | $status | $passed | $failed | $skipped | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
 }
 
-run_tests kernels_nvrtc "$dir/test_kernels_nvrtc" 120
-run_tests gpu_parity "$dir/test_gpu_parity" 300
+# A criterion benchmark binary, short runs, results under OUT/criterion.
+run_bench() { # name limit_s binary args...
+  local name=$1 limit=$2 log="$out/bench_$1.log" t0 rc status
+  shift 2
+  t0=$(date +%s)
+  set +e
+  CRITERION_HOME="$out/criterion" timeout "$limit" "$@" --bench \
+    --warm-up-time 1 --measurement-time 3 --noplot >"$log" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc == 124 ]]; then status="TIMEOUT (${limit}s)"; elif [[ $rc != 0 ]]; then status="FAIL (rc $rc)"
+  elif grep -q skipped "$log"; then status="SKIPPED"; else status="ok"; fi
+  [[ $status == ok ]] || overall=1
+  echo "| bench $name | $status | | | | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
+}
 
-# Benchmarks: criterion, short runs; results under OUT/criterion.
-t0=$(date +%s)
-set +e
-CRITERION_HOME="$out/criterion" timeout 420 "$dir/bench_gpu_kernels" --bench \
-  --warm-up-time 1 --measurement-time 3 --noplot >"$out/bench_gpu_kernels.log" 2>&1
-rc=$?
-set -e
-if [[ $rc == 124 ]]; then status="TIMEOUT (420s)"; elif [[ $rc != 0 ]]; then status="FAIL (rc $rc)"
-elif grep -q skipped "$out/bench_gpu_kernels.log"; then status="SKIPPED"; else status="ok"; fi
-[[ $status == ok ]] || overall=1
-echo "| bench gpu_kernels | $status | | | | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
+steps=" ${SPINDLE_GPU_CHECK_STEPS:-nvrtc parity kernels training} "
+[[ $steps == *" nvrtc "* ]] && run_tests kernels_nvrtc "$dir/test_kernels_nvrtc" 120
+[[ $steps == *" parity "* ]] && run_tests gpu_parity "$dir/test_gpu_parity" 240
+[[ $steps == *" kernels "* ]] && run_bench gpu_kernels 420 "$dir/bench_gpu_kernels"
+if [[ $steps == *" training "* ]]; then
+  for d in cpu cuda:0; do
+    SPINDLE_BENCH_DEVICE=$d run_bench "training_lenet_${d/:/}" 180 "$dir/bench_training" lenet_batch64
+  done
+fi
 {
   echo
-  echo "## Benchmarks (10^7 u64 elements and ring GEMM by path; *_incl_copies include the host copies, *_resident keep operands and results on the device)"
+  echo "## Benchmarks (10^7 u64 elements, DReLU on 10^7 at 2 parties, ring GEMM by path, LeNet iteration at 3 parties; *_incl_copies include the host copies, *_resident keep operands and results on the device)"
   echo
   echo '```'
-  grep -E '^[a-z_0-9]+/.*|time:' "$out/bench_gpu_kernels.log" || echo "(no timings)"
+  cat "$out"/bench_*.log 2>/dev/null | grep -E '^[a-z_0-9]+/.*|time:|first iteration' || echo "(no timings)"
   echo '```'
 } >>"$out/summary.md"
 

@@ -6,7 +6,8 @@
 //! on a GPU machine.
 //!
 //! Covered: add, sub, mul, add_assign, neg, mul_scalar, add_scalar, ashr,
-//! matmul (plain and batched), conv2d, transpose, trunc_combine, prg_tensor,
+//! matmul (plain and batched), conv2d and both of its gradients, transpose,
+//! trunc_combine, prg_tensor, dealer material expanded by a party's provider,
 //! results kept on the device across a chain of ops (copies through the
 //! pinned staging buffers, above their size) and a long dependent chain over
 //! the stream pool,
@@ -283,17 +284,27 @@ fn linear<R: Ring>(g: &CudaBackend) {
         ([8, 1, 28, 28], [20, 1, 5, 5], Conv2dParams::default()),
     ] {
         let (x, w) = (rand::<R>(&mut prg, xs), rand::<R>(&mut prg, ws));
+        let y = cpu.conv2d(&x, &w, &p).unwrap();
+        assert_eq!(g.conv2d(&x, &w, &p).unwrap(), y, "conv2d {xs:?} {ws:?}");
+        let gy = rand::<R>(&mut prg, y.shape().clone());
+        let kernel = (ws[2], ws[3]);
         assert_eq!(
-            g.conv2d(&x, &w, &p).unwrap(),
-            cpu.conv2d(&x, &w, &p).unwrap(),
-            "conv2d {xs:?} {ws:?}"
+            g.conv2d_grad_weight(&x, &gy, &p, kernel).unwrap(),
+            cpu.conv2d_grad_weight(&x, &gy, &p, kernel).unwrap(),
+            "conv2d_grad_weight {xs:?} {ws:?}"
+        );
+        let input = (xs[2], xs[3]);
+        assert_eq!(
+            g.conv2d_grad_input(&gy, &w, &p, input).unwrap(),
+            cpu.conv2d_grad_input(&gy, &w, &p, input).unwrap(),
+            "conv2d_grad_input {xs:?} {ws:?}"
         );
     }
 }
 
 #[test]
-fn matmul_conv_and_transpose_match_the_cpu() {
-    let Some(g) = gpu("matmul_conv_and_transpose_match_the_cpu") else {
+fn matmul_conv_its_gradients_and_transpose_match_the_cpu() {
+    let Some(g) = gpu("matmul_conv_its_gradients_and_transpose_match_the_cpu") else {
         return;
     };
     linear::<u32>(&g);
@@ -403,4 +414,59 @@ fn ring_gemm_int8_limb_path_matches_the_cpu() {
 #[test]
 fn ring_gemm_auto_path_matches_the_cpu() {
     ring_gemm_on("ring_gemm_auto_path_matches_the_cpu", GemmPath::Auto);
+}
+
+/// Dealer material as each party's provider expands it: on the GPU (the
+/// random parts straight into device buffers with `prg_fill_*`, party 0's
+/// corrections uploaded) and on the CPU, identical for both parties.
+#[test]
+fn dealer_material_expanded_on_the_device_matches_the_cpu() {
+    use spindle::backend::{BilinearOp, Device};
+    use spindle::preprocess::{Dealer, Plan, Provider, Request};
+    use spindle::ring::RingId;
+    let Some(g) = gpu("dealer_material_expanded_on_the_device_matches_the_cpu") else {
+        return;
+    };
+    let requests = vec![
+        Request::Triple {
+            ring: RingId::Z64,
+            op: BilinearOp::Mul,
+            lhs: Shape(vec![4099]),
+            rhs: Shape(vec![4099]),
+        },
+        Request::Trunc {
+            ring: RingId::Z64,
+            shape: Shape(vec![1 << 20]),
+            frac_bits: 20,
+        },
+        Request::Square {
+            ring: RingId::Z32,
+            shape: Shape(vec![257]),
+        },
+        Request::Triple {
+            ring: RingId::Z32,
+            op: BilinearOp::Matmul,
+            lhs: Shape(vec![17, 33]),
+            rhs: Shape(vec![33, 15]),
+        },
+    ];
+    let plan = Plan {
+        requests: requests.clone(),
+    };
+    let stores = Dealer::new(2, Device::default())
+        .unwrap()
+        .generate(&plan)
+        .unwrap();
+    for store in stores {
+        let party = store.party;
+        let mut on_gpu = store.clone().into_provider(Device::Cuda(g.clone()));
+        let mut on_cpu = store.into_provider(Device::default());
+        for (i, req) in requests.iter().enumerate() {
+            assert_eq!(
+                on_gpu.next(req).unwrap(),
+                on_cpu.next(req).unwrap(),
+                "party {party}, request {i} ({req})"
+            );
+        }
+    }
 }

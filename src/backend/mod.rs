@@ -12,6 +12,9 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod limb;
+// Only the CUDA backend lowers convolutions this way (the CPU has its own loops).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) mod lowering;
 mod select;
 mod shape;
 

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::ring::{Ring, RingTensor};
 
 /// Unfolds one image [c, h, w] into columns [c*kh*kw, ho*wo] (zero padding).
-fn im2col<R: Ring>(
+pub(crate) fn im2col_image<R: Ring>(
     img: &[R],
     (c, h, w): (usize, usize, usize),
     (kh, kw): (usize, usize),
@@ -57,7 +57,7 @@ pub fn conv2d<R: Ring>(
     let mut cols = vec![R::ZERO; krows * ho * wo];
     let mut out = vec![R::ZERO; n * o * ho * wo];
     for img in 0..n {
-        im2col(
+        im2col_image(
             &x.data()[img * c * h * wd..(img + 1) * c * h * wd],
             (c, h, wd),
             (kh, kw),
@@ -79,8 +79,8 @@ pub fn conv2d<R: Ring>(
 }
 
 /// Adds columns [c*kh*kw, ho*wo] back into one image [c, h, w] (the adjoint
-/// of [`im2col`]; overlapping windows sum).
-fn col2im<R: Ring>(
+/// of [`im2col_image`]; overlapping windows sum).
+pub(crate) fn col2im_image<R: Ring>(
     cols: &[R],
     (c, h, w): (usize, usize, usize),
     (kh, kw): (usize, usize),
@@ -146,7 +146,7 @@ pub fn conv2d_grad_weight<R: Ring>(
     let mut acc = vec![R::ZERO; o * krows];
     let mut part = vec![R::ZERO; o * krows];
     for img in 0..n {
-        im2col(
+        im2col_image(
             &x.data()[img * c * h * wd..(img + 1) * c * h * wd],
             (c, h, wd),
             (kh, kw),
@@ -203,7 +203,7 @@ pub fn conv2d_grad_input<R: Ring>(
             &mut cols,
             par,
         );
-        col2im(
+        col2im_image(
             &cols,
             (c, h, wd),
             (kh, kw),

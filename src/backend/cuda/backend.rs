@@ -17,8 +17,9 @@
 //! GEMMs run on the stream of the cuBLAS handle (the first of the pool).
 //! Ops returning [`Result`] report GPU failures as [`Error::Gpu`]; ops
 //! whose signature cannot fail (neg, scalar ops, ashr, PRG) log a warning
-//! and fall back to the CPU backend. The convolution gradients run on the
-//! CPU backend (logged once).
+//! and fall back to the CPU backend. Convolutions and their gradients are
+//! lowered to batched GEMMs by [`crate::backend::lowering`] over the
+//! primitives of `conv.rs`.
 //!
 //! Ring GEMMs (matmul, batched matmul, conv2d after im2col) take the route
 //! of [`GemmPath::route`]: the direct `gemm_uK` kernel, or a limb GEMM
@@ -31,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{
@@ -41,10 +42,10 @@ use cudarc::nvrtc::Ptx;
 
 use super::buffer::{CudaBuffer, Transfers};
 use super::kernels::{module_of, ring_kernel};
-use super::limb_gemm::DeviceGemm;
 use super::nvrtc::{arch_for, nvrtc_available, PtxCache};
 use crate::backend::bilinear::matmul_shape;
 use crate::backend::limb::{GemmPath, GemmRoute};
+use crate::backend::lowering::{self, BatchedGemm, ConvGeometry};
 use crate::backend::{Backend, Conv2dParams, CpuBackend};
 use crate::error::{Error, Result};
 use crate::prg::Seed;
@@ -93,7 +94,7 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
-fn gpu(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+pub(super) fn gpu(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
     let op = op.into();
     move |e| Error::Gpu {
         op,
@@ -295,7 +296,11 @@ impl CudaBackend {
         Ok(Operand(buf))
     }
 
-    fn alloc<R: Ring>(&self, stream: &Arc<CudaStream>, numel: usize) -> Result<CudaSlice<u8>> {
+    pub(super) fn alloc<R: Ring>(
+        &self,
+        stream: &Arc<CudaStream>,
+        numel: usize,
+    ) -> Result<CudaSlice<u8>> {
         stream
             .alloc_zeros::<u8>(numel.max(1) * R::BYTES)
             .map_err(gpu("device alloc"))
@@ -393,12 +398,12 @@ impl CudaBackend {
     /// [batch] x ([m,k] x [k,n]) ring GEMM on device buffers, routed by
     /// [`GemmPath::route`]; A is one shared `[m,k]` matrix when
     /// `g.shared_a`.
-    fn gemm_dev<R: Ring>(
+    pub(super) fn gemm_dev<R: Ring>(
         &self,
         out: &mut CudaSlice<u8>,
         a: &CudaSlice<u8>,
         b: &CudaSlice<u8>,
-        g: DeviceGemm,
+        g: BatchedGemm,
     ) -> Result<()> {
         let blas = self.blas();
         let route = self
@@ -425,7 +430,7 @@ impl CudaBackend {
         out: &mut CudaSlice<u8>,
         a: &CudaSlice<u8>,
         b: &CudaSlice<u8>,
-        g: DeviceGemm,
+        g: BatchedGemm,
     ) -> Result<()> {
         let f = self.function(&ring_kernel("gemm", R::BITS))?;
         let (m64, k64, n64) = (g.m as u64, g.k as u64, g.n as u64);
@@ -468,7 +473,7 @@ impl CudaBackend {
         }
         let (da, db) = (self.dev(a)?, self.dev(b)?);
         let mut out = self.alloc::<R>(self.stream(), out_shape.numel())?;
-        let g = DeviceGemm {
+        let g = BatchedGemm {
             batch,
             m,
             k,
@@ -479,61 +484,59 @@ impl CudaBackend {
         self.wrap(out, out_shape)
     }
 
+    /// A device buffer holding `bytes`, copied through the pinned staging
+    /// buffers.
+    ///
+    /// Errors: [`Error::Gpu`] for allocation or copy failures.
+    pub(super) fn upload(&self, bytes: &[u8]) -> Result<CudaSlice<u8>> {
+        self.inner.link.to_device(bytes)
+    }
+
     fn conv2d_gpu<R: Ring>(
         &self,
         x: &RingTensor<R>,
         w: &RingTensor<R>,
         p: &Conv2dParams,
     ) -> Result<RingTensor<R>> {
-        let out_shape = p.output_shape(x.shape(), w.shape())?;
-        let (n, c, h, wd) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-        let (o, kh, kw) = (w.dims()[0], w.dims()[2], w.dims()[3]);
-        let (ho, wo) = (out_shape.dims()[2], out_shape.dims()[3]);
-        let krows = c * kh * kw;
-        check_grid(n, o, ho * wo)?;
-        if out_shape.numel() == 0 || krows == 0 {
+        let g = ConvGeometry::forward(x.shape(), w.shape(), p)?;
+        if g.is_degenerate() {
             return self.inner.cpu.conv2d(x, w, p);
         }
-        let dx = self.dev(x)?;
-        let dw = self.dev(w)?;
-        let s = self.stream();
-        let mut cols = self.alloc::<R>(s, n * krows * ho * wo)?;
-        let f = self.function(&ring_kernel("im2col", R::BITS))?;
-        let geo: [u64; 12] = [
-            n,
-            c,
-            h,
-            wd,
-            kh,
-            kw,
-            p.stride.0,
-            p.stride.1,
-            p.padding.0,
-            p.padding.1,
-            ho,
-            wo,
-        ]
-        .map(|v| v as u64);
-        let total = (n * krows * ho * wo) as u64;
-        let mut l = s.launch_builder(&f);
-        l.arg(&mut cols).arg(dx.slice());
-        for g in &geo {
-            l.arg(g);
+        let (dx, dw) = (self.dev(x)?, self.dev(w)?);
+        let out = lowering::conv2d::<R, _>(self, dx.slice(), dw.slice(), &g)?;
+        self.wrap(out, Shape(vec![g.n, g.o, g.ho, g.wo]))
+    }
+
+    fn conv2d_grad_weight_gpu<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        grad: &RingTensor<R>,
+        p: &Conv2dParams,
+        kernel: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        let g = ConvGeometry::of_grad_weight(x.shape(), grad.shape(), p, kernel)?;
+        if g.is_degenerate() {
+            return self.inner.cpu.conv2d_grad_weight(x, grad, p, kernel);
         }
-        // SAFETY: im2col_uK(T* cols, const T* x, 12 x u64 geometry); cols holds
-        // n * krows * ho * wo elements, x n * c * h * w.
-        unsafe { l.launch(Self::cfg_1d(total)) }.map_err(gpu("im2col"))?;
-        // out[img] = W [o, krows] x cols[img] [krows, ho*wo]; W shared (stride 0).
-        let mut out = self.alloc::<R>(s, out_shape.numel())?;
-        let g = DeviceGemm {
-            batch: n,
-            m: o,
-            k: krows,
-            n: ho * wo,
-            shared_a: true,
-        };
-        self.gemm_dev::<R>(&mut out, dw.slice(), &cols, g)?;
-        self.wrap(out, out_shape)
+        let (dx, dg) = (self.dev(x)?, self.dev(grad)?);
+        let out = lowering::conv2d_grad_weight::<R, _>(self, dx.slice(), dg.slice(), &g)?;
+        self.wrap(out, Shape(vec![g.o, g.c, g.kh, g.kw]))
+    }
+
+    fn conv2d_grad_input_gpu<R: Ring>(
+        &self,
+        grad: &RingTensor<R>,
+        w: &RingTensor<R>,
+        p: &Conv2dParams,
+        input: (usize, usize),
+    ) -> Result<RingTensor<R>> {
+        let g = ConvGeometry::of_grad_input(grad.shape(), w.shape(), p, input)?;
+        if g.is_degenerate() {
+            return self.inner.cpu.conv2d_grad_input(grad, w, p, input);
+        }
+        let (dg, dw) = (self.dev(grad)?, self.dev(w)?);
+        let out = lowering::conv2d_grad_input::<R, _>(self, dg.slice(), dw.slice(), &g)?;
+        self.wrap(out, Shape(vec![g.n, g.c, g.h, g.w]))
     }
 
     fn transpose_gpu<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
@@ -549,22 +552,33 @@ impl CudaBackend {
         if a.numel() == 0 {
             return self.inner.cpu.transpose(a);
         }
-        let f = self.function(&ring_kernel("transpose", R::BITS))?;
         let da = self.dev(a)?;
-        let s = self.pick();
-        let mut out = self.alloc::<R>(s, a.numel())?;
-        let (b64, m64, n64) = (batch as u64, m as u64, n as u64);
-        let mut l = s.launch_builder(&f);
-        l.arg(&mut out)
-            .arg(da.slice())
-            .arg(&b64)
-            .arg(&m64)
-            .arg(&n64);
-        // SAFETY: transpose_uK(T*, const T*, u64 batch, m, n), batch*m*n elements.
-        unsafe { l.launch(Self::cfg_1d(a.numel() as u64)) }.map_err(gpu("transpose"))?;
+        let out = self.transpose_on::<R>(self.pick(), da.slice(), batch, m, n)?;
         let mut shape = d.to_vec();
         shape.swap(d.len() - 2, d.len() - 1);
         self.wrap(out, Shape(shape))
+    }
+
+    /// `[batch, m, n] -> [batch, n, m]` through `transpose_uK` on stream `s`.
+    ///
+    /// Errors: [`Error::Gpu`] for allocation or launch failures.
+    pub(super) fn transpose_on<R: Ring>(
+        &self,
+        s: &Arc<CudaStream>,
+        a: &CudaSlice<u8>,
+        batch: usize,
+        m: usize,
+        n: usize,
+    ) -> Result<CudaSlice<u8>> {
+        let f = self.function(&ring_kernel("transpose", R::BITS))?;
+        let total = batch * m * n;
+        let mut out = self.alloc::<R>(s, total)?;
+        let (b64, m64, n64) = (batch as u64, m as u64, n as u64);
+        let mut l = s.launch_builder(&f);
+        l.arg(&mut out).arg(a).arg(&b64).arg(&m64).arg(&n64);
+        // SAFETY: transpose_uK(T*, const T*, u64 batch, m, n), batch*m*n elements.
+        unsafe { l.launch(Self::cfg_1d(total as u64)) }.map_err(gpu("transpose"))?;
+        Ok(out)
     }
 
     fn trunc_gpu<R: Ring>(
@@ -664,7 +678,7 @@ fn streams_from_env() -> Result<usize> {
 }
 
 /// CUDA grid limits for the GEMM launch: y (rows / 16) and z (batch) < 65536.
-fn check_grid(batch: usize, m: usize, n: usize) -> Result<()> {
+pub(super) fn check_grid(batch: usize, m: usize, n: usize) -> Result<()> {
     if batch >= 65536 || m.div_ceil(16) >= 65536 || n.div_ceil(16) >= (1 << 31) {
         return Err(Error::Unsupported(format!(
             "GPU GEMM grid too large for batch {batch}, {m} rows, {n} columns"
@@ -682,14 +696,6 @@ enum Scalar<R> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-static CONV_GRAD_ON_CPU: Once = Once::new();
-
-fn conv_grad_note() {
-    CONV_GRAD_ON_CPU.call_once(|| {
-        tracing::info!("conv2d gradients run on the CPU backend (no GPU version yet)");
-    });
 }
 
 impl Backend for CudaBackend {
@@ -753,8 +759,7 @@ impl Backend for CudaBackend {
         p: &Conv2dParams,
         kernel: (usize, usize),
     ) -> Result<RingTensor<R>> {
-        conv_grad_note();
-        self.inner.cpu.conv2d_grad_weight(x, g, p, kernel)
+        self.conv2d_grad_weight_gpu(x, g, p, kernel)
     }
     fn conv2d_grad_input<R: Ring>(
         &self,
@@ -763,8 +768,7 @@ impl Backend for CudaBackend {
         p: &Conv2dParams,
         input: (usize, usize),
     ) -> Result<RingTensor<R>> {
-        conv_grad_note();
-        self.inner.cpu.conv2d_grad_input(g, w, p, input)
+        self.conv2d_grad_input_gpu(g, w, p, input)
     }
     fn transpose<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
         self.transpose_gpu(a)

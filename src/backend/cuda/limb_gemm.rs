@@ -43,26 +43,12 @@ use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
 use super::backend::CudaBackend;
 use super::kernels::ring_kernel;
 use crate::backend::limb::{LimbEncoding, LimbPath, LimbPlan};
+use crate::backend::lowering::BatchedGemm;
 use crate::error::{Error, Result};
 use crate::ring::Ring;
 
 /// Padding of kp and np: a multiple of 16 elements (16 bytes of int8).
 const PAD: usize = 16;
-
-/// Shape of one batched ring GEMM on device buffers.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct DeviceGemm {
-    /// Number of products.
-    pub batch: usize,
-    /// Rows of A and C.
-    pub m: usize,
-    /// Inner dimension.
-    pub k: usize,
-    /// Columns of B and C.
-    pub n: usize,
-    /// One A `[m][k]` for every batch entry (batch stride 0).
-    pub shared_a: bool,
-}
 
 fn int(v: usize, what: &str) -> Result<i32> {
     i32::try_from(v).map_err(|_| {
@@ -127,9 +113,9 @@ impl CudaBackend {
         out: &mut CudaSlice<u8>,
         a: &CudaSlice<u8>,
         b: &CudaSlice<u8>,
-        g: DeviceGemm,
+        g: BatchedGemm,
     ) -> Result<()> {
-        let DeviceGemm {
+        let BatchedGemm {
             batch,
             m,
             k,

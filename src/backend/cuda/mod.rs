@@ -25,6 +25,7 @@
 
 pub mod backend;
 mod buffer;
+mod conv;
 pub mod kernels;
 mod limb_gemm;
 pub mod nvrtc;
