@@ -21,6 +21,7 @@ Usage: scripts/kernels-host-check.py   (exit status 0 when every check passes)
 """
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,8 +58,12 @@ def build(name):
         f.write(open(os.path.join(KDIR, "common.cuh")).read().replace("#pragma once", ""))
         f.write(open(os.path.join(KDIR, name + ".cu")).read())
     lib = os.path.join(tmp, "lib" + name + ".so")
-    subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-w", "-o", lib, src], check=True)
-    return ctypes.CDLL(lib)
+    try:
+        subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-w", "-o", lib, src], check=True)
+        return ctypes.CDLL(lib)
+    finally:
+        # A loaded library stays mapped after its file is gone.
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ptr(a):
