@@ -120,7 +120,10 @@ impl ConvGeometry {
     /// Whether some operand or result has no elements (devices leave those
     /// cases to the CPU, which handles them without launching anything).
     pub fn is_degenerate(&self) -> bool {
-        self.n * self.c * self.h * self.w * self.o * self.krows() * self.positions() == 0
+        [
+            self.n, self.c, self.h, self.w, self.o, self.kh, self.kw, self.ho, self.wo,
+        ]
+        .contains(&0)
     }
 }
 
@@ -389,5 +392,13 @@ mod tests {
         assert!(ConvGeometry::forward(&Shape(vec![0, 3, 8, 8]), &w, &p)
             .unwrap()
             .is_degenerate());
+        // Sizes whose product overflows a usize are not mistaken for empty.
+        let big = ConvGeometry::forward(
+            &Shape(vec![1 << 16, 512, 1 << 12, 1 << 12]),
+            &Shape(vec![512, 512, 3, 3]),
+            &p,
+        )
+        .unwrap();
+        assert!(!big.is_degenerate());
     }
 }
