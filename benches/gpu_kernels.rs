@@ -29,15 +29,19 @@ use spindle::ring::{RingTensor, Shape};
 
 const N: usize = 10_000_000;
 
+/// CUDA device 0, or `None` after printing why `group` is skipped.
+#[cfg(feature = "cuda")]
+fn cuda_device(group: &str) -> Option<spindle::backend::cuda::CudaBackend> {
+    spindle::backend::cuda::CudaBackend::new(0)
+        .map_err(|e| eprintln!("{group}: skipped, no usable CUDA device: {e}"))
+        .ok()
+}
+
 #[cfg(feature = "cuda")]
 fn benches(c: &mut Criterion) {
     use spindle::backend::Device;
-    let g = match spindle::backend::cuda::CudaBackend::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("gpu_kernels: skipped, no usable CUDA device: {e}");
-            return;
-        }
+    let Some(g) = cuda_device("gpu_kernels") else {
+        return;
     };
     let cpu = CpuBackend::default();
     let mut prg = Prg::new(&Seed([5; 16]), 0);
@@ -109,12 +113,8 @@ fn drelu(c: &mut Criterion) {
     use spindle::runner::{run_parties_blocking, RunOptions};
     use std::sync::Arc;
     use std::time::Instant;
-    let g = match spindle::backend::cuda::CudaBackend::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("drelu: skipped, no usable CUDA device: {e}");
-            return;
-        }
+    let Some(g) = cuda_device("drelu") else {
+        return;
     };
     let mut raw = vec![0u64; N];
     Prg::new(&Seed([6; 16]), 0).fill(&mut raw);
@@ -352,12 +352,8 @@ fn float_gemm(c: &mut Criterion) {
 
 #[cfg(feature = "cuda")]
 fn ring_gemm(c: &mut Criterion) {
-    let g = match spindle::backend::cuda::CudaBackend::new(0) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("ring_gemm: skipped, no usable CUDA device: {e}");
-            return;
-        }
+    let Some(g) = cuda_device("ring_gemm") else {
+        return;
     };
     ring_gemm_for::<u64>(c, &g);
     ring_gemm_for::<u32>(c, &g);
