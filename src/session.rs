@@ -18,6 +18,7 @@ use crate::preprocess::{Dealer, PartyStore, PlanRecorder, Provider, Request, See
 use crate::prg::Seed;
 use crate::ring::append_le_bytes;
 use crate::ring::{FixedPoint, Ring, RingTensor};
+use crate::share::Opened;
 
 /// How [`crate::protocol::trunc::truncate`] divides shares by 2^f.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -345,6 +346,53 @@ impl Session {
         shares: Vec<RingTensor<R>>,
     ) -> Result<Vec<RingTensor<R>>> {
         Ok(self.open_into(shares, vec![]).await?.0)
+    }
+
+    /// [`Session::open_owned`] whose sums are left to their consumers: with
+    /// 2 parties each value comes back as this party's share and the
+    /// peer's, which the kernel reading it adds as it reads
+    /// ([`crate::share::Opened`]); otherwise as the sum. Same message, same
+    /// round, same bytes as [`Session::open`].
+    ///
+    /// Errors: as [`Session::open`].
+    pub(crate) async fn open_parts<R: Ring>(
+        &self,
+        shares: Vec<RingTensor<R>>,
+    ) -> Result<Vec<Opened<R>>> {
+        let two_parties = self.n_parties == 2 && cfg!(target_endian = "little");
+        let transport = match &self.transport {
+            Some(t) if two_parties => t,
+            _ => {
+                let sums = self.open_owned(shares).await?;
+                return Ok(sums.into_iter().map(Opened::from_sum).collect());
+            }
+        };
+        let round = self.next_round.fetch_add(1, Ordering::SeqCst);
+        let peer = 1 - self.party;
+        let shapes: Vec<_> = shares.iter().map(|t| t.shape().clone()).collect();
+        let own: Vec<Bytes> = shares
+            .into_iter()
+            .map(|t| Ok(Bytes::from_owner(PodBytes(t.try_into_data()?))))
+            .collect::<Result<_>>()?;
+        let total: usize = own.iter().map(Bytes::len).sum();
+        transport.send_parts(peer, round, own.clone())?;
+        let msg = transport.recv(peer, round).await?;
+        if msg.len() != total {
+            return Err(Error::Malformed {
+                from: peer,
+                detail: format!("expected {total} bytes of shares, got {}", msg.len()),
+            });
+        }
+        let mut off = 0;
+        Ok(own
+            .into_iter()
+            .zip(shapes)
+            .map(|(own, shape)| {
+                let theirs = msg.slice(off..off + own.len());
+                off += own.len();
+                Opened::from_parts(shape, own, theirs)
+            })
+            .collect())
     }
 
     /// [`Session::open_xor`] of words this party no longer needs: the peers'

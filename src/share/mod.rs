@@ -8,7 +8,9 @@ mod arith;
 mod binary;
 mod bits;
 mod input;
+mod opened;
 
 pub use arith::Shared;
 pub use binary::BinShared;
 pub use bits::{transpose64, words_for, BitPlanes};
+pub(crate) use opened::{with_elems, Elems, Opened, OpenedSlice, SumOf2};

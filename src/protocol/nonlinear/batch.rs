@@ -11,14 +11,14 @@
 
 use super::kernels;
 use super::linked::LinkedSquare;
-use crate::backend::{Backend, BilinearOp};
+use crate::backend::{Backend, BilinearOp, Device};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::protocol::beaver::take;
 use crate::protocol::trunc;
 use crate::ring::{Ring, RingTensor};
 use crate::session::{Session, TruncMode};
-use crate::share::Shared;
+use crate::share::{Opened, Shared};
 
 /// One elementwise Beaver product of a batch.
 #[derive(Clone, Debug)]
@@ -196,7 +196,7 @@ pub(crate) async fn round_group<R: Ring>(
         .zip(&parts)
         .zip(&group.items)
         .map(|((c, (rs, rm)), (_, bits))| kernels::TruncView {
-            c: c.data(),
+            c: c.elems(),
             r_shifted: rs.data(),
             r_msb: rm.data(),
             bits: *bits,
@@ -230,9 +230,7 @@ pub(crate) async fn round_group<R: Ring>(
     let mut values = Vec::with_capacity(group.values.len());
     for &i in &group.values {
         let (rs, rm) = parts[i].take().ok_or_else(|| asked_twice(i))?;
-        let v = sess
-            .backend()
-            .trunc_combine_into(&opened[i], rs, &rm, group.items[i].1, party0)?;
+        let v = trunc_value(sess, &opened[i], rs, &rm, group.items[i].1)?;
         values.push(Shared::from_share(v));
     }
     Ok((p, t, GroupOut { values, products }))
@@ -259,6 +257,37 @@ pub(crate) async fn round<R: Ring>(
     Ok((p, t))
 }
 
+/// This party's share of the dealer truncation of x by `bits` from the
+/// opened c = x + 2^(k-2) + r and its shares of r' (overwritten) and
+/// r_msb: fused with forming c on the CPU; on a device backend c is formed
+/// first and the backend's kernel runs.
+fn trunc_value<R: Ring>(
+    sess: &Session,
+    c: &Opened<R>,
+    mut r_shifted: RingTensor<R>,
+    r_msb: &RingTensor<R>,
+    bits: u32,
+) -> Result<RingTensor<R>> {
+    let party0 = sess.party() == 0;
+    if !matches!(sess.backend(), Device::Cpu(_) | Device::DryRun(_)) {
+        let c = c.clone().into_tensor();
+        return sess
+            .backend()
+            .trunc_combine_into(&c, r_shifted, r_msb, bits, party0);
+    }
+    if let Some(other) = [r_shifted.shape(), r_msb.shape()]
+        .into_iter()
+        .find(|s| *s != c.shape())
+    {
+        return Err(Error::shape(
+            "truncation",
+            format!("opened value of shape {} with material {other}", c.shape()),
+        ));
+    }
+    kernels::trunc_value(c.elems(), r_shifted.data_mut(), r_msb.data(), bits, party0);
+    Ok(r_shifted)
+}
+
 /// [`round`], also opening `extra` masked values (after everything else)
 /// and returning them opened.
 async fn round_opening<R: Ring>(
@@ -266,7 +295,7 @@ async fn round_opening<R: Ring>(
     prods: &[Prod<'_, R>],
     truncs: &[Trunc<'_, R>],
     extra: Vec<RingTensor<R>>,
-) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, Vec<RingTensor<R>>)> {
+) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, Vec<Opened<R>>)> {
     let local_trunc = sess.config().trunc == TruncMode::LocalShift;
     let mut opened: Vec<RingTensor<R>> = Vec::new();
     let mut pending = Vec::with_capacity(prods.len());
@@ -330,9 +359,9 @@ async fn round_opening<R: Ring>(
     let n_extra = extra.len();
     opened.extend(extra);
     let mut opened = if opened.is_empty() {
-        opened
+        vec![]
     } else {
-        sess.open_owned(opened).await?
+        sess.open_parts(opened).await?
     };
     let extra = opened.split_off(opened.len() - n_extra);
     let mut it = opened.into_iter();
@@ -342,13 +371,13 @@ async fn round_opening<R: Ring>(
             (Prod::Mul(x, _), Pending::Mul { mut c, b }) => {
                 let (e, f) = (it.next().expect("e"), it.next().expect("f"));
                 // z_i = c_i + e * b_i + x_i * f
-                kernels::beaver_mul_combine(&mut c, &e, &b, x.share(), &f);
+                kernels::beaver_mul_combine(&mut c, e.elems(), &b, x.share(), f.elems());
                 out_p.push(Shared::from_share(c));
             }
             (Prod::Sq(x), Pending::Sq { mut c }) => {
                 let e = it.next().expect("e");
                 // z_i = c_i + 2 e x_i - [p0] e^2 (sums to a^2 + 2ex - e^2 = x^2)
-                kernels::beaver_sq_combine(&mut c, &e, x.share(), sess.party() == 0);
+                kernels::beaver_sq_combine(&mut c, e.elems(), x.share(), sess.party() == 0);
                 out_p.push(Shared::from_share(c));
             }
             _ => unreachable!("pending matches its product"),
@@ -361,13 +390,7 @@ async fn round_opening<R: Ring>(
             None => trunc::truncate(sess, x, bits).await?,
             Some((r_shifted, r_msb, bits)) => {
                 let c = it.next().expect("c");
-                Shared::from_share(sess.backend().trunc_combine_into(
-                    &c,
-                    r_shifted,
-                    &r_msb,
-                    bits,
-                    sess.party() == 0,
-                )?)
+                Shared::from_share(trunc_value(sess, &c, r_shifted, &r_msb, bits)?)
             }
         });
     }

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::ring::{Ring, RingTensor};
+use crate::share::{with_elems, Elems, OpenedSlice};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -54,24 +55,24 @@ pub(crate) fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R
     });
 }
 
-/// c += e * b + x * f.
+/// c += e * b + x * f, with the opened e and f summed as they are read.
 pub(crate) fn beaver_mul_combine<R: Ring>(
     c: &mut RingTensor<R>,
-    e: &RingTensor<R>,
+    e: OpenedSlice<'_, R>,
     b: &RingTensor<R>,
     x: &RingTensor<R>,
-    f: &RingTensor<R>,
+    f: OpenedSlice<'_, R>,
 ) {
-    let (e, b, x, f) = (e.data(), b.data(), x.data(), f.data());
-    for_chunks(c.data_mut(), |i0, out| {
+    let (b, x) = (b.data(), x.data());
+    with_elems!(e, e => with_elems!(f, f => for_chunks(c.data_mut(), |i0, out| {
         let n = out.len();
-        let (e, b, x, f) = (at(e, i0, n), at(b, i0, n), at(x, i0, n), at(f, i0, n));
+        let (e, b, x, f) = (e.chunk(i0, n), at(b, i0, n), at(x, i0, n), f.chunk(i0, n));
         for i in 0..n {
             out[i] = out[i]
-                .wrapping_add(e[i].wrapping_mul(b[i]))
-                .wrapping_add(x[i].wrapping_mul(f[i]));
+                .wrapping_add(e.elem(i).wrapping_mul(b[i]))
+                .wrapping_add(x[i].wrapping_mul(f.elem(i)));
         }
-    });
+    })))
 }
 
 /// c += 2 e x - [party0] e^2: this party's share of x^2 from a square
@@ -79,20 +80,21 @@ pub(crate) fn beaver_mul_combine<R: Ring>(
 /// a^2 + 2 e x - e^2 = x^2, so the mask a itself is not needed).
 pub(crate) fn beaver_sq_combine<R: Ring>(
     c: &mut RingTensor<R>,
-    e: &RingTensor<R>,
+    e: OpenedSlice<'_, R>,
     x: &RingTensor<R>,
     party0: bool,
 ) {
     let one = R::from_u64(u64::from(party0));
-    let (e, x) = (e.data(), x.data());
-    for_chunks(c.data_mut(), |i0, out| {
+    let x = x.data();
+    with_elems!(e, e => for_chunks(c.data_mut(), |i0, out| {
         let n = out.len();
-        let (e, x) = (at(e, i0, n), at(x, i0, n));
+        let (e, x) = (e.chunk(i0, n), at(x, i0, n));
         for i in 0..n {
-            let t = x[i].shl(1).wrapping_sub(e[i].wrapping_mul(one));
-            out[i] = out[i].wrapping_add(e[i].wrapping_mul(t));
+            let e = e.elem(i);
+            let t = x[i].shl(1).wrapping_sub(e.wrapping_mul(one));
+            out[i] = out[i].wrapping_add(e.wrapping_mul(t));
         }
-    });
+    }))
 }
 
 /// out = sum_i k_i * x_i + c (party 0 adds c): an exact integer linear
@@ -134,7 +136,7 @@ fn zip1<R: Ring>(out: &mut [R], b: &[R], f: impl Fn(&mut R, R) + Sync) {
 /// ([`crate::protocol::trunc`]: P is public, L = -r' + s 2^(k-1-f) r_msb
 /// with s = 1 - 2 c_msb).
 pub(crate) struct TruncView<'a, R: Ring> {
-    pub(crate) c: &'a [R],
+    pub(crate) c: OpenedSlice<'a, R>,
     pub(crate) r_shifted: &'a [R],
     pub(crate) r_msb: &'a [R],
     pub(crate) bits: u32,
@@ -216,19 +218,29 @@ fn at<R>(x: &[R], i0: usize, len: usize) -> &[R] {
 /// v^2 = P^2 + 2 P L + L^2 with L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u)
 /// r_msb (u = k - 1 - f; r_msb is a bit). Party 0 adds P^2.
 pub(crate) fn trunc_square<R: Ring>(v: &TruncView<'_, R>, rr: &mut [R], rm: &[R], party0: bool) {
+    with_elems!(v.c, c => trunc_square_with(c, v, rr, rm, party0))
+}
+
+fn trunc_square_with<R: Ring>(
+    c: impl Elems<R>,
+    v: &TruncView<'_, R>,
+    rr: &mut [R],
+    rm: &[R],
+    party0: bool,
+) {
     let k = TruncConsts::<R>::new(v.bits);
     let (u1, two_u) = (pow2::<R>(k.top + 1), pow2::<R>(2 * k.top));
     let one = R::from_u64(u64::from(party0));
     for_chunks(rr, |i0, out| {
         let n = out.len();
         let (c, rs, ms, rm) = (
-            at(v.c, i0, n),
+            c.chunk(i0, n),
             at(v.r_shifted, i0, n),
             at(v.r_msb, i0, n),
             at(rm, i0, n),
         );
         for i in 0..n {
-            let (p, neg, l) = k.at(c[i], rs[i], ms[i]);
+            let (p, neg, l) = k.at(c.elem(i), rs[i], ms[i]);
             let ll = out[i]
                 .wrapping_sub(signed(rm[i].wrapping_mul(u1), neg))
                 .wrapping_add(ms[i].wrapping_mul(two_u));
@@ -252,17 +264,29 @@ pub(crate) fn trunc_product<R: Ring>(
     corr: [&[R]; 3],
     party0: bool,
 ) {
+    with_elems!(a.c, ca => with_elems!(b.c, cb => trunc_product_with(ca, cb, a, b, rr, corr, party0)))
+}
+
+fn trunc_product_with<R: Ring>(
+    ca: impl Elems<R>,
+    cb: impl Elems<R>,
+    a: &TruncView<'_, R>,
+    b: &TruncView<'_, R>,
+    rr: &mut [R],
+    corr: [&[R]; 3],
+    party0: bool,
+) {
     let (ka, kb) = (TruncConsts::<R>::new(a.bits), TruncConsts::<R>::new(b.bits));
     let (ua, ub) = (ka.top, kb.top);
     let (uab, one) = (pow2::<R>(ua + ub), R::from_u64(u64::from(party0)));
     for_chunks(rr, |i0, out| {
         let n = out.len();
-        let (ca, rsa, msa) = (at(a.c, i0, n), at(a.r_shifted, i0, n), at(a.r_msb, i0, n));
-        let (cb, rsb, msb) = (at(b.c, i0, n), at(b.r_shifted, i0, n), at(b.r_msb, i0, n));
+        let (ca, rsa, msa) = (ca.chunk(i0, n), at(a.r_shifted, i0, n), at(a.r_msb, i0, n));
+        let (cb, rsb, msb) = (cb.chunk(i0, n), at(b.r_shifted, i0, n), at(b.r_msb, i0, n));
         let (rm, mr, mm) = (at(corr[0], i0, n), at(corr[1], i0, n), at(corr[2], i0, n));
         for i in 0..n {
-            let (pa, na, la) = ka.at(ca[i], rsa[i], msa[i]);
-            let (pb, nb, lb) = kb.at(cb[i], rsb[i], msb[i]);
+            let (pa, na, la) = ka.at(ca.elem(i), rsa[i], msa[i]);
+            let (pb, nb, lb) = kb.at(cb.elem(i), rsb[i], msb[i]);
             let ll = out[i]
                 .wrapping_sub(signed(rm[i].shl(ub), nb))
                 .wrapping_sub(signed(mr[i].shl(ua), na))
@@ -273,6 +297,29 @@ pub(crate) fn trunc_product<R: Ring>(
                 .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one));
         }
     });
+}
+
+/// This party's share of the truncation output v = [party0] P + L
+/// ([`TruncView`]), written over its share of r' (`r_shifted`), from the
+/// opened c (summed as it is read) and its share of r_msb: the local step
+/// of [`crate::backend::Backend::trunc_combine_into`] on the CPU.
+pub(crate) fn trunc_value<R: Ring>(
+    c: OpenedSlice<'_, R>,
+    r_shifted: &mut [R],
+    r_msb: &[R],
+    bits: u32,
+    party0: bool,
+) {
+    let k = TruncConsts::<R>::new(bits);
+    let one = R::from_u64(u64::from(party0));
+    with_elems!(c, c => for_chunks(r_shifted, |i0, out| {
+        let n = out.len();
+        let (c, ms) = (c.chunk(i0, n), at(r_msb, i0, n));
+        for i in 0..n {
+            let (p, _, l) = k.at(c.elem(i), out[i], ms[i]);
+            out[i] = l.wrapping_add(p.wrapping_mul(one));
+        }
+    }))
 }
 
 /// The local step of [`crate::protocol::convert::b2a_weighted`]: with the

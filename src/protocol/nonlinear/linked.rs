@@ -31,7 +31,7 @@ use crate::protocol::beaver::take;
 use crate::protocol::trunc;
 use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::{Session, TruncMode};
-use crate::share::Shared;
+use crate::share::{OpenedSlice, Shared};
 
 /// An affine function m x + d of the squared value and the bits to shift
 /// out of it (|m x + d| < 2^(k-2) as ring values: the truncation's domain).
@@ -69,7 +69,7 @@ impl<R: Ring> Linked<R> {
                 r_msb,
                 bits,
             } => Some(TruncView {
-                c: c.data(),
+                c: OpenedSlice::Sum(c.data()),
                 r_shifted: r_shifted.data(),
                 r_msb: r_msb.data(),
                 bits: *bits,
@@ -178,8 +178,9 @@ pub(crate) async fn square_linked<R: Ring>(
     }
     // e = x - a over a.
     kernels::rsub_assign(&mut a, x.share());
-    let e = sess.open_owned(vec![a]).await?.pop().expect("one opening");
-    kernels::beaver_sq_combine(&mut c, &e, x.share(), party0);
+    let e = sess.open_parts(vec![a]).await?.pop().expect("one opening");
+    kernels::beaver_sq_combine(&mut c, e.elems(), x.share(), party0);
+    let e = e.into_tensor();
     // y_j + 2^(k-2) + r_j = m_j e + d_j + 2^(k-2), the same at every party.
     let bias = R::ONE.shl(R::BITS - 2);
     let mut parts = parts.into_iter();
