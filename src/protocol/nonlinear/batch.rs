@@ -69,6 +69,105 @@ pub(crate) async fn trunc_group<R: Ring>(
     Ok(round_group(sess, &[], &[], group).await?.2)
 }
 
+/// The repeated squaring y_0 = x, y_(j+1) = (y_j truncated by
+/// `bits[j]`)^2, then the last y truncated by `last`: exactly the
+/// [`TruncGroup`]s of one item and its square and the final [`round`] it
+/// stands for (the same requests in the same order, the same openings,
+/// rounds and results), with each square masked for the next opening in
+/// the pass that forms it, as nothing else reads it
+/// ([`kernels::trunc_square_masked`]). The next step's material is fetched
+/// after an opening and before the kernel that uses it.
+///
+/// Rounds: `bits.len()` + 1 (0 for `last` = 0 in the last step). Elements
+/// opened per element of x, to each peer: as many.
+///
+/// Errors: [`Error::InvalidFixedPoint`] for a shift that does not fit the
+/// ring; preprocessing and transport errors.
+pub(crate) async fn trunc_square_chain<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    bits: &[u32],
+    last: u32,
+) -> Result<Shared<R>> {
+    if sess.config().trunc == TruncMode::LocalShift || bits.is_empty() || last == 0 {
+        // The groups themselves (no opened square to mask).
+        let mut square;
+        let mut y = x;
+        for &b in bits {
+            let g = TruncGroup {
+                items: vec![(y, b)],
+                linked: None,
+                pairs: vec![(0, 0)],
+                values: vec![],
+            };
+            let next = trunc_group(sess, &g).await?.products.pop();
+            square = next.expect("one square");
+            y = &square;
+        }
+        let (_, mut t) = round(sess, &[], &[(y, last)]).await?;
+        return Ok(t.pop().expect("one truncation"));
+    }
+    let party0 = sess.party() == 0;
+    let bias = if party0 {
+        R::ONE.shl(R::BITS - 2)
+    } else {
+        R::ZERO
+    };
+    let shape = x.shape().clone();
+    // Material of step j (a square for j < n, the last truncation at n):
+    // the mask r, then r', r_msb and, for a square, r'^2 and r' r_msb.
+    let fetch = |j: usize| -> Result<(RingTensor<R>, Vec<RingTensor<R>>)> {
+        let req = match bits.get(j) {
+            Some(&b) => Request::TruncProducts {
+                ring: R::ID,
+                shape: shape.clone(),
+                frac_bits: vec![b],
+                pairs: vec![(0, 0)],
+                linked: None,
+            },
+            None => Request::Trunc {
+                ring: R::ID,
+                shape: shape.clone(),
+                frac_bits: last,
+            },
+        };
+        check_bits::<R>(bits.get(j).copied().unwrap_or(last))?;
+        let mut m = sess.fetch::<R>(&req)?;
+        let want = if j < bits.len() { 5 } else { 3 };
+        if m.len() != want {
+            return Err(Error::Format {
+                what: "preprocessing material".into(),
+                detail: format!("{req} should have {want} tensors"),
+            });
+        }
+        let rest = m.split_off(1);
+        Ok((m.pop().expect("counted"), rest))
+    };
+    let (mut masked, mut parts) = fetch(0)?;
+    kernels::add_assign_biased(&mut masked, x.share(), bias);
+    for (j, &b) in bits.iter().enumerate() {
+        let c = sess.open_parts(vec![masked]).await?.pop().expect("one");
+        let (mut next, next_parts) = fetch(j + 1)?;
+        let [rs, ms, rr, rm] = &parts[..] else {
+            unreachable!("a square's material is counted")
+        };
+        let v = kernels::TruncView {
+            c: c.elems(),
+            r_shifted: rs.data(),
+            r_msb: ms.data(),
+            bits: b,
+        };
+        kernels::trunc_square_masked(&v, rr.data(), rm.data(), next.data_mut(), bias, party0);
+        (masked, parts) = (next, next_parts);
+    }
+    let c = sess.open_parts(vec![masked]).await?.pop().expect("one");
+    let [rs, ms] = <[RingTensor<R>; 2]>::try_from(parts).map_err(|_| Error::Format {
+        what: "preprocessing material".into(),
+        detail: "a truncation should have 3 tensors".into(),
+    })?;
+    Ok(Shared::from_share(trunc_value(sess, &c, rs, &ms, last)?))
+}
+
 /// [`round`] with a [`TruncGroup`] opened in the same round.
 ///
 /// With the local-shift truncation (2 parties, opt-in) the group's values
@@ -551,6 +650,119 @@ mod tests {
                     });
                 assert!(ok, "product {i} x {j} at {e}");
             }
+        }
+    }
+
+    /// Runs [`trunc_square_chain`] (or, with `reference`, the groups and the
+    /// round it stands for) on x in [0.5, 1.5) at scale `s0`, with a fixed
+    /// dealer seed; returns the opened result and the rounds and bytes the
+    /// call cost party 0.
+    fn run_chain<R: Ring>(
+        n: usize,
+        trunc: TruncMode,
+        s0: u32,
+        bits: &'static [u32],
+        last: u32,
+        reference: bool,
+    ) -> (Vec<R>, u64, u64) {
+        let mut prg = Prg::new(&Seed([9; 16]), 1);
+        let mut raw = vec![0u64; LEN];
+        prg.fill(&mut raw);
+        // 0.5 + (up to 1) at scale s0.
+        let xs: Vec<R> = raw
+            .iter()
+            .map(|&v| R::from_u64((1u64 << (s0 - 1)) + (v >> (64 - s0))))
+            .collect();
+        let xs = Arc::new(xs);
+        let mut opts = RunOptions::new(n);
+        opts.session.trunc = trunc;
+        opts.dealer_seed = Some(Seed([3; 16]));
+        let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
+            let xs = xs.clone();
+            async move {
+                let t = RingTensor::new([LEN], xs.to_vec())?;
+                let x = sess.share_input::<R>(0, (sess.party() == 0).then_some(&t), [LEN])?;
+                let before = sess.link_stats();
+                let y = if reference {
+                    let mut y = x;
+                    for &b in bits {
+                        let g = TruncGroup {
+                            items: vec![(&y, b)],
+                            linked: None,
+                            pairs: vec![(0, 0)],
+                            values: vec![],
+                        };
+                        y = trunc_group(&sess, &g)
+                            .await?
+                            .products
+                            .pop()
+                            .expect("square");
+                    }
+                    round(&sess, &[], &[(&y, last)])
+                        .await?
+                        .1
+                        .pop()
+                        .expect("one")
+                } else {
+                    trunc_square_chain(&sess, &x, bits, last).await?
+                };
+                let cost = sess.link_stats() - before;
+                Ok((
+                    sess.reveal(&y).await?.into_data(),
+                    cost.rounds,
+                    cost.bytes_sent,
+                ))
+            }
+        })
+        .expect("runs");
+        report.parties.into_iter().next().expect("party 0").output
+    }
+
+    /// The chain is the groups and the round it replaces, bit for bit
+    /// (same dealer material), in as many rounds and bytes.
+    #[test]
+    fn square_chain_is_its_groups_bit_for_bit() {
+        const B64: &[u32] = &[10, 20];
+        const B32: &[u32] = &[4, 8];
+        for n in [2, 3] {
+            let chain = run_chain::<u64>(n, TruncMode::Dealer, 30, B64, 20, false);
+            let groups = run_chain::<u64>(n, TruncMode::Dealer, 30, B64, 20, true);
+            assert_eq!(chain.0, groups.0, "Z_2^64, {n} parties");
+            assert_eq!((chain.1, chain.2), (3, ((n - 1) * 3 * LEN * 8) as u64));
+            assert_eq!((chain.1, chain.2), (groups.1, groups.2));
+            let chain = run_chain::<u32>(n, TruncMode::Dealer, 12, B32, 8, false);
+            let groups = run_chain::<u32>(n, TruncMode::Dealer, 12, B32, 8, true);
+            assert_eq!(chain.0, groups.0, "Z_2^32, {n} parties");
+            assert_eq!((chain.1, chain.2), (3, ((n - 1) * 3 * LEN * 4) as u64));
+        }
+        // And it computes x^4: (x at 2^-30)^4 to 2^-20 within a few units
+        // of 2^-20 (each truncation is exact to one unit).
+        let mut prg = Prg::new(&Seed([9; 16]), 1);
+        let mut raw = vec![0u64; LEN];
+        prg.fill(&mut raw);
+        let (y, _, _) = run_chain::<u64>(2, TruncMode::Dealer, 30, B64, 20, false);
+        for (v, r) in y.iter().zip(&raw) {
+            let x = ((1u64 << 29) + (r >> 34)) as f64 / 2f64.powi(30);
+            let got = *v as i64 as f64 / 2f64.powi(20);
+            assert!((got - x.powi(4)).abs() < 1e-4, "x^4 of {x}: {got}");
+        }
+    }
+
+    /// With the local shift the chain runs its groups (Beaver squares).
+    #[test]
+    fn square_chain_with_the_local_shift_squares_too() {
+        let mut prg = Prg::new(&Seed([9; 16]), 1);
+        let mut raw = vec![0u64; LEN];
+        prg.fill(&mut raw);
+        let (y, rounds, _) = run_chain::<u64>(2, TruncMode::LocalShift, 30, &[10, 20], 20, false);
+        assert_eq!(
+            rounds, 2,
+            "a Beaver round per square; the last shift is local"
+        );
+        for (v, r) in y.iter().zip(&raw) {
+            let x = ((1u64 << 29) + (r >> 34)) as f64 / 2f64.powi(30);
+            let got = *v as i64 as f64 / 2f64.powi(20);
+            assert!((got - x.powi(4)).abs() < 1e-4, "x^4 of {x}: {got}");
         }
     }
 

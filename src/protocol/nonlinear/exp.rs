@@ -18,7 +18,7 @@
 //! ([`super::batch::TruncGroup`]), where a Beaver square and a separate
 //! truncation would open two.
 
-use super::batch::{round, trunc_group, TruncGroup};
+use super::batch::{round, trunc_square_chain};
 use super::cheb;
 use super::fx::{int_bits, offset, work_scale, Fx};
 use crate::error::{Error, Result};
@@ -131,21 +131,15 @@ pub(crate) async fn exp_with<R: Ring>(
             ))
         })
     };
-    let mut raw = cheb::eval_raw(sess, &t, d.coeffs).await?;
+    let raw = cheb::eval_raw(sess, &t, d.coeffs).await?;
+    let mut bits = Vec::with_capacity(d.squarings as usize);
+    let mut scale = raw.scale;
     for j in 0..d.squarings {
         let s = scale_for(j);
-        let g = TruncGroup {
-            items: vec![(&raw.v, drop_to(raw.scale, s)?)],
-            linked: None,
-            pairs: vec![(0, 0)],
-            values: vec![],
-        };
-        let out = trunc_group(sess, &g).await?;
-        raw = Fx::new(out.products.into_iter().next().expect("square"), 2 * s);
+        bits.push(drop_to(scale, s)?);
+        scale = 2 * s;
     }
-    let bits = drop_to(raw.scale, out_scale)?;
-    let (_, t) = round(sess, &[], &[(&raw.v, bits)]).await?;
-    Ok(t.into_iter().next().expect("one"))
+    trunc_square_chain(sess, &raw.v, &bits, drop_to(scale, out_scale)?).await
 }
 
 /// [e^x] on fixed-point shares with the session's f fractional bits.

@@ -218,20 +218,8 @@ fn at<R>(x: &[R], i0: usize, len: usize) -> &[R] {
 /// v^2 = P^2 + 2 P L + L^2 with L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u)
 /// r_msb (u = k - 1 - f; r_msb is a bit). Party 0 adds P^2.
 pub(crate) fn trunc_square<R: Ring>(v: &TruncView<'_, R>, rr: &mut [R], rm: &[R], party0: bool) {
-    with_elems!(v.c, c => trunc_square_with(c, v, rr, rm, party0))
-}
-
-fn trunc_square_with<R: Ring>(
-    c: impl Elems<R>,
-    v: &TruncView<'_, R>,
-    rr: &mut [R],
-    rm: &[R],
-    party0: bool,
-) {
-    let k = TruncConsts::<R>::new(v.bits);
-    let (u1, two_u) = (pow2::<R>(k.top + 1), pow2::<R>(2 * k.top));
-    let one = R::from_u64(u64::from(party0));
-    for_chunks(rr, |i0, out| {
+    let sq = SquareConsts::new(v.bits, party0);
+    with_elems!(v.c, c => for_chunks(rr, |i0, out| {
         let n = out.len();
         let (c, rs, ms, rm) = (
             c.chunk(i0, n),
@@ -240,15 +228,73 @@ fn trunc_square_with<R: Ring>(
             at(rm, i0, n),
         );
         for i in 0..n {
-            let (p, neg, l) = k.at(c.elem(i), rs[i], ms[i]);
-            let ll = out[i]
-                .wrapping_sub(signed(rm[i].wrapping_mul(u1), neg))
-                .wrapping_add(ms[i].wrapping_mul(two_u));
-            out[i] = ll
-                .wrapping_add(p.wrapping_mul(l.shl(1)))
-                .wrapping_add(p.wrapping_mul(p).wrapping_mul(one));
+            out[i] = sq.at(c.elem(i), rs[i], ms[i], out[i], rm[i]);
         }
-    });
+    }))
+}
+
+/// [`trunc_square`] masked for its next truncation in the same pass:
+/// `next` (the next truncation's mask r) += v^2 + `bias`, for a square
+/// that is used for nothing but that opening (v^2 is never written
+/// out: one pass over memory fewer than the square and then the mask).
+pub(crate) fn trunc_square_masked<R: Ring>(
+    v: &TruncView<'_, R>,
+    rr: &[R],
+    rm: &[R],
+    next: &mut [R],
+    bias: R,
+    party0: bool,
+) {
+    let sq = SquareConsts::new(v.bits, party0);
+    with_elems!(v.c, c => for_chunks(next, |i0, out| {
+        let n = out.len();
+        let (c, rs, ms, rr, rm) = (
+            c.chunk(i0, n),
+            at(v.r_shifted, i0, n),
+            at(v.r_msb, i0, n),
+            at(rr, i0, n),
+            at(rm, i0, n),
+        );
+        for i in 0..n {
+            let s = sq.at(c.elem(i), rs[i], ms[i], rr[i], rm[i]);
+            out[i] = out[i].wrapping_add(s).wrapping_add(bias);
+        }
+    }))
+}
+
+/// The loop-invariant constants of [`trunc_square`].
+#[derive(Clone, Copy)]
+struct SquareConsts<R> {
+    k: TruncConsts<R>,
+    /// 2^(u + 1) and 2^(2u), u = k - 1 - f.
+    u1: R,
+    two_u: R,
+    /// 1 at party 0, else 0.
+    one: R,
+}
+
+impl<R: Ring> SquareConsts<R> {
+    fn new(bits: u32, party0: bool) -> Self {
+        let k = TruncConsts::<R>::new(bits);
+        SquareConsts {
+            k,
+            u1: pow2::<R>(k.top + 1),
+            two_u: pow2::<R>(2 * k.top),
+            one: R::from_u64(u64::from(party0)),
+        }
+    }
+
+    /// This party's share of v^2 from the opened c and its shares of r',
+    /// r_msb, r'^2 and r' r_msb.
+    #[inline(always)]
+    fn at(&self, c: R, rs: R, ms: R, rr: R, rm: R) -> R {
+        let (p, neg, l) = self.k.at(c, rs, ms);
+        let ll = rr
+            .wrapping_sub(signed(rm.wrapping_mul(self.u1), neg))
+            .wrapping_add(ms.wrapping_mul(self.two_u));
+        ll.wrapping_add(p.wrapping_mul(l.shl(1)))
+            .wrapping_add(p.wrapping_mul(p).wrapping_mul(self.one))
+    }
 }
 
 /// This party's share of v_a v_b for two truncation outputs of one round,
