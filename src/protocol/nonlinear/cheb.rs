@@ -26,7 +26,7 @@
 //! e together and yields e p.
 
 use super::batch::{round, trunc_group, Trunc, TruncGroup};
-use super::fx::{affine, enc, int_bits, lift, work_scale, Fx};
+use super::fx::{affine, affine_into, affine_owned, enc, int_bits, lift, work_scale, Fx};
 use super::linked::{square_linked, LinkSpec};
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
@@ -103,6 +103,10 @@ enum Node<R: Ring> {
     Zero,
     /// A share at its scale.
     Share(Fx<R>),
+    /// A leaf c0 + c1 t at the products' scale, formed where it is
+    /// consumed (added into the node product it is summed with: no buffer
+    /// of its own).
+    Leaf([f64; 2]),
     /// A leaf truncated by the round-1 opening of t: link `i` of the
     /// square ([`super::linked`]).
     Linked(usize),
@@ -272,10 +276,7 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
         nodes.push(if *c0 == 0.0 && *c1 == 0.0 {
             Node::Zero
         } else if lo && raw_scale >= t.scale {
-            Node::Share(Fx::new(
-                affine(sess, &[(t, *c1)], *c0, raw_scale)?,
-                raw_scale,
-            ))
+            Node::Leaf([*c0, *c1])
         } else {
             let to = if lo { raw_scale } else { s_node };
             links.push(LinkSpec {
@@ -289,8 +290,7 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
     // Round 1: T_2 = 2 t^2 - 1, raw, and the linked leaves.
     let (square, sq) = square_linked(sess, &t.v, &links).await?;
     let t2 = Fx::new(square, 2 * t.scale);
-    let mut t_raw = Fx::new(affine(sess, &[(&t2, 2.0)], -1.0, t2.scale)?, t2.scale);
-    drop(t2);
+    let mut t_raw = Fx::new(affine_owned(sess, t2, 2.0, -1.0, 2 * t.scale)?, 2 * t.scale);
     for level in 2..=big_r {
         let last = level == big_r;
         // Items: T first, then every hi node and every lo node above
@@ -347,7 +347,7 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
             true => None,
             false => {
                 let sq = Fx::new(prods[0].take().expect("T^2"), 2 * w);
-                Some(Fx::new(affine(sess, &[(&sq, 2.0)], -1.0, 2 * w)?, 2 * w))
+                Some(Fx::new(affine_owned(sess, sq, 2.0, -1.0, 2 * w)?, 2 * w))
             }
         };
         // Consume this level's nodes and values: no copies of shares.
@@ -356,6 +356,15 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
         let mut next = Vec::with_capacity(slot.len());
         for (lo_at, hi_at) in slot {
             let (lo_node, _hi_node) = (old.next(), old.next());
+            let prod = hi_at.map(|p| prods[p].take().expect("node product"));
+            if let (None, Some(Node::Leaf([c0, c1]))) = (lo_at, &lo_node) {
+                let v = match prod {
+                    Some(p) => affine_into(sess, p, t, *c1, *c0, raw_scale)?,
+                    None => affine(sess, &[(t, *c1)], *c0, raw_scale)?,
+                };
+                next.push(Node::Share(Fx::new(v, raw_scale)));
+                continue;
+            }
             let lo = match (lo_at, lo_node) {
                 (Some(i), _) => values[i].take(),
                 (None, Some(Node::Share(l))) if l.scale == raw_scale => Some(l.v),
@@ -363,7 +372,6 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
                 (None, Some(Node::Linked(i))) => Some(sq.links[i].value(sess)?),
                 (None, _) => None,
             };
-            let prod = hi_at.map(|p| prods[p].take().expect("node product"));
             next.push(match (lo, prod) {
                 (Some(a), Some(b)) => Node::Share(Fx::new(sum_into(a, &b)?, raw_scale)),
                 (a, b) => match a.or(b) {

@@ -124,6 +124,64 @@ pub(crate) fn affine<R: Ring>(
     combine(sess, &ks, c0, to, &shape)
 }
 
+/// c1 x + c0 as a raw share at scale `to` (>= x's scale), as [`affine`]
+/// with one term, written over x's share (no fresh buffer: x is consumed).
+///
+/// Errors: as [`affine`].
+pub(crate) fn affine_owned<R: Ring>(
+    sess: &Session,
+    x: Fx<R>,
+    c1: f64,
+    c0: f64,
+    to: u32,
+) -> Result<Shared<R>> {
+    if x.scale > to {
+        return Err(Error::InvalidFixedPoint(format!(
+            "term at scale {} cannot be lifted to scale {to} (internal)",
+            x.scale
+        )));
+    }
+    let k = enc::<R>(c1, to - x.scale)?;
+    let c = if sess.party() == 0 {
+        enc::<R>(c0, to)?
+    } else {
+        R::ZERO
+    };
+    let mut v = x.v.into_share();
+    kernels::scale_add_assign(&mut v, k, c);
+    Ok(Shared::from_share(v))
+}
+
+/// acc + c1 x + c0 with acc a raw share at scale `to` (>= x's scale), as
+/// [`affine`], written over acc (no fresh buffer: acc is consumed).
+///
+/// Errors: [`Error::ShapeMismatch`]; as [`affine`].
+pub(crate) fn affine_into<R: Ring>(
+    sess: &Session,
+    acc: Shared<R>,
+    x: &Fx<R>,
+    c1: f64,
+    c0: f64,
+    to: u32,
+) -> Result<Shared<R>> {
+    if x.scale > to {
+        return Err(Error::InvalidFixedPoint(format!(
+            "term at scale {} cannot be lifted to scale {to} (internal)",
+            x.scale
+        )));
+    }
+    let mut acc = acc.into_share();
+    acc.check_same_shape(x.v.share(), "nonlinear affine map")?;
+    let k = enc::<R>(c1, to - x.scale)?;
+    let c = if sess.party() == 0 {
+        enc::<R>(c0, to)?
+    } else {
+        R::ZERO
+    };
+    kernels::add_scaled_assign(&mut acc, x.v.share(), k, c);
+    Ok(Shared::from_share(acc))
+}
+
 /// x at a higher scale `to` (exact).
 pub(crate) fn lift<R: Ring>(sess: &Session, x: &Fx<R>, to: u32) -> Result<Shared<R>> {
     affine(sess, &[(x, 1.0)], 0.0, to)

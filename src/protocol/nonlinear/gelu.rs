@@ -13,7 +13,7 @@
 
 use super::batch::{round, Prod};
 use super::cheb;
-use super::fx::{affine, Fx};
+use super::fx::{affine, affine_owned, Fx};
 use crate::error::Result;
 use crate::protocol::compare;
 use crate::ring::Ring;
@@ -86,7 +86,7 @@ pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Res
     let abs = relu.mul_scalar(sess, R::from_u64(2)).sub(sess, x)?;
     // t = |x| / 16 - 1 at scale f + 4.
     let ts = f + 4;
-    let t = Fx::new(affine(sess, &[(&Fx::new(abs, ts), 1.0)], -1.0, ts)?, ts);
+    let t = Fx::new(affine_owned(sess, Fx::new(abs, ts), 1.0, -1.0, ts)?, ts);
     let coeffs = cheb::interpolate(g_of(form), 0.0, 32.0, 31);
     let g = cheb::eval(sess, &t, &coeffs, None, f).await?;
     relu.sub(sess, &g)

@@ -47,6 +47,22 @@ pub(crate) fn add_assign<R: Ring>(a: &mut RingTensor<R>, b: &RingTensor<R>) {
     zip1(a.data_mut(), b.data(), |o, v| *o = o.wrapping_add(v));
 }
 
+/// a = k a + c.
+pub(crate) fn scale_add_assign<R: Ring>(a: &mut RingTensor<R>, k: R, c: R) {
+    for_chunks(a.data_mut(), |_, out| {
+        out.iter_mut()
+            .for_each(|v| *v = v.wrapping_mul(k).wrapping_add(c))
+    });
+}
+
+/// a += k x + c.
+pub(crate) fn add_scaled_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>, k: R, c: R) {
+    debug_assert_eq!(a.shape(), x.shape());
+    zip1(a.data_mut(), x.data(), |o, v| {
+        *o = o.wrapping_add(v.wrapping_mul(k)).wrapping_add(c)
+    });
+}
+
 /// r += x + bias.
 pub(crate) fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R>, bias: R) {
     debug_assert_eq!(r.shape(), x.shape());

@@ -18,7 +18,7 @@
 
 use super::batch::{round, Prod};
 use super::cheb;
-use super::fx::{affine, enc, int_bits, Fx};
+use super::fx::{affine_owned, enc, int_bits, Fx};
 use crate::error::{Error, Result};
 use crate::protocol::bitwise::and_many;
 use crate::protocol::convert::{a2b, b2a_weighted};
@@ -199,7 +199,7 @@ pub(crate) async fn reduced_fx<R: Ring>(
         xc = t.into_iter().next().expect("x c");
         ts = t_max;
     }
-    let t = Fx::new(affine(sess, &[(&Fx::new(xc, ts), 1.0)], -3.0, ts)?, ts);
+    let t = Fx::new(affine_owned(sess, Fx::new(xc, ts), 1.0, -3.0, ts)?, ts);
     let out = match post {
         None => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
         Some((bound, s_m)) => {

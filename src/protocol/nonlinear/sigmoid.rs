@@ -12,7 +12,7 @@
 
 use super::cheb;
 use super::exp::{exp_with, EXP_NONPOS};
-use super::fx::{affine, work_scale, Fx};
+use super::fx::{affine, affine_owned, work_scale, Fx};
 use crate::error::Result;
 use crate::protocol::compare;
 use crate::ring::Ring;
@@ -36,7 +36,7 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     let u = exp_with(sess, &neg, f, &EXP_NONPOS, su).await?;
     // t = 2u - 1 at scale su - 1.
     let t = Fx::new(
-        affine(sess, &[(&Fx::new(u, su - 1), 1.0)], -1.0, su - 1)?,
+        affine_owned(sess, Fx::new(u, su - 1), 1.0, -1.0, su - 1)?,
         su - 1,
     );
     // The +-1 factor: 1 - 2s (sigmoid) or 2s - 1 (tanh), integer scale 0.

@@ -18,7 +18,7 @@
 use super::axis;
 use super::batch::{round, Prod};
 use super::cheb;
-use super::fx::{affine, Fx};
+use super::fx::{affine, affine_owned, Fx};
 use crate::error::{Error, Result};
 use crate::protocol::compare;
 use crate::ring::{Ring, RingTensor};
@@ -187,7 +187,7 @@ pub async fn softmax_with<R: Ring>(
     let (w, rc) = recip_design(n);
     let s_e = 24u32.min(31 - w).min(work_e::<R>(w));
     let ts = f + 5;
-    let t = Fx::new(affine(sess, &[(&Fx::new(d, ts), 1.0)], 1.0, ts)?, ts);
+    let t = Fx::new(affine_owned(sess, Fx::new(d, ts), 1.0, 1.0, ts)?, ts);
     let mut e = cheb::eval(sess, &t, &exp_coeffs(), None, s_e).await?;
     if let Some(m) = &mask {
         let keep: Vec<R> = m
