@@ -71,14 +71,16 @@ pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec
         detail: format!("{req} should have 3 tensors"),
     })?;
     let (a, b, c) = (a.data(), b.data(), c.data());
+    // e = x ^ a and f = y ^ b, each formed in one pass.
     let mut e = Vec::with_capacity(words);
     let mut f = Vec::with_capacity(words);
+    let mut off = 0;
     for (x, y) in pairs {
-        e.extend_from_slice(x);
-        f.extend_from_slice(y);
+        let r = off..off + x.len();
+        e.extend(x.iter().zip(&a[r.clone()]).map(|(x, m)| x ^ m));
+        f.extend(y.iter().zip(&b[r.clone()]).map(|(y, m)| y ^ m));
+        off = r.end;
     }
-    e.iter_mut().zip(a).for_each(|(v, m)| *v ^= m);
-    f.iter_mut().zip(b).for_each(|(v, m)| *v ^= m);
     let opened = sess.open_xor_owned(vec![e, f]).await?;
     let (e, f) = (&opened[0], &opened[1]);
     let party0 = if sess.party() == 0 { u64::MAX } else { 0 };
@@ -86,7 +88,15 @@ pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec
     let mut off = 0;
     for (x, _) in pairs {
         let r = off..off + x.len();
-        let z: Vec<u64> = (r.clone())
+        // Slices of the pair's length: no bounds checks in the loop.
+        let (a, b, c, e, f) = (
+            &a[r.clone()],
+            &b[r.clone()],
+            &c[r.clone()],
+            &e[r.clone()],
+            &f[r.clone()],
+        );
+        let z: Vec<u64> = (0..r.len())
             .map(|i| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & party0))
             .collect();
         out.push(z);
