@@ -684,6 +684,41 @@ impl Provider for SharedRecorder {
 mod tests {
     use super::*;
 
+    /// open_parts: a peer message of the wrong length is a clear error
+    /// naming the peer (no panic, no slicing past its end), and a right
+    /// one opens the sum.
+    #[test]
+    fn open_parts_checks_the_peer_message() {
+        use spindle_transport::InMemoryNetwork;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut eps = InMemoryNetwork::new(2);
+            let t1: Arc<dyn Transport> = Arc::new(eps.pop().unwrap());
+            let t0: Arc<dyn Transport> = Arc::new(eps.pop().unwrap());
+            let spec = || ProviderSpec::TrustedFirstParty;
+            let cfg = SessionConfig::default;
+            let s1 = tokio::spawn(Session::connect(t1.clone(), Device::default(), spec(), cfg()));
+            let s0 = Session::connect(t0, Device::default(), spec(), cfg())
+                .await
+                .unwrap();
+            let s1 = s1.await.unwrap().unwrap();
+            let mine = RingTensor::<u64>::new([3], vec![1, 2, u64::MAX]).unwrap();
+            let theirs = RingTensor::<u64>::new([3], vec![5, 6, 2]).unwrap();
+            let (a, b) = tokio::join!(s0.open_parts(vec![mine.clone()]), s1.open_parts(vec![theirs]));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a[0].clone().into_tensor().data(), &[6, 8, 1]);
+            assert_eq!(b[0].clone().into_tensor().data(), &[6, 8, 1]);
+            // Party 1 answers the next round with 2 elements instead of 3.
+            let round = s1.next_round.load(Ordering::SeqCst);
+            t1.send(0, round, Bytes::from(vec![0u8; 16])).unwrap();
+            let err = s0.open_parts(vec![mine]).await.unwrap_err();
+            assert!(
+                matches!(&err, Error::Malformed { from: 1, detail } if detail.contains("expected 24 bytes")),
+                "{err}"
+            );
+        });
+    }
+
     /// The first peer's message makes a fresh buffer, later ones combine in
     /// place; an unaligned message is read element by element, with the
     /// same result.
