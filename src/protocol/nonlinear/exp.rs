@@ -16,7 +16,9 @@
 //! that brings p^(2^j) down to its scale also yields its square, from
 //! dealer shares of products of the truncation's masks
 //! ([`super::batch::TruncGroup`]), where a Beaver square and a separate
-//! truncation would open two.
+//! truncation would open two. The squarings run as one chain
+//! ([`super::batch::trunc_square_chain`]): each square is masked for the
+//! next truncation in the pass that forms it.
 
 use super::batch::{round, trunc_square_chain};
 use super::cheb;
