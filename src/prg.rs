@@ -6,7 +6,8 @@
 //! bytes are read as little-endian ring words. This exact layout is the
 //! specification a GPU expansion must reproduce bit for bit.
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use rayon::prelude::*;
 
 use crate::ring::{Ring, RingTensor, Shape};
 
@@ -43,6 +44,11 @@ impl Seed {
     }
 }
 
+/// Keystream requests of at least this many bytes are filled in parallel.
+const PAR_MIN_BYTES: usize = 1 << 20;
+/// Bytes per parallel piece (a multiple of the 16-byte block).
+const PAR_PIECE_BYTES: usize = 1 << 18;
+
 /// One AES-CTR keystream: `Prg::new(seed, stream)`.
 pub struct Prg {
     cipher: Aes128Ctr,
@@ -60,7 +66,29 @@ impl Prg {
     /// Fills `out` with the next keystream bytes.
     pub fn fill_bytes(&mut self, out: &mut [u8]) {
         out.fill(0);
-        self.cipher.apply_keystream(out);
+        self.apply_keystream(out);
+    }
+
+    /// XORs the next `buf.len()` keystream bytes into `buf`. Counter mode
+    /// can start anywhere, so above [`PAR_MIN_BYTES`] the buffer is cut
+    /// into pieces that rayon fills in parallel, each from its own copy of
+    /// the cipher moved to the piece's position: the same stream as one
+    /// sequential pass (AES-128-CTR runs at about 5 GB/s on one core).
+    fn apply_keystream(&mut self, buf: &mut [u8]) {
+        if buf.len() < PAR_MIN_BYTES {
+            self.cipher.apply_keystream(buf);
+            return;
+        }
+        let start: u128 = self.cipher.current_pos();
+        let cipher = &self.cipher;
+        buf.par_chunks_mut(PAR_PIECE_BYTES)
+            .enumerate()
+            .for_each(|(i, piece)| {
+                let mut c = cipher.clone();
+                c.seek(start + (i * PAR_PIECE_BYTES) as u128);
+                c.apply_keystream(piece);
+            });
+        self.cipher.seek(start + buf.len() as u128);
     }
 
     /// Fills `out` with uniform ring elements (the next k/8 bytes each, little-endian).
@@ -84,8 +112,7 @@ impl Prg {
         let shape = shape.into();
         let mut data = vec![R::ZERO; shape.numel()];
         // Already zero: XOR the keystream in directly (no second memset).
-        self.cipher
-            .apply_keystream(bytemuck::cast_slice_mut(&mut data));
+        self.apply_keystream(bytemuck::cast_slice_mut(&mut data));
         if cfg!(target_endian = "big") {
             for v in data.iter_mut() {
                 let le = v.to_u64();
@@ -120,6 +147,38 @@ mod tests {
         p.fill(&mut rest);
         first.extend(rest);
         assert_eq!(first, a.data());
+    }
+
+    /// Requests above the parallel threshold give the stream that small
+    /// sequential requests give, from a block-aligned or unaligned
+    /// position, and leave the cipher where the sequential reads would.
+    #[test]
+    fn parallel_fills_are_the_sequential_stream() {
+        let s = Seed([5; 16]);
+        let big = PAR_MIN_BYTES + 3 * PAR_PIECE_BYTES + 40;
+        for skip in [0usize, 16, 7] {
+            let mut seq = vec![0u8; skip + big + 100];
+            let mut p = Prg::new(&s, 9);
+            for piece in seq.chunks_mut(4096) {
+                p.fill_bytes(piece);
+            }
+            let mut p = Prg::new(&s, 9);
+            let mut head = vec![0u8; skip];
+            p.fill_bytes(&mut head);
+            let mut body = vec![0u8; big];
+            p.fill_bytes(&mut body);
+            let mut tail = vec![0u8; 100];
+            p.fill_bytes(&mut tail);
+            let par: Vec<u8> = [head, body, tail].concat();
+            assert!(par == seq, "stream differs after skipping {skip} bytes");
+        }
+        let t: RingTensor<u64> = Prg::new(&s, 2).tensor([PAR_MIN_BYTES / 8 + 5]);
+        let mut one = vec![0u64; PAR_MIN_BYTES / 8 + 5];
+        let mut p = Prg::new(&s, 2);
+        for piece in one.chunks_mut(1000) {
+            p.fill(piece);
+        }
+        assert_eq!(t.data(), &one[..]);
     }
 
     #[test]
