@@ -308,21 +308,31 @@ pub(crate) async fn round_group<R: Ring>(
             )
         })?);
     }
-    let mut products = Vec::with_capacity(group.pairs.len());
+    // The products, each written over its dealer r'_i r'_j, all in one
+    // pass over the elements.
     let mut corr = corr.into_iter();
-    let mut next = || corr.next().expect("counted");
+    let mut outs = Vec::with_capacity(group.pairs.len());
+    let mut rest = Vec::with_capacity(group.pairs.len());
     for &(i, j) in &group.pairs {
-        // The product is written over the dealer's r'_i r'_j.
-        let mut rr = next();
-        if i == j {
-            kernels::trunc_square(&views[i], rr.data_mut(), next().data(), party0);
-        } else {
-            let (rm, mr, mm) = (next(), next(), next());
-            let c3 = [rm.data(), mr.data(), mm.data()];
-            kernels::trunc_product(&views[i], &views[j], rr.data_mut(), c3, party0);
-        }
-        products.push(Shared::from_share(rr));
+        outs.push(corr.next().expect("counted"));
+        let more = if i == j { 1 } else { 3 };
+        rest.push(((i, j), corr.by_ref().take(more).collect::<Vec<_>>()));
     }
+    let prods: Vec<kernels::GroupProduct<'_, R>> = rest
+        .iter()
+        .map(|(pair, c)| kernels::GroupProduct {
+            pair: *pair,
+            corr: c.iter().map(|t| t.data()).collect(),
+        })
+        .collect();
+    kernels::group_products(
+        &views,
+        &prods,
+        outs.iter_mut().map(|t| t.data_mut()).collect(),
+        party0,
+    );
+    drop(prods);
+    let products: Vec<Shared<R>> = outs.into_iter().map(Shared::from_share).collect();
     drop(views);
     // The values last: each is written over its r', which the products read.
     let mut parts: Vec<Option<_>> = parts.into_iter().map(Some).collect();

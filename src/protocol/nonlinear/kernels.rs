@@ -229,27 +229,86 @@ fn at<R>(x: &[R], i0: usize, len: usize) -> &[R] {
     &x[i0..i0 + len]
 }
 
-/// This party's share of v^2 for a truncation output v, written over the
-/// dealer's shares of r'^2 (`rr`, consumed) with those of r' r_msb (`rm`):
+/// This party's share of v^2 for a truncation output v, on the elements
+/// from i0 on that `out` covers, written over the dealer's shares of r'^2
+/// (`out`) with those of r' r_msb (`rm`):
 /// v^2 = P^2 + 2 P L + L^2 with L^2 = r'^2 - 2 s 2^u r' r_msb + 2^(2u)
 /// r_msb (u = k - 1 - f; r_msb is a bit). Party 0 adds P^2.
-pub(crate) fn trunc_square<R: Ring>(v: &TruncView<'_, R>, rr: &mut [R], rm: &[R], party0: bool) {
-    let sq = SquareConsts::new(v.bits, party0);
-    with_elems!(v.c, c => for_chunks(rr, |i0, out| {
-        let n = out.len();
-        let (c, rs, ms, rm) = (
-            c.chunk(i0, n),
-            at(v.r_shifted, i0, n),
-            at(v.r_msb, i0, n),
-            at(rm, i0, n),
-        );
+fn square_block<R: Ring>(
+    sq: &SquareConsts<R>,
+    v: &TruncView<'_, R>,
+    i0: usize,
+    out: &mut [R],
+    rm: &[R],
+) {
+    let n = out.len();
+    let (rs, ms, rm) = (at(v.r_shifted, i0, n), at(v.r_msb, i0, n), at(rm, i0, n));
+    with_elems!(v.c, c => {
+        let c = c.chunk(i0, n);
         for i in 0..n {
             out[i] = sq.at(c.elem(i), rs[i], ms[i], out[i], rm[i]);
         }
-    }))
+    })
 }
 
-/// [`trunc_square`] masked for its next truncation in the same pass:
+/// One product of a truncation group for [`group_products`]: the pair of
+/// views (i, j), i <= j, and the dealer shares besides r'_i r'_j (the
+/// output buffer): `[r'_i r_msb_i]` for a square, `[r'_i r_msb_j, r_msb_i
+/// r'_j, r_msb_i r_msb_j]` otherwise.
+pub(crate) struct GroupProduct<'a, R> {
+    pub(crate) pair: (usize, usize),
+    pub(crate) corr: Vec<&'a [R]>,
+}
+
+/// Every product of a truncation group ([`square_block`] for i == j,
+/// [`product_block`] otherwise), each written over its r'_i r'_j in
+/// `outs`, block by block of elements: a view that takes part in several
+/// products is read from memory once per block and from the cache after
+/// that (T_2 at the second level of a degree-7 polynomial is in three).
+pub(crate) fn group_products<R: Ring>(
+    views: &[TruncView<'_, R>],
+    prods: &[GroupProduct<'_, R>],
+    outs: Vec<&mut [R]>,
+    party0: bool,
+) {
+    debug_assert_eq!(prods.len(), outs.len());
+    let Some(len) = outs.first().map(|o| o.len()) else {
+        return;
+    };
+    let mut blocks: Vec<Vec<&mut [R]>> = (0..len.div_ceil(CHUNK))
+        .map(|_| Vec::with_capacity(outs.len()))
+        .collect();
+    for out in outs {
+        for (b, piece) in out.chunks_mut(CHUNK).enumerate() {
+            blocks[b].push(piece);
+        }
+    }
+    let body = |(b, outs): (usize, Vec<&mut [R]>)| {
+        for (p, out) in prods.iter().zip(outs) {
+            let (i, j) = p.pair;
+            match p.corr[..] {
+                [rm] => square_block(
+                    &SquareConsts::new(views[i].bits, party0),
+                    &views[i],
+                    b * CHUNK,
+                    out,
+                    rm,
+                ),
+                [rm, mr, mm] => {
+                    product_block(&views[i], &views[j], b * CHUNK, out, [rm, mr, mm], party0)
+                }
+                _ => unreachable!("1 or 3 shares per product, counted by the caller"),
+            }
+        }
+    };
+    if par(len) {
+        blocks.into_par_iter().enumerate().for_each(body);
+    } else {
+        blocks.into_iter().enumerate().for_each(body);
+    }
+}
+
+/// [`square_block`] masked for its next truncation in the same pass:
 /// `next` (the next truncation's mask r) += v^2 + `bias`, for a square
 /// that is used for nothing but that opening (v^2 is never written
 /// out: one pass over memory fewer than the square and then the mask).
@@ -278,7 +337,7 @@ pub(crate) fn trunc_square_masked<R: Ring>(
     }))
 }
 
-/// The loop-invariant constants of [`trunc_square`].
+/// The loop-invariant constants of [`square_block`].
 #[derive(Clone, Copy)]
 struct SquareConsts<R> {
     k: TruncConsts<R>,
@@ -313,52 +372,55 @@ impl<R: Ring> SquareConsts<R> {
     }
 }
 
-/// This party's share of v_a v_b for two truncation outputs of one round,
-/// written over the dealer's shares of r'_a r'_b (`rr`, consumed), with
+/// This party's share of v_a v_b for two truncation outputs of one round
+/// on elements i0..i0 + out.len(), written over the dealer's shares of
+/// r'_a r'_b (`out`), with
 /// those of r'_a m_b, m_a r'_b and m_a m_b (`corr`, in that order; m =
 /// r_msb): v_a v_b is P_a P_b + P_a L_b + P_b L_a + L_a L_b, each L_a L_b
 /// term a dealer product with a public sign and power of two. Party 0 adds
 /// P_a P_b.
-pub(crate) fn trunc_product<R: Ring>(
+fn product_block<R: Ring>(
     a: &TruncView<'_, R>,
     b: &TruncView<'_, R>,
-    rr: &mut [R],
+    i0: usize,
+    out: &mut [R],
     corr: [&[R]; 3],
     party0: bool,
 ) {
-    with_elems!(a.c, ca => with_elems!(b.c, cb => trunc_product_with(ca, cb, a, b, rr, corr, party0)))
+    with_elems!(a.c, ca => with_elems!(b.c, cb => product_block_with(ca, cb, a, b, i0, out, corr, party0)))
 }
 
-fn trunc_product_with<R: Ring>(
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn product_block_with<R: Ring>(
     ca: impl Elems<R>,
     cb: impl Elems<R>,
     a: &TruncView<'_, R>,
     b: &TruncView<'_, R>,
-    rr: &mut [R],
+    i0: usize,
+    out: &mut [R],
     corr: [&[R]; 3],
     party0: bool,
 ) {
     let (ka, kb) = (TruncConsts::<R>::new(a.bits), TruncConsts::<R>::new(b.bits));
     let (ua, ub) = (ka.top, kb.top);
     let (uab, one) = (pow2::<R>(ua + ub), R::from_u64(u64::from(party0)));
-    for_chunks(rr, |i0, out| {
-        let n = out.len();
-        let (ca, rsa, msa) = (ca.chunk(i0, n), at(a.r_shifted, i0, n), at(a.r_msb, i0, n));
-        let (cb, rsb, msb) = (cb.chunk(i0, n), at(b.r_shifted, i0, n), at(b.r_msb, i0, n));
-        let (rm, mr, mm) = (at(corr[0], i0, n), at(corr[1], i0, n), at(corr[2], i0, n));
-        for i in 0..n {
-            let (pa, na, la) = ka.at(ca.elem(i), rsa[i], msa[i]);
-            let (pb, nb, lb) = kb.at(cb.elem(i), rsb[i], msb[i]);
-            let ll = out[i]
-                .wrapping_sub(signed(rm[i].shl(ub), nb))
-                .wrapping_sub(signed(mr[i].shl(ua), na))
-                .wrapping_add(signed(mm[i].wrapping_mul(uab), na ^ nb));
-            out[i] = ll
-                .wrapping_add(pa.wrapping_mul(lb))
-                .wrapping_add(pb.wrapping_mul(la))
-                .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one));
-        }
-    });
+    let n = out.len();
+    let (ca, rsa, msa) = (ca.chunk(i0, n), at(a.r_shifted, i0, n), at(a.r_msb, i0, n));
+    let (cb, rsb, msb) = (cb.chunk(i0, n), at(b.r_shifted, i0, n), at(b.r_msb, i0, n));
+    let (rm, mr, mm) = (at(corr[0], i0, n), at(corr[1], i0, n), at(corr[2], i0, n));
+    for i in 0..n {
+        let (pa, na, la) = ka.at(ca.elem(i), rsa[i], msa[i]);
+        let (pb, nb, lb) = kb.at(cb.elem(i), rsb[i], msb[i]);
+        let ll = out[i]
+            .wrapping_sub(signed(rm[i].shl(ub), nb))
+            .wrapping_sub(signed(mr[i].shl(ua), na))
+            .wrapping_add(signed(mm[i].wrapping_mul(uab), na ^ nb));
+        out[i] = ll
+            .wrapping_add(pa.wrapping_mul(lb))
+            .wrapping_add(pb.wrapping_mul(la))
+            .wrapping_add(pa.wrapping_mul(pb).wrapping_mul(one));
+    }
 }
 
 /// This party's share of the truncation output v = [party0] P + L
@@ -488,5 +550,71 @@ impl<R: Ring> Dabits<'_, R> {
             parts.iter().for_each(|p| out.extend_from_slice(&p[o]));
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prg::{Prg, Seed};
+
+    fn random(len: usize, stream: u64) -> Vec<u64> {
+        let mut v = vec![0u64; len];
+        Prg::new(&Seed([4; 16]), stream).fill(&mut v);
+        v
+    }
+
+    /// group_products, block by block (in sequence and with rayon), equals
+    /// each product formed over the whole length at once, with views whose
+    /// opened values are kept as parts and as sums.
+    #[test]
+    fn group_products_match_products_formed_one_by_one() {
+        for len in [3 * CHUNK + 5, 4 * CHUNK + 7] {
+            let data: Vec<Vec<u64>> = (0..16).map(|s| random(len, s)).collect();
+            let views = [
+                TruncView {
+                    c: OpenedSlice::Parts(&data[0], &data[1]),
+                    r_shifted: &data[2],
+                    r_msb: &data[3],
+                    bits: 20,
+                },
+                TruncView {
+                    c: OpenedSlice::Sum(&data[4]),
+                    r_shifted: &data[5],
+                    r_msb: &data[6],
+                    bits: 13,
+                },
+            ];
+            let prods = [
+                GroupProduct {
+                    pair: (0, 0),
+                    corr: vec![&data[7][..]],
+                },
+                GroupProduct {
+                    pair: (0, 1),
+                    corr: vec![&data[8][..], &data[9], &data[10]],
+                },
+                GroupProduct {
+                    pair: (1, 1),
+                    corr: vec![&data[11][..]],
+                },
+            ];
+            for party0 in [true, false] {
+                let mut outs = vec![data[12].clone(), data[13].clone(), data[14].clone()];
+                group_products(
+                    &views,
+                    &prods,
+                    outs.iter_mut().map(|o| &mut o[..]).collect(),
+                    party0,
+                );
+                let mut want = vec![data[12].clone(), data[13].clone(), data[14].clone()];
+                let sq = |v: &TruncView<'_, u64>| SquareConsts::new(v.bits, party0);
+                square_block(&sq(&views[0]), &views[0], 0, &mut want[0], &data[7]);
+                let c3 = [&data[8][..], &data[9], &data[10]];
+                product_block(&views[0], &views[1], 0, &mut want[1], c3, party0);
+                square_block(&sq(&views[1]), &views[1], 0, &mut want[2], &data[11]);
+                assert!(outs == want, "{len} elements, party 0: {party0}");
+            }
+        }
     }
 }
