@@ -377,12 +377,7 @@ impl Session {
         let total: usize = own.iter().map(Bytes::len).sum();
         transport.send_parts(peer, round, own.clone())?;
         let msg = transport.recv(peer, round).await?;
-        if msg.len() != total {
-            return Err(Error::Malformed {
-                from: peer,
-                detail: format!("expected {total} bytes of shares, got {}", msg.len()),
-            });
-        }
+        check_len(peer, total, msg.len())?;
         let mut off = 0;
         Ok(own
             .into_iter()
@@ -444,12 +439,7 @@ impl Session {
         let mut out_xors: Vec<Option<Vec<u64>>> = vec![None; own_xors.len()];
         for peer in peers() {
             let msg = transport.recv(peer, round).await?;
-            if msg.len() != total {
-                return Err(Error::Malformed {
-                    from: peer,
-                    detail: format!("expected {total} bytes of shares, got {}", msg.len()),
-                });
-            }
+            check_len(peer, total, msg.len())?;
             let mut off = 0;
             for (own, out) in own_sums.iter().zip(&mut out_sums) {
                 combine(out, own, &msg[off..off + own.len()], R::wrapping_add);
@@ -563,6 +553,17 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A peer's message of shares must have the own message's length.
+fn check_len(peer: PartyId, total: usize, got: usize) -> Result<()> {
+    if got != total {
+        return Err(Error::Malformed {
+            from: peer,
+            detail: format!("expected {total} bytes of shares, got {got}"),
+        });
+    }
+    Ok(())
 }
 
 /// sum[i] += the i-th little-endian element of `bytes` (wrapping).

@@ -124,6 +124,25 @@ pub(crate) fn affine<R: Ring>(
     combine(sess, &ks, c0, to, &shape)
 }
 
+/// The ring constants of c1 x + c0 for x at `scale`, result at `to`: c1
+/// with to - scale fractional bits, and c0 at `to` at party 0 (0
+/// elsewhere).
+///
+/// Errors: as [`affine`].
+fn one_term<R: Ring>(sess: &Session, scale: u32, c1: f64, c0: f64, to: u32) -> Result<(R, R)> {
+    if scale > to {
+        return Err(Error::InvalidFixedPoint(format!(
+            "term at scale {scale} cannot be lifted to scale {to} (internal)"
+        )));
+    }
+    let c = if sess.party() == 0 {
+        enc::<R>(c0, to)?
+    } else {
+        R::ZERO
+    };
+    Ok((enc::<R>(c1, to - scale)?, c))
+}
+
 /// c1 x + c0 as a raw share at scale `to` (>= x's scale), as [`affine`]
 /// with one term, written over x's share (no fresh buffer: x is consumed).
 ///
@@ -135,18 +154,7 @@ pub(crate) fn affine_owned<R: Ring>(
     c0: f64,
     to: u32,
 ) -> Result<Shared<R>> {
-    if x.scale > to {
-        return Err(Error::InvalidFixedPoint(format!(
-            "term at scale {} cannot be lifted to scale {to} (internal)",
-            x.scale
-        )));
-    }
-    let k = enc::<R>(c1, to - x.scale)?;
-    let c = if sess.party() == 0 {
-        enc::<R>(c0, to)?
-    } else {
-        R::ZERO
-    };
+    let (k, c) = one_term::<R>(sess, x.scale, c1, c0, to)?;
     let mut v = x.v.into_share();
     kernels::scale_add_assign(&mut v, k, c);
     Ok(Shared::from_share(v))
@@ -164,20 +172,9 @@ pub(crate) fn affine_into<R: Ring>(
     c0: f64,
     to: u32,
 ) -> Result<Shared<R>> {
-    if x.scale > to {
-        return Err(Error::InvalidFixedPoint(format!(
-            "term at scale {} cannot be lifted to scale {to} (internal)",
-            x.scale
-        )));
-    }
+    let (k, c) = one_term::<R>(sess, x.scale, c1, c0, to)?;
     let mut acc = acc.into_share();
     acc.check_same_shape(x.v.share(), "nonlinear affine map")?;
-    let k = enc::<R>(c1, to - x.scale)?;
-    let c = if sess.party() == 0 {
-        enc::<R>(c0, to)?
-    } else {
-        R::ZERO
-    };
     kernels::add_scaled_assign(&mut acc, x.v.share(), k, c);
     Ok(Shared::from_share(acc))
 }
