@@ -22,6 +22,7 @@ pub mod io;
 pub mod models;
 pub mod net;
 pub mod nn;
+pub mod pipeline;
 pub mod preprocess;
 pub mod prg;
 pub mod protocol;

@@ -14,6 +14,7 @@ use spindle_transport::{LinkStats, PartyId, Transport};
 
 use crate::backend::Device;
 use crate::error::{Error, Result};
+use crate::pipeline::{InnerPipeline, Turns};
 use crate::preprocess::{Dealer, PartyStore, PlanRecorder, Provider, Request, SeededProvider};
 use crate::prg::Seed;
 use crate::ring::append_le_bytes;
@@ -43,6 +44,9 @@ pub struct SessionConfig {
     pub frac_bits: Option<u32>,
     /// The truncation protocol.
     pub trunc: TruncMode,
+    /// When elementwise protocols on large tensors run as an inner-layer
+    /// pipeline ([`crate::pipeline::Lanes`]).
+    pub pipeline: InnerPipeline,
 }
 
 /// Where a party's correlated randomness comes from.
@@ -63,11 +67,14 @@ pub struct Session {
     n_parties: usize,
     transport: Option<Arc<dyn Transport>>,
     backend: Device,
-    provider: Mutex<Box<dyn Provider>>,
+    /// Shared with the lanes of an inner-layer pipeline, like the counters.
+    provider: Arc<Mutex<Box<dyn Provider>>>,
     config: SessionConfig,
-    next_round: AtomicU64,
-    next_input: AtomicU64,
-    next_static: AtomicU64,
+    next_round: Arc<AtomicU64>,
+    next_input: Arc<AtomicU64>,
+    next_static: Arc<AtomicU64>,
+    /// This session's lane of an inner-layer pipeline, if it is one.
+    lane: Option<(Arc<Turns>, usize)>,
     /// Seed shared with each other party, for input sharing.
     pair_seeds: Vec<Option<Seed>>,
     /// Link counters right after setup (start of the online phase).
@@ -157,11 +164,12 @@ impl Session {
             n_parties: n,
             transport: Some(transport),
             backend,
-            provider: Mutex::new(provider),
+            provider: Arc::new(Mutex::new(provider)),
             config,
-            next_round: AtomicU64::new(FIRST_ONLINE_ROUND),
-            next_input: AtomicU64::new(0),
-            next_static: AtomicU64::new(0),
+            next_round: Arc::new(AtomicU64::new(FIRST_ONLINE_ROUND)),
+            next_input: Arc::new(AtomicU64::new(0)),
+            next_static: Arc::new(AtomicU64::new(0)),
+            lane: None,
             pair_seeds,
             online_start: stats,
             setup_stats: stats,
@@ -189,11 +197,12 @@ impl Session {
                 n_parties,
                 transport: None,
                 backend: Device::DryRun(crate::backend::ShapeBackend),
-                provider: Mutex::new(provider),
+                provider: Arc::new(Mutex::new(provider)),
                 config,
-                next_round: AtomicU64::new(FIRST_ONLINE_ROUND),
-                next_input: AtomicU64::new(0),
-                next_static: AtomicU64::new(0),
+                next_round: Arc::new(AtomicU64::new(FIRST_ONLINE_ROUND)),
+                next_input: Arc::new(AtomicU64::new(0)),
+                next_static: Arc::new(AtomicU64::new(0)),
+                lane: None,
                 pair_seeds: vec![Some(Seed([0; 16])); n_parties],
                 online_start: LinkStats::default(),
                 setup_stats: LinkStats::default(),
@@ -217,6 +226,10 @@ impl Session {
     /// The session's configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+    /// True for a lane of an inner-layer pipeline.
+    pub fn is_lane(&self) -> bool {
+        self.lane.is_some()
     }
     /// True in a dry run (no network, zero material).
     pub fn is_dry_run(&self) -> bool {
@@ -302,6 +315,38 @@ impl Session {
         self.pair_seeds.get(peer).and_then(|s| s.as_ref())
     }
 
+    /// Lane `lane` of an inner-layer pipeline over this session
+    /// ([`crate::pipeline::Lanes`]): the same party, links, backend,
+    /// provider and counters, and every opening hands the turn to the next
+    /// lane between its sends and its receives ([`Turns`]).
+    pub(crate) fn lane(&self, turns: Arc<Turns>, lane: usize) -> Session {
+        Session {
+            party: self.party,
+            n_parties: self.n_parties,
+            transport: self.transport.clone(),
+            backend: self.backend.clone(),
+            provider: self.provider.clone(),
+            config: self.config.clone(),
+            next_round: self.next_round.clone(),
+            next_input: self.next_input.clone(),
+            next_static: self.next_static.clone(),
+            lane: Some((turns, lane)),
+            pair_seeds: self.pair_seeds.clone(),
+            online_start: self.online_start,
+            setup_stats: self.setup_stats,
+        }
+    }
+
+    /// The point between an opening's sends and its receives: a lane of an
+    /// inner-layer pipeline lets the other lanes compute while its messages
+    /// travel. Every opening passes here, in dry runs too, so that the
+    /// order of requests and round tags is the same in the plan and online.
+    async fn in_flight(&self) {
+        if let Some((turns, lane)) = &self.lane {
+            turns.hand_over(*lane).await;
+        }
+    }
+
     /// Opens (reveals to every party) the sum over parties of each tensor:
     /// this party's share of each value goes to every peer in ONE message,
     /// so a call is one round whatever the number of tensors.
@@ -376,6 +421,7 @@ impl Session {
             .collect::<Result<_>>()?;
         let total: usize = own.iter().map(Bytes::len).sum();
         transport.send_parts(peer, round, own.clone())?;
+        self.in_flight().await;
         let msg = transport.recv(peer, round).await?;
         check_len(peer, total, msg.len())?;
         let mut off = 0;
@@ -412,6 +458,7 @@ impl Session {
     ) -> Result<(Vec<RingTensor<R>>, Vec<Vec<u64>>)> {
         let round = self.next_round.fetch_add(1, Ordering::SeqCst);
         let Some(transport) = &self.transport else {
+            self.in_flight().await;
             return Ok((sums, xors));
         };
         if cfg!(target_endian = "big") {
@@ -435,6 +482,7 @@ impl Session {
             transport.send_parts(peer, round, parts.clone())?;
         }
         drop(parts);
+        self.in_flight().await;
         let mut out_sums: Vec<Option<Vec<R>>> = vec![None; own_sums.len()];
         let mut out_xors: Vec<Option<Vec<u64>>> = vec![None; own_xors.len()];
         for peer in peers() {
@@ -485,6 +533,7 @@ impl Session {
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             transport.send(peer, round, payload.clone())?;
         }
+        self.in_flight().await;
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             let msg = transport.recv(peer, round).await?;
             self.accumulate(peer, &msg, &mut sums, &mut xors)?;
@@ -509,12 +558,15 @@ impl Session {
         }
         let round = self.next_round.fetch_add(1, Ordering::SeqCst);
         let Some(transport) = &self.transport else {
+            self.in_flight().await;
             return Ok((self.party == to).then(|| shares.iter().map(|t| (*t).clone()).collect()));
         };
         if self.party != to {
             transport.send(to, round, pack(shares, &[]))?;
+            self.in_flight().await;
             return Ok(None);
         }
+        self.in_flight().await;
         let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             let msg = transport.recv(peer, round).await?;

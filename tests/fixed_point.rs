@@ -272,6 +272,7 @@ fn local_shift_truncation_is_two_party_only() {
     opts.session = SessionConfig {
         frac_bits: None,
         trunc: TruncMode::LocalShift,
+        ..Default::default()
     };
     let report = run_parties_blocking(&opts, |sess| async move {
         let me = sess.party();

@@ -430,6 +430,11 @@ struct JobArgs {
     /// Fixed-point fractional bits (default 20 in Z_2^64).
     #[arg(long)]
     frac_bits: Option<u32>,
+    /// Lanes of the inner-layer pipeline for elementwise protocols on
+    /// large tensors (1: off; default 4). The dealer and every party must
+    /// give the same.
+    #[arg(long)]
+    lanes: Option<usize>,
     /// Infer job: the model folder (party 0 reads the weights, every process
     /// config.json). Train job: the zoo model, secureml or lenet (default lenet).
     #[arg(long)]
@@ -519,8 +524,13 @@ impl JobArgs {
         })
     }
     fn session(&self) -> SessionConfig {
+        let mut pipeline = spindle::pipeline::InnerPipeline::default();
+        if let Some(l) = self.lanes {
+            pipeline.lanes = l.max(1);
+        }
         SessionConfig {
             frac_bits: self.frac_bits,
+            pipeline,
             ..SessionConfig::default()
         }
     }
@@ -920,7 +930,7 @@ fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
     println!(
         "party {me}: {} done; startup {:.1} ms, online {:.1} ms; max |secure - f64| = {:.3e}; \
          online sent {} in {} rounds; {} from the dealer",
-        job.fingerprint(out.stats.n_parties, args.job.frac_bits),
+        job.fingerprint(out.stats.n_parties, &args.job.session()),
         out.startup_time.as_secs_f64() * 1e3,
         out.online_time.as_secs_f64() * 1e3,
         out.max_abs_error,

@@ -107,7 +107,7 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
     let generate_time = t0.elapsed();
     let store_bytes: Vec<Vec<u8>> = stores.iter().map(|s| s.to_bytes()).collect();
     let sizes = store_bytes.iter().map(Vec::len).collect();
-    let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
+    let fingerprint = opts.job.fingerprint(n, &opts.session);
 
     let addr = dealer_addr(cluster, &opts.bind)?;
     tracing::info!("dealer: plan of {plan_requests} requests; serving {n} parties on {addr}");

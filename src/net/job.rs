@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::prg::{Prg, Seed};
 use crate::protocol::fixed;
+use crate::session::SessionConfig;
 use crate::Session;
 
 /// A job of the multi-process runner.
@@ -66,29 +67,26 @@ impl Job {
     /// A string that identifies the job and session parameters; the dealer
     /// refuses a party whose fingerprint differs from its own (it would
     /// consume preprocessing for another plan).
-    pub fn fingerprint(&self, n_parties: usize, frac_bits: Option<u32>) -> String {
-        match self {
+    pub fn fingerprint(&self, n_parties: usize, session: &SessionConfig) -> String {
+        let job = match self {
             Job::Matmul {
                 m, k, n, repeat, ..
             } => format!(
-                "matmul m={m} k={k} n={n} repeat={repeat} parties={n_parties} frac_bits={}",
-                frac_bits.map_or("default".into(), |f| f.to_string())
+                "matmul m={m} k={k} n={n} repeat={repeat} parties={n_parties}"
             ),
             Job::Infer(j) => format!(
-                "{} parties={n_parties} frac_bits={}",
-                j.fingerprint(),
-                frac_bits.map_or("default".into(), |f| f.to_string())
+                "{} parties={n_parties}",
+                j.fingerprint()
             ),
             Job::Op(o) => format!(
-                "{} parties={n_parties} frac_bits={}",
-                o.fingerprint(),
-                frac_bits.map_or("default".into(), |f| f.to_string())
+                "{} parties={n_parties}",
+                o.fingerprint()
             ),
             // Everything public the parties must agree on (not the data or
             // checkpoint folders, which are each party's own).
             Job::Train(t) => format!(
                 "train model={} epochs={} batch={} lr={} momentum={} weight_decay={} train_limit={:?} \
-                 test_limit={:?} seed={} eval={:?} resume={} parties={n_parties} frac_bits={}",
+                 test_limit={:?} seed={} eval={:?} resume={} parties={n_parties}",
                 t.model,
                 t.epochs,
                 t.batch,
@@ -99,10 +97,20 @@ impl Job {
                 t.test_limit,
                 t.seed,
                 t.evaluation,
-                t.resume,
-                frac_bits.map_or("default".into(), |f| f.to_string())
+                t.resume
             ),
-        }
+        };
+        // The session settings that change the plan (the pipeline changes
+        // the order of requests).
+        let p = session.pipeline;
+        format!(
+            "{job} frac_bits={} lanes={} pipeline_min={}",
+            session
+                .frac_bits
+                .map_or("default".into(), |f| f.to_string()),
+            p.lanes,
+            p.min_elems
+        )
     }
 
     /// True for jobs whose preprocessing must come from the online dealer

@@ -358,9 +358,7 @@ pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Ve
         None => Seed::random()?,
     };
     let addr = super::dealer::dealer_addr(cluster, &opts.bind)?;
-    let fingerprint = Arc::new(online_fingerprint(
-        &opts.job.fingerprint(n, opts.session.frac_bits),
-    ));
+    let fingerprint = Arc::new(online_fingerprint(&opts.job.fingerprint(n, &opts.session)));
     tracing::info!("online dealer: serving {n} parties on {addr}");
     let sent = Arc::new(std::sync::Mutex::new(vec![0u64; n]));
     let totals = sent.clone();

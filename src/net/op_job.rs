@@ -193,10 +193,19 @@ impl OpJob {
             _ => Vec::new(),
         };
         times.sort();
+        // Softmax works on whole rows and runs as one piece.
+        let lanes = match self.op {
+            OpKind::Softmax => 1,
+            _ => sess.config().pipeline.lanes_for(self.rows * self.cols),
+        };
         Ok(super::job::JobOutput {
             result,
             phases: vec![super::job::JobPhase {
-                label: format!("{} (median of {})", self.op.name(), self.repeat),
+                label: match lanes {
+                    1 => format!("{} (median of {})", self.op.name(), self.repeat),
+                    // The rounds printed with it count every lane's tags.
+                    l => format!("{} (median of {}, {l} lanes)", self.op.name(), self.repeat),
+                },
                 time: times
                     .get(times.len() / 2)
                     .copied()

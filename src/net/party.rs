@@ -140,7 +140,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         return Err(Error::Unsupported(format!(
             "{} needs the online dealer (--preprocessing online-dealer, and `spindle dealer` \
              serving online): its material is too large to plan and store ahead",
-            opts.job.fingerprint(n, opts.session.frac_bits)
+            opts.job.fingerprint(n, &opts.session)
         )));
     }
     let requested = opts.transport.unwrap_or(c.options.transport);
@@ -166,7 +166,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
             opts.me
         )))
     })?;
-    let fingerprint = opts.job.fingerprint(n, opts.session.frac_bits);
+    let fingerprint = opts.job.fingerprint(n, &opts.session);
     let addrs = c.addrs();
     let mesh = async {
         let t: Arc<dyn Transport> = match kind {

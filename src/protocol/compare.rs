@@ -16,6 +16,7 @@
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::pipeline::Lanes;
 use crate::preprocess::Request;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
@@ -211,11 +212,17 @@ pub async fn greater_than_zero<R: Ring>(sess: &Session, x: &Shared<R>) -> Result
 
 /// [ReLU(x)] = [x * 1{x >= 0}]. Exact for any ring value (a fixed-point x
 /// keeps its scale). Rounds: MSB + 1 (8 in Z_2^64). Bytes per peer:
-/// [`msb_cost`] + n * k / 8 + 8 * ceil(n / 64).
+/// [`msb_cost`] + n * k / 8 + 8 * ceil(n / 64). Large inputs run as an
+/// inner-layer pipeline ([`crate::pipeline::Lanes`]): the same rounds and
+/// bytes, one message per lane and round.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn relu<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-    Ok(relu_with_derivative(sess, x).await?.0)
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| async move {
+            Ok(relu_with_derivative(s, x).await?.0)
+        })
+        .await
 }
 
 /// ([ReLU(x)], [DReLU(x)]) from one MSB and one bit injection: the

@@ -108,11 +108,7 @@ pub(crate) async fn trunc_square_chain<R: Ring>(
         return Ok(t.pop().expect("one truncation"));
     }
     let party0 = sess.party() == 0;
-    let bias = if party0 {
-        R::ONE.shl(R::BITS - 2)
-    } else {
-        R::ZERO
-    };
+    let bias = trunc_bias::<R>(sess);
     let shape = x.shape().clone();
     // Material of step j (a square for j < n, the last truncation at n):
     // the mask r, then r', r_msb and, for a square, r'^2 and r' r_msb.
@@ -268,11 +264,7 @@ pub(crate) async fn round_group<R: Ring>(
             detail: format!("{req} should have {expected} tensors"),
         });
     }
-    let bias = if sess.party() == 0 {
-        R::ONE.shl(R::BITS - 2)
-    } else {
-        R::ZERO
-    };
+    let bias = trunc_bias::<R>(sess);
     // c_i = x_i + 2^(k-2) + r_i, built in r_i's buffer, opened with the rest.
     let masked: Vec<RingTensor<R>> = group
         .items
@@ -456,12 +448,7 @@ async fn round_opening<R: Ring>(
             frac_bits: bits,
         };
         let [mut r, r_shifted, r_msb] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
-        let bias = if sess.party() == 0 {
-            R::ONE.shl(R::BITS - 2)
-        } else {
-            R::ZERO
-        };
-        kernels::add_assign_biased(&mut r, x.share(), bias);
+        kernels::add_assign_biased(&mut r, x.share(), trunc_bias::<R>(sess));
         opened.push(r);
         trunc_mat.push(Some((r_shifted, r_msb, bits)));
     }
@@ -518,6 +505,18 @@ fn check_bits<R: Ring>(bits: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Party 0's share of the bias 2^(k-2) that a dealer truncation adds to
+/// its input before masking (Escudero et al., CRYPTO 2020: the shifted
+/// value is non-negative, so the opened value's top bit is the mask's
+/// carry alone); the other parties add 0.
+fn trunc_bias<R: Ring>(sess: &Session) -> R {
+    if sess.party() == 0 {
+        R::ONE.shl(R::BITS - 2)
+    } else {
+        R::ZERO
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use super::batch::{round, trunc_square_chain};
 use super::cheb;
 use super::fx::{int_bits, offset, work_scale, Fx};
 use crate::error::{Error, Result};
+use crate::pipeline::Lanes;
 use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
@@ -161,14 +162,17 @@ pub(crate) async fn exp_with<R: Ring>(
 /// Rounds: 8 (polynomial 3, squarings 4, output truncation 1). Bytes sent
 /// per party per element: 9 ring elements to each of the N - 1 peers
 /// (polynomial 4, one per squaring, 1), i.e. 72 (N - 1) bytes in Z_2^64,
-/// 36 (N - 1) in Z_2^32.
+/// 36 (N - 1) in Z_2^32. Large inputs run as an inner-layer pipeline
+/// ([`Lanes`]): the same rounds and bytes, one message per lane and round.
 ///
 /// Errors: [`Error::InvalidFixedPoint`] for an f too large for the design
 /// (f > 24 in Z_2^64, where x is first truncated: one more round and
 /// element); preprocessing and transport errors.
 pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    exp_with(sess, x, f, &EXP, f).await
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| exp_with(s, x, f, &EXP, f))
+        .await
 }
 
 /// [e^x] for x <= 0 (softmax numerators, sigmoid, Gaussian kernels): one
@@ -183,5 +187,7 @@ pub async fn exp<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
 /// Errors: as [`exp`].
 pub async fn exp_nonpositive<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    exp_with(sess, x, f, &EXP_NONPOS, f).await
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| exp_with(s, x, f, &EXP_NONPOS, f))
+        .await
 }

@@ -15,6 +15,7 @@ use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine, affine_owned, Fx};
 use crate::error::Result;
+use crate::pipeline::Lanes;
 use crate::protocol::compare;
 use crate::ring::Ring;
 use crate::session::Session;
@@ -81,6 +82,13 @@ fn g_of(form: GeluForm) -> impl Fn(f64) -> f64 {
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| gelu_piece(s, x, form))
+        .await
+}
+
+/// [`gelu`] of one piece (a lane of the pipeline, or the whole input).
+async fn gelu_piece<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
     let (relu, _) = compare::relu_with_derivative(sess, x).await?;
     let abs = relu.mul_scalar(sess, R::from_u64(2)).sub(sess, x)?;

@@ -8,6 +8,13 @@
 //! in the Chebyshev basis in log2(degree) levels ([`cheb`]). Each public
 //! function documents its domain, its error against f64 as measured by
 //! the tests, its rounds and its bytes.
+//!
+//! The elementwise functions (exp, reciprocal, rsqrt, sqrt, log, sigmoid,
+//! tanh, GeLU) run large inputs as an inner-layer pipeline
+//! ([`crate::pipeline::Lanes`]; by default 4 lanes from 2^17 elements up,
+//! [`crate::SessionConfig::pipeline`]): the documented rounds and bytes
+//! are unchanged, each round is sent as one message per lane, and the
+//! transport's round counter counts every lane's tags.
 
 pub(crate) mod axis;
 mod batch;

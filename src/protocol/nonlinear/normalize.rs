@@ -20,6 +20,7 @@ use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine_owned, enc, int_bits, Fx};
 use crate::error::{Error, Result};
+use crate::pipeline::Lanes;
 use crate::protocol::bitwise::and_many;
 use crate::protocol::convert::{a2b, b2a_weighted};
 use crate::ring::{Ring, RingTensor};
@@ -149,14 +150,18 @@ pub(crate) struct Reduced {
 
 /// g(x) by range reduction for x in [2^lo, 2^hi) ([`range`]); result at
 /// scale f. Rounds: [`onehot`] + 1 (x c) + polynomial (4, 5 with `post`:
-/// [`cheb::eval`]).
+/// [`cheb::eval`]). Large inputs run as an inner-layer pipeline.
 pub(crate) async fn reduced<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
     g: &Reduced,
 ) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    reduced_fx(sess, &Fx::new(x.clone(), f), g).await
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| async move {
+            reduced_fx(s, &Fx::new(x.clone(), f), g).await
+        })
+        .await
 }
 
 /// [`reduced`] for an input at its own scale (finer than f for small

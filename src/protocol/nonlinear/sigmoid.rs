@@ -14,6 +14,7 @@ use super::cheb;
 use super::exp::{exp_with, EXP_NONPOS};
 use super::fx::{affine, affine_owned, work_scale, Fx};
 use crate::error::Result;
+use crate::pipeline::Lanes;
 use crate::protocol::compare;
 use crate::ring::Ring;
 use crate::session::Session;
@@ -75,7 +76,9 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-    odd_family(sess, x, false).await
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| odd_family(s, x, false))
+        .await
 }
 
 /// [tanh(x)].
@@ -87,5 +90,7 @@ pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn tanh<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-    odd_family(sess, x, true).await
+    Lanes::new(sess, x)?
+        .run(sess, x, |s, x| odd_family(s, x, true))
+        .await
 }

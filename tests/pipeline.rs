@@ -1,0 +1,104 @@
+//! The inner-layer pipeline ([`spindle::pipeline::Lanes`]): elementwise
+//! protocols cut into lanes give the same accuracy and bytes as one piece,
+//! L times the message tags, and material that matches the dealer's plan
+//! (the default dealer preprocessing plans by a dry run, so a lane order
+//! that differed between the plan and the online phase would fail with a
+//! preprocessing mismatch).
+
+mod common;
+mod nonlinear_helpers;
+
+use common::fresh_seed;
+use nonlinear_helpers::*;
+use spindle::pipeline::{InnerPipeline, Lanes};
+use spindle::prg::Prg;
+use spindle::protocol::{compare, nonlinear};
+use spindle::ring::{FixedPoint, RingTensor};
+use spindle::runner::{run_parties_blocking, RunOptions};
+use spindle::{Error, SessionConfig, Shared};
+
+fn piped(lanes: usize) -> SessionConfig {
+    SessionConfig {
+        pipeline: InnerPipeline {
+            lanes,
+            min_elems: 1,
+        },
+        ..Default::default()
+    }
+}
+
+/// exp in 3 lanes, N = 2 and 3: exp's documented error, 9 elements per
+/// element to each peer as in one piece, 3 x 8 message tags.
+#[test]
+fn exp_in_lanes_keeps_its_accuracy_and_bytes() {
+    let fp = FixedPoint::default_for::<u64>();
+    for n in [2, 3] {
+        let mut prg = Prg::new(&fresh_seed("pipeline exp"), 0);
+        let mut xs = uniform_reals(&mut prg, 3000, -64.0, 12.0);
+        xs.extend([-64.0, 12.0, 0.0, -1.0, 1.0]);
+        let xs = quantize::<u64>(fp, &xs);
+        let len = xs.len();
+        let out = run_unary::<u64, _, _>(n, piped(3), xs.clone(), vec![len], |s, x| async move {
+            nonlinear::exp(&s, &x).await
+        });
+        for (got, cost) in &out {
+            let neg: Vec<usize> = (0..len).filter(|&i| xs[i] <= 0.0).collect();
+            let pos: Vec<usize> = (0..len).filter(|&i| xs[i] > 0.0).collect();
+            let pick = |idx: &[usize], v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<_>>();
+            let (e_abs, at) = max_err(&pick(&neg, &xs), &pick(&neg, got), f64::exp, |_| false);
+            let (e_rel, at_r) = max_err(&pick(&pos, &xs), &pick(&pos, got), f64::exp, |_| true);
+            eprintln!("exp in 3 lanes N={n}: abs {e_abs:.2e} at {at}, rel {e_rel:.2e} at {at_r}");
+            assert!(e_abs <= 3e-6, "absolute error {e_abs} at {at}");
+            assert!(e_rel <= 3e-6, "relative error {e_rel} at {at_r}");
+            assert_traffic::<u64>(cost, n, 3 * 8, 9 * len, "exp in 3 lanes");
+        }
+    }
+}
+
+/// ReLU is exact: in 4 lanes it equals the plaintext ReLU element for
+/// element, and its packed binary rounds cost the same bytes as in one
+/// piece (lanes are cut at multiples of 64 elements).
+#[test]
+fn relu_in_lanes_is_exact_and_costs_the_same_bytes() {
+    let fp = FixedPoint::default_for::<u64>();
+    let mut prg = Prg::new(&fresh_seed("pipeline relu"), 0);
+    let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, 1000, -100.0, 100.0));
+    let relu = |s: std::sync::Arc<spindle::Session>, x: Shared<u64>| async move {
+        compare::relu(&s, &x).await
+    };
+    let whole = run_unary::<u64, _, _>(2, piped(1), xs.clone(), vec![10, 100], relu);
+    let lanes = run_unary::<u64, _, _>(2, piped(4), xs.clone(), vec![10, 100], relu);
+    for ((got, cost), (_, cost1)) in lanes.iter().zip(&whole) {
+        for (x, y) in xs.iter().zip(got) {
+            assert_eq!(*y, x.max(0.0), "relu({x})");
+        }
+        assert_eq!(
+            cost.bytes_sent, cost1.bytes_sent,
+            "bytes in 4 lanes and in one piece"
+        );
+        assert_eq!(cost.rounds, 4 * cost1.rounds, "message tags");
+    }
+}
+
+/// A protocol that does not keep its chunk's shape is a clear error on
+/// every party, not a panic or a hang.
+#[test]
+fn a_lane_that_changes_the_shape_is_an_error() {
+    let mut opts = RunOptions::new(2);
+    opts.session = piped(2);
+    let err = run_parties_blocking(&opts, |sess| async move {
+        let x = Shared::from_share(RingTensor::<u64>::zeros([256]));
+        let lanes = Lanes::new(&sess, &x)?;
+        assert_eq!(lanes.count(), 2);
+        lanes
+            .run(&sess, &x, |_, _| async {
+                Ok(Shared::from_share(RingTensor::<u64>::zeros([3])))
+            })
+            .await
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::ShapeMismatch { .. }) && err.to_string().contains("lane 0"),
+        "{err}"
+    );
+}
