@@ -8,9 +8,11 @@ mod device;
 mod element;
 mod fixed;
 mod tensor;
+mod trunc;
 
 pub use device::DeviceBuffer;
 pub use element::{Ring, RingId};
 pub use fixed::FixedPoint;
 pub(crate) use tensor::append_le_bytes;
 pub use tensor::{AnyTensor, RingTensor, Shape};
+pub(crate) use trunc::{signed, TruncStep};

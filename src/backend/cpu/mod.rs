@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::{bilinear::matmul_shape, Backend, Conv2dParams};
 use crate::error::Result;
 use crate::prg::{Prg, Seed};
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, RingTensor, Shape, TruncStep};
 use gemm::Parallelism;
 
 /// Below this many elements, elementwise ops stay on the calling thread.
@@ -231,12 +231,10 @@ impl Backend for CpuBackend {
 /// and inputs (c, r_msb).
 type TruncChunk<'a, R> = (&'a mut [R], (&'a [R], &'a [R]));
 
-/// The local step of dealer truncation (Escudero et al., CRYPTO 2020) on
-/// slices: from the opened c = x + 2^(k-2) + r and this party's shares of
+/// The local step of dealer truncation on slices ([`TruncStep`]): from
+/// the opened c = x + 2^(k-2) + r and this party's shares of
 /// r' = (r mod 2^(k-1)) >> f (`out` on entry) and of r's top bit, this
-/// party's share of x >> f (`out` on return). Branch-free shifts and
-/// masks only (the sign correction r_msb (1 - 2 c_msb) is a conditional
-/// negation), so it vectorizes.
+/// party's share of x >> f (`out` on return).
 #[inline(always)]
 fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
     out: &mut [R],
@@ -244,23 +242,8 @@ fn trunc_combine_slice<R: Ring, const PARTY0: bool>(
     r_msb: &[R],
     frac_bits: u32,
 ) {
-    let k = R::BITS;
-    let low_mask = R::ONE.shl(k - 1).wrapping_sub(R::ONE);
-    let offset = R::ONE.shl(k - 2 - frac_bits);
-    let top = k - 1 - frac_bits;
+    let step = TruncStep::<R>::new(frac_bits);
     for ((o, &cv), &rm) in out.iter_mut().zip(c).zip(r_msb) {
-        let rs = *o;
-        let c_msb = cv.shr(k - 1);
-        let all = R::ZERO.wrapping_sub(c_msb);
-        // b = [p0] c_msb + r_msb (1 - 2 c_msb)
-        let mut b = rm.wrapping_sub(rm.shl(1) & all);
-        let mut z = rs.wrapping_neg();
-        if PARTY0 {
-            b = b.wrapping_add(c_msb);
-            z = z
-                .wrapping_add((cv & low_mask).shr(frac_bits))
-                .wrapping_sub(offset);
-        }
-        *o = z.wrapping_add(b.shl(top));
+        *o = step.share::<PARTY0>(cv, *o, rm);
     }
 }

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{signed, Ring, RingTensor, TruncStep};
 use crate::share::{with_elems, Elems, OpenedSlice};
 
 /// Elements per parallel task.
@@ -167,47 +167,6 @@ fn pow2<R: Ring>(e: u32) -> R {
     }
 }
 
-/// The loop-invariant constants of one truncation by `bits`.
-#[derive(Clone, Copy)]
-struct TruncConsts<R> {
-    low: R,
-    offset: R,
-    top: u32,
-    bits: u32,
-}
-
-impl<R: Ring> TruncConsts<R> {
-    fn new(bits: u32) -> Self {
-        let k = R::BITS;
-        TruncConsts {
-            low: R::ONE.shl(k - 1).wrapping_sub(R::ONE),
-            offset: R::ONE.shl(k - 2 - bits),
-            top: k - 1 - bits,
-            bits,
-        }
-    }
-
-    /// (P, all-ones mask when s = -1, this party's share of L) from the
-    /// opened c and this party's shares of r' and r_msb.
-    #[inline(always)]
-    fn at(&self, c: R, r_shifted: R, r_msb: R) -> (R, R, R) {
-        let msb = c.shr(R::BITS - 1);
-        let neg = R::ZERO.wrapping_sub(msb);
-        let p = (c & self.low)
-            .shr(self.bits)
-            .wrapping_sub(self.offset)
-            .wrapping_add(msb.shl(self.top));
-        let l = signed(r_msb.shl(self.top), neg).wrapping_sub(r_shifted);
-        (p, neg, l)
-    }
-}
-
-/// x, or -x where `neg` is all ones.
-#[inline(always)]
-fn signed<R: Ring>(x: R, neg: R) -> R {
-    (x ^ neg).wrapping_sub(neg)
-}
-
 /// Runs `body(offset, chunk)` over chunks of `out`, rayon-parallel above
 /// the size threshold.
 fn for_chunks<R: Ring>(out: &mut [R], body: impl Fn(usize, &mut [R]) + Sync + Send) {
@@ -340,7 +299,7 @@ pub(crate) fn trunc_square_masked<R: Ring>(
 /// The loop-invariant constants of [`square_block`].
 #[derive(Clone, Copy)]
 struct SquareConsts<R> {
-    k: TruncConsts<R>,
+    k: TruncStep<R>,
     /// 2^(u + 1) and 2^(2u), u = k - 1 - f.
     u1: R,
     two_u: R,
@@ -350,7 +309,7 @@ struct SquareConsts<R> {
 
 impl<R: Ring> SquareConsts<R> {
     fn new(bits: u32, party0: bool) -> Self {
-        let k = TruncConsts::<R>::new(bits);
+        let k = TruncStep::<R>::new(bits);
         SquareConsts {
             k,
             u1: pow2::<R>(k.top + 1),
@@ -402,7 +361,7 @@ fn product_block_with<R: Ring>(
     corr: [&[R]; 3],
     party0: bool,
 ) {
-    let (ka, kb) = (TruncConsts::<R>::new(a.bits), TruncConsts::<R>::new(b.bits));
+    let (ka, kb) = (TruncStep::<R>::new(a.bits), TruncStep::<R>::new(b.bits));
     let (ua, ub) = (ka.top, kb.top);
     let (uab, one) = (pow2::<R>(ua + ub), R::from_u64(u64::from(party0)));
     let n = out.len();
@@ -434,7 +393,7 @@ pub(crate) fn trunc_value<R: Ring>(
     bits: u32,
     party0: bool,
 ) {
-    let k = TruncConsts::<R>::new(bits);
+    let k = TruncStep::<R>::new(bits);
     let one = R::from_u64(u64::from(party0));
     with_elems!(c, c => for_chunks(r_shifted, |i0, out| {
         let n = out.len();
