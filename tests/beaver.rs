@@ -280,3 +280,29 @@ fn material_expanded_ahead_gives_the_same_products_and_traffic() {
         assert_eq!(outputs[0], outputs[1], "N={n}");
     }
 }
+
+/// The CPU backend's fused Beaver step equals c + e*b + x*f formed op by op,
+/// below and above its parallel threshold, and refuses mixed shapes.
+fn fused_beaver_step_matches_the_ops<R: Ring>() {
+    let be = CpuBackend::default();
+    let mut prg = Prg::new(&spindle::prg::Seed([3; 16]), R::BITS as u64);
+    for n in [0, 1, 1000, (1 << 16) + 5] {
+        let [c, e, b, x, f]: [RingTensor<R>; 5] = std::array::from_fn(|_| prg.tensor([n]));
+        let mut want = c.clone();
+        be.add_assign(&mut want, &be.mul(&e, &b).unwrap()).unwrap();
+        be.add_assign(&mut want, &be.mul(&x, &f).unwrap()).unwrap();
+        let got = be.beaver_mul_combine(c, &e, &b, &x, &f).unwrap();
+        assert_eq!(got, want, "n = {n}");
+    }
+    let (a, b): (RingTensor<R>, RingTensor<R>) = (prg.tensor([4]), prg.tensor([5]));
+    assert!(matches!(
+        be.beaver_mul_combine(a.clone(), &a, &a, &b, &a),
+        Err(spindle::Error::ShapeMismatch { .. })
+    ));
+}
+
+#[test]
+fn fused_beaver_step_matches_the_ops_in_both_rings() {
+    fused_beaver_step_matches_the_ops::<u64>();
+    fused_beaver_step_matches_the_ops::<u32>();
+}

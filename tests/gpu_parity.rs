@@ -6,6 +6,7 @@
 //! on a GPU machine.
 //!
 //! Covered: add, sub, mul, add_assign, neg, mul_scalar, add_scalar, ashr,
+//! beaver_mul_combine, pool_windows and pool_scatter (max pooling),
 //! matmul (plain and batched), conv2d and both of its gradients, transpose,
 //! trunc_combine, prg_tensor, dealer material expanded by a party's provider,
 //! results kept on the device across a chain of ops (copies through the
@@ -15,14 +16,14 @@
 //! limb GEMMs through cuBLAS) on shapes that need chunking (inner dimension
 //! above 2^16 and 2^21) and adversarial limbs; the limb paths skip without
 //! libcublas.
-//! The kernels without a `Backend` entry point (bit-slicing, AND combine,
-//! pooling, col2im, limb split) are covered by host emulation only
-//! (`scripts/kernels-host-check.py`).
+//! The bit-slicing, AND-combine and carry kernels have no `Backend` entry
+//! point (comparison runs those steps on the host) and are covered by host
+//! emulation only (`scripts/kernels-host-check.py`).
 #![cfg(feature = "cuda")]
 
 use spindle::backend::cuda::{blas_available, CudaBackend};
 use spindle::backend::limb::GemmPath;
-use spindle::backend::{Backend, Conv2dParams, CpuBackend};
+use spindle::backend::{Backend, Conv2dParams, CpuBackend, Pool2d};
 use spindle::prg::{Prg, Seed};
 use spindle::ring::{Ring, RingTensor, Shape};
 
@@ -88,9 +89,23 @@ fn elementwise<R: Ring>(g: &CudaBackend) {
         for sh in [0, 1, 20, k - 1] {
             assert_eq!(g.ashr(&a, sh), cpu.ashr(&a, sh), "ashr {sh} n={n} k={k}");
         }
+        let (e, x, f) = (
+            rand::<R>(&mut prg, [n]),
+            rand::<R>(&mut prg, [n]),
+            rand::<R>(&mut prg, [n]),
+        );
+        assert_eq!(
+            g.beaver_mul_combine(a.clone(), &e, &b, &x, &f).unwrap(),
+            cpu.beaver_mul_combine(a.clone(), &e, &b, &x, &f).unwrap(),
+            "beaver_mul_combine n={n} k={k}"
+        );
     }
     let (a, b) = (rand::<R>(&mut prg, [5]), rand::<R>(&mut prg, [6]));
     assert!(g.add(&a, &b).is_err(), "shape mismatch is an error");
+    assert!(
+        g.beaver_mul_combine(a.clone(), &a, &a, &a, &b).is_err(),
+        "shape mismatch is an error"
+    );
 }
 
 #[test]
@@ -244,6 +259,53 @@ fn prg_expansion_matches_the_cpu_stream() {
     };
     prg::<u32>(&g);
     prg::<u64>(&g);
+}
+
+fn pooling<R: Ring>(g: &CudaBackend) {
+    let cpu = CpuBackend::default();
+    let mut prg = Prg::new(&Seed([5; 16]), R::BITS as u64);
+    let lenet = Pool2d::square(2);
+    let overlapping = Pool2d {
+        kernel: (3, 3),
+        geometry: Conv2dParams {
+            stride: (2, 1),
+            padding: (1, 1),
+        },
+    };
+    for (xs, p) in [
+        ([2, 3, 8, 8], lenet),
+        ([64, 20, 24, 24], lenet),
+        ([1, 2, 7, 9], overlapping),
+    ] {
+        let x = rand::<R>(&mut prg, xs);
+        let pad = R::ONE.shl(R::BITS - 3).wrapping_neg();
+        let w = cpu.pool_windows(&x, &p, pad).unwrap();
+        assert_eq!(
+            g.pool_windows(&x, &p, pad).unwrap(),
+            w,
+            "pool_windows {xs:?}"
+        );
+        let routed = rand::<R>(&mut prg, w.shape().clone());
+        assert_eq!(
+            g.pool_scatter(&routed, x.shape(), &p).unwrap(),
+            cpu.pool_scatter(&routed, x.shape(), &p).unwrap(),
+            "pool_scatter {xs:?}"
+        );
+    }
+    let x = rand::<R>(&mut prg, [1, 1, 4, 4]);
+    assert!(
+        g.pool_scatter(&x, x.shape(), &lenet).is_err(),
+        "routed of the wrong size"
+    );
+}
+
+#[test]
+fn pooling_gather_and_scatter_match_the_cpu() {
+    let Some(g) = gpu("pooling_gather_and_scatter_match_the_cpu") else {
+        return;
+    };
+    pooling::<u32>(&g);
+    pooling::<u64>(&g);
 }
 
 fn linear<R: Ring>(g: &CudaBackend) {

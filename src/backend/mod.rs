@@ -12,6 +12,7 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod limb;
+pub(crate) mod pool;
 // Only the CUDA backend lowers convolutions this way (the CPU has its own loops).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) mod lowering;
@@ -20,6 +21,7 @@ mod shape;
 
 pub use bilinear::{BilinearOp, Conv2dParams};
 pub use cpu::CpuBackend;
+pub use pool::Pool2d;
 pub use select::{select_device, DeviceChoice};
 pub use shape::ShapeBackend;
 
@@ -111,6 +113,60 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         self.trunc_combine(c, &r_shifted, r_msb, frac_bits, party0)
+    }
+    /// The local step of a Beaver multiplication for the elementwise
+    /// product (Beaver, CRYPTO '91; [`crate::protocol::beaver`]): from the
+    /// dealer's share c of a*b (taken by value, the result may be written
+    /// over it), the opened e = x - a and f = y - b, and this party's shares
+    /// b and x, returns this party's share c + e*b + x*f of x*y (the sum over
+    /// parties is ab + eb + xf = xy, with x in place of a so that no party
+    /// adds e*f). All five tensors share one shape.
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`]. The default runs four
+    /// elementwise ops; the CPU and CUDA backends fuse them in one pass.
+    fn beaver_mul_combine<R: Ring>(
+        &self,
+        c: RingTensor<R>,
+        e: &RingTensor<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        let mut z = c;
+        self.add_assign(&mut z, &self.mul(e, b)?)?;
+        self.add_assign(&mut z, &self.mul(x, f)?)?;
+        Ok(z)
+    }
+    /// The windows of a 2-D pooling (pooling's im2col): x [n, c, h, w] ->
+    /// [n c ho wo, kh kw], row (img ho + oy) wo + ox holding window (oy, ox)
+    /// of plane img in row-major (ki, kj) order; positions in the padding
+    /// hold `pad`. ho and wo as [`Pool2d::output_shape`].
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] as [`Pool2d::output_shape`].
+    /// The default is the host loop (CPU backend); the CUDA backend gathers
+    /// on the device (`kernels/pool.cu`).
+    fn pool_windows<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        p: &Pool2d,
+        pad: R,
+    ) -> Result<RingTensor<R>> {
+        pool::windows_host(x, p, pad)
+    }
+    /// The adjoint of [`Backend::pool_windows`] (padding dropped): every
+    /// input position of `input` [n, c, h, w] receives the sum of the
+    /// `routed` values (one per window element, [n c ho wo, kh kw] or any
+    /// shape of that size) of the window elements that read it.
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for a bad geometry or a
+    /// `routed` of the wrong size. Default and CUDA as `pool_windows`.
+    fn pool_scatter<R: Ring>(
+        &self,
+        routed: &RingTensor<R>,
+        input: &Shape,
+        p: &Pool2d,
+    ) -> Result<RingTensor<R>> {
+        pool::scatter_host(routed, input, p)
     }
     /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
     /// (layout in [`crate::prg`]).
@@ -225,6 +281,32 @@ impl Backend for Device {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.trunc_combine_into(c, r_shifted, r_msb, frac_bits, party0))
+    }
+    fn beaver_mul_combine<R: Ring>(
+        &self,
+        c: RingTensor<R>,
+        e: &RingTensor<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.beaver_mul_combine(c, e, b, x, f))
+    }
+    fn pool_windows<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        p: &Pool2d,
+        pad: R,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.pool_windows(x, p, pad))
+    }
+    fn pool_scatter<R: Ring>(
+        &self,
+        routed: &RingTensor<R>,
+        input: &Shape,
+        p: &Pool2d,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.pool_scatter(routed, input, p))
     }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         dispatch!(self, be => be.prg_tensor(seed, stream, shape))

@@ -3,7 +3,7 @@
 //! computing. A dry run only needs the sequence of preprocessing requests,
 //! which depends on shapes alone, so planning costs no arithmetic.
 
-use super::{bilinear::matmul_shape, Backend, BilinearOp, Conv2dParams};
+use super::{bilinear::matmul_shape, Backend, BilinearOp, Conv2dParams, Pool2d};
 use crate::error::{Error, Result};
 use crate::prg::Seed;
 use crate::ring::{Ring, RingTensor, Shape};
@@ -97,6 +97,23 @@ impl Backend for ShapeBackend {
         c.check_same_shape(r_shifted, "trunc_combine")?;
         c.check_same_shape(r_msb, "trunc_combine")?;
         Ok(RingTensor::zeros(c.shape().clone()))
+    }
+    fn pool_windows<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        p: &Pool2d,
+        _pad: R,
+    ) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(p.windows_shape(x.shape())?))
+    }
+    fn pool_scatter<R: Ring>(
+        &self,
+        routed: &RingTensor<R>,
+        input: &Shape,
+        p: &Pool2d,
+    ) -> Result<RingTensor<R>> {
+        super::pool::check_routed(routed, input, p)?;
+        Ok(RingTensor::zeros(input.clone()))
     }
     fn prg_tensor<R: Ring>(&self, _seed: &Seed, _stream: u64, shape: &Shape) -> RingTensor<R> {
         RingTensor::zeros(shape.clone())

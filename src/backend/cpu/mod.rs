@@ -222,6 +222,40 @@ impl Backend for CpuBackend {
         }
         Ok(r_shifted)
     }
+    fn beaver_mul_combine<R: Ring>(
+        &self,
+        mut c: RingTensor<R>,
+        e: &RingTensor<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        for t in [e, b, x, f] {
+            c.check_same_shape(t, "beaver_mul_combine")?;
+        }
+        const CHUNK: usize = 1 << 14;
+        let n = c.numel();
+        let (e, b, x, f) = (e.data(), b.data(), x.data(), f.data());
+        let body = |(k, out): (usize, &mut [R])| {
+            let (i0, len) = (k * CHUNK, out.len());
+            let r = i0..i0 + len;
+            let (e, b, x, f) = (&e[r.clone()], &b[r.clone()], &x[r.clone()], &f[r]);
+            for i in 0..len {
+                out[i] = out[i]
+                    .wrapping_add(e[i].wrapping_mul(b[i]))
+                    .wrapping_add(x[i].wrapping_mul(f[i]));
+            }
+        };
+        if self.parallel(n) {
+            c.data_mut()
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(body);
+        } else {
+            c.data_mut().chunks_mut(CHUNK).enumerate().for_each(body);
+        }
+        Ok(c)
+    }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         Prg::new(seed, stream).tensor(shape.clone())
     }

@@ -46,7 +46,7 @@ use super::nvrtc::{arch_for, nvrtc_available, PtxCache};
 use crate::backend::bilinear::matmul_shape;
 use crate::backend::limb::{GemmPath, GemmRoute};
 use crate::backend::lowering::{self, BatchedGemm, ConvGeometry};
-use crate::backend::{Backend, Conv2dParams, CpuBackend};
+use crate::backend::{Backend, Conv2dParams, CpuBackend, Pool2d};
 use crate::error::{Error, Result};
 use crate::prg::Seed;
 use crate::ring::{DeviceBuffer, Ring, RingTensor, Shape};
@@ -155,6 +155,12 @@ impl CudaBackend {
                 "absent"
             },
         );
+        // The documented fallback of kernels/README.md ("Not built yet"), said
+        // once per backend so that a GPU run's profile is not a surprise.
+        tracing::info!(
+            "cuda:{ordinal}: non-linear protocol steps (fused truncation loops, bit-sliced \
+             carry circuits of comparison) run on the CPU over host copies of their inputs"
+        );
         Ok(CudaBackend {
             gemm_path,
             inner: Arc::new(Inner {
@@ -214,7 +220,7 @@ impl CudaBackend {
     }
 
     /// The next compute stream of the pool, in turn.
-    fn pick(&self) -> &Arc<CudaStream> {
+    pub(super) fn pick(&self) -> &Arc<CudaStream> {
         let s = &self.inner.streams;
         &s[self.inner.next_stream.fetch_add(1, Ordering::Relaxed) % s.len()]
     }
@@ -280,7 +286,7 @@ impl CudaBackend {
 
     /// `t` on this device: its device copy when it has one here, else an
     /// upload of its host copy, which `t` keeps for later ops.
-    fn dev<R: Ring>(&self, t: &RingTensor<R>) -> Result<Operand> {
+    pub(super) fn dev<R: Ring>(&self, t: &RingTensor<R>) -> Result<Operand> {
         if let Some(b) = t.device_copy() {
             if let Some(cb) = b.as_any().downcast_ref::<CudaBuffer>() {
                 if cb.is_on(&self.inner.link) {
@@ -307,7 +313,7 @@ impl CudaBackend {
     }
 
     /// A device-only result tensor over `buf` (no copy, no wait).
-    fn wrap<R: Ring>(&self, buf: CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
+    pub(super) fn wrap<R: Ring>(&self, buf: CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
         let len = shape.numel() * R::BYTES;
         let buf = CudaBuffer::new(buf, len, self.inner.link.clone());
         RingTensor::from_device(shape, Arc::new(buf))
@@ -618,6 +624,43 @@ impl CudaBackend {
         self.wrap(out, c.shape().clone())
     }
 
+    /// [`Backend::beaver_mul_combine`] through `beaver_combine_uK`: one
+    /// pass into a fresh device buffer (c may be shared with a dealer
+    /// tensor's device copy, so it is not written over).
+    fn beaver_gpu<R: Ring>(
+        &self,
+        c: &RingTensor<R>,
+        e: &RingTensor<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        for t in [e, b, x, f] {
+            c.check_same_shape(t, "beaver_mul_combine")?;
+        }
+        if c.numel() == 0 {
+            return Ok(c.clone());
+        }
+        let k = self.function(&ring_kernel("beaver_combine", R::BITS))?;
+        let (dc, de, db) = (self.dev(c)?, self.dev(e)?, self.dev(b)?);
+        let (dx, df) = (self.dev(x)?, self.dev(f)?);
+        let s = self.pick();
+        let mut out = self.alloc::<R>(s, c.numel())?;
+        let n = c.numel() as u64;
+        let mut l = s.launch_builder(&k);
+        l.arg(&mut out)
+            .arg(dc.slice())
+            .arg(de.slice())
+            .arg(db.slice())
+            .arg(dx.slice())
+            .arg(df.slice())
+            .arg(&n);
+        // SAFETY: beaver_combine_uK(T* out, const T* c, e, b, x, f, u64 n);
+        // every buffer holds n elements of T.
+        unsafe { l.launch(Self::cfg_1d(n)) }.map_err(gpu("beaver_combine"))?;
+        self.wrap(out, c.shape().clone())
+    }
+
     fn prg_gpu<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> Result<RingTensor<R>> {
         if shape.numel() == 0 {
             return Ok(RingTensor::zeros(shape.clone()));
@@ -645,10 +688,10 @@ impl CudaBackend {
 
 /// A tensor's device copy on this backend's device (checked by
 /// [`CudaBackend::dev`]).
-struct Operand(Arc<dyn DeviceBuffer>);
+pub(super) struct Operand(Arc<dyn DeviceBuffer>);
 
 impl Operand {
-    fn slice(&self) -> &CudaSlice<u8> {
+    pub(super) fn slice(&self) -> &CudaSlice<u8> {
         &self
             .0
             .as_any()
@@ -782,6 +825,32 @@ impl Backend for CudaBackend {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         self.trunc_gpu(c, r_shifted, r_msb, frac_bits, party0)
+    }
+    fn beaver_mul_combine<R: Ring>(
+        &self,
+        c: RingTensor<R>,
+        e: &RingTensor<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &RingTensor<R>,
+    ) -> Result<RingTensor<R>> {
+        self.beaver_gpu(&c, e, b, x, f)
+    }
+    fn pool_windows<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        p: &Pool2d,
+        pad: R,
+    ) -> Result<RingTensor<R>> {
+        self.pool_windows_gpu(x, p, pad)
+    }
+    fn pool_scatter<R: Ring>(
+        &self,
+        routed: &RingTensor<R>,
+        input: &Shape,
+        p: &Pool2d,
+    ) -> Result<RingTensor<R>> {
+        self.pool_scatter_gpu(routed, input, p)
     }
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
         self.or_cpu("prg_tensor", self.prg_gpu(seed, stream, shape), |c| {

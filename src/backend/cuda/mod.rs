@@ -29,6 +29,7 @@ mod conv;
 pub mod kernels;
 mod limb_gemm;
 pub mod nvrtc;
+mod pool;
 
 pub use backend::CudaBackend;
 pub use kernels::{KernelModule, MODULES};
