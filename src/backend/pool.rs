@@ -70,8 +70,15 @@ impl Pool2d {
     }
 
     /// Calls `f(window element index, input index or None)` for every
-    /// element of every window of input `x`, in the windows' row-major order.
-    fn for_each_tap(&self, x: &Shape, mut f: impl FnMut(usize, Option<usize>)) -> Result<()> {
+    /// element of every window of input `x`, in the windows' row-major order
+    /// (element k belongs to output position k / (kh kw)).
+    ///
+    /// Errors: as [`Pool2d::output_shape`].
+    pub(crate) fn for_each_tap(
+        &self,
+        x: &Shape,
+        mut f: impl FnMut(usize, Option<usize>),
+    ) -> Result<()> {
         let out = self.output_shape(x)?;
         let (d, o) = (x.dims(), out.dims());
         let (planes, h, w, ho, wo) = (d[0] * d[1], d[2], d[3], o[2], o[3]);

@@ -68,31 +68,15 @@ impl AvgPool2d {
     }
 
     /// Calls `f(out_index, in_index)` for every (window position, input
-    /// position) pair inside the input.
+    /// position) pair inside the input (the window walk of [`Pool2d`]).
     fn for_each_tap(&self, x: &Shape, mut f: impl FnMut(usize, usize)) -> Result<Shape> {
-        let out = self.pool.output_shape(x)?;
-        let (n, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-        let (ho, wo) = (out.dims()[2], out.dims()[3]);
-        let g = &self.pool.geometry;
-        for img in 0..n * c {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    for ki in 0..self.pool.kernel.0 {
-                        for kj in 0..self.pool.kernel.1 {
-                            let iy = (oy * g.stride.0 + ki) as isize - g.padding.0 as isize;
-                            let ix = (ox * g.stride.1 + kj) as isize - g.padding.1 as isize;
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                f(
-                                    (img * ho + oy) * wo + ox,
-                                    img * h * w + iy as usize * w + ix as usize,
-                                );
-                            }
-                        }
-                    }
-                }
+        let kk = self.pool.kernel.0 * self.pool.kernel.1;
+        self.pool.for_each_tap(x, |k, src| {
+            if let Some(i) = src {
+                f(k / kk, i)
             }
-        }
-        Ok(out)
+        })?;
+        self.pool.output_shape(x)
     }
 
     fn inv_area(&self) -> f64 {
