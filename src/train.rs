@@ -63,7 +63,7 @@ pub struct TrainOptions {
     pub train_limit: Option<usize>,
     /// Use only the first `n` test images.
     pub test_limit: Option<usize>,
-    /// Seeds the weights, the batch order and the dealer.
+    /// Seeds the weights and the batch order (the dealer: [`TrainOptions::dealer_seed`]).
     pub seed: u64,
     /// Correlated randomness (default: the online dealer).
     pub preprocessing: Preprocessing,
@@ -81,6 +81,14 @@ pub struct TrainOptions {
     pub frac_bits: Option<u32>,
     /// Where share arithmetic runs ([`crate::backend::select_device`]).
     pub backend: crate::backend::Device,
+    /// Master seed of the in-process dealer. `None` (the default): fresh OS
+    /// randomness for every run. A fixed seed makes the dealer's material
+    /// predictable to anyone who knows it; it exists for tests and for
+    /// bit-exact reproduction (a run and its `--resume` with the same seed
+    /// give the same losses as one uninterrupted run), and is logged as a
+    /// warning. Party processes ignore it: their dealer process has its own
+    /// (`spindle dealer --master-seed`).
+    pub dealer_seed: Option<Seed>,
 }
 
 impl Default for TrainOptions {
@@ -107,6 +115,7 @@ impl Default for TrainOptions {
             progress: false,
             frac_bits: None,
             backend: crate::backend::Device::default(),
+            dealer_seed: None,
         }
     }
 }
@@ -137,8 +146,62 @@ pub struct TrainReport {
     pub losses: Vec<f64>,
 }
 
-/// MNIST train and test splits per `data` and the limits.
-fn load_data(opts: &TrainOptions) -> Result<(MnistSplit, MnistSplit)> {
+impl TrainOptions {
+    /// Checks the settings that need no data: at least 2 parties, 1 epoch
+    /// and a batch of at least 1.
+    ///
+    /// Errors: [`Error::InvalidParty`] for fewer than 2 parties,
+    /// [`Error::Unsupported`] for 0 epochs or a batch of 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.parties < 2 {
+            return Err(Error::InvalidParty(format!(
+                "training needs at least 2 parties, got {}",
+                self.parties
+            )));
+        }
+        if self.epochs == 0 {
+            return Err(Error::Unsupported(
+                "--epochs must be at least 1 (it counts resumed epochs too)".into(),
+            ));
+        }
+        if self.batch == 0 {
+            return Err(Error::Unsupported("--batch must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// MNIST train and test splits per `data` and the limits, checked against
+/// the model's input: every image must have the model's `rows x cols`, and
+/// the test set must hold at least one image. A limit above the split's
+/// size takes the whole split (and says so).
+///
+/// Errors: data errors ([`Error::Io`], [`Error::Format`]), and
+/// [`Error::Shape`] for images of another size or an empty test set.
+fn load_data(opts: &TrainOptions, spec: &ModelSpec) -> Result<(MnistSplit, MnistSplit)> {
+    let (train, test) = load_splits(opts)?;
+    let want: usize = spec.input.iter().product();
+    for (what, split) in [("training", &train), ("test", &test)] {
+        if split.images.pixels_per_image() != want {
+            return Err(Error::shape(
+                "train",
+                format!(
+                    "the {what} images are {}x{} pixels, but model {} takes inputs of shape {:?} ({want} pixels)",
+                    split.images.rows, split.images.cols, spec.name, spec.input
+                ),
+            ));
+        }
+    }
+    if test.images.n == 0 {
+        return Err(Error::shape(
+            "train",
+            "the test set is empty: test accuracy needs at least one image (--test-limit)",
+        ));
+    }
+    Ok((train, test))
+}
+
+fn load_splits(opts: &TrainOptions) -> Result<(MnistSplit, MnistSplit)> {
     let (train, test) = match &opts.data {
         Data::EmbeddedSample => {
             let s = mnist::embedded_sample()?;
@@ -161,15 +224,21 @@ fn load_data(opts: &TrainOptions) -> Result<(MnistSplit, MnistSplit)> {
             mnist::load_split(dir, Split::Test)?,
         ),
     };
-    let train = match opts.train_limit {
-        Some(n) => train.take(n.min(train.images.n))?,
-        None => train,
+    let limit = |split: MnistSplit, limit: Option<usize>, flag: &str| match limit {
+        Some(n) if n > split.images.n => {
+            tracing::warn!(
+                "{flag} {n} is more than the {} images there are: using them all",
+                split.images.n
+            );
+            Ok(split)
+        }
+        Some(n) => split.take(n),
+        None => Ok(split),
     };
-    let test = match opts.test_limit {
-        Some(n) => test.take(n.min(test.images.n))?,
-        None => test,
-    };
-    Ok((train, test))
+    Ok((
+        limit(train, opts.train_limit, "--train-limit")?,
+        limit(test, opts.test_limit, "--test-limit")?,
+    ))
 }
 
 /// The per-sample input shape of a zoo model trained on MNIST.
@@ -200,11 +269,14 @@ fn checkpoint_path(dir: &std::path::Path, model: &str, party: usize, epoch: usiz
     dir.join(format!("{model}-party{party}-epoch{epoch}.safetensors"))
 }
 
-/// Master seed of the in-process dealer: training runs in one process are
-/// reproducible (their randomness is public anyway, all parties being in
-/// the same process). A dealer process given this master seed
-/// (`spindle dealer --master-seed d5d5...`) reproduces them across processes.
-pub const DEALER_MASTER: Seed = Seed([0xd5; 16]);
+/// Logs that dealer material comes from a seed the user gave (`flag`):
+/// whoever knows it can compute every party's masks.
+pub fn warn_fixed_dealer_seed(flag: &str) {
+    tracing::warn!(
+        "dealer randomness comes from the fixed seed of {flag}: anyone who knows it can \
+         unmask every share of this run; use it for tests and reproduction only"
+    );
+}
 
 /// The dealer stream of `epoch` (from 0) of a run seeded with `seed`: each
 /// epoch starts a fresh stream, so a resumed run gets the same material.
@@ -236,17 +308,9 @@ type PartyState = Option<(Vec<RingTensor<u64>>, Vec<RingTensor<u64>>)>;
 /// [`Error::Unsupported`] for a model that does not take MNIST, data and
 /// checkpoint errors ([`Error::Io`], [`Error::Format`]), and any protocol error.
 pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
-    if opts.parties < 2 {
-        return Err(Error::InvalidParty(format!(
-            "training needs at least 2 parties, got {}",
-            opts.parties
-        )));
-    }
-    if opts.batch == 0 {
-        return Err(Error::shape("train", "batch size must be at least 1"));
-    }
+    opts.validate()?;
     let spec = Arc::new(mnist_model(&opts.model)?);
-    let (train_set, test_set) = load_data(opts)?;
+    let (train_set, test_set) = load_data(opts, &spec)?;
     let steps = train_set.images.n / opts.batch;
     if steps == 0 {
         return Err(Error::shape(
@@ -258,6 +322,13 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         ));
     }
     let n = opts.parties;
+    let master = match opts.dealer_seed {
+        Some(s) => {
+            warn_fixed_dealer_seed("--dealer-seed");
+            s
+        }
+        None => Seed::random()?,
+    };
     let weights = Arc::new(ModelWeights::init(&spec, Init::PyTorchDefault, opts.seed));
     let mut state: Vec<PartyState> = vec![None; n];
     let mut start_epoch = 0;
@@ -311,7 +382,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             frac_bits: opts.frac_bits,
             ..Default::default()
         };
-        ro.dealer_seed = Some(DEALER_MASTER.derive(epoch_stream(opts.seed, epoch)));
+        ro.dealer_seed = Some(master.derive(epoch_stream(opts.seed, epoch)));
         ro.timeout = Duration::from_secs(600);
         let losses = Arc::new(Mutex::new(Vec::new()));
         let ctx = Arc::new(EpochCtx {
@@ -394,7 +465,8 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
 /// per-epoch program as [`train`], in one session for the whole run. The
 /// session's provider must switch dealer streams (the online dealer
 /// process): each epoch begins stream [`epoch_stream`], so a run whose
-/// dealer has master seed [`DEALER_MASTER`] reproduces [`train`] exactly.
+/// dealer has the master seed of [`TrainOptions::dealer_seed`] reproduces
+/// [`train`] exactly.
 ///
 /// Only the data owner (party 0) reads MNIST (`opts.data`) and announces
 /// the public image counts; the model owner (party 1) initialises the
@@ -418,15 +490,17 @@ pub async fn train_party(
 ) -> Result<(Vec<f64>, Vec<crate::net::job::JobPhase>)> {
     const DATA_OWNER: usize = 0;
     const MODEL_OWNER: usize = 1;
-    if opts.batch == 0 {
-        return Err(Error::shape("train", "batch size must be at least 1"));
-    }
     let (me, n) = (sess.party(), sess.n_parties());
+    TrainOptions {
+        parties: n,
+        ..opts.clone()
+    }
+    .validate()?;
     let spec = Arc::new(mnist_model(&opts.model)?);
     let reads_data =
         me == DATA_OWNER || (me == MODEL_OWNER && opts.evaluation == Evaluation::RevealToOwner);
     let data = if reads_data && !sess.is_dry_run() {
-        Some(load_data(opts)?)
+        Some(load_data(opts, &spec)?)
     } else {
         None
     };

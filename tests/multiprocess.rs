@@ -233,6 +233,7 @@ fn training_as_separate_processes_reproduces_the_in_process_run_and_resumes() {
         test_limit: Some(32),
         seed: 5,
         evaluation: Evaluation::RevealToOwner,
+        dealer_seed: Some(spindle::prg::Seed([0xd5; 16])),
         ..Default::default()
     };
     opts.sgd.lr = 0.05;
@@ -602,4 +603,110 @@ fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
         "too few kills landed mid-run: {failed_others} failures of {} surviving parties",
         2 * trials
     );
+}
+
+/// What a port scanner or a stranger does to the dealer's port: a TCP
+/// connect and close, garbage bytes, and a TLS client whose certificate
+/// is not in the cluster config (claiming to be party 0).
+fn probe_dealer(c: &Cluster, addr: &str, rt: &tokio::runtime::Runtime) {
+    use std::io::Write;
+    if let Ok(s) = std::net::TcpStream::connect(addr) {
+        drop(s);
+    }
+    if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: dealer\r\n\r\n\x00\xff\x16\x03\x01garbage");
+    }
+    let rogue = generate_self_signed("stranger", &[]).unwrap();
+    let (cert, key) = (c.dir.join("stranger.pem"), c.dir.join("stranger.key"));
+    std::fs::write(&cert, &rogue.cert_pem).unwrap();
+    std::fs::write(&key, &rogue.key_pem).unwrap();
+    let dealer_cert = c.dir.join("certs/dealer.pem");
+    let id = spindle_transport::TlsIdentity::from_files(
+        0,
+        &key,
+        &cert,
+        &[(spindle_transport::DEALER, dealer_cert.as_path())],
+    )
+    .unwrap();
+    let mut lo = spindle_transport::link::LinkOptions::new(
+        format!("mp-test-{}", c.dir.file_name().unwrap().to_string_lossy()),
+        c.n,
+    );
+    lo.handshake_timeout = Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let r = rt.block_on(spindle_transport::link::dial(
+        0,
+        spindle_transport::DEALER,
+        addr,
+        &spindle_transport::Security::Tls(std::sync::Arc::new(id)),
+        &lo,
+        deadline,
+    ));
+    assert!(r.is_err(), "a stranger's certificate is refused");
+}
+
+#[test]
+fn training_outlives_the_connect_timeout_and_survives_a_port_scan_of_the_dealer() {
+    // The connect timeout (2 s) bounds start-up only: the job runs longer,
+    // and strangers connect to the online dealer all along.
+    let c = Cluster::new(
+        3,
+        "timeout_ms = 20000\nconnect_timeout_ms = 2000\nhandshake_timeout_ms = 2000",
+    );
+    let toml = std::fs::read_to_string(c.dir.join("cluster.toml")).unwrap();
+    let port: u16 = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let job = [
+        "--job",
+        "train",
+        "--model",
+        "secureml",
+        "--batch",
+        "16",
+        "--train-limit",
+        "96",
+        "--test-limit",
+        "16",
+        "--epochs",
+        "2",
+    ];
+    let t0 = Instant::now();
+    let mut procs = c.start(&job, &["--link", "1gbit:4ms"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut probes = 0;
+    std::thread::sleep(Duration::from_millis(300));
+    while procs.0[0].1.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(90) {
+        probe_dealer(&c, &addr, &rt);
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = wait_all(&mut procs, Duration::from_secs(90));
+    let took = t0.elapsed();
+    for (name, s) in &st {
+        assert!(
+            s.success(),
+            "{name} failed after {took:?}:\n{}",
+            c.log(name)
+        );
+    }
+    assert!(
+        took > Duration::from_secs(3),
+        "the job must outlast the 2 s connect timeout to test it: {took:?}"
+    );
+    assert!(probes >= 3, "{probes} probes");
+    assert!(
+        c.log("dealer").contains("refused a connection"),
+        "{}",
+        c.log("dealer")
+    );
+    eprintln!("training over processes took {took:?} with {probes} rounds of probes");
+    let _ = std::fs::remove_dir_all(&c.dir);
 }

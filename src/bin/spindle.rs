@@ -157,6 +157,12 @@ struct TrainArgs {
     /// Fixed-point fractional bits (default 20).
     #[arg(long)]
     frac_bits: Option<u32>,
+    /// Master seed of the dealer, 32 hex digits, for bit-exact reproduction
+    /// (tests, a resume that must match an uninterrupted run): the material
+    /// is then predictable to anyone who knows the seed, and a warning says
+    /// so. Default: fresh OS randomness.
+    #[arg(long, value_parser = parse_seed)]
+    dealer_seed: Option<spindle::prg::Seed>,
 }
 
 fn run_train(args: TrainArgs) -> spindle::Result<()> {
@@ -173,6 +179,7 @@ fn run_train(args: TrainArgs) -> spindle::Result<()> {
         plaintext_twin: args.check,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         frac_bits: args.frac_bits,
+        dealer_seed: args.dealer_seed,
         ..args.settings.options(args.model, args.parties)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -661,9 +668,10 @@ struct DealerArgs {
     /// The parties then run with --preprocessing online-dealer.
     #[arg(long)]
     online: bool,
-    /// Master seed, 32 hex digits, for reproducible runs (tests; the
-    /// in-process training dealer's is d5 repeated 16 times). Default:
-    /// fresh OS randomness, as a real deployment needs.
+    /// Master seed, 32 hex digits, for reproducible runs (tests): the
+    /// material is then predictable to anyone who knows the seed, and a
+    /// warning says so. Default: fresh OS randomness, as a real deployment
+    /// needs.
     #[arg(long, value_parser = parse_seed)]
     master_seed: Option<spindle::prg::Seed>,
 }

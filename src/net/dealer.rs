@@ -77,7 +77,10 @@ pub async fn generate(
     job.run(Arc::new(dry)).await?;
     let plan = handle.plan();
     let dealer = match master_seed {
-        Some(s) => Dealer::from_master_seed(n_parties, s, Device::default())?,
+        Some(s) => {
+            crate::train::warn_fixed_dealer_seed("--master-seed");
+            Dealer::from_master_seed(n_parties, s, Device::default())?
+        }
         None => Dealer::new(n_parties, Device::default())?,
     };
     Ok((plan.requests.len(), dealer.generate(&plan)?))
@@ -119,7 +122,7 @@ pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
         &opts.security,
         &addr,
         true,
-        move |stream, peer, lo| {
+        move |stream, peer, lo, _abort| {
             let (stores, fp) = (stores.clone(), fingerprint.clone());
             async move {
                 serve(stream, peer, &stores[peer], &fp, &lo).await?;
@@ -150,15 +153,42 @@ pub(super) fn dealer_addr(cluster: &ClusterConfig, bind: &Option<String>) -> Res
     }
 }
 
+/// Why the dealer ends every link early: the first failure, as a message
+/// for the parties (`None` while the job runs). Long-running serve tasks
+/// watch it and send it to their party as an abort frame, so each party
+/// learns which member failed first instead of seeing its link drop.
+pub(super) type AbortSignal = tokio::sync::watch::Receiver<Option<String>>;
+
+/// How long the dealer waits, after a fatal link failure, for its other
+/// links to deliver the abort reason before it exits.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+/// How one accepted connection ended.
+enum LinkEnd {
+    /// The party was served.
+    Served(PartyId),
+    /// The connection never authenticated as a party (a port scan, garbage
+    /// bytes, an unknown certificate, a duplicate): logged, never fatal.
+    Unauthenticated(TransportError),
+    /// An authenticated party's link failed.
+    Failed(TransportError),
+}
+
 /// Listens on `addr`, authenticates each party's link (mutual TLS, one link
 /// per party id) and runs `serve` on it, until every party has been served.
-/// With `retry`, a party whose link fails may connect again; without, the
-/// first failed link ends the dealer with its error. Every party must have
-/// connected within the connect timeout of the cluster options.
+///
+/// Connections that do not authenticate as a party of the cluster are
+/// refused and logged, and never end the dealer: anyone who can reach the
+/// port cannot stop the job. With `retry`, a party whose link fails may
+/// connect again (within a fresh connect timeout); without, the first failed
+/// link ends the dealer with its error, after every other link has been
+/// sent the reason (see [`AbortSignal`]). Every party must have connected
+/// within the connect timeout of the cluster options; links that then
+/// stay open for the whole job (the online dealer's) are not bounded by it.
 ///
 /// Errors: [`Error::Transport`] when the address cannot be bound, some
 /// parties never connected (named, with the last link error), or (without
-/// `retry`) a link failed.
+/// `retry`) a party's link failed.
 pub(super) async fn serve_parties<F, Fut>(
     cluster: &ClusterConfig,
     security: &Security,
@@ -167,7 +197,7 @@ pub(super) async fn serve_parties<F, Fut>(
     serve: F,
 ) -> Result<()>
 where
-    F: Fn(Box<dyn spindle_transport::link::Stream>, PartyId, Arc<LinkOptions>) -> Fut
+    F: Fn(Box<dyn spindle_transport::link::Stream>, PartyId, Arc<LinkOptions>, AbortSignal) -> Fut
         + Clone
         + Send
         + Sync
@@ -181,54 +211,81 @@ where
         )))
     })?;
     let lo = Arc::new(cluster.link_options());
-    let deadline = tokio::time::Instant::now() + lo.connect_timeout;
+    // Armed while some party has not authenticated yet; re-armed when a
+    // party's link fails and it may retry.
+    let mut deadline = Some(tokio::time::Instant::now() + lo.connect_timeout);
     let claimed: Arc<Mutex<HashSet<PartyId>>> = Arc::default();
     let security = Arc::new(security.clone());
+    let (abort_tx, abort_rx) = tokio::sync::watch::channel(None::<String>);
     let mut served = HashSet::new();
     let mut tasks = JoinSet::new();
     let mut last_error: Option<String> = None;
-    let connected = |c: &Mutex<HashSet<PartyId>>| c.lock().map(|c| c.len()).unwrap_or(0);
     while served.len() < n {
         tokio::select! {
             acc = listener.accept() => {
                 let Ok((tcp, _)) = acc else { continue };
                 let (lo, security, claimed) = (lo.clone(), security.clone(), claimed.clone());
-                let serve = serve.clone();
+                let (serve, abort) = (serve.clone(), abort_rx.clone());
                 tasks.spawn(async move {
                     let claim = {
                         let (claimed, n) = (claimed.clone(), lo.n_parties);
                         move |p: PartyId| p < n && claimed.lock().map(|mut c| c.insert(p)).unwrap_or(false)
                     };
-                    let link = accept(tcp, DEALER, &security, &lo, claim).await?;
+                    let link = match accept(tcp, DEALER, &security, &lo, claim).await {
+                        Ok(link) => link,
+                        Err(e) => return LinkEnd::Unauthenticated(e),
+                    };
                     let peer = link.peer;
-                    let r = serve(link.stream, peer, lo).await;
-                    if r.is_err() {
-                        if let Ok(mut c) = claimed.lock() {
-                            c.remove(&peer); // let the party retry
+                    match serve(link.stream, peer, lo, abort).await {
+                        Ok(()) => LinkEnd::Served(peer),
+                        Err(e) => {
+                            if let Ok(mut c) = claimed.lock() {
+                                c.remove(&peer); // let the party retry
+                            }
+                            LinkEnd::Failed(e)
                         }
                     }
-                    r.map(|_| peer)
                 });
             }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 match done {
-                    Ok(Ok(peer)) => {
+                    Ok(LinkEnd::Served(peer)) => {
                         served.insert(peer);
                     }
-                    Ok(Err(e)) if !retry => return Err(Error::Transport(e)),
-                    Ok(Err(e)) => {
+                    Ok(LinkEnd::Unauthenticated(e)) => {
+                        tracing::warn!("dealer: refused a connection: {e}");
+                    }
+                    Ok(LinkEnd::Failed(e)) if !retry => {
+                        let _ = abort_tx.send(Some(e.to_string()));
+                        let _ = tokio::time::timeout(ABORT_GRACE, async {
+                            while tasks.join_next().await.is_some() {}
+                        })
+                        .await;
+                        return Err(Error::Transport(e));
+                    }
+                    Ok(LinkEnd::Failed(e)) => {
                         tracing::warn!("dealer: {e}");
                         last_error = Some(e.to_string());
+                        deadline = Some(tokio::time::Instant::now() + lo.connect_timeout);
                     }
                     Err(e) => last_error = Some(format!("task failed: {e}")),
                 }
             }
-            _ = tokio::time::sleep_until(deadline), if connected(&claimed) < n => {
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                 let claimed = claimed.lock().map(|c| c.clone()).unwrap_or_default();
+                if (0..n).all(|p| claimed.contains(&p) || served.contains(&p)) {
+                    // Everyone authenticated in time: their links may last the whole job.
+                    deadline = None;
+                    continue;
+                }
                 let missing: Vec<String> = (0..n)
                     .filter(|p| !served.contains(p) && !claimed.contains(p))
                     .map(|p| p.to_string())
                     .collect();
+                let _ = abort_tx.send(Some(format!(
+                    "parties {} did not connect to the dealer in time",
+                    missing.join(", ")
+                )));
                 return Err(Error::Transport(TransportError::Connect {
                     with: format!("parties {}", missing.join(", ")),
                     addr: addr.to_string(),

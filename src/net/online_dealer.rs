@@ -26,7 +26,7 @@ use spindle_transport::{PartyId, TransportError, DEALER};
 use tokio::io::AsyncWriteExt;
 
 use super::config::ClusterConfig;
-use super::dealer::{check_fingerprint, read_error, send_data};
+use super::dealer::{check_fingerprint, read_error, send_data, AbortSignal};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{
@@ -50,6 +50,7 @@ pub(super) async fn serve_online(
     master: Seed,
     fingerprint: &str,
     lo: &LinkOptions,
+    mut abort: AbortSignal,
 ) -> std::result::Result<u64, TransportError> {
     check_fingerprint(&mut s, peer, fingerprint, "the online dealer serves", lo).await?;
     send_data(&mut s, peer, lo, b"ok").await?;
@@ -57,9 +58,17 @@ pub(super) async fn serve_online(
     let mut sent = 0u64;
     loop {
         // No idle timeout: a party may compute for minutes between requests.
-        let f = read_frame(&mut s, MAX_REQUEST_FRAME)
-            .await
-            .map_err(|e| read_error(peer, e))?;
+        let f = tokio::select! {
+            f = read_frame(&mut s, MAX_REQUEST_FRAME) => f.map_err(|e| read_error(peer, e))?,
+            Ok(reason) = async {
+                abort.wait_for(Option::is_some).await.map(|r| r.clone().unwrap_or_default())
+            } => {
+                // Another member failed: tell this party which, then hang up.
+                let _ = write_frame(&mut s, 0, FrameKind::Abort, reason.as_bytes()).await;
+                let _ = s.shutdown().await;
+                return Err(TransportError::Aborted { peer: DEALER, reason });
+            }
+        };
         match f.header.kind {
             FrameKind::Close => {
                 let _ = s.shutdown().await;
@@ -137,6 +146,7 @@ enum Call {
     Seed(u64, mpsc::SyncSender<Result<Seed>>),
     Correction(Request, mpsc::SyncSender<Result<Vec<AnyTensor>>>),
     Close(mpsc::SyncSender<Result<()>>),
+    Abort(String, mpsc::SyncSender<()>),
 }
 
 /// A party's link to the online dealer process: a thread with its own
@@ -228,6 +238,15 @@ impl OnlineDealerLink {
                                 .send(r.map_err(|e| dealer_err(format!("closing the link: {e}"))));
                             return;
                         }
+                        Call::Abort(reason, reply) => {
+                            let _ = rt.block_on(tokio::time::timeout(lo.write_timeout, async {
+                                write_frame(&mut s, 0, FrameKind::Abort, reason.as_bytes()).await?;
+                                s.flush().await?;
+                                s.shutdown().await
+                            }));
+                            let _ = reply.send(());
+                            return;
+                        }
                     }
                 }
                 // Dropped without close (the party failed): the dealer sees the link end.
@@ -258,6 +277,16 @@ impl OnlineDealerLink {
         rx.recv().map_err(|_| gone())?
     }
 
+    /// Tells the dealer why this party gives up (best effort, waiting at
+    /// most a second), so the dealer and, through it, the other parties
+    /// learn the root cause instead of a dropped link.
+    pub fn abort(&self, reason: &str) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.calls.send(Call::Abort(reason.to_string(), tx)).is_ok() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+
     fn call<T>(&self, make: impl FnOnce(mpsc::SyncSender<Result<T>>) -> Call) -> Result<T> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.calls.send(make(tx)).map_err(|_| gone())?;
@@ -282,9 +311,10 @@ impl StreamSource for OnlineDealerLink {
     }
 }
 
+/// A failure of the link to the dealer after the handshake.
 fn dealer_err(detail: String) -> Error {
-    Error::Transport(TransportError::Handshake {
-        with: "the online dealer".into(),
+    Error::Transport(TransportError::Link {
+        peer: DEALER,
         detail,
     })
 }
@@ -302,13 +332,20 @@ async fn handshake(
 ) -> Result<Box<dyn Stream>> {
     let deadline = tokio::time::Instant::now() + lo.connect_timeout;
     let mut s = dial(me, DEALER, addr, security, lo, deadline).await?.stream;
-    let ok = ask(&mut s, lo, fingerprint.as_bytes()).await?;
-    if ok != b"ok" {
-        return Err(dealer_err(
-            "unexpected answer to the job fingerprint".into(),
-        ));
+    let refused = |detail: String| {
+        Error::Transport(TransportError::Handshake {
+            with: "the online dealer".into(),
+            detail,
+        })
+    };
+    match ask(&mut s, lo, fingerprint.as_bytes()).await {
+        Ok(ok) if ok == b"ok" => Ok(s),
+        Ok(_) => Err(refused("unexpected answer to the job fingerprint".into())),
+        Err(Error::Transport(TransportError::Aborted { reason, .. })) => {
+            Err(refused(format!("refused: {reason}")))
+        }
+        Err(e) => Err(refused(e.to_string())),
     }
-    Ok(s)
 }
 
 /// Sends one message and waits (at most the receive timeout) for the reply.
@@ -327,14 +364,16 @@ async fn ask(s: &mut Box<dyn Stream>, lo: &LinkOptions, msg: &[u8]) -> Result<Ve
                 lo.recv_timeout.as_millis()
             ))
         })?
-        .map_err(|e| dealer_err(read_error(DEALER, e).to_string()))?;
+        .map_err(|e| Error::Transport(read_error(DEALER, e)))?;
     match f.header.kind {
         FrameKind::Data => Ok(f.payload.to_vec()),
-        FrameKind::Abort => Err(dealer_err(format!(
-            "refused: {}",
-            String::from_utf8_lossy(&f.payload)
-        ))),
-        FrameKind::Close => Err(dealer_err("closed the link".into())),
+        FrameKind::Abort => Err(Error::Transport(TransportError::Aborted {
+            peer: DEALER,
+            reason: String::from_utf8_lossy(&f.payload).into_owned(),
+        })),
+        FrameKind::Close => Err(Error::Transport(TransportError::PeerClosed {
+            peer: DEALER,
+        })),
     }
 }
 
@@ -354,7 +393,10 @@ pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Ve
     let cluster = &opts.cluster;
     let n = cluster.n_parties();
     let master = match opts.master_seed {
-        Some(s) => s,
+        Some(s) => {
+            crate::train::warn_fixed_dealer_seed("--master-seed");
+            s
+        }
         None => Seed::random()?,
     };
     let addr = super::dealer::dealer_addr(cluster, &opts.bind)?;
@@ -368,10 +410,10 @@ pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Ve
         &opts.security,
         &addr,
         false,
-        move |stream, peer, lo| {
+        move |stream, peer, lo, abort| {
             let (fp, sent) = (fingerprint.clone(), sent.clone());
             async move {
-                let bytes = serve_online(stream, peer, master, &fp, &lo).await?;
+                let bytes = serve_online(stream, peer, master, &fp, &lo, abort).await?;
                 if let Ok(mut s) = sent.lock() {
                     s[peer] = bytes;
                 }

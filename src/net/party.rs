@@ -270,6 +270,9 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
                 other => format!("party {} failed: {other}", opts.me),
             };
             transport.abort(&why).await;
+            if let Some(link) = &dealer_link {
+                link.abort(&why);
+            }
             return Err(e);
         }
     };

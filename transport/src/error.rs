@@ -1,19 +1,19 @@
 //! Transport errors.
 
-use crate::PartyId;
+use crate::{peer_name, PartyId};
 
 /// Why a transport operation failed. Every variant raised by a link names
 /// the peer concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// The peer's endpoint is gone (process died, connection closed).
-    #[error("party {peer} closed its connection (dead peer or aborted protocol)")]
+    #[error("{} closed its connection (dead peer or aborted protocol)", peer_name(*peer))]
     PeerClosed {
         /// The peer.
         peer: PartyId,
     },
     /// No message arrived in time.
-    #[error("timed out after {millis} ms waiting for round {round} from party {peer}")]
+    #[error("timed out after {millis} ms waiting for round {round} from {}", peer_name(*peer))]
     Timeout {
         /// The peer.
         peer: PartyId,
@@ -34,7 +34,7 @@ pub enum TransportError {
     },
     /// A frame that breaks the protocol (bad length, unknown kind, garbage,
     /// duplicate or out-of-order round tag).
-    #[error("malformed frame from party {peer}: {detail}")]
+    #[error("malformed frame from {}: {detail}", peer_name(*peer))]
     BadFrame {
         /// The peer.
         peer: PartyId,
@@ -43,7 +43,7 @@ pub enum TransportError {
     },
     /// The peer aborted the session and said why (typically: another
     /// peer of it failed).
-    #[error("party {peer} aborted: {reason}")]
+    #[error("{} aborted: {reason}", peer_name(*peer))]
     Aborted {
         /// The peer that aborted.
         peer: PartyId,
@@ -51,7 +51,7 @@ pub enum TransportError {
         reason: String,
     },
     /// The connection to the peer broke (reset, write error, write stall).
-    #[error("link to party {peer} failed: {detail}")]
+    #[error("link to {} failed: {detail}", peer_name(*peer))]
     Link {
         /// The peer.
         peer: PartyId,
