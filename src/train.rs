@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use spindle_transport::LinkStats;
 
 use crate::error::{Error, Result};
-use crate::io::checkpoint::ShareCheckpoint;
+use crate::io::checkpoint::{check_agreement, CheckpointId, ShareCheckpoint};
 use crate::io::mnist::{self, MnistSplit, Split};
 use crate::models;
 use crate::nn::{loss, Init, ModelSpec, ModelWeights, PlainModel, PlainTensor, SecureModel, Sgd};
@@ -284,19 +284,55 @@ pub fn epoch_stream(seed: u64, epoch: usize) -> u64 {
     seed ^ ((epoch as u64) << 40)
 }
 
-/// The latest epoch (at most `epochs`) for which every party in `parties`
-/// has a checkpoint in `dir`.
+/// The latest epoch (at most `epochs`) of which `party` has a checkpoint
+/// in `dir`.
 fn latest_checkpoint(
     dir: &std::path::Path,
     model: &str,
-    parties: std::ops::Range<usize>,
+    party: usize,
     epochs: usize,
 ) -> Option<usize> {
-    (1..=epochs).rev().find(|&e| {
-        parties
-            .clone()
-            .all(|p| checkpoint_path(dir, model, p, e).exists())
-    })
+    (1..=epochs)
+        .rev()
+        .find(|&e| checkpoint_path(dir, model, party, e).exists())
+}
+
+/// Party `party`'s checkpoint of `epoch` in `dir`, read and checked
+/// ([`ShareCheckpoint::read`]).
+///
+/// Errors: [`Error::Format`] naming the party and the file when it is
+/// missing or holds another epoch than its name says; read errors.
+fn read_checkpoint(
+    dir: &std::path::Path,
+    spec: &ModelSpec,
+    party: usize,
+    n: usize,
+    epoch: usize,
+) -> Result<ShareCheckpoint<u64>> {
+    let path = checkpoint_path(dir, &spec.name, party, epoch);
+    let fail = |detail: String| Error::Format {
+        what: path.display().to_string(),
+        detail,
+    };
+    if !path.exists() {
+        return Err(fail(format!(
+            "party {party}'s checkpoint of epoch {epoch} is missing: resume needs every party's \
+             checkpoint of the same epoch"
+        )));
+    }
+    let ck = ShareCheckpoint::<u64>::read(&path, &spec.name, party, n)?;
+    if ck.epoch != epoch {
+        return Err(fail(format!(
+            "the file is named for epoch {epoch} but holds epoch {}",
+            ck.epoch
+        )));
+    }
+    Ok(ck)
+}
+
+/// A fresh training run's identifier (OS randomness).
+fn new_run_id() -> Result<u128> {
+    Ok(u128::from_le_bytes(Seed::random()?.0))
 }
 
 /// Per-party shares carried from epoch to epoch.
@@ -332,19 +368,24 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let weights = Arc::new(ModelWeights::init(&spec, Init::PyTorchDefault, opts.seed));
     let mut state: Vec<PartyState> = vec![None; n];
     let mut start_epoch = 0;
+    let frac_bits = opts.frac_bits.unwrap_or(20);
+    let mut run_id = new_run_id()?;
     if opts.resume {
         let dir = opts
             .checkpoint_dir
             .as_ref()
             .ok_or_else(|| Error::Unsupported("--resume needs --checkpoint-dir".into()))?;
-        if let Some(e) = latest_checkpoint(dir, &spec.name, 0..n, opts.epochs) {
-            for (p, s) in state.iter_mut().enumerate() {
-                let ck = ShareCheckpoint::<u64>::read(
-                    &checkpoint_path(dir, &spec.name, p, e),
-                    &spec.name,
-                    p,
-                    n,
-                )?;
+        let latest = (0..n)
+            .filter_map(|p| latest_checkpoint(dir, &spec.name, p, opts.epochs))
+            .max();
+        if let Some(e) = latest {
+            let cks = (0..n)
+                .map(|p| read_checkpoint(dir, &spec, p, n, e))
+                .collect::<Result<Vec<_>>>()?;
+            let ids: Vec<CheckpointId> = cks.iter().map(ShareCheckpoint::id).collect();
+            check_agreement(&ids, frac_bits, spec.fingerprint())?;
+            run_id = ids[0].run_id;
+            for (s, ck) in state.iter_mut().zip(cks) {
                 *s = Some((ck.params, ck.velocity));
             }
             start_epoch = e;
@@ -419,15 +460,16 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         }
         if let Some(dir) = &opts.checkpoint_dir {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            let f = opts.frac_bits.unwrap_or(20);
             for (party, s) in state.iter().enumerate() {
                 let (params, velocity) = s.clone().expect("every party returned its shares");
                 ShareCheckpoint::<u64> {
                     model: spec.name.clone(),
                     party,
                     n_parties: n,
-                    frac_bits: f,
+                    frac_bits,
                     epoch: epoch + 1,
+                    run_id,
+                    spec: spec.fingerprint(),
                     params,
                     velocity,
                 }
@@ -471,8 +513,10 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
 /// Only the data owner (party 0) reads MNIST (`opts.data`) and announces
 /// the public image counts; the model owner (party 1) initialises the
 /// weights, and also reads the test set for [`Evaluation::RevealToOwner`].
-/// Every party writes only its own checkpoint, and on `resume` the parties
-/// check that their latest checkpoints are of the same epoch.
+/// Every party writes only its own checkpoint; on `resume` each checks its
+/// own (digest, party, model) and the parties compare their checkpoints'
+/// epoch, run, fractional bits and architecture
+/// ([`crate::io::checkpoint::check_agreement`]).
 /// `opts.parties`, `preprocessing`, `plaintext_twin` and `progress` are
 /// not used (the session decides the first two).
 ///
@@ -523,41 +567,44 @@ pub async fn train_party(
             ),
         ));
     }
-    // Resume: every party must hold a checkpoint of the same epoch.
-    let mut state: PartyState = None;
-    let mut start_epoch = 0;
+    // Resume: every party's latest checkpoint, checked locally (digest,
+    // party, model) and then against the others' (epoch, run, settings),
+    // which the parties announce; a fresh run takes party 0's run id.
+    let frac_bits = sess.fixed_point::<u64>()?.frac_bits();
+    let mut own = None;
     if opts.resume {
         let dir = opts
             .checkpoint_dir
             .as_ref()
             .ok_or_else(|| Error::Unsupported("--resume needs --checkpoint-dir".into()))?;
-        let mine = latest_checkpoint(dir, &spec.name, me..me + 1, opts.epochs).unwrap_or(0);
-        let mut epochs = Vec::with_capacity(n);
-        for p in 0..n {
-            let t = RingTensor::<u64>::new([1], vec![mine as u64])?;
-            let shared = sess.share_input(p, (p == me).then_some(&t), [1])?;
-            epochs.push(sess.reveal(&shared).await?.data()[0] as usize);
-        }
-        if epochs.iter().any(|&e| e != epochs[0]) {
-            return Err(Error::Format {
-                what: "checkpoints".into(),
-                detail: format!(
-                    "the parties' latest checkpoints are of different epochs ({}): resume needs the same epoch at every party",
-                    epochs.iter().enumerate().map(|(p, e)| format!("party {p}: {e}")).collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
-        if mine > 0 {
-            let ck = ShareCheckpoint::<u64>::read(
-                &checkpoint_path(dir, &spec.name, me, mine),
-                &spec.name,
-                me,
-                n,
-            )?;
-            state = Some((ck.params, ck.velocity));
-            start_epoch = mine;
+        if let Some(e) = latest_checkpoint(dir, &spec.name, me, opts.epochs) {
+            own = Some(read_checkpoint(dir, &spec, me, n, e)?);
         }
     }
+    let mine = match &own {
+        Some(ck) => ck.id(),
+        None => CheckpointId {
+            epoch: 0,
+            run_id: if me == DATA_OWNER { new_run_id()? } else { 0 },
+            frac_bits,
+            spec: spec.fingerprint(),
+        },
+    };
+    let mut ids = Vec::with_capacity(n);
+    for p in 0..n {
+        let t = RingTensor::<u64>::new([CheckpointId::WORDS], mine.to_words().to_vec())?;
+        let shared = sess.share_input(p, (p == me).then_some(&t), [CheckpointId::WORDS])?;
+        ids.push(CheckpointId::from_words(sess.reveal(&shared).await?.data()));
+    }
+    let resumed = ids.iter().any(|id| id.epoch > 0);
+    if resumed && !sess.is_dry_run() {
+        check_agreement(&ids, frac_bits, spec.fingerprint())?;
+    }
+    let run_id = ids[DATA_OWNER].run_id;
+    let (mut state, start_epoch): (PartyState, usize) = match own {
+        Some(ck) if resumed => (Some((ck.params, ck.velocity)), ck.epoch),
+        _ => (None, 0),
+    };
     let flat = |split: &MnistSplit| -> Arc<Vec<f64>> { Arc::new(split.images.normalized_f64()) };
     let empty = || (Arc::new(Vec::new()), Arc::new(Vec::new()));
     let ((x_train, y_train), (x_test, y_test)) = match &data {
@@ -605,8 +652,10 @@ pub async fn train_party(
                 model: spec.name.clone(),
                 party: me,
                 n_parties: n,
-                frac_bits: sess.fixed_point::<u64>()?.frac_bits(),
+                frac_bits,
                 epoch: epoch + 1,
+                run_id,
+                spec: spec.fingerprint(),
                 params: params.clone(),
                 velocity: velocity.clone(),
             }

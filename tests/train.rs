@@ -182,3 +182,68 @@ async fn data_that_does_not_fit_the_model_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("--epochs"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_that_do_not_belong_together_are_refused() {
+    let root = std::env::temp_dir().join(format!("spindle-ckmix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (a, b) = (root.join("a"), root.join("b"));
+    let mut o = small("secureml");
+    o.plaintext_twin = false;
+    o.parties = 2;
+    o.train_limit = Some(32);
+    o.test_limit = Some(16);
+    o.evaluation = Evaluation::RevealToOwner;
+    for dir in [&a, &b] {
+        o.checkpoint_dir = Some(dir.clone());
+        train(&o).await.unwrap();
+    }
+    let file =
+        |dir: &std::path::Path, p: usize| dir.join(format!("secureml-party{p}-epoch1.safetensors"));
+    o.epochs = 2;
+    o.resume = true;
+    let refused = |err: Error, want: &str| {
+        assert!(
+            matches!(&err, Error::Format { .. }) && err.to_string().contains(want),
+            "expected {want:?}: {err}"
+        );
+    };
+
+    // Share files of two runs mixed.
+    let mixed = root.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    std::fs::copy(file(&a, 0), file(&mixed, 0)).unwrap();
+    std::fs::copy(file(&b, 1), file(&mixed, 1)).unwrap();
+    o.checkpoint_dir = Some(mixed.clone());
+    refused(train(&o).await.unwrap_err(), "different training runs");
+
+    // One party's file missing: named, not skipped.
+    std::fs::remove_file(file(&mixed, 1)).unwrap();
+    refused(
+        train(&o).await.unwrap_err(),
+        "party 1's checkpoint of epoch 1 is missing",
+    );
+
+    // Flipped bytes in the share data (the end of the file).
+    o.checkpoint_dir = Some(a.clone());
+    let good = std::fs::read(file(&a, 1)).unwrap();
+    let mut bad = good.clone();
+    let len = bad.len();
+    for byte in &mut bad[len - 200..] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(file(&a, 1), &bad).unwrap();
+    refused(train(&o).await.unwrap_err(), "SHA-256");
+    std::fs::write(file(&a, 1), &good).unwrap();
+
+    // Another precision than the checkpoint's.
+    o.frac_bits = Some(16);
+    refused(train(&o).await.unwrap_err(), "--frac-bits 20");
+    o.frac_bits = None;
+
+    // The intact run resumes.
+    let r = train(&o).await.unwrap();
+    assert_eq!(r.epochs.len(), 1);
+    assert_eq!(r.epochs[0].epoch, 2);
+    std::fs::remove_dir_all(&root).ok();
+}

@@ -61,6 +61,18 @@ pub struct ModelSpec {
     pub layers: Vec<LayerSpec>,
 }
 
+impl ModelSpec {
+    /// A 64-bit fingerprint of the architecture (name, input shape and every
+    /// layer with its settings): the first 8 bytes of SHA-256 over the
+    /// spec's debug form. Checkpoints carry it so that shares of another
+    /// architecture under the same name are refused.
+    pub fn fingerprint(&self) -> u64 {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(format!("{self:?}").as_bytes());
+        u64::from_le_bytes(d[..8].try_into().expect("SHA-256 has 32 bytes"))
+    }
+}
+
 impl LayerSpec {
     /// Parameter shapes, in the order the layer stores them (weight, bias, ...).
     pub fn param_shapes(&self) -> Vec<Shape> {
