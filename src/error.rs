@@ -86,6 +86,11 @@ pub enum Error {
         /// The driver's or compiler's message (with the NVRTC log).
         detail: String,
     },
+    /// A run that needs more memory (or another resource) than the
+    /// machine has: the message gives the estimate and the flags that
+    /// shrink the run ([`crate::resources`]).
+    #[error("not enough memory: {0}")]
+    Resources(String),
     /// A file or blob that does not have the expected format.
     #[error("bad format in {what}: {detail}")]
     Format {

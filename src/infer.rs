@@ -151,7 +151,9 @@ async fn embed_in_phases(
 /// Runs the secure forward of `weights` on `batch` with `opts.run.n_parties`
 /// parties in this process.
 ///
-/// Errors: [`Error::InvalidParty`] for fewer than 2 parties; as
+/// Errors: [`Error::InvalidParty`] for fewer than 2 parties;
+/// [`Error::Resources`] for a run estimated to need more memory than the
+/// machine has ([`crate::resources::infer_estimate`]); as
 /// [`SecureBert::share`] and [`SecureBert::forward`].
 pub fn infer(
     weights: Arc<BertWeights>,
@@ -167,6 +169,23 @@ pub fn infer(
     let client = client_of(n);
     let (attention, repeats) = (opts.attention, opts.repeats);
     let sequences = batch.batch();
+    let layers = weights.layers.len();
+    crate::resources::check_fits(
+        crate::resources::infer_estimate(
+            &weights.config,
+            n,
+            sequences * repeats.max(1),
+            batch.seq_len,
+            layers,
+        ),
+        &format!(
+            "secure inference of {sequences} sentence(s) of {} tokens through {layers} layer(s) \
+             with {n} parties in one process",
+            batch.seq_len
+        ),
+        "use fewer --parties, fewer sentences or a shorter --seq-len, fewer --layers or \
+         --repeat, or run the parties as separate processes (spindle party --job infer)",
+    )?;
     let report = run_parties_blocking(&opts.run, move |sess| {
         let (weights, batch) = (weights.clone(), batch.clone());
         async move {
@@ -331,6 +350,24 @@ impl InferJob {
         let client = client_of(n);
         let config = self.config()?;
         let real = !sess.is_dry_run();
+        if real {
+            // This process holds one party.
+            crate::resources::check_fits(
+                crate::resources::infer_estimate(
+                    &config,
+                    1,
+                    self.lengths.len() * self.repeats.max(1),
+                    self.seq_len,
+                    config.num_layers,
+                ),
+                &format!(
+                    "party {party}'s share of secure inference of {} sentence(s) of {} tokens",
+                    self.lengths.len(),
+                    self.seq_len
+                ),
+                "use fewer sentences, a shorter --seq-len, fewer --layers or --repeat",
+            )?;
+        }
         let weights = if party == MODEL_OWNER && real {
             let mut w = BertWeights::from_dir(&self.model)?;
             w = w.truncated(config.num_layers)?;

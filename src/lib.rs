@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod prg;
 pub mod protocol;
+pub mod resources;
 pub mod ring;
 pub mod runner;
 pub mod session;

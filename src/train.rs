@@ -341,6 +341,8 @@ type PartyState = Option<(Vec<RingTensor<u64>>, Vec<RingTensor<u64>>)>;
 /// Trains a zoo model securely; see the module docs.
 ///
 /// Errors: [`Error::InvalidParty`] for fewer than 2 parties,
+/// [`Error::Resources`] for a run estimated to need more memory than the
+/// machine has ([`crate::resources::train_estimate`]),
 /// [`Error::Unsupported`] for a model that does not take MNIST, data and
 /// checkpoint errors ([`Error::Io`], [`Error::Format`]), and any protocol error.
 pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
@@ -358,6 +360,15 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         ));
     }
     let n = opts.parties;
+    crate::resources::check_fits(
+        crate::resources::train_estimate(&spec, n, opts.batch)?,
+        &format!(
+            "secure training of {} with {n} parties in one process and batches of {}",
+            spec.name, opts.batch
+        ),
+        "use fewer --parties or a smaller --batch, or run the parties as separate processes \
+         (spindle party --job train)",
+    )?;
     let master = match opts.dealer_seed {
         Some(s) => {
             warn_fixed_dealer_seed("--dealer-seed");
@@ -541,6 +552,17 @@ pub async fn train_party(
     }
     .validate()?;
     let spec = Arc::new(mnist_model(&opts.model)?);
+    if !sess.is_dry_run() {
+        // This process holds one party.
+        crate::resources::check_fits(
+            crate::resources::train_estimate(&spec, 1, opts.batch)?,
+            &format!(
+                "party {me}'s share of secure training of {} with batches of {}",
+                spec.name, opts.batch
+            ),
+            "use a smaller --batch",
+        )?;
+    }
     let reads_data =
         me == DATA_OWNER || (me == MODEL_OWNER && opts.evaluation == Evaluation::RevealToOwner);
     let data = if reads_data && !sess.is_dry_run() {

@@ -72,3 +72,60 @@ fn demo_binary_runs_and_rejects_bad_options() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--images"));
 }
+
+/// Runs the binary with `args`; returns (success, stderr).
+fn spindle_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn runs_too_large_for_the_machine_are_refused_up_front_with_the_flags_to_change() {
+    // 100 parties of LeNet training in one process need far more than any
+    // test machine has: a clear error naming the estimate and the flags.
+    let lenet = spindle::models::by_name("lenet").unwrap();
+    let need = spindle::resources::train_estimate(&lenet, 100, 128).unwrap();
+    if spindle::resources::available_memory().is_none_or(|a| a >= need) {
+        eprintln!(
+            "skipping: this machine could hold the run (or does not say how much memory it has)"
+        );
+        return;
+    }
+    let (ok, err) = spindle_cli(&["train", "--parties", "100", "--train-limit", "128"]);
+    assert!(!ok);
+    assert!(
+        err.contains("not enough memory") && err.contains("GiB") && err.contains("--parties"),
+        "{err}"
+    );
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/minilm");
+    if !model.join("config.json").exists() {
+        eprintln!(
+            "skipping the inference case: no model at {}",
+            model.display()
+        );
+        return;
+    }
+    let m = model.display().to_string();
+    let (ok, err) = spindle_cli(&[
+        "infer",
+        "--model",
+        &m,
+        "--text",
+        "hello",
+        "--parties",
+        "100",
+        "--layers",
+        "1",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("not enough memory") && err.contains("--parties"),
+        "{err}"
+    );
+}

@@ -1153,6 +1153,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // An out-of-memory run ends with a message, not a silent kill.
+    spindle::resources::start_default_watchdog();
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
         Command::Demo(args) => run_demo(args),
         Command::Train(args) => run_train(args),
