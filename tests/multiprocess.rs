@@ -710,3 +710,180 @@ fn training_outlives_the_connect_timeout_and_survives_a_port_scan_of_the_dealer(
     eprintln!("training over processes took {took:?} with {probes} rounds of probes");
     let _ = std::fs::remove_dir_all(&c.dir);
 }
+
+/// How a member is made to fail.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// SIGKILL: the process dies, its sockets close.
+    Kill,
+    /// SIGSTOP: the process hangs with its sockets open (a silent member).
+    Stop,
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+/// What one fault trial saw.
+#[derive(Default)]
+struct TrialOutcome {
+    /// Survivors that exited non-zero naming the victim.
+    named: usize,
+    /// Survivors that exited non-zero without naming it (printed).
+    unnamed: usize,
+    /// Survivors that finished correctly (the victim had done its part).
+    finished: usize,
+}
+
+/// Starts `job` on a fresh 3-party cluster, makes member `victim` (0: the
+/// dealer, 1 + p: party p) fail with `fault` after `delay`, and checks that
+/// every survivor exits within `limit` of the fault: non-zero with an error,
+/// or zero with a result checked against f64 (`--check`) when the victim
+/// had already done its part.
+fn fault_trial(
+    job: &[&str],
+    dealer_extra: &[&str],
+    victim: usize,
+    fault: Fault,
+    delay: Duration,
+) -> TrialOutcome {
+    let c = Cluster::new(
+        3,
+        "timeout_ms = 3000\nconnect_timeout_ms = 4000\nhandshake_timeout_ms = 2000",
+    );
+    let mut procs = c.start_with(job, &["--link", "1gbit:3ms", "--check"], dealer_extra);
+    std::thread::sleep(delay);
+    let name = procs.0[victim].0.clone();
+    match fault {
+        Fault::Kill => {
+            let _ = procs.0[victim].1.kill();
+        }
+        Fault::Stop => signal(&procs.0[victim].1, "-STOP"),
+    }
+    let victim_words = if victim == 0 {
+        "the dealer".to_string()
+    } else {
+        format!("party {}", victim - 1)
+    };
+    // The receive timeout (3 s) or the connect timeout (4 s) bounds every
+    // wait; the rest is slack for a busy 2-core host.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut out = TrialOutcome::default();
+    for m in (0..procs.0.len()).filter(|&m| m != victim) {
+        let (who, child) = &mut procs.0[m];
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{who} still runs 25 s after {name} was {fault:?}ed at {delay:?}: a hang\n{}",
+                c.log(who)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let log = c.log(who);
+        assert!(
+            !log.contains("panicked"),
+            "{who} panicked ({name} {fault:?}ed at {delay:?}):\n{log}"
+        );
+        // The process's own error line (not its earlier log lines).
+        let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error")).collect();
+        if status.success() {
+            out.finished += 1;
+        } else if errors.iter().any(|l| l.contains(&victim_words)) {
+            out.named += 1;
+        } else {
+            out.unnamed += 1;
+            eprintln!(
+                "{who}'s error does not name {victim_words} ({name} {fault:?}ed at {delay:?}):\n{log}"
+            );
+        }
+    }
+    signal(&procs.0[victim].1, "-CONT");
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&c.dir);
+    out
+}
+
+#[test]
+fn fault_injection_every_survivor_fails_promptly_naming_the_member_that_died() {
+    // Trials (default 8; SPINDLE_FAULT_TRIALS=20 for the figures in
+    // docs/transport.md): a random member (dealer or party) of a training
+    // job (online dealer) or an inference job (dealer stores; the MiniLM
+    // folder in ../shared/data, when present) is killed or stopped at a
+    // random point.
+    let trials: usize = std::env::var("SPINDLE_FAULT_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let minilm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/minilm");
+    let minilm = minilm.display().to_string();
+    let have_minilm = std::path::Path::new(&minilm).join("config.json").exists();
+    let train: Vec<&str> = vec![
+        "--job",
+        "train",
+        "--model",
+        "secureml",
+        "--batch",
+        "16",
+        "--train-limit",
+        "96",
+        "--test-limit",
+        "16",
+        "--epochs",
+        "2",
+    ];
+    let infer: Vec<&str> = vec![
+        "--job",
+        "infer",
+        "--model",
+        &minilm,
+        "--text",
+        "a fault in the middle",
+        "--layers",
+        "2",
+    ];
+    let (mut total, t_all) = (TrialOutcome::default(), Instant::now());
+    for trial in 0..trials {
+        let use_infer = have_minilm && trial % 2 == 1;
+        let job = if use_infer { &infer } else { &train };
+        let victim = (random_u64() % 4) as usize;
+        let fault = if random_u64() % 2 == 0 {
+            Fault::Kill
+        } else {
+            Fault::Stop
+        };
+        let delay = Duration::from_millis(100 + random_u64() % 1500);
+        let o = fault_trial(job, &[], victim, fault, delay);
+        eprintln!(
+            "trial {trial}: {} job, member {victim} {fault:?}ed at {delay:?}: {} named it, {} did not, {} finished",
+            if use_infer { "infer" } else { "train" },
+            o.named,
+            o.unnamed,
+            o.finished
+        );
+        total.named += o.named;
+        total.unnamed += o.unnamed;
+        total.finished += o.finished;
+    }
+    eprintln!(
+        "{trials} trials in {:?}: {} survivors failed naming the victim, {} failed without \
+         naming it, {} finished correctly",
+        t_all.elapsed(),
+        total.named,
+        total.unnamed,
+        total.finished
+    );
+    assert_eq!(
+        total.unnamed, 0,
+        "every failing survivor names the member that died"
+    );
+    assert!(
+        total.named >= trials,
+        "too few faults landed mid-run: {} failing survivors in {trials} trials",
+        total.named
+    );
+}

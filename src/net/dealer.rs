@@ -278,16 +278,10 @@ where
                     deadline = None;
                     continue;
                 }
-                let missing: Vec<String> = (0..n)
-                    .filter(|p| !served.contains(p) && !claimed.contains(p))
-                    .map(|p| p.to_string())
-                    .collect();
-                let _ = abort_tx.send(Some(format!(
-                    "parties {} did not connect to the dealer in time",
-                    missing.join(", ")
-                )));
+                let missing = party_list((0..n).filter(|p| !served.contains(p) && !claimed.contains(p)));
+                let _ = abort_tx.send(Some(format!("{missing} did not connect to the dealer in time")));
                 return Err(Error::Transport(TransportError::Connect {
-                    with: format!("parties {}", missing.join(", ")),
+                    with: missing,
                     addr: addr.to_string(),
                     detail: format!(
                         "were not served by the dealer within {} ms (never connected, or their links failed){}",
@@ -299,6 +293,15 @@ where
         }
     }
     Ok(())
+}
+
+/// "party 2" or "parties 1, 2": how errors name several parties.
+fn party_list(parties: impl Iterator<Item = PartyId>) -> String {
+    let ids: Vec<String> = parties.map(|p| p.to_string()).collect();
+    match ids.len() {
+        1 => format!("party {}", ids[0]),
+        _ => format!("parties {}", ids.join(", ")),
+    }
 }
 
 async fn serve(

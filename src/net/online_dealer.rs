@@ -239,11 +239,16 @@ impl OnlineDealerLink {
                             return;
                         }
                         Call::Abort(reason, reply) => {
-                            let _ = rt.block_on(tokio::time::timeout(lo.write_timeout, async {
-                                write_frame(&mut s, 0, FrameKind::Abort, reason.as_bytes()).await?;
-                                s.flush().await?;
-                                s.shutdown().await
-                            }));
+                            // The timer must be made inside the runtime.
+                            let _ = rt.block_on(async {
+                                tokio::time::timeout(lo.write_timeout, async {
+                                    write_frame(&mut s, 0, FrameKind::Abort, reason.as_bytes())
+                                        .await?;
+                                    s.flush().await?;
+                                    s.shutdown().await
+                                })
+                                .await
+                            });
                             let _ = reply.send(());
                             return;
                         }
@@ -348,22 +353,21 @@ async fn handshake(
     }
 }
 
-/// Sends one message and waits (at most the receive timeout) for the reply.
+/// Sends one message and waits for the reply, at most 3/4 of the receive
+/// timeout: the other parties wait for this one with the full timeout, so
+/// a silent dealer is reported here, and relayed to them in this party's
+/// abort, before they would time out blaming this party.
 async fn ask(s: &mut Box<dyn Stream>, lo: &LinkOptions, msg: &[u8]) -> Result<Vec<u8>> {
+    let wait = lo.recv_timeout * 3 / 4;
     write_frame(s, 0, FrameKind::Data, msg)
         .await
         .map_err(|e| dealer_err(format!("sending: {e}")))?;
     s.flush()
         .await
         .map_err(|e| dealer_err(format!("sending: {e}")))?;
-    let f = tokio::time::timeout(lo.recv_timeout, read_frame(s, lo.max_frame))
+    let f = tokio::time::timeout(wait, read_frame(s, lo.max_frame))
         .await
-        .map_err(|_| {
-            dealer_err(format!(
-                "no answer within {} ms",
-                lo.recv_timeout.as_millis()
-            ))
-        })?
+        .map_err(|_| dealer_err(format!("no answer within {} ms", wait.as_millis())))?
         .map_err(|e| Error::Transport(read_error(DEALER, e)))?;
     match f.header.kind {
         FrameKind::Data => Ok(f.payload.to_vec()),
