@@ -851,7 +851,7 @@ fn fault_injection_every_survivor_fails_promptly_naming_the_member_that_died() {
         let use_infer = have_minilm && trial % 2 == 1;
         let job = if use_infer { &infer } else { &train };
         let victim = (random_u64() % 4) as usize;
-        let fault = if random_u64() % 2 == 0 {
+        let fault = if random_u64().is_multiple_of(2) {
             Fault::Kill
         } else {
             Fault::Stop
