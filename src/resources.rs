@@ -32,7 +32,12 @@ pub fn available_memory() -> Option<u64> {
 }
 
 fn meminfo(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    kib_field("/proc/meminfo", key)
+}
+
+/// The `key: N kB` line of a /proc file, in bytes.
+fn kib_field(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
     let line = text.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line[key.len()..]
         .trim()
@@ -175,15 +180,7 @@ pub fn start_watchdog(floor: u64) {
 
 /// Resident memory of this process (`VmRSS` of `/proc/self/status`).
 fn meminfo_self_rss() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line[6..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    kib_field("/proc/self/status", "VmRSS:")
 }
 
 #[cfg(test)]

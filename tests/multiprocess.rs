@@ -605,6 +605,23 @@ fn killing_a_party_at_a_random_point_fails_the_others_promptly() {
     );
 }
 
+/// A training job of a few seconds over processes (SecureML, 2 epochs of
+/// 6 steps, online dealer).
+const SHORT_TRAINING: [&str; 12] = [
+    "--job",
+    "train",
+    "--model",
+    "secureml",
+    "--batch",
+    "16",
+    "--train-limit",
+    "96",
+    "--test-limit",
+    "16",
+    "--epochs",
+    "2",
+];
+
 /// What a port scanner or a stranger does to the dealer's port: a TCP
 /// connect and close, garbage bytes, and a TLS client whose certificate
 /// is not in the cluster config (claiming to be party 0).
@@ -661,20 +678,7 @@ fn training_outlives_the_connect_timeout_and_survives_a_port_scan_of_the_dealer(
         .parse()
         .unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let job = [
-        "--job",
-        "train",
-        "--model",
-        "secureml",
-        "--batch",
-        "16",
-        "--train-limit",
-        "96",
-        "--test-limit",
-        "16",
-        "--epochs",
-        "2",
-    ];
+    let job = SHORT_TRAINING;
     let t0 = Instant::now();
     let mut procs = c.start(&job, &["--link", "1gbit:4ms"]);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -822,20 +826,7 @@ fn fault_injection_every_survivor_fails_promptly_naming_the_member_that_died() {
     let minilm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/minilm");
     let minilm = minilm.display().to_string();
     let have_minilm = std::path::Path::new(&minilm).join("config.json").exists();
-    let train: Vec<&str> = vec![
-        "--job",
-        "train",
-        "--model",
-        "secureml",
-        "--batch",
-        "16",
-        "--train-limit",
-        "96",
-        "--test-limit",
-        "16",
-        "--epochs",
-        "2",
-    ];
+    let train: Vec<&str> = SHORT_TRAINING.to_vec();
     let infer: Vec<&str> = vec![
         "--job",
         "infer",
