@@ -21,11 +21,13 @@
 #      SPINDLE_GPU_CHECK_STEPS (default "nvrtc parity kernels training"),
 #      each into its own OUT.
 #
-# libnvrtc: cudarc looks for libnvrtc.so, libnvrtc.so.12 (and older) on the
-# loader path. This script adds the usual CUDA library directories to
-# LD_LIBRARY_PATH, and where only a newer soname exists (libnvrtc.so.13 of
-# CUDA 13) links it as libnvrtc.so in OUT/lib. That combination (cudarc's
-# CUDA 12.8 bindings on a CUDA 13 driver and NVRTC) is itself unverified.
+# CUDA libraries: cudarc looks for libX.so, libX.so.12 (and older) on the
+# loader path. This script adds the usual CUDA library directories and the
+# lib folders of NVIDIA's Python wheels (where PyTorch's CUDA 13 libraries
+# live) to LD_LIBRARY_PATH, and where only a newer soname exists
+# (libnvrtc.so.13, libcublas.so.13, libcublasLt.so.13 of CUDA 13) links it
+# as libX.so in OUT/lib. That combination (cudarc's CUDA 12.8 bindings on a
+# CUDA 13 driver, NVRTC and cuBLAS) is itself unverified.
 set -euo pipefail
 
 usage() {
@@ -77,21 +79,48 @@ out="${2:-${SPINDLE_GPU_CHECK_OUT:-$dir/results-$(date -u +%Y%m%dT%H%M%SZ)}}"
 mkdir -p "$out/lib"
 out="$(cd "$out" && pwd)"
 
-# Loader path for libcuda / libnvrtc.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
+# Loader path for libcuda, libnvrtc and libcublas(Lt): the usual CUDA
+# directories, and the lib folders of NVIDIA's Python wheels (PyTorch's
+# CUDA libraries live there: nvidia/cu13/lib, nvidia/cublas/lib, ...).
+lib_dirs=(/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu)
+for d in /usr/local/cuda-*/lib64; do lib_dirs+=("$d"); done
+if command -v python3 >/dev/null; then
+  while IFS= read -r d; do lib_dirs+=("$d"); done < <(python3 - <<'PY' 2>/dev/null || true
+import glob, os, site, sys
+roots = [p for p in sys.path if p.endswith("-packages")]
+try:
+    roots += site.getsitepackages()
+except Exception:
+    pass
+for r in sorted(set(roots)):
+    for d in sorted(glob.glob(os.path.join(r, "nvidia", "**", "lib"), recursive=True)):
+        print(d)
+PY
+)
+fi
+for d in "${lib_dirs[@]}"; do
   [[ -d "$d" ]] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
-have_nvrtc_name=0
-for d in ${LD_LIBRARY_PATH//:/ }; do
-  for n in libnvrtc.so libnvrtc.so.12; do [[ -e "$d/$n" ]] && have_nvrtc_name=1; done
-done
-if [[ $have_nvrtc_name == 0 ]]; then
-  newer=$(ls /usr/local/cuda/lib64/libnvrtc.so.1[3-9]* /usr/local/cuda*/lib64/libnvrtc.so.1[3-9]* 2>/dev/null | head -n 1 || true)
+# cudarc's CUDA 12.8 bindings look for libX.so or libX.so.12 (and older):
+# where only a newer soname exists (libX.so.13 of CUDA 13), link it as
+# libX.so in OUT/lib.
+link_newer() { # library name, e.g. nvrtc
+  local lib=$1 d n newer=""
+  for d in ${LD_LIBRARY_PATH//:/ }; do
+    for n in "lib$lib.so" "lib$lib.so.12"; do [[ -e "$d/$n" ]] && return 0; done
+  done
+  for d in ${LD_LIBRARY_PATH//:/ }; do
+    newer=$(ls "$d/lib$lib.so".1[3-9]* 2>/dev/null | head -n 1 || true)
+    [[ -n "$newer" ]] && break
+  done
   if [[ -n "$newer" ]]; then
-    ln -sf "$newer" "$out/lib/libnvrtc.so"
-    echo "linked $newer as $out/lib/libnvrtc.so"
+    ln -sf "$newer" "$out/lib/lib$lib.so"
+    echo "linked $newer as $out/lib/lib$lib.so"
+  else
+    echo "no lib$lib.so found on $LD_LIBRARY_PATH"
   fi
-fi
+}
+for lib in nvrtc cublas cublasLt; do link_newer "$lib"; done
 export LD_LIBRARY_PATH="$out/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export SPINDLE_KERNEL_CACHE="$out/kernel-cache"
 export SPINDLE_REQUIRE_NVRTC=1
