@@ -21,13 +21,12 @@
 #      SPINDLE_GPU_CHECK_STEPS (default "nvrtc parity kernels training"),
 #      each into its own OUT.
 #
-# CUDA libraries: cudarc looks for libX.so, libX.so.12 (and older) on the
-# loader path. This script adds the usual CUDA library directories and the
+# CUDA libraries: cudarc (CUDA 13.0 bindings) looks for libX.so, libX.so.13,
+# libX.so.12 (and older) on the loader path. This script adds the usual CUDA library directories and the
 # lib folders of NVIDIA's Python wheels (where PyTorch's CUDA 13 libraries
-# live) to LD_LIBRARY_PATH, and where only a newer soname exists
-# (libnvrtc.so.13, libcublas.so.13, libcublasLt.so.13 of CUDA 13) links it
-# as libX.so in OUT/lib. That combination (cudarc's CUDA 12.8 bindings on a
-# CUDA 13 driver, NVRTC and cuBLAS) is itself unverified.
+# live) to LD_LIBRARY_PATH, and where no name cudarc knows exists (a soname
+# newer than its bindings) links the newest as libX.so in OUT/lib. cudarc's
+# CUDA 13.0 bindings on a CUDA 13 driver, NVRTC and cuBLAS are unverified.
 set -euo pipefail
 
 usage() {
@@ -101,16 +100,15 @@ fi
 for d in "${lib_dirs[@]}"; do
   [[ -d "$d" ]] && LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
-# cudarc's CUDA 12.8 bindings look for libX.so or libX.so.12 (and older):
-# where only a newer soname exists (libX.so.13 of CUDA 13), link it as
+# Where only a soname newer than cudarc's bindings exists, link it as
 # libX.so in OUT/lib.
 link_newer() { # library name, e.g. nvrtc
   local lib=$1 d n newer=""
   for d in ${LD_LIBRARY_PATH//:/ }; do
-    for n in "lib$lib.so" "lib$lib.so.12"; do [[ -e "$d/$n" ]] && return 0; done
+    for n in "lib$lib.so" "lib$lib.so.13" "lib$lib.so.12"; do [[ -e "$d/$n" ]] && return 0; done
   done
   for d in ${LD_LIBRARY_PATH//:/ }; do
-    newer=$(ls "$d/lib$lib.so".1[3-9]* 2>/dev/null | head -n 1 || true)
+    newer=$(ls "$d/lib$lib.so".1[4-9]* 2>/dev/null | head -n 1 || true)
     [[ -n "$newer" ]] && break
   done
   if [[ -n "$newer" ]]; then

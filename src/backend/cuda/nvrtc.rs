@@ -5,7 +5,8 @@
 //! every module for `compute_80` and `compute_90`, `tests/kernels_nvrtc.rs`).
 //! libnvrtc is loaded at run time by cudarc from the dynamic loader's search
 //! path (`LD_LIBRARY_PATH`): for example the PyPI wheel
-//! `nvidia-cuda-nvrtc-cu12` puts `libnvrtc.so.12` in
+//! `nvidia-cuda-nvrtc-cu12` puts `libnvrtc.so.12` (CUDA 13: `libnvrtc.so.13`,
+//! found as well) in
 //! `site-packages/nvidia/cuda_nvrtc/lib` (`.ci/run` exports that directory).
 //!
 //! Disk cache: `$SPINDLE_KERNEL_CACHE`, else `$XDG_CACHE_HOME/spindle/kernels`,
