@@ -170,6 +170,7 @@ pub fn infer(
     let (attention, repeats) = (opts.attention, opts.repeats);
     let sequences = batch.batch();
     let layers = weights.layers.len();
+    TokenLayout::of(&batch).check(&weights.config)?;
     crate::resources::check_fits(
         crate::resources::infer_estimate(
             &weights.config,
@@ -350,6 +351,11 @@ impl InferJob {
         let client = client_of(n);
         let config = self.config()?;
         let real = !sess.is_dry_run();
+        TokenLayout {
+            seq_len: self.seq_len,
+            lengths: self.lengths.clone(),
+        }
+        .check(&config)?;
         if real {
             // This process holds one party.
             crate::resources::check_fits(

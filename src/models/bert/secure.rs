@@ -60,6 +60,34 @@ impl TokenLayout {
             lengths: batch.lengths.clone(),
         }
     }
+
+    /// Checks that the layout fits `config`: at least one sequence, a
+    /// padded length of 1 to `max_positions`, and every length in
+    /// 1..=seq_len.
+    ///
+    /// Errors: [`Error::Format`] saying which.
+    pub fn check(&self, config: &BertConfig) -> Result<()> {
+        let bad = |detail: String| Error::Format {
+            what: "token batch".into(),
+            detail,
+        };
+        if self.lengths.is_empty() || self.seq_len == 0 {
+            return Err(bad("empty batch".into()));
+        }
+        if self.seq_len > config.max_positions {
+            return Err(bad(format!(
+                "length {} exceeds the model's {} positions",
+                self.seq_len, config.max_positions
+            )));
+        }
+        if self.lengths.iter().any(|&l| l == 0 || l > self.seq_len) {
+            return Err(bad(format!(
+                "lengths {:?} for padded length {}",
+                self.lengths, self.seq_len
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// LayerNorm parameters as shares.
@@ -387,25 +415,11 @@ impl<R: Ring> SecureBert<R> {
 
     fn check(&self, ids: Option<&TokenBatch>, layout: &TokenLayout) -> Result<()> {
         let c = &self.config;
+        layout.check(c)?;
         let bad = |detail: String| Error::Format {
             what: "token batch".into(),
             detail,
         };
-        if layout.lengths.is_empty() || layout.seq_len == 0 {
-            return Err(bad("empty batch".into()));
-        }
-        if layout.seq_len > c.max_positions {
-            return Err(bad(format!(
-                "length {} exceeds the model's {} positions",
-                layout.seq_len, c.max_positions
-            )));
-        }
-        if layout.lengths.iter().any(|&l| l == 0 || l > layout.seq_len) {
-            return Err(bad(format!(
-                "lengths {:?} for padded length {}",
-                layout.lengths, layout.seq_len
-            )));
-        }
         if let Some(b) = ids {
             if TokenLayout::of(b) != *layout {
                 return Err(bad(
