@@ -45,13 +45,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// a += b in place, elementwise.
     fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()>;
     /// -a.
-    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R>;
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>>;
     /// a * s for a public scalar s.
-    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R>;
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>>;
     /// a + s for a public scalar s.
-    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R>;
-    /// Arithmetic (sign-extending) right shift of every element by `s` < k bits.
-    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R>;
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>>;
+    /// Arithmetic (sign-extending) right shift of every element by `s` < k
+    /// bits (a shift of k or more is [`Error::Unsupported`] on CUDA).
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> Result<RingTensor<R>>;
     /// Matrix product. Shapes: [m, k] x [k, n] -> [m, n], or batched
     /// [b, m, k] x [b, k, n] -> [b, m, n].
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>>;
@@ -170,7 +171,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
     /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
     /// (layout in [`crate::prg`]).
-    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R>;
+    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape)
+        -> Result<RingTensor<R>>;
 }
 
 /// The backend a session runs on, chosen at run time.
@@ -218,16 +220,16 @@ impl Backend for Device {
     fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
         dispatch!(self, be => be.add_assign(a, b))
     }
-    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.neg(a))
     }
-    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.mul_scalar(a, s))
     }
-    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.add_scalar(a, s))
     }
-    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.ashr(a, s))
     }
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
@@ -308,7 +310,12 @@ impl Backend for Device {
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.pool_scatter(routed, input, p))
     }
-    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
+    fn prg_tensor<R: Ring>(
+        &self,
+        seed: &Seed,
+        stream: u64,
+        shape: &Shape,
+    ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.prg_tensor(seed, stream, shape))
     }
 }

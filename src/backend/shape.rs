@@ -31,17 +31,17 @@ impl Backend for ShapeBackend {
     fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
         a.check_same_shape(b, "add_assign")
     }
-    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
-        RingTensor::zeros(a.shape().clone())
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(a.shape().clone()))
     }
-    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, _s: R) -> RingTensor<R> {
-        RingTensor::zeros(a.shape().clone())
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, _s: R) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(a.shape().clone()))
     }
-    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, _s: R) -> RingTensor<R> {
-        RingTensor::zeros(a.shape().clone())
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, _s: R) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(a.shape().clone()))
     }
-    fn ashr<R: Ring>(&self, a: &RingTensor<R>, _s: u32) -> RingTensor<R> {
-        RingTensor::zeros(a.shape().clone())
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, _s: u32) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(a.shape().clone()))
     }
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
         Ok(RingTensor::zeros(matmul_shape(a.shape(), b.shape())?))
@@ -115,7 +115,12 @@ impl Backend for ShapeBackend {
         super::pool::check_routed(routed, input, p)?;
         Ok(RingTensor::zeros(input.clone()))
     }
-    fn prg_tensor<R: Ring>(&self, _seed: &Seed, _stream: u64, shape: &Shape) -> RingTensor<R> {
-        RingTensor::zeros(shape.clone())
+    fn prg_tensor<R: Ring>(
+        &self,
+        _seed: &Seed,
+        _stream: u64,
+        shape: &Shape,
+    ) -> Result<RingTensor<R>> {
+        Ok(RingTensor::zeros(shape.clone()))
     }
 }

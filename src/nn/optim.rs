@@ -48,11 +48,11 @@ impl Sgd {
         let mut scaled = Vec::new();
         for p in params.iter() {
             if self.weight_decay != 0.0 {
-                scaled.push(p.value.mul_scalar(sess, wd));
+                scaled.push(p.value.mul_scalar(sess, wd)?);
             }
             if self.momentum != 0.0 {
                 let v = p.velocity.clone().unwrap_or_else(|| zeros_like(&p.value));
-                scaled.push(v.mul_scalar(sess, mom));
+                scaled.push(v.mul_scalar(sess, mom)?);
             }
         }
         let refs: Vec<&Shared<R>> = scaled.iter().collect();
@@ -67,7 +67,7 @@ impl Sgd {
                 g = g.add(sess, &scaled.next().expect("momentum term"))?;
                 p.velocity = Some(g.clone());
             }
-            steps.push(g.mul_scalar(sess, lr));
+            steps.push(g.mul_scalar(sess, lr)?);
         }
         // Round 2: lr * v.
         let refs: Vec<&Shared<R>> = steps.iter().collect();

@@ -435,11 +435,17 @@ impl Request {
     }
 }
 
-fn prg_any(be: &Device, ring: RingId, seed: &Seed, stream: u64, shape: &Shape) -> AnyTensor {
-    match ring {
-        RingId::Z32 => AnyTensor::Z32(be.prg_tensor::<u32>(seed, stream, shape)),
-        RingId::Z64 => AnyTensor::Z64(be.prg_tensor::<u64>(seed, stream, shape)),
-    }
+fn prg_any(
+    be: &Device,
+    ring: RingId,
+    seed: &Seed,
+    stream: u64,
+    shape: &Shape,
+) -> Result<AnyTensor> {
+    Ok(match ring {
+        RingId::Z32 => AnyTensor::Z32(be.prg_tensor::<u32>(seed, stream, shape)?),
+        RingId::Z64 => AnyTensor::Z64(be.prg_tensor::<u64>(seed, stream, shape)?),
+    })
 }
 
 /// A tensor of shape [0]: a party's part that only party 0 holds.
@@ -492,10 +498,10 @@ pub(crate) fn expand_party(
         .iter()
         .enumerate()
         .map(|(j, p)| match p.party0_only && !party0 {
-            true => empty_any(p.ring),
+            true => Ok(empty_any(p.ring)),
             false => prg_any(be, p.ring, seed, stream_id(index, j), &p.shape),
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let parts = req.correlated_parts()?;
     match correction {
         Some(corr) => {
@@ -512,15 +518,12 @@ pub(crate) fn expand_party(
             }
             out.extend(corr);
         }
-        None => out.extend(parts.iter().enumerate().map(|(j, p)| {
-            prg_any(
-                be,
-                p.ring,
-                seed,
-                stream_id(index, randoms.len() + j),
-                &p.shape,
-            )
-        })),
+        None => {
+            for (j, p) in parts.iter().enumerate() {
+                let stream = stream_id(index, randoms.len() + j);
+                out.push(prg_any(be, p.ring, seed, stream, &p.shape)?);
+            }
+        }
     }
     Ok(out)
 }
@@ -541,13 +544,13 @@ pub(crate) fn party0_correction(
     let randoms = req.random_parts();
     let mut full = Vec::with_capacity(randoms.len());
     for (j, p) in randoms.iter().enumerate() {
-        let mut acc = prg_any(be, p.ring, &seeds[0], stream_id(index, j), &p.shape);
+        let mut acc = prg_any(be, p.ring, &seeds[0], stream_id(index, j), &p.shape)?;
         let holders = if p.party0_only { &[][..] } else { &seeds[1..] };
         for seed in holders {
             acc = combine(
                 be,
                 &acc,
-                &prg_any(be, p.ring, seed, stream_id(index, j), &p.shape),
+                &prg_any(be, p.ring, seed, stream_id(index, j), &p.shape)?,
                 p.xor,
             )?;
         }
@@ -569,7 +572,7 @@ pub(crate) fn party0_correction(
                 corr = uncombine(
                     be,
                     &corr,
-                    &prg_any(be, p.ring, seed, stream, &p.shape),
+                    &prg_any(be, p.ring, seed, stream, &p.shape)?,
                     p.xor,
                 )?;
             }
@@ -590,16 +593,16 @@ fn correlate<R: Ring>(
     let arith = |t: &AnyTensor| R::from_any(t.clone());
     let words = |t: &AnyTensor| u64::from_any(t.clone());
     // Random bits only the dealer knows (daBits), from its private seed.
-    let dealer_bits = |n: usize| -> Vec<u64> {
+    let dealer_bits = |n: usize| -> Result<Vec<u64>> {
         let mut w = be
-            .prg_tensor::<u64>(private, stream_id(index, 0), &Shape(vec![words_for(n)]))
+            .prg_tensor::<u64>(private, stream_id(index, 0), &Shape(vec![words_for(n)]))?
             .into_data();
         if !n.is_multiple_of(64) {
             if let Some(last) = w.last_mut() {
                 *last &= (1u64 << (n % 64)) - 1;
             }
         }
-        w
+        Ok(w)
     };
     let bits_to_ring = |bits: &[u64], n: usize| -> RingTensor<R> {
         let data = (0..n)
@@ -705,14 +708,14 @@ fn correlate<R: Ring>(
             )?)]
         }
         Request::DaBit { n, .. } => {
-            let bits = dealer_bits(*n);
+            let bits = dealer_bits(*n)?;
             vec![
                 R::into_any(bits_to_ring(&bits, *n)),
                 AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
             ]
         }
         Request::BitInject { n, width, .. } => {
-            let bits = dealer_bits(*n);
+            let bits = dealer_bits(*n)?;
             let s = bits_to_ring(&bits, *n);
             let a = arith(&full[0])?;
             let c: Vec<R> = a

@@ -179,7 +179,7 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
 pub async fn drelu<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     let m = msb(sess, x).await?;
     let neg = b2a::<R>(sess, &m).await?;
-    Ok(neg.neg(sess).add_scalar(sess, R::ONE))
+    neg.neg(sess)?.add_scalar(sess, R::ONE)
 }
 
 /// [1{x < y}] as an arithmetic 0/1 share. Domain: |x - y| < 2^(k-1).
@@ -206,7 +206,7 @@ pub async fn greater_than<R: Ring>(
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn greater_than_zero<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-    let m = msb(sess, &x.neg(sess)).await?;
+    let m = msb(sess, &x.neg(sess)?).await?;
     b2a::<R>(sess, &m).await
 }
 
@@ -235,7 +235,10 @@ pub async fn relu_with_derivative<R: Ring>(
 ) -> Result<(Shared<R>, Shared<R>)> {
     let m = msb(sess, x).await?;
     let (x_neg, neg) = inject(sess, x, &m).await?;
-    Ok((x.sub(sess, &x_neg)?, neg.neg(sess).add_scalar(sess, R::ONE)))
+    Ok((
+        x.sub(sess, &x_neg)?,
+        neg.neg(sess)?.add_scalar(sess, R::ONE)?,
+    ))
 }
 
 /// [cond ? a : b] for an arithmetic 0/1 share `cond`: b + cond * (a - b)

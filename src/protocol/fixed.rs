@@ -100,5 +100,5 @@ pub async fn mul_public_scalar<R: Ring>(
 ) -> Result<Shared<R>> {
     let fp = sess.fixed_point::<R>()?;
     let enc = fp.encode::<R>(s)?;
-    truncate(sess, &x.mul_scalar(sess, enc), fp.frac_bits()).await
+    truncate(sess, &x.mul_scalar(sess, enc)?, fp.frac_bits()).await
 }

@@ -83,7 +83,7 @@ pub async fn truncate_many<R: Ring>(
                     what: "preprocessing material".into(),
                     detail: format!("{req} should have 3 tensors"),
                 })?;
-        let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2));
+        let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2))?;
         masked.push(be.add(x_biased.share(), &r)?);
         pairs.push((r_shifted, r_msb));
     }
@@ -120,7 +120,7 @@ async fn truncate_dealer<R: Ring>(
         detail: format!("{req} should have 3 tensors"),
     })?;
     let be = sess.backend();
-    let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2));
+    let x_biased = x.add_scalar(sess, R::ONE.shl(R::BITS - 2))?;
     let c_i = be.add(x_biased.share(), &r)?;
     let c = sess.open(&[&c_i]).await?.pop().expect("one value");
     Ok(Shared::from_share(be.trunc_combine_into(
@@ -143,9 +143,9 @@ fn truncate_local<R: Ring>(sess: &Session, x: &Shared<R>, frac_bits: u32) -> Res
     }
     let be = sess.backend();
     let share = if sess.party() == 0 {
-        be.ashr(x.share(), frac_bits)
+        be.ashr(x.share(), frac_bits)?
     } else {
-        be.neg(&be.ashr(&be.neg(x.share()), frac_bits))
+        be.neg(&be.ashr(&be.neg(x.share())?, frac_bits)?)?
     };
     Ok(Shared::from_share(share))
 }

@@ -68,8 +68,10 @@ impl<R: Ring> Shared<R> {
         ))
     }
     /// [-x].
-    pub fn neg(&self, sess: &Session) -> Self {
-        Shared::from_share(sess.backend().neg(&self.share))
+    ///
+    /// Errors: the backend's (a failed device launch).
+    pub fn neg(&self, sess: &Session) -> Result<Self> {
+        Ok(Shared::from_share(sess.backend().neg(&self.share)?))
     }
     /// [x + c] for a public tensor c (party 0 adds it).
     ///
@@ -86,14 +88,18 @@ impl<R: Ring> Shared<R> {
     ///
     /// Errors: [`crate::Error::ShapeMismatch`].
     pub fn sub_public(&self, sess: &Session, c: &RingTensor<R>) -> Result<Self> {
-        self.add_public(sess, &sess.backend().neg(c))
+        self.add_public(sess, &sess.backend().neg(c)?)
     }
     /// [x + s] for a public scalar s.
-    pub fn add_scalar(&self, sess: &Session, s: R) -> Self {
+    ///
+    /// Errors: the backend's (a failed device launch).
+    pub fn add_scalar(&self, sess: &Session, s: R) -> Result<Self> {
         if sess.party() == 0 {
-            Shared::from_share(sess.backend().add_scalar(&self.share, s))
+            Ok(Shared::from_share(
+                sess.backend().add_scalar(&self.share, s)?,
+            ))
         } else {
-            self.clone()
+            Ok(self.clone())
         }
     }
     /// [x * c] elementwise for a public tensor c (every party multiplies its
@@ -105,7 +111,11 @@ impl<R: Ring> Shared<R> {
         Ok(Shared::from_share(sess.backend().mul(&self.share, c)?))
     }
     /// [x * s] for a public scalar s.
-    pub fn mul_scalar(&self, sess: &Session, s: R) -> Self {
-        Shared::from_share(sess.backend().mul_scalar(&self.share, s))
+    ///
+    /// Errors: the backend's (a failed device launch).
+    pub fn mul_scalar(&self, sess: &Session, s: R) -> Result<Self> {
+        Ok(Shared::from_share(
+            sess.backend().mul_scalar(&self.share, s)?,
+        ))
     }
 }

@@ -37,7 +37,7 @@ impl Session {
             let seed = self.pair_seed(peer).ok_or_else(|| {
                 Error::InvalidParty(format!("no pairwise seed with party {peer}"))
             })?;
-            Ok(be.prg_tensor::<R>(seed, stream, &shape))
+            be.prg_tensor::<R>(seed, stream, &shape)
         };
         if self.party() != owner {
             if self.is_dry_run() {

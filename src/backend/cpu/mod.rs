@@ -95,17 +95,17 @@ impl Backend for CpuBackend {
         }
         Ok(())
     }
-    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
-        self.map(a, R::wrapping_neg)
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        Ok(self.map(a, R::wrapping_neg))
     }
-    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
-        self.map(a, |x| x.wrapping_mul(s))
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
+        Ok(self.map(a, |x| x.wrapping_mul(s)))
     }
-    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
-        self.map(a, |x| x.wrapping_add(s))
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
+        Ok(self.map(a, |x| x.wrapping_add(s)))
     }
-    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
-        self.map(a, |x| x.ashr(s))
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> Result<RingTensor<R>> {
+        Ok(self.map(a, |x| x.ashr(s)))
     }
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
         let out_shape = matmul_shape(a.shape(), b.shape())?;
@@ -256,8 +256,13 @@ impl Backend for CpuBackend {
         }
         Ok(c)
     }
-    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
-        Prg::new(seed, stream).tensor(shape.clone())
+    fn prg_tensor<R: Ring>(
+        &self,
+        seed: &Seed,
+        stream: u64,
+        shape: &Shape,
+    ) -> Result<RingTensor<R>> {
+        Ok(Prg::new(seed, stream).tensor(shape.clone()))
     }
 }
 

@@ -15,9 +15,8 @@
 //! streams (`SPINDLE_CUDA_STREAMS`, default 4); cudarc's per-buffer read and
 //! write events order each op after the ops that wrote its operands. Ring
 //! GEMMs run on the stream of the cuBLAS handle (the first of the pool).
-//! Ops returning [`Result`] report GPU failures as [`Error::Gpu`]; ops
-//! whose signature cannot fail (neg, scalar ops, ashr, PRG) log a warning
-//! and fall back to the CPU backend. Convolutions and their gradients are
+//! Every op reports a GPU failure as [`Error::Gpu`] (none falls back to
+//! the CPU behind the caller's back). Convolutions and their gradients are
 //! lowered to batched GEMMs by [`crate::backend::lowering`] over the
 //! primitives of `conv.rs`.
 //!
@@ -389,18 +388,6 @@ impl CudaBackend {
         self.wrap(out, a.shape().clone())
     }
 
-    /// `f` on the GPU, or on the CPU with a warning if the GPU fails (for
-    /// the trait's infallible ops).
-    fn or_cpu<T>(&self, op: &str, r: Result<T>, cpu: impl FnOnce(&CpuBackend) -> T) -> T {
-        r.unwrap_or_else(|e| {
-            tracing::warn!(
-                "{op} on cuda:{} failed ({e}); computed on the CPU instead",
-                self.inner.ordinal
-            );
-            cpu(&self.inner.cpu)
-        })
-    }
-
     /// [batch] x ([m,k] x [k,n]) ring GEMM on device buffers, routed by
     /// [`GemmPath::route`]; A is one shared `[m,k]` matrix when
     /// `g.shared_a`.
@@ -758,31 +745,23 @@ impl Backend for CudaBackend {
         *a = self.binary("add", a, b)?;
         Ok(())
     }
-    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> RingTensor<R> {
-        self.or_cpu("neg", self.unary("neg", a, Scalar::None), |c| c.neg(a))
+    fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
+        self.unary("neg", a, Scalar::None)
     }
-    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
-        self.or_cpu(
-            "mul_scalar",
-            self.unary("mul_scalar", a, Scalar::Ring(s)),
-            |c| c.mul_scalar(a, s),
-        )
+    fn mul_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
+        self.unary("mul_scalar", a, Scalar::Ring(s))
     }
-    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> RingTensor<R> {
-        self.or_cpu(
-            "add_scalar",
-            self.unary("add_scalar", a, Scalar::Ring(s)),
-            |c| c.add_scalar(a, s),
-        )
+    fn add_scalar<R: Ring>(&self, a: &RingTensor<R>, s: R) -> Result<RingTensor<R>> {
+        self.unary("add_scalar", a, Scalar::Ring(s))
     }
-    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> RingTensor<R> {
-        // s >= k is outside the trait's contract: leave it to the CPU's behaviour.
-        let r = if s < R::BITS {
-            self.unary("ashr", a, Scalar::Shift(s))
-        } else {
-            Err(Error::Unsupported(format!("shift {s} >= {}", R::BITS)))
-        };
-        self.or_cpu("ashr", r, |c| c.ashr(a, s))
+    fn ashr<R: Ring>(&self, a: &RingTensor<R>, s: u32) -> Result<RingTensor<R>> {
+        if s >= R::BITS {
+            return Err(Error::Unsupported(format!(
+                "arithmetic shift by {s} >= {} bits",
+                R::BITS
+            )));
+        }
+        self.unary("ashr", a, Scalar::Shift(s))
     }
     fn matmul<R: Ring>(&self, a: &RingTensor<R>, b: &RingTensor<R>) -> Result<RingTensor<R>> {
         self.matmul_gpu(a, b)
@@ -852,9 +831,12 @@ impl Backend for CudaBackend {
     ) -> Result<RingTensor<R>> {
         self.pool_scatter_gpu(routed, input, p)
     }
-    fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape) -> RingTensor<R> {
-        self.or_cpu("prg_tensor", self.prg_gpu(seed, stream, shape), |c| {
-            c.prg_tensor(seed, stream, shape)
-        })
+    fn prg_tensor<R: Ring>(
+        &self,
+        seed: &Seed,
+        stream: u64,
+        shape: &Shape,
+    ) -> Result<RingTensor<R>> {
+        self.prg_gpu(seed, stream, shape)
     }
 }

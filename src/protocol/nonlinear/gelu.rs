@@ -91,7 +91,7 @@ pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Res
 async fn gelu_piece<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
     let (relu, _) = compare::relu_with_derivative(sess, x).await?;
-    let abs = relu.mul_scalar(sess, R::from_u64(2)).sub(sess, x)?;
+    let abs = relu.mul_scalar(sess, R::from_u64(2))?.sub(sess, x)?;
     // t = |x| / 16 - 1 at scale f + 4.
     let ts = f + 4;
     let t = Fx::new(affine_owned(sess, Fx::new(abs, ts), 1.0, -1.0, ts)?, ts);

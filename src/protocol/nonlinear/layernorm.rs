@@ -79,7 +79,7 @@ pub async fn layer_norm<R: Ring>(
     let s_k = (R::BITS - 3)
         .saturating_sub(int_bits(h as f64 * 1024.0) + f + 1)
         .min(30);
-    let sk = s.mul_scalar(sess, enc::<R>(ratio, s_k)?);
+    let sk = s.mul_scalar(sess, enc::<R>(ratio, s_k)?)?;
     let (_, m) = round(sess, &[], &[(&sk, s_k + p)]).await?;
     let mean = axis::broadcast(&m[0], &shape, axis)?;
     let d = x.sub(sess, &mean)?;

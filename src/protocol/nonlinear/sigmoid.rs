@@ -23,7 +23,7 @@ use crate::share::Shared;
 /// (s = [x >= 0], |x|) as integer-scaled and f-scaled shares. Rounds: MSB + 1.
 async fn sign_abs<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<(Shared<R>, Shared<R>)> {
     let (relu, s) = compare::relu_with_derivative(sess, x).await?;
-    let abs = relu.mul_scalar(sess, R::from_u64(2)).sub(sess, x)?;
+    let abs = relu.mul_scalar(sess, R::from_u64(2))?.sub(sess, x)?;
     Ok((s, abs))
 }
 
@@ -32,7 +32,7 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     let (s, abs) = sign_abs(sess, x).await?;
     // u = e^(-|x|) (sigmoid) or e^(-2|x|) (tanh), at a fine scale.
     let k = if tanh { 2 } else { 1 };
-    let neg = abs.mul_scalar(sess, R::from_i64(-k));
+    let neg = abs.mul_scalar(sess, R::from_i64(-k))?;
     let su = work_scale::<R>();
     let u = exp_with(sess, &neg, f, &EXP_NONPOS, su).await?;
     // t = 2u - 1 at scale su - 1.
@@ -42,10 +42,11 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     );
     // The +-1 factor: 1 - 2s (sigmoid) or 2s - 1 (tanh), integer scale 0.
     let pm = if tanh {
-        s.mul_scalar(sess, R::from_u64(2))
-            .add_scalar(sess, R::ONE.wrapping_neg())
+        s.mul_scalar(sess, R::from_u64(2))?
+            .add_scalar(sess, R::ONE.wrapping_neg())?
     } else {
-        s.mul_scalar(sess, R::from_i64(-2)).add_scalar(sess, R::ONE)
+        s.mul_scalar(sess, R::from_i64(-2))?
+            .add_scalar(sess, R::ONE)?
     };
     let pm = Fx::new(pm, 0);
     let coeffs = if tanh {
