@@ -256,11 +256,7 @@ where
                         tracing::warn!("dealer: refused a connection: {e}");
                     }
                     Ok(LinkEnd::Failed(e)) if !retry => {
-                        let _ = abort_tx.send(Some(e.to_string()));
-                        let _ = tokio::time::timeout(ABORT_GRACE, async {
-                            while tasks.join_next().await.is_some() {}
-                        })
-                        .await;
+                        abort_links(&abort_tx, &mut tasks, e.to_string()).await;
                         return Err(Error::Transport(e));
                     }
                     Ok(LinkEnd::Failed(e)) => {
@@ -279,7 +275,8 @@ where
                     continue;
                 }
                 let missing = party_list((0..n).filter(|p| !served.contains(p) && !claimed.contains(p)));
-                let _ = abort_tx.send(Some(format!("{missing} did not connect to the dealer in time")));
+                let why = format!("{missing} did not connect to the dealer in time");
+                abort_links(&abort_tx, &mut tasks, why).await;
                 return Err(Error::Transport(TransportError::Connect {
                     with: missing,
                     addr: addr.to_string(),
@@ -293,6 +290,20 @@ where
         }
     }
     Ok(())
+}
+
+/// Sends `reason` to every link being served (see [`AbortSignal`]) and
+/// waits at most [`ABORT_GRACE`] for them to deliver it.
+async fn abort_links<T: 'static>(
+    abort: &tokio::sync::watch::Sender<Option<String>>,
+    tasks: &mut JoinSet<T>,
+    reason: String,
+) {
+    let _ = abort.send(Some(reason));
+    let _ = tokio::time::timeout(ABORT_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// "party 2" or "parties 1, 2": how errors name several parties.
