@@ -269,15 +269,6 @@ fn checkpoint_path(dir: &std::path::Path, model: &str, party: usize, epoch: usiz
     dir.join(format!("{model}-party{party}-epoch{epoch}.safetensors"))
 }
 
-/// Logs that dealer material comes from a seed the user gave (`flag`):
-/// whoever knows it can compute every party's masks.
-pub fn warn_fixed_dealer_seed(flag: &str) {
-    tracing::warn!(
-        "dealer randomness comes from the fixed seed of {flag}: anyone who knows it can \
-         unmask every share of this run; use it for tests and reproduction only"
-    );
-}
-
 /// The dealer stream of `epoch` (from 0) of a run seeded with `seed`: each
 /// epoch starts a fresh stream, so a resumed run gets the same material.
 pub fn epoch_stream(seed: u64, epoch: usize) -> u64 {
@@ -369,13 +360,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         "use fewer --parties or a smaller --batch, or run the parties as separate processes \
          (spindle party --job train)",
     )?;
-    let master = match opts.dealer_seed {
-        Some(s) => {
-            warn_fixed_dealer_seed("--dealer-seed");
-            s
-        }
-        None => Seed::random()?,
-    };
+    let master = crate::preprocess::master_seed(opts.dealer_seed, "--dealer-seed")?;
     let weights = Arc::new(ModelWeights::init(&spec, Init::PyTorchDefault, opts.seed));
     let mut state: Vec<PartyState> = vec![None; n];
     let mut start_epoch = 0;

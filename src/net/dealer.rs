@@ -76,13 +76,8 @@ pub async fn generate(
     let (dry, handle) = Session::dry_run(0, n_parties, session.clone())?;
     job.run(Arc::new(dry)).await?;
     let plan = handle.plan();
-    let dealer = match master_seed {
-        Some(s) => {
-            crate::train::warn_fixed_dealer_seed("--master-seed");
-            Dealer::from_master_seed(n_parties, s, Device::default())?
-        }
-        None => Dealer::new(n_parties, Device::default())?,
-    };
+    let master = crate::preprocess::master_seed(master_seed, "--master-seed")?;
+    let dealer = Dealer::from_master_seed(n_parties, master, Device::default())?;
     Ok((plan.requests.len(), dealer.generate(&plan)?))
 }
 

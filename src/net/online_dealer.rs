@@ -396,13 +396,7 @@ pub fn online_fingerprint(job_fingerprint: &str) -> String {
 pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Vec<u64>> {
     let cluster = &opts.cluster;
     let n = cluster.n_parties();
-    let master = match opts.master_seed {
-        Some(s) => {
-            crate::train::warn_fixed_dealer_seed("--master-seed");
-            s
-        }
-        None => Seed::random()?,
-    };
+    let master = crate::preprocess::master_seed(opts.master_seed, "--master-seed")?;
     let addr = super::dealer::dealer_addr(cluster, &opts.bind)?;
     let fingerprint = Arc::new(online_fingerprint(&opts.job.fingerprint(n, &opts.session)));
     tracing::info!("online dealer: serving {n} parties on {addr}");

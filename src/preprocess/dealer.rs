@@ -23,6 +23,25 @@ pub struct Dealer {
     next: usize,
 }
 
+/// The master seed of a dealer: `given` (a seed the user passed with
+/// `flag`, for tests and bit-exact reproduction; logged as a warning, since
+/// whoever knows it can unmask every share of the run), else fresh OS
+/// randomness.
+///
+/// Errors: [`Error::Unsupported`] when the OS has no randomness to give.
+pub fn master_seed(given: Option<Seed>, flag: &str) -> Result<Seed> {
+    match given {
+        Some(s) => {
+            tracing::warn!(
+                "dealer randomness comes from the fixed seed of {flag}: anyone who knows it can \
+                 unmask every share of this run; use it for tests and reproduction only"
+            );
+            Ok(s)
+        }
+        None => Seed::random(),
+    }
+}
+
 impl Dealer {
     /// A dealer for `n_parties` with fresh seeds from the OS CSPRNG.
     ///

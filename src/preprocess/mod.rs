@@ -24,7 +24,7 @@ mod store;
 mod streams;
 
 pub use correlation::{Link, LinkedItems, Request};
-pub use dealer::Dealer;
+pub use dealer::{master_seed, Dealer};
 pub use plan::{Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};
 pub use service::DealerService;
