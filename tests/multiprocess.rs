@@ -724,9 +724,11 @@ enum Fault {
     Stop,
 }
 
+/// Sends `sig` (e.g. "-STOP") to `child` with the shell's built-in `kill`
+/// (no procps needed).
 fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .args([sig, &child.id().to_string()])
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill {sig} {}", child.id())])
         .status();
 }
 
