@@ -303,6 +303,7 @@ fn malformed_stores_are_format_errors() {
             ring: spindle::ring::RingId::Z64,
             shape: [3].into(),
         }],
+        ..Default::default()
     };
     let stores = Dealer::new(2, Device::default())
         .unwrap()

@@ -518,6 +518,7 @@ fn dealer_material_expanded_on_the_device_matches_the_cpu() {
     ];
     let plan = Plan {
         requests: requests.clone(),
+        ..Plan::default()
     };
     let stores = Dealer::new(2, Device::default())
         .unwrap()

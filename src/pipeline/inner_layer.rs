@@ -15,49 +15,12 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
-use super::turns::{LaneGuard, Turns};
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
+use crate::session::turns::{LaneGuard, Turns};
+pub use crate::session::InnerPipeline;
 use crate::session::Session;
 use crate::share::Shared;
-
-/// When an elementwise protocol runs as an inner-layer pipeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InnerPipeline {
-    /// Lanes (chunks) per call; 1 turns the pipeline off.
-    pub lanes: usize,
-    /// Inputs of fewer elements run as one piece (below this the extra
-    /// messages cost more than the overlap gains).
-    pub min_elems: usize,
-}
-
-impl Default for InnerPipeline {
-    /// 4 lanes from 2^17 elements up.
-    fn default() -> Self {
-        InnerPipeline {
-            lanes: 4,
-            min_elems: 1 << 17,
-        }
-    }
-}
-
-impl InnerPipeline {
-    /// No pipelining: every protocol runs as one piece.
-    pub const OFF: InnerPipeline = InnerPipeline {
-        lanes: 1,
-        min_elems: usize::MAX,
-    };
-
-    /// Lanes for an input of `numel` elements (1: run as one piece); at
-    /// most one per 64 elements.
-    pub fn lanes_for(&self, numel: usize) -> usize {
-        if numel < self.min_elems {
-            1
-        } else {
-            self.lanes.min(numel / ALIGN).max(1)
-        }
-    }
-}
 
 /// The lanes of one inner-layer pipeline: `f(x)` for an elementwise
 /// protocol `f` (each output element depends on the same input element
@@ -188,9 +151,7 @@ impl<R: Ring> Lanes<R> {
     }
 }
 
-/// Chunks start at multiples of this many elements, so that bit-packed
-/// binary shares (64 per word) cost the same words as one piece.
-const ALIGN: usize = 64;
+use crate::session::config::ALIGN;
 
 /// `lanes` (at most n / ALIGN) consecutive ranges covering 0..n: multiples of [`ALIGN`]
 /// elements, as even as that allows, the remainder in the last.

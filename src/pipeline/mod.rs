@@ -6,10 +6,9 @@
 //!
 //! - [`Lanes`] (the inner-layer pipeline): an elementwise protocol on a large tensor runs as
 //!   lanes over consecutive chunks; each lane's rounds are on the wire
-//!   while the other lanes compute ([`turns`] fixes the order).
+//!   while the other lanes compute (lanes are ordered forks of the
+//!   session: [`crate::session::fork`]).
 
 mod inner_layer;
-mod turns;
 
 pub use inner_layer::{InnerPipeline, Lanes};
-pub(crate) use turns::Turns;

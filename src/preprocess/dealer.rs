@@ -1,9 +1,10 @@
 //! The dealer (trusted third party) of the offline phase.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::correlation::party0_correction;
-use super::{PartyStore, Plan, Request};
+use super::{ForkStore, PartyStore, Plan, Request};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::prg::Seed;
@@ -19,7 +20,9 @@ pub struct Dealer {
     /// The dealer's own randomness (values no party may derive, e.g. daBits).
     private: Seed,
     backend: Device,
-    statics: HashMap<u64, AnyTensor>,
+    /// Full masks of static operands by id, shared with the dealers of
+    /// forked streams (a fork may multiply by its parent's static weights).
+    statics: Arc<Mutex<HashMap<u64, AnyTensor>>>,
     next: usize,
 }
 
@@ -64,7 +67,7 @@ impl Dealer {
             seeds: (0..n_parties as u64).map(|i| master.derive(i)).collect(),
             private: master.derive(u64::MAX),
             backend,
-            statics: HashMap::new(),
+            statics: Arc::default(),
             next: 0,
         })
     }
@@ -79,16 +82,44 @@ impl Dealer {
         self.seeds[party]
     }
 
+    /// The dealer of forked stream `stream` ([`crate::Session::fork`]):
+    /// every seed (the parties' and its own) derived under the fork's
+    /// domain, as each party derives its own, and the static operands
+    /// shared with this dealer.
+    pub fn fork(&self, stream: u64) -> Dealer {
+        let domain = crate::session::fork::fork_domain(stream);
+        Dealer {
+            seeds: self.seeds.iter().map(|s| s.derive(domain)).collect(),
+            private: self.private.derive(domain),
+            backend: self.backend.clone(),
+            statics: self.statics.clone(),
+            next: 0,
+        }
+    }
+
+    /// Party 0's corrections for `requests`, in order.
+    fn corrections_for(&mut self, requests: &[Request]) -> Result<Vec<(Request, Vec<AnyTensor>)>> {
+        requests
+            .iter()
+            .map(|req| Ok((req.clone(), self.next_correction(req)?)))
+            .collect()
+    }
+
     /// Party 0's correction for the next request.
     pub(crate) fn next_correction(&mut self, req: &Request) -> Result<Vec<AnyTensor>> {
+        let mut statics = self
+            .statics
+            .lock()
+            .map_err(|_| Error::Unsupported("dealer statics poisoned by a panic".into()))?;
         let c = party0_correction(
             &self.backend,
             req,
             self.next,
             &self.seeds,
             &self.private,
-            &mut self.statics,
+            &mut statics,
         )?;
+        drop(statics);
         self.next += 1;
         Ok(c)
     }
@@ -99,26 +130,43 @@ impl Dealer {
     /// Errors: a malformed plan (e.g. a static triple without its mask).
     pub fn generate(mut self, plan: &Plan) -> Result<Vec<PartyStore>> {
         let n = self.n_parties();
-        let mut corrections = Vec::with_capacity(plan.requests.len());
-        for req in &plan.requests {
-            corrections.push((req.clone(), self.next_correction(req)?));
+        let corrections = self.corrections_for(&plan.requests)?;
+        // Forks after the root and each after its parent: the static
+        // operands a fork multiplies by are dealt before it.
+        let mut forks = Vec::with_capacity(plan.forks.len());
+        let mut dealers: HashMap<u64, Dealer> = HashMap::new();
+        for f in &plan.forks {
+            let parent = match f.parent {
+                0 => &self,
+                p => dealers.get(&p).ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "the plan's fork {:#x} comes before its parent {p:#x}",
+                        f.stream
+                    ))
+                })?,
+            };
+            let mut dealer = parent.fork(f.stream);
+            let corrections = dealer.corrections_for(&f.requests)?;
+            forks.push((f.stream, f.requests.len(), corrections));
+            dealers.insert(f.stream, dealer);
         }
-        let mut stores = vec![PartyStore {
-            party: 0,
+        let store = |party: usize| PartyStore {
+            party,
             n_parties: n,
-            seed: self.seeds[0],
+            seed: self.seeds[party],
             n_requests: plan.requests.len(),
-            corrections,
-        }];
-        for party in 1..n {
-            stores.push(PartyStore {
-                party,
-                n_parties: n,
-                seed: self.seeds[party],
-                n_requests: plan.requests.len(),
-                corrections: Vec::new(),
-            });
-        }
+            corrections: Vec::new(),
+            forks: forks
+                .iter()
+                .map(|(stream, n_requests, c)| ForkStore {
+                    stream: *stream,
+                    n_requests: *n_requests,
+                    corrections: if party == 0 { c.clone() } else { Vec::new() },
+                })
+                .collect(),
+        };
+        let mut stores: Vec<PartyStore> = (0..n).map(store).collect();
+        stores[0].corrections = corrections;
         Ok(stores)
     }
 }

@@ -25,11 +25,11 @@ mod streams;
 
 pub use correlation::{Link, LinkedItems, Request};
 pub use dealer::{master_seed, Dealer};
-pub use plan::{Plan, PlanRecorder};
+pub use plan::{ForkPlan, Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};
 pub use service::DealerService;
-pub use store::PartyStore;
 pub(crate) use store::{decode_tensors, encode_tensors};
+pub use store::{ForkStore, PartyStore};
 pub use streams::{StreamSource, StreamingProvider};
 
 use crate::error::Result;

@@ -1,9 +1,10 @@
 //! The [`Provider`] trait and the seeded provider every party runs online.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use super::correlation::expand_party;
-use super::{Dealer, Material, Request};
+use super::{Dealer, ForkStore, Material, Request};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::prg::Seed;
@@ -39,6 +40,21 @@ pub trait Provider: Send {
             self.label()
         )))
     }
+
+    /// The provider of a forked session ([`crate::Session::fork`]) whose
+    /// stream id is `stream` (nonzero, the same on every party): material
+    /// from a dealer stream of its own, independent of this provider's
+    /// order, so the fork and its parent may request in any interleaving.
+    ///
+    /// Errors: [`Error::Unsupported`] for providers that cannot open one
+    /// (the default).
+    fn fork(&mut self, stream: u64) -> Result<Box<dyn Provider>> {
+        Err(Error::Unsupported(format!(
+            "the {} provider cannot serve a forked session (stream {stream:#x}) yet; \
+             run forks with a preprocessing store or the trusted first party",
+            self.label()
+        )))
+    }
 }
 
 /// Where party 0's corrections come from.
@@ -66,6 +82,9 @@ pub struct SeededProvider {
     corrections: Corrections,
     /// Material expanded ahead of the online phase ([`SeededProvider::expand_ahead`]).
     ready: VecDeque<(Request, Material)>,
+    /// The forks' parts of a store, taken as each fork is opened (shared
+    /// with the providers of forks, which may fork again).
+    fork_stores: Arc<Mutex<HashMap<u64, ForkStore>>>,
 }
 
 impl SeededProvider {
@@ -77,6 +96,7 @@ impl SeededProvider {
             backend,
             corrections: Corrections::FromSeed { available },
             ready: VecDeque::new(),
+            fork_stores: Arc::default(),
         }
     }
 
@@ -96,6 +116,7 @@ impl SeededProvider {
                 available,
             },
             ready: VecDeque::new(),
+            fork_stores: Arc::default(),
         }
     }
 
@@ -108,6 +129,7 @@ impl SeededProvider {
             backend,
             corrections: Corrections::Dealer(Box::new(dealer)),
             ready: VecDeque::new(),
+            fork_stores: Arc::default(),
         }
     }
 
@@ -119,7 +141,17 @@ impl SeededProvider {
             backend,
             corrections: Corrections::Remote(service),
             ready: VecDeque::new(),
+            fork_stores: Arc::default(),
         }
+    }
+
+    /// This provider with the forks' parts of its store, served when the
+    /// session forks ([`Provider::fork`]).
+    pub fn with_fork_stores(mut self, forks: Vec<ForkStore>) -> Self {
+        self.fork_stores = Arc::new(Mutex::new(
+            forks.into_iter().map(|f| (f.stream, f)).collect(),
+        ));
+        self
     }
 
     /// Requests served so far (or expanded ahead).
@@ -197,6 +229,49 @@ impl Provider for SeededProvider {
             }),
             None => self.expand(req),
         }
+    }
+
+    fn fork(&mut self, stream: u64) -> Result<Box<dyn Provider>> {
+        let from_store = || {
+            self.fork_stores
+                .lock()
+                .map_err(|_| Error::Unsupported("fork stores poisoned by a panic".into()))?
+                .remove(&stream)
+                .ok_or_else(|| Error::PreprocessingMismatch {
+                    index: self.index,
+                    expected: "no fork here (the plan's forks are all opened)".into(),
+                    got: format!("a fork with stream id {stream:#x}"),
+                })
+        };
+        let corrections = match &self.corrections {
+            Corrections::FromSeed { available: None } => Corrections::FromSeed { available: None },
+            Corrections::FromSeed { available: Some(_) } => Corrections::FromSeed {
+                available: Some(from_store()?.n_requests),
+            },
+            Corrections::Store { .. } => {
+                let f = from_store()?;
+                Corrections::Store {
+                    available: f.corrections.len(),
+                    items: f.corrections.into(),
+                }
+            }
+            Corrections::Dealer(d) => Corrections::Dealer(Box::new(d.fork(stream))),
+            Corrections::Remote(_) => {
+                return Err(Error::Unsupported(format!(
+                    "the {} provider cannot serve a forked session (stream {stream:#x}) yet; \
+                     run forks with a preprocessing store or the trusted first party",
+                    self.label()
+                )))
+            }
+        };
+        Ok(Box::new(SeededProvider {
+            seed: self.seed.derive(crate::session::fork::fork_domain(stream)),
+            index: 0,
+            backend: self.backend.clone(),
+            corrections,
+            ready: VecDeque::new(),
+            fork_stores: self.fork_stores.clone(),
+        }))
     }
 
     fn label(&self) -> &'static str {

@@ -5,6 +5,9 @@
 //! 16-byte seed; u64 planned request count; u64 correction count; then per
 //! correction: u32 length + JSON of the [`Request`], u32 tensor count, and
 //! per tensor: u8 ring bits (32 or 64), u32 rank, u64 dims, raw elements.
+//! Then, only for a plan with forked sessions: u64 fork count, and per
+//! fork: u64 stream id, u64 planned request count, u64 correction count
+//! and its corrections as above.
 
 use std::path::Path;
 
@@ -32,16 +35,30 @@ pub struct PartyStore {
     pub n_requests: usize,
     /// Party 0: the plan's requests with their corrections. Others: empty.
     pub corrections: Vec<(Request, Vec<AnyTensor>)>,
+    /// The material of each forked session of the plan.
+    pub forks: Vec<ForkStore>,
+}
+
+/// One forked session's part of a [`PartyStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForkStore {
+    /// The fork's stream id.
+    pub stream: u64,
+    /// Number of requests the fork's plan holds.
+    pub n_requests: usize,
+    /// Party 0: the fork's requests with their corrections. Others: empty.
+    pub corrections: Vec<(Request, Vec<AnyTensor>)>,
 }
 
 impl PartyStore {
     /// The provider that serves this store online.
     pub fn into_provider(self, backend: Device) -> SeededProvider {
-        if self.party == 0 {
+        let p = if self.party == 0 {
             SeededProvider::with_corrections(self.seed, self.corrections, backend)
         } else {
             SeededProvider::from_seed(self.seed, Some(self.n_requests), backend)
-        }
+        };
+        p.with_fork_stores(self.forks)
     }
 
     /// Serializes the store (the bytes the dealer sends this party).
@@ -53,11 +70,15 @@ impl PartyStore {
         out.extend_from_slice(&self.seed.0);
         out.extend_from_slice(&(self.n_requests as u64).to_le_bytes());
         out.extend_from_slice(&(self.corrections.len() as u64).to_le_bytes());
-        for (req, tensors) in &self.corrections {
-            let json = serde_json::to_vec(req).expect("requests always serialize");
-            out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-            out.extend_from_slice(&json);
-            encode_tensors(tensors, &mut out);
+        encode_corrections(&self.corrections, &mut out);
+        if !self.forks.is_empty() {
+            out.extend_from_slice(&(self.forks.len() as u64).to_le_bytes());
+            for f in &self.forks {
+                out.extend_from_slice(&f.stream.to_le_bytes());
+                out.extend_from_slice(&(f.n_requests as u64).to_le_bytes());
+                out.extend_from_slice(&(f.corrections.len() as u64).to_le_bytes());
+                encode_corrections(&f.corrections, &mut out);
+            }
         }
         out
     }
@@ -85,13 +106,19 @@ impl PartyStore {
         let seed = Seed(r.take(16)?.try_into().expect("16 bytes"));
         let n_requests = r.u64()? as usize;
         let n_corr = r.u64()? as usize;
-        let mut corrections = Vec::new();
-        for _ in 0..n_corr {
-            let len = r.u32()? as usize;
-            let req: Request = serde_json::from_slice(r.take(len)?)
-                .map_err(|e| r.err(&format!("bad request record: {e}")))?;
-            let tensors = r.tensors()?;
-            corrections.push((req, tensors));
+        let corrections = r.corrections(n_corr)?;
+        let mut forks = Vec::new();
+        if r.pos != bytes.len() {
+            for _ in 0..r.u64()? {
+                let stream = r.u64()?;
+                let n_requests = r.u64()? as usize;
+                let n_corr = r.u64()? as usize;
+                forks.push(ForkStore {
+                    stream,
+                    n_requests,
+                    corrections: r.corrections(n_corr)?,
+                });
+            }
         }
         if r.pos != bytes.len() {
             return Err(r.err("trailing bytes after the last record"));
@@ -102,6 +129,7 @@ impl PartyStore {
             seed,
             n_requests,
             corrections,
+            forks,
         })
     }
 
@@ -152,6 +180,21 @@ impl<'a> Reader<'a> {
             self.take(8)?.try_into().expect("8 bytes"),
         ))
     }
+    /// `n` correction records as written by [`encode_corrections`] (the
+    /// count comes from the caller, so a lying count fails on missing
+    /// bytes, not on an allocation).
+    fn corrections(&mut self, n: usize) -> Result<Vec<(Request, Vec<AnyTensor>)>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let len = self.u32()? as usize;
+            let req: Request = serde_json::from_slice(self.take(len)?)
+                .map_err(|e| self.err(&format!("bad request record: {e}")))?;
+            let tensors = self.tensors()?;
+            out.push((req, tensors));
+        }
+        Ok(out)
+    }
+
     /// A tensor list as written by [`encode_tensors`].
     fn tensors(&mut self) -> Result<Vec<AnyTensor>> {
         let count = self.u32()? as usize;
@@ -192,6 +235,17 @@ impl<'a> Reader<'a> {
             tensors.push(t);
         }
         Ok(tensors)
+    }
+}
+
+/// Appends correction records: per record u32 length + JSON of the
+/// [`Request`], then its tensors ([`encode_tensors`]).
+fn encode_corrections(records: &[(Request, Vec<AnyTensor>)], out: &mut Vec<u8>) {
+    for (req, tensors) in records {
+        let json = serde_json::to_vec(req).expect("requests always serialize");
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&json);
+        encode_tensors(tensors, out);
     }
 }
 

@@ -8,9 +8,8 @@ mod arith;
 mod binary;
 mod bits;
 mod input;
-mod opened;
 
+pub(crate) use crate::session::{with_elems, Elems, Opened, OpenedSlice, SumOf2};
 pub use arith::Shared;
 pub use binary::BinShared;
 pub use bits::{transpose64, words_for, BitPlanes};
-pub(crate) use opened::{with_elems, Elems, Opened, OpenedSlice, SumOf2};

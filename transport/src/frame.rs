@@ -167,19 +167,25 @@ pub fn decode_frame(buf: &[u8], max_len: usize) -> Result<Option<(Frame, usize)>
     )))
 }
 
-/// Checks that data frames on one link carry strictly increasing round
-/// tags (the session hands out tags in order, so anything else is a
-/// replay, a duplicate or a corrupted stream).
+/// Checks that data frames on one link carry strictly increasing ordered
+/// round tags (the session hands out ordered tags in order, so anything
+/// else is a replay, a duplicate or a corrupted stream). Unordered tags
+/// ([`crate::UNORDERED`], a forked session's) pass in any order; the
+/// receiving inbox refuses two held messages with one tag.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RoundOrder {
     last: Option<u64>,
 }
 
 impl RoundOrder {
-    /// Accepts `round` if it is above every earlier one.
+    /// Accepts an ordered `round` if it is above every earlier ordered
+    /// one, and any unordered one.
     ///
     /// Errors: [`FrameError::OutOfOrder`].
     pub fn check(&mut self, round: u64) -> Result<(), FrameError> {
+        if !crate::is_ordered(round) {
+            return Ok(());
+        }
         if let Some(previous) = self.last {
             if round <= previous {
                 return Err(FrameError::OutOfOrder { round, previous });
@@ -189,7 +195,7 @@ impl RoundOrder {
         Ok(())
     }
 
-    /// The last accepted round, if any.
+    /// The last accepted ordered round, if any.
     pub fn last(&self) -> Option<u64> {
         self.last
     }
@@ -381,6 +387,11 @@ mod tests {
                 previous: 5
             })
         );
+        // A forked session's tags pass in any order, between ordered ones.
+        o.check(crate::UNORDERED | 9).unwrap();
+        o.check(crate::UNORDERED | 1).unwrap();
+        o.check(6).unwrap();
+        assert_eq!(o.last(), Some(6));
     }
 
     #[tokio::test]

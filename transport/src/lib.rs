@@ -43,6 +43,19 @@ pub type PartyId = usize;
 /// The id the offline dealer uses in handshakes (it is not a party).
 pub const DEALER: PartyId = 0xFFFF;
 
+/// Round tags from this one up are *unordered*: a peer may send them in
+/// any order and interleaved with ordered ones (the streams of a forked
+/// session, each tag drawn from its own namespace). Tags below it are
+/// *ordered*: a peer sends them in increasing order, so a lower tag that
+/// has not come when a higher one arrives was skipped (a protocol
+/// mismatch, reported as [`TransportError::BadFrame`]).
+pub const UNORDERED: u64 = 1 << 63;
+
+/// True for an ordered round tag (below [`UNORDERED`]).
+pub fn is_ordered(tag: u64) -> bool {
+    tag < UNORDERED
+}
+
 /// "party 3", or "the dealer" for [`DEALER`]: how errors name a peer.
 pub fn peer_name(id: PartyId) -> String {
     if id == DEALER {
@@ -61,6 +74,8 @@ pub fn peer_name(id: PartyId) -> String {
 /// - Messages between one pair of parties are delivered in order;
 ///   [`recv`](Transport::recv) returns the message with the requested round
 ///   tag, holding back messages of other rounds until they are asked for.
+///   Several tasks may wait at once, for different tags, without blocking
+///   each other (ordered and unordered tags: [`UNORDERED`]).
 /// - A dead peer, a malformed frame or a timeout is a [`TransportError`],
 ///   never a panic and never an unbounded wait.
 #[async_trait]

@@ -1,16 +1,14 @@
 //! In-memory transport: N parties in one process, one channel per ordered
 //! pair (CrypTen's in-process communicator twin).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
+use crate::inbox::{Inbox, Incoming};
 use crate::{LinkStats, PartyId, PhaseStats, StatsRecorder, Transport, TransportError};
-
-type Frame = (u64, Bytes);
 
 /// Builder of a fully connected in-memory network of N parties.
 #[derive(Debug)]
@@ -27,19 +25,16 @@ impl InMemoryNetwork {
     /// As [`InMemoryNetwork::new`] with a custom receive timeout.
     pub fn with_timeout(n: usize, timeout: Duration) -> Vec<InMemoryTransport> {
         // senders[from][to], receivers[to][from]
-        let mut senders: Vec<Vec<Option<mpsc::UnboundedSender<Frame>>>> =
+        let mut senders: Vec<Vec<Option<mpsc::UnboundedSender<Incoming>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut receivers: Vec<Vec<Option<Mutex<Inbox>>>> =
+        let mut receivers: Vec<Vec<Option<Inbox>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for from in 0..n {
             for to in 0..n {
                 if from != to {
                     let (tx, rx) = mpsc::unbounded_channel();
                     senders[from][to] = Some(tx);
-                    receivers[to][from] = Some(Mutex::new(Inbox {
-                        rx,
-                        held: HashMap::new(),
-                    }));
+                    receivers[to][from] = Some(Inbox::new(rx));
                 }
             }
         }
@@ -59,21 +54,14 @@ impl InMemoryNetwork {
     }
 }
 
-#[derive(Debug)]
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Frame>,
-    /// Messages that arrived ahead of the round that asked for them.
-    held: HashMap<u64, Bytes>,
-}
-
 /// One party's endpoint of an [`InMemoryNetwork`]. Dropping it closes its
 /// links, so peers waiting on it get [`TransportError::PeerClosed`].
 #[derive(Debug)]
 pub struct InMemoryTransport {
     party: PartyId,
     n: usize,
-    senders: Vec<Option<mpsc::UnboundedSender<Frame>>>,
-    inboxes: Vec<Option<Mutex<Inbox>>>,
+    senders: Vec<Option<mpsc::UnboundedSender<Incoming>>>,
+    inboxes: Vec<Option<Inbox>>,
     timeout: Duration,
     stats: StatsRecorder,
 }
@@ -105,7 +93,7 @@ impl Transport for InMemoryTransport {
             .and_then(|s| s.as_ref())
             .ok_or_else(|| self.no_peer(to))?;
         let len = payload.len();
-        tx.send((round, payload))
+        tx.send(Ok((round, payload)))
             .map_err(|_| TransportError::PeerClosed { peer: to })?;
         self.stats.record_send(round, len);
         Ok(())
@@ -117,34 +105,9 @@ impl Transport for InMemoryTransport {
             .get(from)
             .and_then(|s| s.as_ref())
             .ok_or_else(|| self.no_peer(from))?;
-        let mut inbox = inbox.lock().await;
-        if let Some(msg) = inbox.held.remove(&round) {
-            self.stats.record_recv(round, msg.len());
-            return Ok(msg);
-        }
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, inbox.rx.recv())
-                .await
-                .map_err(|_| TransportError::Timeout {
-                    peer: from,
-                    round,
-                    millis: self.timeout.as_millis() as u64,
-                })?;
-            let Some((tag, msg)) = frame else {
-                return Err(TransportError::PeerClosed { peer: from });
-            };
-            if tag == round {
-                self.stats.record_recv(round, msg.len());
-                return Ok(msg);
-            }
-            if inbox.held.insert(tag, msg).is_some() {
-                return Err(TransportError::BadFrame {
-                    peer: from,
-                    detail: format!("two messages tagged with round {tag}"),
-                });
-            }
-        }
+        let msg = inbox.take(from, round, self.timeout).await?;
+        self.stats.record_recv(round, msg.len());
+        Ok(msg)
     }
 
     fn stats(&self) -> LinkStats {

@@ -10,9 +10,11 @@ use crate::PartyId;
 
 /// Traffic counters of one party, cumulative since its transport was made.
 ///
-/// `rounds` counts distinct round tags this party sent or received on (tags
-/// grow monotonically in a session, so a round is counted the first time a
-/// tag above all earlier ones is seen). Subtract two snapshots to measure one
+/// `rounds` counts distinct round tags this party sent or received on
+/// (ordered tags grow monotonically in a session, so one is counted the
+/// first time a tag above all earlier ones is seen; an unordered tag, see
+/// [`crate::UNORDERED`], the first time it is seen among the last
+/// [`RECENT_UNORDERED`] of them). Subtract two snapshots to measure one
 /// phase or one operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LinkStats {
@@ -109,6 +111,10 @@ impl StatsReport {
     }
 }
 
+/// How many unordered round tags [`StatsRecorder`] remembers to count each
+/// once (a round's messages to and from every peer come close together).
+pub const RECENT_UNORDERED: usize = 64;
+
 /// Lock-free recorder behind [`LinkStats`], shared by every transport.
 #[derive(Debug, Default)]
 pub struct StatsRecorder {
@@ -117,8 +123,10 @@ pub struct StatsRecorder {
     messages_sent: AtomicU64,
     messages_received: AtomicU64,
     rounds: AtomicU64,
-    /// Highest round tag seen, plus one (0 = none yet).
+    /// Highest ordered round tag seen, plus one (0 = none yet).
     max_tag: AtomicU64,
+    /// The unordered tags seen last, oldest first.
+    recent_unordered: Mutex<std::collections::VecDeque<u64>>,
     /// Per-phase counters, in order of first use.
     phases: Mutex<Vec<PhaseStats>>,
     /// Index of the current phase in `phases`.
@@ -127,6 +135,20 @@ pub struct StatsRecorder {
 
 impl StatsRecorder {
     fn touch_round(&self, round: u64) -> bool {
+        if !crate::is_ordered(round) {
+            let Ok(mut recent) = self.recent_unordered.lock() else {
+                return false;
+            };
+            if recent.contains(&round) {
+                return false;
+            }
+            if recent.len() == RECENT_UNORDERED {
+                recent.pop_front();
+            }
+            recent.push_back(round);
+            self.rounds.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
         let prev = self.max_tag.fetch_max(round + 1, Ordering::Relaxed);
         if prev < round + 1 {
             self.rounds.fetch_add(1, Ordering::Relaxed);
@@ -208,5 +230,29 @@ impl StatsRecorder {
             messages_received: self.messages_received.load(Ordering::Relaxed),
             rounds: self.rounds.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UNORDERED;
+
+    /// Ordered tags count when they pass all earlier ones; an unordered
+    /// tag counts once however many messages carry it, and does not stop
+    /// later ordered tags from counting.
+    #[test]
+    fn rounds_count_ordered_and_unordered_tags() {
+        let s = StatsRecorder::default();
+        s.record_send(2, 8);
+        s.record_recv(2, 8);
+        for _ in 0..3 {
+            s.record_send(UNORDERED | 77, 8);
+            s.record_recv(UNORDERED | 77, 8);
+        }
+        s.record_send(UNORDERED | 5, 8);
+        s.record_send(3, 8);
+        assert_eq!(s.snapshot().rounds, 4);
+        assert_eq!(s.snapshot().messages_sent, 6);
     }
 }

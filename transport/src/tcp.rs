@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -33,7 +33,7 @@ enum Outgoing {
 
 struct PeerLink {
     tx: mpsc::UnboundedSender<Outgoing>,
-    inbox: Mutex<Inbox>,
+    inbox: Inbox,
     /// Set by the reader or writer task when the link fails.
     failed: Arc<OnceLock<TransportError>>,
     reader: JoinHandle<()>,
@@ -287,7 +287,7 @@ fn spawn_link(link: Link, opts: &LinkOptions) -> PeerLink {
     ));
     PeerLink {
         tx: out_tx,
-        inbox: Mutex::new(Inbox::new(in_rx)),
+        inbox: Inbox::new(in_rx),
         failed,
         reader,
         writer: StdMutex::new(Some(writer)),
@@ -434,8 +434,7 @@ impl Transport for TcpTransport {
 
     async fn recv(&self, from: PartyId, round: u64) -> Result<Bytes, TransportError> {
         let link = self.link(from)?;
-        let mut inbox = link.inbox.lock().await;
-        let msg = inbox.take(from, round, self.recv_timeout).await?;
+        let msg = link.inbox.take(from, round, self.recv_timeout).await?;
         self.stats.record_recv(round, msg.len());
         Ok(msg)
     }

@@ -380,6 +380,7 @@ mod tests {
         };
         let plan = Plan {
             requests: vec![req],
+            ..Plan::default()
         };
         let err = Dealer::new(2, Default::default())
             .unwrap()

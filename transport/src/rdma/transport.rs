@@ -35,7 +35,7 @@ const MISMATCH_HINT: &str =
     " (is that party running the TCP transport? All parties must use the same transport)";
 
 struct PeerHandle {
-    inbox: Mutex<Inbox>,
+    inbox: Inbox,
     failed: Arc<OnceLock<TransportError>>,
     /// Write half of the bootstrap link, for the close or abort frame.
     control: Mutex<Option<WriteHalf<Box<dyn Stream>>>>,
@@ -485,7 +485,7 @@ impl RdmaTransport {
         for (peer, in_rx, failed, r, w) in pending {
             if let Some(h) = handles.get_mut(peer) {
                 *h = Some(PeerHandle {
-                    inbox: Mutex::new(Inbox::new(in_rx)),
+                    inbox: Inbox::new(in_rx),
                     failed,
                     control: Mutex::new(Some(w)),
                     watcher: tokio::spawn(watch(peer, r, cmd_tx.clone())),
@@ -602,8 +602,7 @@ impl Transport for RdmaTransport {
 
     async fn recv(&self, from: PartyId, round: u64) -> Result<Bytes, TransportError> {
         let link = self.link(from)?;
-        let mut inbox = link.inbox.lock().await;
-        let msg = inbox.take(from, round, self.recv_timeout).await?;
+        let msg = link.inbox.take(from, round, self.recv_timeout).await?;
         self.stats.record_recv(round, msg.len());
         Ok(msg)
     }
