@@ -3,10 +3,13 @@
 //! One [`Backend`] trait (elementwise ring ops, GEMM, convolution, PRG
 //! expansion) with one implementation per device, and a [`Device`] enum that
 //! picks one at run time (candle's one-tensor-API-many-backends split): the
-//! CPU backend (the reference), the shape-only dry-run backend, and the CUDA
+//! CPU backend (the reference), the shape-only dry-run backend, the
+//! transfer-audit backend ([`audit`]: CPU arithmetic on a simulated device
+//! memory that counts every host round trip), and the CUDA
 //! backend ([`cuda`], feature `cuda`, chosen by [`select_device`]; unverified
 //! on a GPU so far, see `kernels/README.md`).
 
+pub mod audit;
 mod bilinear;
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -19,6 +22,7 @@ pub(crate) mod lowering;
 mod select;
 mod shape;
 
+pub use audit::{AuditBackend, TransferCounts};
 pub use bilinear::{BilinearOp, Conv2dParams};
 pub use cpu::CpuBackend;
 pub use pool::Pool2d;
@@ -182,6 +186,9 @@ pub enum Device {
     Cpu(CpuBackend),
     /// Shapes only, no arithmetic: the backend of dry runs.
     DryRun(ShapeBackend),
+    /// The CPU's arithmetic on a simulated device memory that counts every
+    /// copy to and from the host (residency tests without a GPU).
+    Audit(AuditBackend),
     /// A CUDA device (unverified on hardware so far; see `kernels/README.md`).
     #[cfg(feature = "cuda")]
     Cuda(cuda::CudaBackend),
@@ -198,6 +205,7 @@ macro_rules! dispatch {
         match $self {
             Device::Cpu($b) => $e,
             Device::DryRun($b) => $e,
+            Device::Audit($b) => $e,
             #[cfg(feature = "cuda")]
             Device::Cuda($b) => $e,
         }
