@@ -276,7 +276,7 @@ pub fn write_embeddings(path: &std::path::Path, embeddings: &[Vec<f32>]) -> Resu
     std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
-/// [`crate::net::job::Job::Infer`]: one party of a secure inference as its
+/// [`crate::jobs::AnyJob::Infer`]: one party of a secure inference as its
 /// own process (`spindle party --job infer`, `spindle dealer --job infer`).
 ///
 /// Every process gets the same arguments; each reads only what its role
@@ -345,8 +345,11 @@ impl InferJob {
     ///
     /// Errors: model, tokenizer and layout errors; as [`SecureBert::share`]
     /// and [`SecureBert::forward`].
-    pub async fn run(&self, sess: &crate::Session) -> Result<crate::net::job::JobOutput> {
-        use crate::net::job::{JobOutput, JobPhase};
+    pub async fn run_party(
+        &self,
+        sess: &crate::Session,
+    ) -> Result<(Vec<f64>, Vec<crate::report::JobPhase>)> {
+        use crate::report::JobPhase;
         let (party, n) = (sess.party(), sess.n_parties());
         let client = client_of(n);
         let config = self.config()?;
@@ -427,9 +430,9 @@ impl InferJob {
             1 => "inference".to_string(),
             k => format!("inference (median of {k})"),
         };
-        Ok(JobOutput {
-            result: out.embeddings.unwrap_or_default(),
-            phases: vec![phase("load".into(), out.load), phase(label, median)],
-        })
+        Ok((
+            out.embeddings.unwrap_or_default(),
+            vec![phase("load".into(), out.load), phase(label, median)],
+        ))
     }
 }

@@ -498,8 +498,19 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
     Ok(report)
 }
 
+/// One epoch of a training run, as the data owner reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochSummary {
+    /// The epoch, 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's iterations.
+    pub loss: f64,
+    /// Test accuracy after the epoch, in [0, 1].
+    pub accuracy: f64,
+}
+
 /// One party of a training run whose parties are separate processes
-/// ([`crate::net::job::Job::Train`], `spindle party --job train`): the same
+/// ([`crate::jobs::AnyJob::Train`], `spindle party --job train`): the same
 /// per-epoch program as [`train`], in one session for the whole run. The
 /// session's provider must switch dealer streams (the online dealer
 /// process): each epoch begins stream [`epoch_stream`], so a run whose
@@ -517,8 +528,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
 /// not used (the session decides the first two).
 ///
 /// Returns, at the data owner, the mean training loss and the test
-/// accuracy of each epoch trained (`[loss_1, acc_1, loss_2, ...]`),
-/// elsewhere nothing; and per epoch two phases: the whole epoch (time,
+/// accuracy of each epoch trained, elsewhere nothing; and per epoch two phases: the whole epoch (time,
 /// traffic), and its median training iteration (time) with the epoch's
 /// traffic divided by its iterations (evaluation included, as in [`train`]).
 ///
@@ -527,7 +537,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
 pub async fn train_party(
     opts: &TrainOptions,
     sess: &crate::Session,
-) -> Result<(Vec<f64>, Vec<crate::net::job::JobPhase>)> {
+) -> Result<(Vec<EpochSummary>, Vec<crate::report::JobPhase>)> {
     const DATA_OWNER: usize = 0;
     const MODEL_OWNER: usize = 1;
     let (me, n) = (sess.party(), sess.n_parties());
@@ -677,16 +687,20 @@ pub async fn train_party(
                 epoch + 1,
                 100.0 * accuracy
             );
-            result.extend([loss, accuracy]);
+            result.push(EpochSummary {
+                epoch: epoch + 1,
+                loss,
+                accuracy,
+            });
         }
         let link = sess.link_stats() - link0;
         times.sort();
-        phases.push(crate::net::job::JobPhase {
+        phases.push(crate::report::JobPhase {
             label: format!("epoch {}", epoch + 1),
             time: t0.elapsed(),
             link,
         });
-        phases.push(crate::net::job::JobPhase {
+        phases.push(crate::report::JobPhase {
             label: format!("epoch {}: median iteration (traffic: mean)", epoch + 1),
             time: times.get(times.len() / 2).copied().unwrap_or_default(),
             link: link.per(steps as u64),

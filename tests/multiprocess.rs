@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use spindle::net::job::Job;
+use spindle::jobs::{AnyJob as Job, MatmulJob};
 use spindle_transport::tls::generate_self_signed;
 
 const BIN: &str = env!("CARGO_BIN_EXE_spindle");
@@ -169,13 +169,13 @@ fn three_parties_and_dealer_run_secure_matmul_over_mutual_tls() {
     for (name, s) in &st {
         assert!(s.success(), "{name} failed:\n{}", c.log(name));
     }
-    let job = Job::Matmul {
+    let job = Job::Matmul(MatmulJob {
         m,
         k,
         n,
         input_seed: seed,
         repeat: 1,
-    };
+    });
     let expected = job.expected();
     let mut first: Option<Vec<f64>> = None;
     for i in 0..3 {

@@ -84,7 +84,9 @@ impl DeviceBuffer for AuditBuffer {
             let bt = std::backtrace::Backtrace::force_capture().to_string();
             let frames: Vec<&str> = bt
                 .lines()
-                .filter(|l| l.contains("spindle::") && !l.contains("audit") && !l.contains("ring::tensor"))
+                .filter(|l| {
+                    l.contains("spindle::") && !l.contains("audit") && !l.contains("ring::tensor")
+                })
                 .take(4)
                 .collect();
             eprintln!("D2H {} bytes: {}", dst.len(), frames.join(" <- "));

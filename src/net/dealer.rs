@@ -24,9 +24,9 @@ use super::config::ClusterConfig;
 /// `max_frame_bytes` if smaller), so stores of any size pass a frame limit
 /// meant for one round's messages.
 const STORE_CHUNK: usize = 64 << 20;
-use super::job::Job;
 use crate::backend::Device;
 use crate::error::{Error, Result};
+use crate::jobs::AnyJob;
 use crate::preprocess::{Dealer, PartyStore};
 use crate::prg::Seed;
 use crate::session::{Session, SessionConfig};
@@ -39,7 +39,7 @@ pub struct DealerOptions {
     /// Link security.
     pub security: Security,
     /// The job the parties run.
-    pub job: Job,
+    pub job: AnyJob,
     /// Session settings (must match the parties').
     pub session: SessionConfig,
     /// Master seed for reproducible material; `None`: OS randomness.
@@ -68,7 +68,7 @@ pub struct DealerReport {
 ///
 /// Errors: protocol errors of the dry run, dealer errors.
 pub async fn generate(
-    job: &Job,
+    job: &AnyJob,
     n_parties: usize,
     session: &SessionConfig,
     master_seed: Option<Seed>,

@@ -2,8 +2,7 @@
 //!
 //! - [`config`]: the cluster file (TOML) and the torchrun / Slurm
 //!   environment conventions.
-//! - [`job`]: the deterministic jobs the processes run ([`op_job`]: one
-//!   non-linear function, timed).
+//! - the jobs the processes run are in [`crate::jobs`].
 //! - [`party`]: `spindle party`: one party of a job over TCP with mutual TLS.
 //! - [`dealer`]: `spindle dealer`: the offline dealer as its own process,
 //!   serving each party its store over TLS.
@@ -17,9 +16,7 @@
 
 pub mod config;
 pub mod dealer;
-pub mod job;
 pub mod online_dealer;
-pub mod op_job;
 pub mod party;
 
 use std::path::Path;

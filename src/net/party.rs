@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 
 use super::config::{ClusterConfig, TransportKind};
 use super::dealer::fetch_store;
-use super::job::Job;
 use super::online_dealer::{online_fingerprint, OnlineDealerLink};
 use crate::backend::Device;
 use crate::error::{Error, Result};
+use crate::jobs::{AnyJob, AnyOutput, Finished, JobPhase};
 use crate::preprocess::StreamingProvider;
 use crate::runner::Preprocessing;
 use crate::session::{ProviderSpec, Session, SessionConfig};
@@ -36,7 +36,7 @@ pub struct PartyOptions {
     /// Link security (see [`super::security`]).
     pub security: Security,
     /// The job.
-    pub job: Job,
+    pub job: AnyJob,
     /// Session settings (must match the other parties' and the dealer's).
     pub session: SessionConfig,
     /// Dealer process with stores (default), online dealer process, or
@@ -61,10 +61,12 @@ pub struct PartyOptions {
 pub struct PartyOutcome {
     /// This party.
     pub party: PartyId,
-    /// The revealed result.
+    /// The job's typed output at this party.
+    pub output: AnyOutput,
+    /// The output as a flat list of numbers ([`AnyOutput::values`]).
     pub result: Vec<f64>,
     /// The job's own phases (e.g. model load and inference).
-    pub phases: Vec<super::job::JobPhase>,
+    pub phases: Vec<JobPhase>,
     /// Largest |result - f64 reference|.
     pub max_abs_error: f64,
     /// Bytes of the store received from the dealer (0 without dealer).
@@ -290,7 +292,8 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         }
     }
     let expected = opts.job.expected();
-    let super::job::JobOutput { result, phases } = result;
+    let Finished { output, phases } = result;
+    let result = output.values();
     let max_abs_error = result
         .iter()
         .zip(&expected)
@@ -298,6 +301,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         .fold(0.0, f64::max);
     Ok(PartyOutcome {
         party: opts.me,
+        output,
         result,
         phases,
         max_abs_error,

@@ -1,8 +1,8 @@
 //! Arguments and helpers shared by several subcommands.
 
 use clap::ValueEnum;
+use spindle::jobs::{AnyJob as Job, MatmulJob, OpJob};
 use spindle::net::config::ClusterConfig;
-use spindle::net::job::Job;
 use spindle::runner::Preprocessing;
 use spindle::SessionConfig;
 use std::path::PathBuf;
@@ -170,7 +170,7 @@ impl JobArgs {
             return self.infer_job().map(Job::Infer);
         }
         Ok(match self.job {
-            JobKind::Op => Job::Op(spindle::net::op_job::OpJob {
+            JobKind::Op => Job::Op(OpJob {
                 op: self.op.parse()?,
                 rows: self.m,
                 cols: self.n,
@@ -186,13 +186,13 @@ impl JobArgs {
                 // The cluster decides the number of parties; 0 here is not used.
                 Job::Train(Box::new(self.train.options(model, 0)))
             }
-            JobKind::Matmul => Job::Matmul {
+            JobKind::Matmul => Job::Matmul(MatmulJob {
                 m: self.m,
                 k: self.k,
                 n: self.n,
                 input_seed: self.input_seed,
                 repeat: self.repeat,
-            },
+            }),
             JobKind::Infer => unreachable!("handled above"),
         })
     }

@@ -1,8 +1,8 @@
 //! `spindle party`: one party of a job as this process.
 
 use crate::args::{human_bytes, runtime, ClusterArgs, JobArgs, PreprocessingArg, TransportArg};
+use spindle::jobs::{AnyJob as Job, AnyOutput, MatmulJob};
 use spindle::net::config::TransportKind;
-use spindle::net::job::Job;
 use spindle::net::party::{run_party, PartyOptions};
 use spindle::runner::Preprocessing;
 use spindle_transport::LinkProfile;
@@ -116,14 +116,13 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
             p.link.rounds
         );
     }
-    if let Job::Train(t) = &job {
-        let first = t.epochs + 1 - out.result.len() / 2;
-        for (i, e) in out.result.chunks(2).enumerate() {
+    if let AnyOutput::Train(epochs) = &out.output {
+        for e in epochs {
             println!(
                 "party {me}: epoch {}: loss {:.4}, test accuracy {:.2}%",
-                first + i,
-                e[0],
-                100.0 * e.get(1).copied().unwrap_or_default()
+                e.epoch,
+                e.loss,
+                100.0 * e.accuracy
             );
         }
     }
@@ -134,7 +133,7 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         let text = serde_json::to_string_pretty(&out.to_json()).unwrap_or_default();
         std::fs::write(p, text).map_err(|e| spindle::Error::io(p, e))?;
     }
-    if let (true, Job::Matmul { k, .. }) = (args.check, &job) {
+    if let (true, Job::Matmul(MatmulJob { k, .. })) = (args.check, &job) {
         let k = *k;
         let f = args.job.frac_bits.unwrap_or(20);
         // Each of the k products is off by at most 1 ulp after encoding, plus truncation.

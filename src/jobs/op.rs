@@ -1,9 +1,12 @@
-//! The `op` job of `spindle party`: one non-linear function on a secret
+//! The `op` job ([`OpJob`]) of `spindle party`: one non-linear function on a secret
 //! input, timed over real links (issue 4's budgets are for parties as
 //! processes over TCP).
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+
+use super::{Finished, Job, JobPhase};
 use crate::error::{Error, Result};
 use crate::prg::{Prg, Seed};
 use crate::protocol::{compare, nonlinear};
@@ -103,35 +106,6 @@ pub struct OpJob {
 }
 
 impl OpJob {
-    /// What the parties and the dealer must agree on.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "op {} {}x{} max_group={:?} repeat={}",
-            self.op.name(),
-            self.rows,
-            self.cols,
-            self.max_group,
-            self.repeat
-        )
-    }
-
-    /// Checks the shape: nonzero, at most 2^26 elements, 1 <= repeat <= 1000.
-    ///
-    /// Errors: [`Error::ShapeMismatch`].
-    pub fn validate(&self) -> Result<()> {
-        let n = self.rows.saturating_mul(self.cols);
-        if n == 0 || n > 1 << 26 || self.repeat == 0 || self.repeat > 1000 {
-            return Err(Error::shape(
-                "job op",
-                format!(
-                    "need 1..=2^26 elements and 1 <= repeat <= 1000, got {} x {}, repeat {}",
-                    self.rows, self.cols, self.repeat
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// Runs the job: party 0 shares the inputs, every run is timed, the
     /// last output is revealed to party 0, which returns its largest
     /// absolute error against f64 on the encoded inputs as the result
@@ -139,8 +113,7 @@ impl OpJob {
     /// the median run, with the traffic of one run.
     ///
     /// Errors: protocol and transport errors.
-    pub async fn run(&self, sess: &Session) -> Result<super::job::JobOutput> {
-        self.validate()?;
+    async fn run_op(&self, sess: &Session) -> Result<Finished<Option<f64>>> {
         let shape = [self.rows, self.cols];
         let x = (sess.party() == 0).then(|| self.op.inputs(self.input_seed, self.rows * self.cols));
         let xs = sess.share_input_f64::<u64>(0, x.as_deref(), shape)?;
@@ -188,9 +161,9 @@ impl OpJob {
                     .zip(&want)
                     .map(|(g, w)| (fp.decode(*g) - w).abs())
                     .fold(0.0, f64::max);
-                vec![err]
+                Some(err)
             }
-            _ => Vec::new(),
+            _ => None,
         };
         times.sort();
         // Softmax works on whole rows and runs as one piece.
@@ -198,9 +171,9 @@ impl OpJob {
             OpKind::Softmax => 1,
             _ => sess.config().pipeline.lanes_for(self.rows * self.cols),
         };
-        Ok(super::job::JobOutput {
-            result,
-            phases: vec![super::job::JobPhase {
+        Ok(Finished {
+            output: result,
+            phases: vec![JobPhase {
                 label: match lanes {
                     1 => format!("{} (median of {})", self.op.name(), self.repeat),
                     // The rounds printed with it count every lane's tags.
@@ -213,6 +186,45 @@ impl OpJob {
                 link: link.per(self.repeat as u64),
             }],
         })
+    }
+}
+
+impl Job for OpJob {
+    /// At party 0, the largest |secure - f64| of the last run (against
+    /// the inputs as encoded); `None` elsewhere.
+    type Output = Option<f64>;
+
+    /// What the parties and the dealer must agree on.
+    fn fingerprint(&self) -> String {
+        format!(
+            "op {} {}x{} max_group={:?} repeat={}",
+            self.op.name(),
+            self.rows,
+            self.cols,
+            self.max_group,
+            self.repeat
+        )
+    }
+
+    /// Checks the shape: nonzero, at most 2^26 elements, 1 <= repeat <= 1000.
+    ///
+    /// Errors: [`Error::ShapeMismatch`].
+    fn validate(&self) -> Result<()> {
+        let n = self.rows.saturating_mul(self.cols);
+        if n == 0 || n > 1 << 26 || self.repeat == 0 || self.repeat > 1000 {
+            return Err(Error::shape(
+                "job op",
+                format!(
+                    "need 1..=2^26 elements and 1 <= repeat <= 1000, got {} x {}, repeat {}",
+                    self.rows, self.cols, self.repeat
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn run<'a>(&'a self, sess: &'a Session) -> BoxFuture<'a, Result<Finished<Option<f64>>>> {
+        Box::pin(self.run_op(sess))
     }
 }
 
