@@ -35,6 +35,14 @@ impl Seed {
         Ok(Seed(s))
     }
 
+    /// The seed of forked stream `stream` ([`crate::Session::fork`]) derived
+    /// from this one: [`Seed::derive`] under the stream's domain (top bit
+    /// set: never a stream of material, input sharing or dealer streams,
+    /// which all stay below 2^63).
+    pub fn derive_fork(&self, stream: u64) -> Seed {
+        self.derive((1 << 63) | (stream >> 1))
+    }
+
     /// A child seed: the first block of stream `stream` of this seed. Used to
     /// derive independent seeds (e.g. per party) from one master seed.
     pub fn derive(&self, stream: u64) -> Seed {

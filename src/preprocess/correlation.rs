@@ -700,7 +700,7 @@ fn correlate<R: Ring>(
         }
         Request::EdaBit { .. } => {
             let r = arith(&full[0])?;
-            let planes = crate::share::BitPlanes::from_ring(&r);
+            let planes = crate::ring::BitPlanes::from_ring(&r);
             let n = planes.data().len();
             vec![AnyTensor::Z64(RingTensor::new(
                 [n],

@@ -87,10 +87,9 @@ impl Dealer {
     /// domain, as each party derives its own, and the static operands
     /// shared with this dealer.
     pub fn fork(&self, stream: u64) -> Dealer {
-        let domain = crate::session::fork::fork_domain(stream);
         Dealer {
-            seeds: self.seeds.iter().map(|s| s.derive(domain)).collect(),
-            private: self.private.derive(domain),
+            seeds: self.seeds.iter().map(|s| s.derive_fork(stream)).collect(),
+            private: self.private.derive_fork(stream),
             backend: self.backend.clone(),
             statics: self.statics.clone(),
             next: 0,

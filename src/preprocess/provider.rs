@@ -265,7 +265,7 @@ impl Provider for SeededProvider {
             }
         };
         Ok(Box::new(SeededProvider {
-            seed: self.seed.derive(crate::session::fork::fork_domain(stream)),
+            seed: self.seed.derive_fork(stream),
             index: 0,
             backend: self.backend.clone(),
             corrections,

@@ -3,13 +3,17 @@
 //! Every share, mask and opened value in Spindle lives in one of two rings:
 //! `u64` (Z_2^64, the default) and `u32` (Z_2^32, for quantized layers).
 //! Code is generic over the [`Ring`] trait, never over a runtime type tag.
+//! [`BitPlanes`] packs ring values bit-sliced, 64 elements per word (the
+//! layout of binary shares).
 
+mod bits;
 mod device;
 mod element;
 mod fixed;
 mod tensor;
 mod trunc;
 
+pub use bits::{transpose64, words_for, BitPlanes};
 pub use device::DeviceBuffer;
 pub use element::{Ring, RingId};
 pub use fixed::FixedPoint;

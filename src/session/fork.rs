@@ -94,13 +94,6 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The PRG stream under which a fork's seeds derive from its parent's
-/// (top bit set: never a stream of material, input sharing or dealer
-/// streams, which all stay below 2^63).
-pub(crate) fn fork_domain(stream: u64) -> u64 {
-    UNORDERED | (stream >> 1)
-}
-
 impl Session {
     /// An independent child stream of this session: same party, links and
     /// backend, its own round tags, its own dealer stream of correlated
@@ -123,7 +116,7 @@ impl Session {
             ));
         }
         let tags = self.tags.child();
-        let domain = fork_domain(tags.stream);
+        let stream = tags.stream;
         let provider = self
             .provider
             .lock()
@@ -144,7 +137,7 @@ impl Session {
             pair_seeds: self
                 .pair_seeds
                 .iter()
-                .map(|s| s.map(|s| s.derive(domain)))
+                .map(|s| s.map(|s| s.derive_fork(stream)))
                 .collect(),
             online_start: self.online_start,
             setup_stats: self.setup_stats,

@@ -60,7 +60,7 @@ impl Session {
     /// [`Session::open_owned`] whose sums are left to their consumers: with
     /// 2 parties each value comes back as this party's share and the
     /// peer's, which the kernel reading it adds as it reads
-    /// ([`crate::share::Opened`]); otherwise as the sum. Same message, same
+    /// ([`Opened`]); otherwise as the sum. Same message, same
     /// round, same bytes as [`Session::open`].
     ///
     /// Errors: as [`Session::open`].

@@ -149,12 +149,12 @@ impl<R: Ring> Elems<R> for SumOf2<'_, R> {
 macro_rules! with_elems {
     ($slice:expr, $c:ident => $body:expr) => {
         match $slice {
-            $crate::share::OpenedSlice::Sum(s) => {
+            $crate::session::OpenedSlice::Sum(s) => {
                 let $c = s;
                 $body
             }
-            $crate::share::OpenedSlice::Parts(a, b) => {
-                let $c = $crate::share::SumOf2(a, b);
+            $crate::session::OpenedSlice::Parts(a, b) => {
+                let $c = $crate::session::SumOf2(a, b);
                 $body
             }
         }

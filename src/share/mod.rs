@@ -6,10 +6,9 @@
 
 mod arith;
 mod binary;
-mod bits;
 mod input;
 
-pub(crate) use crate::session::{with_elems, Elems, Opened, OpenedSlice, SumOf2};
+pub use crate::ring::{transpose64, words_for, BitPlanes};
+pub(crate) use crate::session::{with_elems, Elems, Opened, OpenedSlice};
 pub use arith::Shared;
 pub use binary::BinShared;
-pub use bits::{transpose64, words_for, BitPlanes};
