@@ -10,7 +10,8 @@
 #   2. On the GPU machine (no cargo, no network; CUDA driver and libnvrtc):
 #        scripts/gpu-check.sh DIR [OUT]      (or SPINDLE_GPU_CHECK_OUT=OUT)
 #      runs every binary from DIR: the NVRTC compile test, the CPU/GPU parity
-#      tests (incl. the ring GEMM paths direct/f64/int8 of issue 8), the GPU
+#      tests (incl. the ring GEMM paths direct/f64/int8 of issue 8), the
+#      protocol tests on CUDA (SPINDLE_TEST_DEVICE=cuda, 60 s each), the GPU
 #      benchmarks (elementwise ops, truncation, PRG, DReLU on 10^7 at 2
 #      parties, ring GEMM by path next to cuBLAS f32/bf16), then one 3-party
 #      LeNet training iteration (batch 64) on the CPU and on the GPU; prints
@@ -18,7 +19,7 @@
 #      OUT (default DIR/results-<time>). Per-step time limits (120 + 240 +
 #      420 + 2 x 180 s) bound the whole run; on a machine with a 10-minute
 #      limit per command, run a subset per command with
-#      SPINDLE_GPU_CHECK_STEPS (default "nvrtc parity kernels training"),
+#      SPINDLE_GPU_CHECK_STEPS (default "nvrtc parity protocols kernels training"),
 #      each into its own OUT.
 #
 # CUDA libraries: cudarc (CUDA 13.0 bindings) looks for libX.so, libX.so.13,
@@ -28,6 +29,9 @@
 # newer than its bindings) links the newest as libX.so in OUT/lib. cudarc's
 # CUDA 13.0 bindings on a CUDA 13 driver, NVRTC and cuBLAS are unverified.
 set -euo pipefail
+
+# The protocol tests run on CUDA by the "protocols" step (tests/common::test_device).
+protocol_tests="beaver fixed_point compare nonlinear_exp nonlinear_reciprocal nonlinear_softmax nonlinear_gelu nonlinear_layernorm nonlinear_sigmoid pipeline fork"
 
 usage() {
   echo "usage: $0 --build-only DIR | $0 DIR [OUT]" >&2
@@ -45,14 +49,15 @@ if [[ "${1:-}" == "--build-only" ]]; then
   log="$dir/build.jsonl"
   : >"$log"
   echo "== cargo test --release --no-run"
-  cargo test --release --no-run --message-format=json --test gpu_parity --test kernels_nvrtc >>"$log"
+  cargo test --release --no-run --message-format=json --test gpu_parity --test kernels_nvrtc \
+    $(for t in $protocol_tests; do printf -- '--test %s ' "$t"; done) >>"$log"
   echo "== cargo bench --no-run --bench gpu_kernels --bench training"
   cargo bench --no-run --message-format=json --bench gpu_kernels --bench training >>"$log"
   pick() { # target name -> its executable path from cargo's JSON messages
     grep '"executable":"' "$log" | grep "\"name\":\"$1\"" |
       sed 's/.*"executable":"\([^"]*\)".*/\1/' | tail -n 1
   }
-  for t in kernels_nvrtc gpu_parity; do
+  for t in kernels_nvrtc gpu_parity $protocol_tests; do
     exe=$(pick "$t"); [[ -n "$exe" ]] || { echo "no executable for $t" >&2; exit 1; }
     cp "$exe" "$dir/test_$t"
   done
@@ -175,9 +180,15 @@ run_bench() { # name limit_s binary args...
   echo "| bench $name | $status | | | | $(( $(date +%s) - t0 )) |" >>"$out/summary.md"
 }
 
-steps=" ${SPINDLE_GPU_CHECK_STEPS:-nvrtc parity kernels training} "
+steps=" ${SPINDLE_GPU_CHECK_STEPS:-nvrtc parity protocols kernels training} "
 [[ $steps == *" nvrtc "* ]] && run_tests kernels_nvrtc "$dir/test_kernels_nvrtc" 120
 [[ $steps == *" parity "* ]] && run_tests gpu_parity "$dir/test_gpu_parity" 240
+# The protocol tests themselves on CUDA (tests/common::test_device).
+if [[ $steps == *" protocols "* ]]; then
+  for t in $protocol_tests; do
+    [[ -x "$dir/test_$t" ]] && SPINDLE_TEST_DEVICE=cuda run_tests "cuda_$t" "$dir/test_$t" 60
+  done
+fi
 [[ $steps == *" kernels "* ]] && run_bench gpu_kernels 420 "$dir/bench_gpu_kernels"
 if [[ $steps == *" training "* ]]; then
   for d in cpu cuda:0; do

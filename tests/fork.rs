@@ -14,7 +14,7 @@ use spindle::preprocess::Request;
 use spindle::prg::Prg;
 use spindle::protocol::{compare, fixed, nonlinear};
 use spindle::ring::{FixedPoint, RingTensor};
-use spindle::runner::{run_parties_blocking, Preprocessing, RunOptions};
+use spindle::runner::{run_parties_blocking, Preprocessing};
 use spindle::{Error, Session, Shared};
 
 const N_ELEMS: usize = 300;
@@ -101,7 +101,7 @@ fn forks_run_concurrently_in_any_interleaving() {
     let ys = reals(&mut prg, N_ELEMS, 4.0);
     for pre in [Preprocessing::Dealer, Preprocessing::TrustedFirstParty] {
         for n in [2, 3] {
-            let mut opts = RunOptions::new(n);
+            let mut opts = common::options(n);
             opts.preprocessing = pre;
             let (xs2, ys2) = (xs.clone(), ys.clone());
             let r =
@@ -138,7 +138,7 @@ fn fork_material_does_not_depend_on_the_interleaving() {
     };
     let dealer_seed = fresh_seed("fork-material");
     let run = |reverse: bool| {
-        let mut opts = RunOptions::new(3);
+        let mut opts = common::options(3);
         opts.dealer_seed = Some(dealer_seed);
         let req = req.clone();
         run_parties_blocking(&opts, move |sess| {
@@ -183,7 +183,7 @@ fn fork_material_does_not_depend_on_the_interleaving() {
 /// results.
 #[test]
 fn the_online_dealer_refuses_forks_clearly() {
-    let mut opts = RunOptions::new(2);
+    let mut opts = common::options(2);
     opts.preprocessing = Preprocessing::OnlineDealer;
     opts.timeout = Duration::from_secs(5);
     let err = run_parties_blocking(&opts, |sess| async move {
@@ -203,7 +203,7 @@ fn the_online_dealer_refuses_forks_clearly() {
 /// configuration).
 #[test]
 fn forks_share_the_configuration() {
-    let opts = RunOptions::new(2);
+    let opts = common::options(2);
     let r = run_parties_blocking(&opts, |sess| async move {
         let f = sess.fork()?;
         Ok((

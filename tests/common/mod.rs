@@ -34,14 +34,40 @@ pub fn reals(prg: &mut Prg, n: usize, bound: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Runs `program` as each of `n` parties (dealer preprocessing).
+/// The device the protocol tests run on, from `SPINDLE_TEST_DEVICE`:
+/// `cpu` (the default), `audit` (the transfer-audit device: every
+/// protocol's device code path, on the CPU; `.ci/run` runs the protocol
+/// tests this way too) or `cuda` (CUDA device 0: needs the `cuda` feature
+/// and a GPU; `scripts/gpu-check.sh`).
+#[allow(dead_code)]
+pub fn test_device() -> spindle::backend::Device {
+    use spindle::backend::{select_device, AuditBackend, Device, DeviceChoice};
+    match std::env::var("SPINDLE_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") => Device::default(),
+        Ok("audit") => Device::Audit(AuditBackend::new()),
+        Ok("cuda") => select_device(DeviceChoice::Cuda(0))
+            .expect("SPINDLE_TEST_DEVICE=cuda needs the cuda feature and a CUDA device"),
+        Ok(other) => panic!("SPINDLE_TEST_DEVICE={other}: use cpu, audit or cuda"),
+    }
+}
+
+/// Options of an N-party test run: dealer preprocessing, on [`test_device`].
+#[allow(dead_code)]
+pub fn options(n: usize) -> RunOptions {
+    let mut opts = RunOptions::new(n);
+    opts.backend = test_device();
+    opts
+}
+
+/// Runs `program` as each of `n` parties (dealer preprocessing, on
+/// [`test_device`]).
 pub fn run<T, F, Fut>(n: usize, program: F) -> RunReport<T>
 where
     F: Fn(Arc<Session>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = spindle::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    run_parties_blocking(&RunOptions::new(n), program).expect("run succeeds")
+    run_parties_blocking(&options(n), program).expect("run succeeds")
 }
 
 /// Runs `op` and returns its result with the traffic it caused at this party.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use spindle::prg::Prg;
 use spindle::ring::{FixedPoint, Ring};
-use spindle::runner::{run_parties_blocking, RunOptions};
+use spindle::runner::run_parties_blocking;
 use spindle::{Session, SessionConfig, Shared};
 use spindle_transport::LinkStats;
 
@@ -43,7 +43,7 @@ where
     Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
 {
     let xs = Arc::new(xs);
-    let mut opts = RunOptions::new(n);
+    let mut opts = crate::common::options(n);
     opts.session = cfg;
     let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
         let (xs, shape, op) = (xs.clone(), shape.clone(), op.clone());
