@@ -353,18 +353,35 @@ async fn handshake(
     }
 }
 
+/// How long a party whose send to the dealer failed looks for the dealer's
+/// abort reason before reporting the failed send.
+const ABORT_READ: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Sends one message and waits for the reply, at most 3/4 of the receive
 /// timeout: the other parties wait for this one with the full timeout, so
 /// a silent dealer is reported here, and relayed to them in this party's
 /// abort, before they would time out blaming this party.
 async fn ask(s: &mut Box<dyn Stream>, lo: &LinkOptions, msg: &[u8]) -> Result<Vec<u8>> {
     let wait = lo.recv_timeout * 3 / 4;
-    write_frame(s, 0, FrameKind::Data, msg)
-        .await
-        .map_err(|e| dealer_err(format!("sending: {e}")))?;
-    s.flush()
-        .await
-        .map_err(|e| dealer_err(format!("sending: {e}")))?;
+    let sent = match write_frame(s, 0, FrameKind::Data, msg).await {
+        Ok(()) => s.flush().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        // A dealer that aborted (another party died) wrote its reason
+        // before closing: report that reason, which names the member that
+        // died, rather than the broken pipe it left.
+        let pending = tokio::time::timeout(ABORT_READ, read_frame(s, lo.max_frame)).await;
+        if let Ok(Ok(f)) = pending {
+            if f.header.kind == FrameKind::Abort {
+                return Err(Error::Transport(TransportError::Aborted {
+                    peer: DEALER,
+                    reason: String::from_utf8_lossy(&f.payload).into_owned(),
+                }));
+            }
+        }
+        return Err(dealer_err(format!("sending: {e}")));
+    }
     let f = tokio::time::timeout(wait, read_frame(s, lo.max_frame))
         .await
         .map_err(|_| dealer_err(format!("no answer within {} ms", wait.as_millis())))?
