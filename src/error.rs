@@ -101,6 +101,31 @@ pub enum Error {
     },
 }
 
+impl From<crate::ring::RingError> for Error {
+    /// Each ring-level failure as the engine's variant of the same name.
+    fn from(e: crate::ring::RingError) -> Self {
+        use crate::ring::RingError as E;
+        match e {
+            E::ShapeMismatch { op, detail } => Error::ShapeMismatch { op, detail },
+            E::InvalidFixedPoint(m) => Error::InvalidFixedPoint(m),
+            E::Encode {
+                value,
+                frac_bits,
+                bits,
+                reason,
+            } => Error::Encode {
+                value,
+                frac_bits,
+                bits,
+                reason,
+            },
+            E::Format { what, detail } => Error::Format { what, detail },
+            E::Gpu { op, detail } => Error::Gpu { op, detail },
+            E::Unsupported(m) => Error::Unsupported(m),
+        }
+    }
+}
+
 /// Result alias used throughout the crate.
 pub type Result<T> = std::result::Result<T, Error>;
 

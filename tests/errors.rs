@@ -8,7 +8,7 @@ use std::time::Duration;
 use spindle::backend::Device;
 use spindle::preprocess::{Dealer, PartyStore};
 use spindle::protocol::{beaver, fixed, trunc};
-use spindle::ring::{FixedPoint, RingTensor};
+use spindle::ring::{FixedPoint, RingError, RingTensor};
 use spindle::runner::{run_parties_blocking, RunOptions};
 use spindle::session::ProviderSpec;
 use spindle::{Error, Session, SessionConfig};
@@ -75,27 +75,36 @@ fn shape_mismatches_are_errors() {
 fn invalid_fixed_point_parameters_are_errors() {
     assert!(matches!(
         FixedPoint::new::<u64>(32),
-        Err(Error::InvalidFixedPoint(_))
+        Err(RingError::InvalidFixedPoint(_))
     ));
     assert!(matches!(
         FixedPoint::new::<u32>(16),
-        Err(Error::InvalidFixedPoint(_))
+        Err(RingError::InvalidFixedPoint(_))
     ));
     assert!(FixedPoint::new::<u32>(15).is_ok());
     let fp = FixedPoint::default_for::<u64>();
     assert!(matches!(
         fp.encode::<u64>(f64::NAN),
-        Err(Error::Encode { .. })
+        Err(RingError::Encode { .. })
     ));
     assert!(matches!(
         fp.encode::<u64>(f64::INFINITY),
-        Err(Error::Encode { .. })
+        Err(RingError::Encode { .. })
     ));
-    assert!(matches!(fp.encode::<u64>(1e13), Err(Error::Encode { .. })));
+    assert!(matches!(
+        fp.encode::<u64>(1e13),
+        Err(RingError::Encode { .. })
+    ));
     assert!(
-        matches!(fp.encode::<u32>(1.0), Err(Error::InvalidFixedPoint(_))),
+        matches!(fp.encode::<u32>(1.0), Err(RingError::InvalidFixedPoint(_))),
         "params of another ring"
     );
+
+    // Ring-level errors become the engine's variants of the same name.
+    assert!(matches!(
+        Error::from(FixedPoint::new::<u64>(32).unwrap_err()),
+        Error::InvalidFixedPoint(_)
+    ));
 
     let mut opts = RunOptions::new(2);
     opts.session = SessionConfig {

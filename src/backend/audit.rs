@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{Backend, Conv2dParams, CpuBackend, Pool2d};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::prg::Seed;
-use crate::ring::{append_le_bytes, DeviceBuffer, Ring, RingTensor, Shape};
+use crate::ring::{append_le_bytes, DeviceBuffer, Ring, RingError, RingTensor, Shape};
 
 /// Copies between the host and the audit device, with their bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,9 +73,9 @@ impl DeviceBuffer for AuditBuffer {
     fn len_bytes(&self) -> usize {
         self.bytes.len()
     }
-    fn read_to_host(&self, dst: &mut [u8]) -> Result<()> {
+    fn read_to_host(&self, dst: &mut [u8]) -> std::result::Result<(), RingError> {
         if dst.len() != self.bytes.len() {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 "audit device copy to host",
                 format!("{} bytes into {}", self.bytes.len(), dst.len()),
             ));
@@ -126,7 +126,7 @@ impl AuditBackend {
     fn operand<R: Ring>(&self, t: &RingTensor<R>) -> Result<RingTensor<R>> {
         if let Some(b) = t.device_copy() {
             if let Some(ab) = b.as_any().downcast_ref::<AuditBuffer>() {
-                return RingTensor::from_le_bytes(t.shape().clone(), &ab.bytes);
+                return Ok(RingTensor::from_le_bytes(t.shape().clone(), &ab.bytes)?);
             }
         }
         let mut bytes = Vec::with_capacity(t.numel() * R::BYTES);
@@ -150,7 +150,10 @@ impl AuditBackend {
     /// A result of device work: a device tensor only (no copy counted).
     fn result<R: Ring>(&self, t: RingTensor<R>) -> Result<RingTensor<R>> {
         let bytes = t.to_le_bytes();
-        RingTensor::from_device(t.shape().clone(), self.buffer(bytes))
+        Ok(RingTensor::from_device(
+            t.shape().clone(),
+            self.buffer(bytes),
+        )?)
     }
 }
 

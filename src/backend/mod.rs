@@ -21,6 +21,7 @@ pub(crate) mod pool;
 pub(crate) mod lowering;
 mod select;
 mod shape;
+pub mod steps;
 
 pub use audit::{AuditBackend, TransferCounts};
 pub use bilinear::{BilinearOp, Conv2dParams};
@@ -28,6 +29,7 @@ pub use cpu::CpuBackend;
 pub use pool::Pool2d;
 pub use select::{select_device, DeviceChoice};
 pub use shape::ShapeBackend;
+pub use steps::{MpcSteps, TruncParts, TruncProduct};
 
 use crate::error::Result;
 use crate::prg::Seed;

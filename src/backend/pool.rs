@@ -111,7 +111,7 @@ pub(crate) fn windows_host<R: Ring>(
     let xd = x.try_data()?;
     let mut out = Vec::with_capacity(shape.numel());
     p.for_each_tap(x.shape(), |_, src| out.push(src.map_or(pad, |i| xd[i])))?;
-    RingTensor::new(shape, out)
+    Ok(RingTensor::new(shape, out)?)
 }
 
 /// The gradient scatter on the host: [`super::Backend::pool_scatter`] of
@@ -129,7 +129,7 @@ pub(crate) fn scatter_host<R: Ring>(
             gin[i] = gin[i].wrapping_add(r[k]);
         }
     })?;
-    RingTensor::new(input.clone(), gin)
+    Ok(RingTensor::new(input.clone(), gin)?)
 }
 
 /// `routed` holds one value per window element of `input`'s pooling.

@@ -29,7 +29,7 @@ impl Backend for ShapeBackend {
         Ok(RingTensor::zeros(a.shape().clone()))
     }
     fn add_assign<R: Ring>(&self, a: &mut RingTensor<R>, b: &RingTensor<R>) -> Result<()> {
-        a.check_same_shape(b, "add_assign")
+        Ok(a.check_same_shape(b, "add_assign")?)
     }
     fn neg<R: Ring>(&self, a: &RingTensor<R>) -> Result<RingTensor<R>> {
         Ok(RingTensor::zeros(a.shape().clone()))

@@ -262,7 +262,7 @@ impl<R: Ring> ShareCheckpoint<R> {
             if t.dtype() != dtype::<R>() {
                 return Err(fmt(format!("tensor {name} has dtype {:?}", t.dtype())));
             }
-            RingTensor::from_le_bytes(t.shape().to_vec(), t.data())
+            Ok(RingTensor::from_le_bytes(t.shape().to_vec(), t.data())?)
         };
         let hex = |k: &str| -> Result<u128> {
             u128::from_str_radix(&get(k)?, 16)

@@ -73,7 +73,12 @@ impl<R: Ring> Lanes<R> {
         }
         let data = x.share().try_data()?;
         let chunks = chunk_ranges(n, lanes)
-            .map(|r| RingTensor::new([r.len()], data[r].to_vec()).map(Shared::from_share))
+            .map(|r| {
+                Ok(Shared::from_share(RingTensor::new(
+                    [r.len()],
+                    data[r].to_vec(),
+                )?))
+            })
             .collect::<Result<_>>()?;
         let sessions = (0..lanes).map(|l| sess.lane(turns.clone(), l)).collect();
         Ok(Lanes {

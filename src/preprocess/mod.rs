@@ -45,6 +45,6 @@ impl Material {
     ///
     /// Errors: [`crate::Error::Format`] if the material is over another ring.
     pub fn into_typed<R: Ring>(self) -> Result<Vec<RingTensor<R>>> {
-        self.0.into_iter().map(R::from_any).collect()
+        self.0.into_iter().map(|t| Ok(R::from_any(t)?)).collect()
     }
 }

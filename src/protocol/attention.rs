@@ -162,7 +162,7 @@ fn split_heads<R: Ring>(
     } else {
         vec![g.batch * heads, s, d]
     };
-    RingTensor::new(dims, out)
+    Ok(RingTensor::new(dims, out)?)
 }
 
 /// [B*heads, S, d] -> [B*S, H].
@@ -180,13 +180,16 @@ fn merge_heads<R: Ring>(t: &RingTensor<R>, g: &AttentionShape, d: usize) -> Resu
             }
         }
     }
-    RingTensor::new(vec![g.batch * s, h], out)
+    Ok(RingTensor::new(vec![g.batch * s, h], out)?)
 }
 
 /// Slice `g` of a [G, m, n] tensor as [m, n].
 fn slice<R: Ring>(t: &RingTensor<R>, g: usize) -> Result<RingTensor<R>> {
     let (m, n) = (t.dims()[1], t.dims()[2]);
-    RingTensor::new(vec![m, n], t.data()[g * m * n..(g + 1) * m * n].to_vec())
+    Ok(RingTensor::new(
+        vec![m, n],
+        t.data()[g * m * n..(g + 1) * m * n].to_vec(),
+    )?)
 }
 
 /// Fixed-point batched a [G, m, k] @ b [G, k, n]: one product for all G

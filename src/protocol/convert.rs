@@ -16,8 +16,8 @@ use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
 
+use super::b2a_kernel;
 use super::bitwise::and_many;
-use super::nonlinear::kernels;
 
 fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
     if b.planes() != 1 {
@@ -94,7 +94,7 @@ pub async fn b2a_weighted<R: Ring>(
         .pop()
         .expect("one value");
     let one = if sess.party() == 0 { R::ONE } else { R::ZERO };
-    let outs = kernels::dabit_linear(&e, s_arith.data(), one, weights, n, words);
+    let outs = b2a_kernel::dabit_linear(&e, s_arith.data(), one, weights, n, words);
     outs.into_iter()
         .map(|o| Ok(Shared::from_share(RingTensor::new(b.shape().clone(), o)?)))
         .collect()

@@ -129,5 +129,5 @@ pub fn columns<R: Ring>(t: &RingTensor<R>, c0: usize, w: usize) -> Result<RingTe
     for r in t.data().chunks(cols) {
         data.extend_from_slice(&r[c0..c0 + w]);
     }
-    RingTensor::new(vec![rows, w], data)
+    Ok(RingTensor::new(vec![rows, w], data)?)
 }

@@ -5,7 +5,7 @@
 //! every element into one word operation per 64 elements, which is how the
 //! carry circuits of comparison run (Piranha, Falcon use the same layout).
 
-use crate::error::{Error, Result};
+use super::error::{Result, RingError};
 use crate::ring::{Ring, RingTensor, Shape};
 
 /// `planes` bit planes of `numel` elements each, packed 64 per u64 word.
@@ -40,12 +40,12 @@ impl BitPlanes {
 
     /// Planes from raw words (`planes * words_for(numel)` of them, plane-major).
     ///
-    /// Errors: [`Error::ShapeMismatch`] if the word count is wrong.
+    /// Errors: [`RingError::ShapeMismatch`] if the word count is wrong.
     pub fn from_words(shape: impl Into<Shape>, planes: usize, data: Vec<u64>) -> Result<Self> {
         let shape = shape.into();
         let words = words_for(shape.numel());
         if data.len() != planes * words {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 "BitPlanes::from_words",
                 format!(
                     "{planes} planes of {shape} need {} words, got {}",
@@ -146,7 +146,7 @@ impl BitPlanes {
     }
     /// a ^= b, wordwise.
     ///
-    /// Errors: [`Error::ShapeMismatch`] if the layouts differ.
+    /// Errors: [`RingError::ShapeMismatch`] if the layouts differ.
     pub fn xor_assign(&mut self, other: &BitPlanes) -> Result<()> {
         self.check_same(other, "xor")?;
         self.data
@@ -157,7 +157,7 @@ impl BitPlanes {
     }
     /// a & b, wordwise (b public or both local).
     ///
-    /// Errors: [`Error::ShapeMismatch`] if the layouts differ.
+    /// Errors: [`RingError::ShapeMismatch`] if the layouts differ.
     pub fn and(&self, other: &BitPlanes) -> Result<Self> {
         self.check_same(other, "and")?;
         let mut out = self.clone();
@@ -175,7 +175,7 @@ impl BitPlanes {
     }
     fn check_same(&self, other: &BitPlanes, op: &'static str) -> Result<()> {
         if self.shape.numel() != other.shape.numel() || self.planes != other.planes {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 op,
                 format!(
                     "{} planes of {} vs {} planes of {}",

@@ -9,7 +9,7 @@
 //! host copy is mutated. The trait keeps `ring` free of any device API: the
 //! backend that made a buffer downcasts it through [`DeviceBuffer::as_any`].
 
-use crate::error::Result;
+use super::error::Result;
 
 /// The bytes of one ring tensor (row-major, k/8 little-endian bytes per
 /// element) in a device's memory.
@@ -38,7 +38,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::error::Error;
+    use crate::ring::RingError;
     use crate::ring::RingTensor;
 
     /// A device double: bytes in host memory, a count of copies to the
@@ -72,7 +72,7 @@ mod tests {
         }
         fn read_to_host(&self, dst: &mut [u8]) -> Result<()> {
             if self.lost {
-                return Err(Error::Gpu {
+                return Err(RingError::Gpu {
                     op: "copy to host".into(),
                     detail: "device lost".into(),
                 });

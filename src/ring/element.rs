@@ -3,8 +3,8 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
+use super::error::{Result, RingError};
 use super::{AnyTensor, RingTensor};
-use crate::error::{Error, Result};
 
 /// Which ring a value lives in; used where a type parameter cannot go
 /// (serialized preprocessing material, plans, wire headers).
@@ -91,7 +91,7 @@ pub trait Ring:
     fn from_u64(v: u64) -> Self;
     /// Wraps a typed tensor into the ring-tagged [`AnyTensor`].
     fn into_any(t: RingTensor<Self>) -> AnyTensor;
-    /// Unwraps an [`AnyTensor`]; [`Error::Format`] if it is over another ring.
+    /// Unwraps an [`AnyTensor`]; [`RingError::Format`] if it is over another ring.
     fn from_any(t: AnyTensor) -> Result<RingTensor<Self>>;
     /// The most significant bit (bit k-1), i.e. the sign of the signed view.
     fn msb(self) -> bool {
@@ -159,7 +159,7 @@ macro_rules! impl_ring {
             fn from_any(t: AnyTensor) -> Result<RingTensor<Self>> {
                 match t {
                     AnyTensor::$variant(t) => Ok(t),
-                    other => Err(Error::Format {
+                    other => Err(RingError::Format {
                         what: "ring-tagged tensor".into(),
                         detail: format!("expected Z_2^{}, got {:?}", <$t>::BITS, other.ring()),
                     }),

@@ -4,8 +4,8 @@
 //! value divided by 2^f (DESIGN.md, "Numbers"). The same convention as
 //! CrypTen's `FixedPointEncoder` and MP-SPDZ's `sfix`.
 
+use super::error::{Result, RingError};
 use super::{Ring, RingTensor, Shape};
-use crate::error::{Error, Result};
 
 /// Fixed-point parameters: `frac_bits` fractional bits in the ring `R`.
 ///
@@ -21,10 +21,10 @@ pub struct FixedPoint {
 impl FixedPoint {
     /// Parameters for the ring `R` with `frac_bits` fractional bits.
     ///
-    /// Errors: [`Error::InvalidFixedPoint`] if 2 * frac_bits + 2 > k.
+    /// Errors: [`RingError::InvalidFixedPoint`] if 2 * frac_bits + 2 > k.
     pub fn new<R: Ring>(frac_bits: u32) -> Result<Self> {
         if 2 * frac_bits + 2 > R::BITS {
-            return Err(Error::InvalidFixedPoint(format!(
+            return Err(RingError::InvalidFixedPoint(format!(
                 "{frac_bits} fractional bits do not fit Z_2^{}: need 2*f + 2 <= {}",
                 R::BITS,
                 R::BITS
@@ -61,7 +61,7 @@ impl FixedPoint {
 
     fn check_ring<R: Ring>(&self) -> Result<()> {
         if R::BITS != self.ring_bits {
-            return Err(Error::InvalidFixedPoint(format!(
+            return Err(RingError::InvalidFixedPoint(format!(
                 "parameters made for Z_2^{} used in Z_2^{}",
                 self.ring_bits,
                 R::BITS
@@ -72,11 +72,11 @@ impl FixedPoint {
 
     /// Encodes one real: round(x * 2^f) mod 2^k (ties away from zero).
     ///
-    /// Errors: [`Error::Encode`] for NaN, infinities and |x| >= 2^(k-1-f);
-    /// [`Error::InvalidFixedPoint`] if these parameters belong to another ring.
+    /// Errors: [`RingError::Encode`] for NaN, infinities and |x| >= 2^(k-1-f);
+    /// [`RingError::InvalidFixedPoint`] if these parameters belong to another ring.
     pub fn encode<R: Ring>(&self, x: f64) -> Result<R> {
         self.check_ring::<R>()?;
-        let err = |reason| Error::Encode {
+        let err = |reason| RingError::Encode {
             value: x,
             frac_bits: self.frac_bits,
             bits: R::BITS,
@@ -100,7 +100,7 @@ impl FixedPoint {
 
     /// Encodes a slice of f64 into a tensor of the given shape.
     ///
-    /// Errors: as [`FixedPoint::encode`], plus [`Error::ShapeMismatch`].
+    /// Errors: as [`FixedPoint::encode`], plus [`RingError::ShapeMismatch`].
     pub fn encode_tensor<R: Ring>(
         &self,
         shape: impl Into<Shape>,

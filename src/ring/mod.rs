@@ -9,14 +9,19 @@
 mod bits;
 mod device;
 mod element;
+mod error;
 mod fixed;
+mod opened;
 mod tensor;
 mod trunc;
 
 pub use bits::{transpose64, words_for, BitPlanes};
 pub use device::DeviceBuffer;
 pub use element::{Ring, RingId};
+pub use error::RingError;
 pub use fixed::FixedPoint;
+pub use opened::Opened;
+pub(crate) use opened::{with_elems, Elems, OpenedSlice, SumOf2};
 pub(crate) use tensor::append_le_bytes;
 pub use tensor::{AnyTensor, RingTensor, Shape};
 pub(crate) use trunc::{signed, TruncStep};

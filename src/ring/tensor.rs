@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use super::error::{Result, RingError};
 use super::{DeviceBuffer, Ring, RingId};
-use crate::error::{Error, Result};
 
 /// A tensor shape: dimensions, outermost first (row-major).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
@@ -83,12 +83,12 @@ impl<R: Ring> RingTensor<R> {
 
     /// A tensor from its shape and row-major data.
     ///
-    /// Errors: [`Error::ShapeMismatch`] when `data.len()` is not the product
+    /// Errors: [`RingError::ShapeMismatch`] when `data.len()` is not the product
     /// of the dimensions.
     pub fn new(shape: impl Into<Shape>, data: Vec<R>) -> Result<Self> {
         let shape = shape.into();
         if shape.numel() != data.len() {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 "RingTensor::new",
                 format!(
                     "shape {shape} holds {} elements, got {}",
@@ -103,7 +103,7 @@ impl<R: Ring> RingTensor<R> {
     /// A tensor whose only copy is `buf` on a device (a GPU backend's
     /// result); the host copy is made on the first host read.
     ///
-    /// Errors: [`Error::ShapeMismatch`] when `buf` does not hold
+    /// Errors: [`RingError::ShapeMismatch`] when `buf` does not hold
     /// `shape.numel()` elements of k/8 bytes.
     pub fn from_device(shape: impl Into<Shape>, buf: Arc<dyn DeviceBuffer>) -> Result<Self> {
         let shape = shape.into();
@@ -160,7 +160,7 @@ impl<R: Ring> RingTensor<R> {
 
     /// [`RingTensor::data`], with a failed device copy as an error.
     ///
-    /// Errors: the device's copy error ([`Error::Gpu`] for CUDA).
+    /// Errors: the device's copy error ([`RingError::Gpu`] for CUDA).
     pub fn try_data(&self) -> Result<&[R]> {
         if let Some(h) = self.host.get() {
             return Ok(h);
@@ -192,7 +192,7 @@ impl<R: Ring> RingTensor<R> {
 
     /// [`RingTensor::into_data`], with a failed device copy as an error.
     ///
-    /// Errors: the device's copy error ([`Error::Gpu`] for CUDA).
+    /// Errors: the device's copy error ([`RingError::Gpu`] for CUDA).
     pub fn try_into_data(mut self) -> Result<Vec<R>> {
         match self.host.take() {
             Some(h) => Ok(h),
@@ -214,7 +214,7 @@ impl<R: Ring> RingTensor<R> {
     /// Records `buf` as this tensor's device copy (a backend that uploaded
     /// the host copy keeps it for later ops). No-op when one is already set.
     ///
-    /// Errors: [`Error::ShapeMismatch`] when `buf` has the wrong length.
+    /// Errors: [`RingError::ShapeMismatch`] when `buf` has the wrong length.
     /// The caller guarantees that `buf` holds the same elements.
     pub fn attach_device_copy(&self, buf: Arc<dyn DeviceBuffer>) -> Result<()> {
         check_device_len::<R>(&self.shape, buf.as_ref())?;
@@ -224,7 +224,7 @@ impl<R: Ring> RingTensor<R> {
 
     fn download(&self) -> Result<Vec<R>> {
         let buf = self.device.get().ok_or_else(|| {
-            Error::Unsupported(
+            RingError::Unsupported(
                 "a ring tensor with neither a host nor a device copy (internal)".into(),
             )
         })?;
@@ -239,11 +239,11 @@ impl<R: Ring> RingTensor<R> {
     /// The same elements under another shape with the same element count
     /// (both copies kept).
     ///
-    /// Errors: [`Error::ShapeMismatch`] when the element counts differ.
+    /// Errors: [`RingError::ShapeMismatch`] when the element counts differ.
     pub fn reshape(self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();
         if shape.numel() != self.numel() {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 "RingTensor::reshape",
                 format!("{} elements into shape {shape}", self.numel()),
             ));
@@ -264,12 +264,12 @@ impl<R: Ring> RingTensor<R> {
 
     /// Decodes `shape.numel()` little-endian elements from `bytes`.
     ///
-    /// Errors: [`Error::Format`] when the byte count is wrong.
+    /// Errors: [`RingError::Format`] when the byte count is wrong.
     pub fn from_le_bytes(shape: impl Into<Shape>, bytes: &[u8]) -> Result<Self> {
         let shape = shape.into();
         let n = shape.numel();
         if bytes.len() != n * R::BYTES {
-            return Err(Error::Format {
+            return Err(RingError::Format {
                 what: "ring tensor bytes".into(),
                 detail: format!(
                     "shape {shape} in Z_2^{} needs {} bytes, got {}",
@@ -291,7 +291,7 @@ impl<R: Ring> RingTensor<R> {
     /// Checks that `other` has the same shape, for elementwise ops.
     pub fn check_same_shape(&self, other: &Self, op: &'static str) -> Result<()> {
         if self.shape != other.shape {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 op,
                 format!("operands have shapes {} and {}", self.shape, other.shape),
             ));
@@ -312,7 +312,7 @@ fn from_le<R: Ring>(v: R) -> R {
 
 fn check_device_len<R: Ring>(shape: &Shape, buf: &dyn DeviceBuffer) -> Result<()> {
     if buf.len_bytes() != shape.numel() * R::BYTES {
-        return Err(Error::shape(
+        return Err(RingError::shape(
             "device tensor",
             format!(
                 "{} bytes on {} for shape {shape} in Z_2^{} ({} bytes)",

@@ -20,7 +20,6 @@ mod codec;
 pub mod config;
 pub(crate) mod fork;
 mod open;
-mod opened;
 mod plan;
 mod setup;
 pub(crate) mod turns;
@@ -30,8 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use spindle_transport::{LinkStats, PartyId, Transport};
 
+pub(crate) use crate::ring::Opened;
 pub use config::{InnerPipeline, SessionConfig, TruncMode};
-pub(crate) use opened::{with_elems, Elems, Opened, OpenedSlice, SumOf2};
 pub use plan::PlanHandle;
 pub use setup::ProviderSpec;
 
@@ -101,7 +100,7 @@ impl Session {
     /// Fixed-point parameters of the session for ring `R`.
     pub fn fixed_point<R: Ring>(&self) -> Result<FixedPoint> {
         match self.config.frac_bits {
-            Some(f) => FixedPoint::new::<R>(f),
+            Some(f) => Ok(FixedPoint::new::<R>(f)?),
             None => Ok(FixedPoint::default_for::<R>()),
         }
     }

@@ -170,7 +170,9 @@ impl Session {
             .iter()
             .zip(out_sums)
             .zip(shapes)
-            .map(|((own, out), shape)| RingTensor::new(shape, out.unwrap_or_else(|| done(own))))
+            .map(|((own, out), shape)| {
+                RingTensor::new(shape, out.unwrap_or_else(|| done(own))).map_err(Error::from)
+            })
             .collect::<Result<_>>()?;
         let xors = own_xors
             .iter()

@@ -123,7 +123,7 @@ impl Session {
             .await?
             .pop()
             .expect("one value");
-        BitPlanes::from_words(x.shape().clone(), x.planes(), words)
+        Ok(BitPlanes::from_words(x.shape().clone(), x.planes(), words)?)
     }
 
     /// Reveals a fixed-point secret to every party and decodes it.

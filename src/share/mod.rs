@@ -8,7 +8,7 @@ mod arith;
 mod binary;
 mod input;
 
+pub(crate) use crate::ring::Opened;
 pub use crate::ring::{transpose64, words_for, BitPlanes};
-pub(crate) use crate::session::{with_elems, Elems, Opened, OpenedSlice};
 pub use arith::Shared;
 pub use binary::BinShared;

@@ -75,7 +75,7 @@ pub fn conv2d<R: Ring>(
             par,
         );
     }
-    RingTensor::new(out_shape, out)
+    Ok(RingTensor::new(out_shape, out)?)
 }
 
 /// Adds columns [c*kh*kw, ho*wo] back into one image [c, h, w] (the adjoint
@@ -168,7 +168,7 @@ pub fn conv2d_grad_weight<R: Ring>(
             .zip(&part)
             .for_each(|(a, b)| *a = a.wrapping_add(*b));
     }
-    RingTensor::new(out_shape, acc)
+    Ok(RingTensor::new(out_shape, acc)?)
 }
 
 /// Input gradient: g [n,o,ho,wo], w [o,c,kh,kw] -> dx [n,c,h,w] =
@@ -212,7 +212,7 @@ pub fn conv2d_grad_input<R: Ring>(
             &mut out[img * c * h * wd..(img + 1) * c * h * wd],
         );
     }
-    RingTensor::new(out_shape, out)
+    Ok(RingTensor::new(out_shape, out)?)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 mod amx;
 pub mod conv;
 pub mod gemm;
+mod steps;
 
 use rayon::prelude::*;
 
@@ -54,7 +55,7 @@ impl CpuBackend {
                 .zip(a.data().iter().zip(b.data()))
                 .for_each(body);
         }
-        RingTensor::new(a.shape().clone(), out)
+        Ok(RingTensor::new(a.shape().clone(), out)?)
     }
 
     fn map<R: Ring>(&self, a: &RingTensor<R>, f: impl Fn(R) -> R + Sync) -> RingTensor<R> {
@@ -126,7 +127,7 @@ impl Backend for CpuBackend {
                 self.parallelism,
             );
         }
-        RingTensor::new(out_shape, out)
+        Ok(RingTensor::new(out_shape, out)?)
     }
     fn conv2d<R: Ring>(
         &self,
@@ -178,7 +179,7 @@ impl Backend for CpuBackend {
         }
         let mut shape = d.to_vec();
         shape.swap(d.len() - 2, d.len() - 1);
-        RingTensor::new(shape, out)
+        Ok(RingTensor::new(shape, out)?)
     }
     fn trunc_combine<R: Ring>(
         &self,

@@ -315,7 +315,7 @@ impl CudaBackend {
     pub(super) fn wrap<R: Ring>(&self, buf: CudaSlice<u8>, shape: Shape) -> Result<RingTensor<R>> {
         let len = shape.numel() * R::BYTES;
         let buf = CudaBuffer::new(buf, len, self.inner.link.clone());
-        RingTensor::from_device(shape, Arc::new(buf))
+        Ok(RingTensor::from_device(shape, Arc::new(buf))?)
     }
 
     pub(super) fn cfg_1d(n: u64) -> LaunchConfig {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaSlice, CudaStream, PinnedHostSlice};
 
 use crate::error::{Error, Result};
-use crate::ring::DeviceBuffer;
+use crate::ring::{DeviceBuffer, RingError};
 
 /// Bytes per pinned staging buffer (two per device).
 pub(super) const STAGE: usize = 16 << 20;
@@ -59,14 +59,20 @@ impl DeviceBuffer for CudaBuffer {
     fn len_bytes(&self) -> usize {
         self.len
     }
-    fn read_to_host(&self, dst: &mut [u8]) -> Result<()> {
+    fn read_to_host(&self, dst: &mut [u8]) -> std::result::Result<(), RingError> {
         if dst.len() != self.len {
-            return Err(Error::shape(
+            return Err(RingError::shape(
                 "device to host copy",
                 format!("{} bytes into a buffer of {}", self.len, dst.len()),
             ));
         }
-        self.link.to_host(&self.slice, dst)
+        self.link.to_host(&self.slice, dst).map_err(|e| match e {
+            Error::Gpu { op, detail } => RingError::Gpu { op, detail },
+            other => RingError::Gpu {
+                op: "device to host copy".into(),
+                detail: other.to_string(),
+            },
+        })
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

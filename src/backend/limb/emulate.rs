@@ -105,7 +105,10 @@ pub fn matmul<R: Ring>(
         n,
         shared_a: false,
     };
-    RingTensor::new(shape, gemm(&plan, a.data(), b.data(), dims)?)
+    Ok(RingTensor::new(
+        shape,
+        gemm(&plan, a.data(), b.data(), dims)?,
+    )?)
 }
 
 /// The device arithmetic of one path: digit type, and a chunk's dot product.

@@ -7,11 +7,12 @@
 //! are those of [`crate::protocol::beaver`] (Beaver, CRYPTO 1991) and
 //! [`crate::protocol::trunc`] (Escudero et al., CRYPTO 2020) with the same
 //! dealer material; only the openings are merged, and the local steps are
-//! fused into single passes over memory ([`super::kernels`]).
+//! the backend's fused MPC steps ([`MpcSteps`]: single passes over memory
+//! on the CPU).
 
-use super::kernels;
 use super::linked::LinkedSquare;
-use crate::backend::{Backend, BilinearOp, Device};
+use crate::backend::steps::check_bits;
+use crate::backend::{Backend, BilinearOp, MpcSteps, TruncParts, TruncProduct};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::protocol::beaver::take;
@@ -75,7 +76,7 @@ pub(crate) async fn trunc_group<R: Ring>(
 /// stands for (the same requests in the same order, the same openings,
 /// rounds and results), with each square masked for the next opening in
 /// the pass that forms it, as nothing else reads it
-/// ([`kernels::trunc_square_masked`]). The next step's material is fetched
+/// ([`MpcSteps::trunc_square_masked`]). The next step's material is fetched
 /// after an opening and before the kernel that uses it.
 ///
 /// Rounds: `bits.len()` + 1 (0 for `last` = 0 in the last step). Elements
@@ -139,21 +140,22 @@ pub(crate) async fn trunc_square_chain<R: Ring>(
         let rest = m.split_off(1);
         Ok((m.pop().expect("counted"), rest))
     };
-    let (mut masked, mut parts) = fetch(0)?;
-    kernels::add_assign_biased(&mut masked, x.share(), bias);
+    let be = sess.backend();
+    let (masked, mut parts) = fetch(0)?;
+    let mut masked = be.mask(masked, x.share(), bias)?;
     for (j, &b) in bits.iter().enumerate() {
         let c = sess.open_parts(vec![masked]).await?.pop().expect("one");
-        let (mut next, next_parts) = fetch(j + 1)?;
+        let (next, next_parts) = fetch(j + 1)?;
         let [rs, ms, rr, rm] = &parts[..] else {
             unreachable!("a square's material is counted")
         };
-        let v = kernels::TruncView {
-            c: c.elems(),
-            r_shifted: rs.data(),
-            r_msb: ms.data(),
+        let v = TruncParts {
+            c: &c,
+            r_shifted: rs,
+            r_msb: ms,
             bits: b,
         };
-        kernels::trunc_square_masked(&v, rr.data(), rm.data(), next.data_mut(), bias, party0);
+        let next = be.trunc_square_masked(&v, rr, rm, next, bias, party0)?;
         (masked, parts) = (next, next_parts);
     }
     let c = sess.open_parts(vec![masked]).await?.pop().expect("one");
@@ -161,7 +163,9 @@ pub(crate) async fn trunc_square_chain<R: Ring>(
         what: "preprocessing material".into(),
         detail: "a truncation should have 3 tensors".into(),
     })?;
-    Ok(Shared::from_share(trunc_value(sess, &c, rs, &ms, last)?))
+    Ok(Shared::from_share(
+        be.trunc_value(&c, rs, &ms, last, party0)?,
+    ))
 }
 
 /// [`round`] with a [`TruncGroup`] opened in the same round.
@@ -265,15 +269,14 @@ pub(crate) async fn round_group<R: Ring>(
         });
     }
     let bias = trunc_bias::<R>(sess);
+    let be = sess.backend();
     // c_i = x_i + 2^(k-2) + r_i, built in r_i's buffer, opened with the rest.
     let masked: Vec<RingTensor<R>> = group
         .items
         .iter()
         .map(|&(x, bits)| {
             check_bits::<R>(bits)?;
-            let mut r = m.next().expect("counted");
-            kernels::add_assign_biased(&mut r, x.share(), bias);
-            Ok(r)
+            be.mask(m.next().expect("counted"), x.share(), bias)
         })
         .collect::<Result<_>>()?;
     let parts: Vec<(RingTensor<R>, RingTensor<R>)> = (0..n)
@@ -282,14 +285,14 @@ pub(crate) async fn round_group<R: Ring>(
     let corr: Vec<RingTensor<R>> = m.collect();
     let (p, t, opened) = round_opening(sess, prods, truncs, masked).await?;
     let party0 = sess.party() == 0;
-    let mut views: Vec<kernels::TruncView<'_, R>> = opened
+    let mut views: Vec<TruncParts<'_, R>> = opened
         .iter()
         .zip(&parts)
         .zip(&group.items)
-        .map(|((c, (rs, rm)), (_, bits))| kernels::TruncView {
-            c: c.elems(),
-            r_shifted: rs.data(),
-            r_msb: rm.data(),
+        .map(|((c, (rs, rm)), (_, bits))| TruncParts {
+            c,
+            r_shifted: rs,
+            r_msb: rm,
             bits: *bits,
         })
         .collect();
@@ -310,19 +313,14 @@ pub(crate) async fn round_group<R: Ring>(
         let more = if i == j { 1 } else { 3 };
         rest.push(((i, j), corr.by_ref().take(more).collect::<Vec<_>>()));
     }
-    let prods: Vec<kernels::GroupProduct<'_, R>> = rest
+    let prods: Vec<TruncProduct<'_, R>> = rest
         .iter()
-        .map(|(pair, c)| kernels::GroupProduct {
+        .map(|(pair, c)| TruncProduct {
             pair: *pair,
-            corr: c.iter().map(|t| t.data()).collect(),
+            corr: c.iter().collect(),
         })
         .collect();
-    kernels::group_products(
-        &views,
-        &prods,
-        outs.iter_mut().map(|t| t.data_mut()).collect(),
-        party0,
-    );
+    let outs = be.trunc_products(&views, &prods, outs, party0)?;
     drop(prods);
     let products: Vec<Shared<R>> = outs.into_iter().map(Shared::from_share).collect();
     drop(views);
@@ -331,7 +329,7 @@ pub(crate) async fn round_group<R: Ring>(
     let mut values = Vec::with_capacity(group.values.len());
     for &i in &group.values {
         let (rs, rm) = parts[i].take().ok_or_else(|| asked_twice(i))?;
-        let v = trunc_value(sess, &opened[i], rs, &rm, group.items[i].1)?;
+        let v = be.trunc_value(&opened[i], rs, &rm, group.items[i].1, party0)?;
         values.push(Shared::from_share(v));
     }
     Ok((p, t, GroupOut { values, products }))
@@ -358,37 +356,6 @@ pub(crate) async fn round<R: Ring>(
     Ok((p, t))
 }
 
-/// This party's share of the dealer truncation of x by `bits` from the
-/// opened c = x + 2^(k-2) + r and its shares of r' (overwritten) and
-/// r_msb: fused with forming c on the CPU; on a device backend c is formed
-/// first and the backend's kernel runs.
-fn trunc_value<R: Ring>(
-    sess: &Session,
-    c: &Opened<R>,
-    mut r_shifted: RingTensor<R>,
-    r_msb: &RingTensor<R>,
-    bits: u32,
-) -> Result<RingTensor<R>> {
-    let party0 = sess.party() == 0;
-    if !matches!(sess.backend(), Device::Cpu(_) | Device::DryRun(_)) {
-        let c = c.clone().into_tensor();
-        return sess
-            .backend()
-            .trunc_combine_into(&c, r_shifted, r_msb, bits, party0);
-    }
-    if let Some(other) = [r_shifted.shape(), r_msb.shape()]
-        .into_iter()
-        .find(|s| *s != c.shape())
-    {
-        return Err(Error::shape(
-            "truncation",
-            format!("opened value of shape {} with material {other}", c.shape()),
-        ));
-    }
-    kernels::trunc_value(c.elems(), r_shifted.data_mut(), r_msb.data(), bits, party0);
-    Ok(r_shifted)
-}
-
 /// [`round`], also opening `extra` masked values (after everything else)
 /// and returning them opened.
 async fn round_opening<R: Ring>(
@@ -398,6 +365,7 @@ async fn round_opening<R: Ring>(
     extra: Vec<RingTensor<R>>,
 ) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>, Vec<Opened<R>>)> {
     let local_trunc = sess.config().trunc == TruncMode::LocalShift;
+    let (be, party0) = (sess.backend(), sess.party() == 0);
     let mut opened: Vec<RingTensor<R>> = Vec::new();
     let mut pending = Vec::with_capacity(prods.len());
     for p in prods {
@@ -415,11 +383,10 @@ async fn round_opening<R: Ring>(
                     lhs: x.shape().clone(),
                     rhs: y.shape().clone(),
                 };
-                let [mut a, b, c] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
+                let [a, b, c] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
                 // e = x - a over a (only b is used after the opening).
-                kernels::rsub_assign(&mut a, x.share());
-                opened.push(a);
-                opened.push(kernels::sub(y.share(), &b));
+                opened.push(be.rsub(a, x.share())?);
+                opened.push(be.sub(y.share(), &b)?);
                 pending.push(Pending::Mul { c, b });
             }
             Prod::Sq(x) => {
@@ -427,9 +394,8 @@ async fn round_opening<R: Ring>(
                     ring: R::ID,
                     shape: x.shape().clone(),
                 };
-                let [mut a, c] = take::<2, R>(sess.fetch::<R>(&req)?, &req)?;
-                kernels::rsub_assign(&mut a, x.share());
-                opened.push(a);
+                let [a, c] = take::<2, R>(sess.fetch::<R>(&req)?, &req)?;
+                opened.push(be.rsub(a, x.share())?);
                 pending.push(Pending::Sq { c });
             }
         }
@@ -447,9 +413,8 @@ async fn round_opening<R: Ring>(
             shape: x.shape().clone(),
             frac_bits: bits,
         };
-        let [mut r, r_shifted, r_msb] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
-        kernels::add_assign_biased(&mut r, x.share(), trunc_bias::<R>(sess));
-        opened.push(r);
+        let [r, r_shifted, r_msb] = take::<3, R>(sess.fetch::<R>(&req)?, &req)?;
+        opened.push(be.mask(r, x.share(), trunc_bias::<R>(sess))?);
         trunc_mat.push(Some((r_shifted, r_msb, bits)));
     }
     let n_extra = extra.len();
@@ -464,17 +429,26 @@ async fn round_opening<R: Ring>(
     let mut out_p = Vec::with_capacity(prods.len());
     for (p, pend) in prods.iter().zip(pending) {
         match (p, pend) {
-            (Prod::Mul(x, _), Pending::Mul { mut c, b }) => {
+            (Prod::Mul(x, _), Pending::Mul { c, b }) => {
                 let (e, f) = (it.next().expect("e"), it.next().expect("f"));
                 // z_i = c_i + e * b_i + x_i * f
-                kernels::beaver_mul_combine(&mut c, e.elems(), &b, x.share(), f.elems());
-                out_p.push(Shared::from_share(c));
+                out_p.push(Shared::from_share(be.beaver_mul_opened(
+                    c,
+                    &e,
+                    &b,
+                    x.share(),
+                    &f,
+                )?));
             }
-            (Prod::Sq(x), Pending::Sq { mut c }) => {
+            (Prod::Sq(x), Pending::Sq { c }) => {
                 let e = it.next().expect("e");
                 // z_i = c_i + 2 e x_i - [p0] e^2 (sums to a^2 + 2ex - e^2 = x^2)
-                kernels::beaver_sq_combine(&mut c, e.elems(), x.share(), sess.party() == 0);
-                out_p.push(Shared::from_share(c));
+                out_p.push(Shared::from_share(be.beaver_sq_combine(
+                    c,
+                    &e,
+                    x.share(),
+                    party0,
+                )?));
             }
             _ => unreachable!("pending matches its product"),
         }
@@ -486,7 +460,7 @@ async fn round_opening<R: Ring>(
             None => trunc::truncate(sess, x, bits).await?,
             Some((r_shifted, r_msb, bits)) => {
                 let c = it.next().expect("c");
-                Shared::from_share(trunc_value(sess, &c, r_shifted, &r_msb, bits)?)
+                Shared::from_share(be.trunc_value(&c, r_shifted, &r_msb, bits, party0)?)
             }
         });
     }
@@ -495,16 +469,6 @@ async fn round_opening<R: Ring>(
 
 fn asked_twice(i: usize) -> Error {
     Error::Unsupported(format!("value {i} asked twice of a group (internal)"))
-}
-
-fn check_bits<R: Ring>(bits: u32) -> Result<()> {
-    if bits + 2 > R::BITS {
-        return Err(Error::InvalidFixedPoint(format!(
-            "cannot truncate {bits} bits in Z_2^{}",
-            R::BITS
-        )));
-    }
-    Ok(())
 }
 
 /// Party 0's share of the bias 2^(k-2) that a dealer truncation adds to

@@ -28,6 +28,7 @@
 use super::batch::{round, trunc_group, Trunc, TruncGroup};
 use super::fx::{affine, affine_into, affine_owned, enc, int_bits, lift, work_scale, Fx};
 use super::linked::{square_linked, LinkSpec};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
@@ -210,10 +211,10 @@ fn bound(coeffs: &[f64]) -> f64 {
 }
 
 /// a + b, written over a.
-fn sum_into<R: Ring>(a: Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
+fn sum_into<R: Ring>(sess: &Session, a: Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
     let mut a = a.into_share();
     a.check_same_shape(b.share(), "polynomial node")?;
-    super::kernels::add_assign(&mut a, b.share());
+    sess.backend().add_assign(&mut a, b.share())?;
     Ok(Shared::from_share(a))
 }
 
@@ -373,7 +374,7 @@ pub(crate) async fn eval_raw<R: Ring>(sess: &Session, t: &Fx<R>, coeffs: &[f64])
                 (None, _) => None,
             };
             next.push(match (lo, prod) {
-                (Some(a), Some(b)) => Node::Share(Fx::new(sum_into(a, &b)?, raw_scale)),
+                (Some(a), Some(b)) => Node::Share(Fx::new(sum_into(sess, a, &b)?, raw_scale)),
                 (a, b) => match a.or(b) {
                     Some(v) => Node::Share(Fx::new(v, raw_scale)),
                     None => Node::Zero,

@@ -8,7 +8,7 @@
 //! function performs anyway. That way linear maps with real coefficients
 //! cost no round of their own.
 
-use super::kernels;
+use crate::backend::MpcSteps;
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
@@ -85,8 +85,7 @@ fn combine<R: Ring>(
     } else {
         R::ZERO
     };
-    let data = kernels::lincomb(ks, c, shape.numel());
-    Ok(Shared::from_share(RingTensor::new(shape.clone(), data)?))
+    Ok(Shared::from_share(sess.backend().lincomb(ks, c, shape)?))
 }
 
 /// sum_i c_i x_i + c0 as a raw share at scale `to` (>= every x_i's scale):
@@ -155,9 +154,8 @@ pub(crate) fn affine_owned<R: Ring>(
     to: u32,
 ) -> Result<Shared<R>> {
     let (k, c) = one_term::<R>(sess, x.scale, c1, c0, to)?;
-    let mut v = x.v.into_share();
-    kernels::scale_add_assign(&mut v, k, c);
-    Ok(Shared::from_share(v))
+    let v = x.v.into_share();
+    Ok(Shared::from_share(sess.backend().scale_add(v, k, c)?))
 }
 
 /// acc + c1 x + c0 with acc a raw share at scale `to` (>= x's scale), as
@@ -173,10 +171,14 @@ pub(crate) fn affine_into<R: Ring>(
     to: u32,
 ) -> Result<Shared<R>> {
     let (k, c) = one_term::<R>(sess, x.scale, c1, c0, to)?;
-    let mut acc = acc.into_share();
+    let acc = acc.into_share();
     acc.check_same_shape(x.v.share(), "nonlinear affine map")?;
-    kernels::add_scaled_assign(&mut acc, x.v.share(), k, c);
-    Ok(Shared::from_share(acc))
+    Ok(Shared::from_share(sess.backend().add_scaled(
+        acc,
+        x.v.share(),
+        k,
+        c,
+    )?))
 }
 
 /// x at a higher scale `to` (exact).

@@ -23,15 +23,14 @@
 //! truncation's rounding (floor or one more) holds for any mask, uniform
 //! or not.
 
-use super::kernels::{self, TruncView};
-use crate::backend::Backend;
+use crate::backend::{MpcSteps, TruncParts};
 use crate::error::Result;
 use crate::preprocess::{Link, LinkedItems, Request};
 use crate::protocol::beaver::take;
 use crate::protocol::trunc;
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Opened, Ring, RingTensor, Shape};
 use crate::session::{Session, TruncMode};
-use crate::share::{OpenedSlice, Shared};
+use crate::share::Shared;
 
 /// An affine function m x + d of the squared value and the bits to shift
 /// out of it (|m x + d| < 2^(k-2) as ring values: the truncation's domain).
@@ -48,9 +47,9 @@ pub(crate) struct LinkSpec<R> {
 /// A linked truncation after the square's round.
 pub(crate) enum Linked<R: Ring> {
     /// Dealer truncation: the public masked value and this party's shares
-    /// of r' and r_msb (the output is P + L, [`kernels::TruncView`]).
+    /// of r' and r_msb (the output is P + L, [`TruncParts`]).
     Opened {
-        c: RingTensor<R>,
+        c: Opened<R>,
         r_shifted: RingTensor<R>,
         r_msb: RingTensor<R>,
         bits: u32,
@@ -61,17 +60,17 @@ pub(crate) enum Linked<R: Ring> {
 
 impl<R: Ring> Linked<R> {
     /// The truncation's view for products, `None` for a local shift.
-    pub(crate) fn view(&self) -> Option<TruncView<'_, R>> {
+    pub(crate) fn view(&self) -> Option<TruncParts<'_, R>> {
         match self {
             Linked::Opened {
                 c,
                 r_shifted,
                 r_msb,
                 bits,
-            } => Some(TruncView {
-                c: OpenedSlice::Sum(c.data()),
-                r_shifted: r_shifted.data(),
-                r_msb: r_msb.data(),
+            } => Some(TruncParts {
+                c,
+                r_shifted,
+                r_msb,
                 bits: *bits,
             }),
             Linked::Value(_) => None,
@@ -88,9 +87,9 @@ impl<R: Ring> Linked<R> {
                 r_shifted,
                 r_msb,
                 bits,
-            } => Ok(Shared::from_share(sess.backend().trunc_combine(
+            } => Ok(Shared::from_share(sess.backend().trunc_value(
                 c,
-                r_shifted,
+                r_shifted.clone(),
                 r_msb,
                 *bits,
                 sess.party() == 0,
@@ -126,12 +125,7 @@ pub(crate) async fn square_linked<R: Ring>(
     links: &[LinkSpec<R>],
 ) -> Result<(Shared<R>, LinkedSquare<R>)> {
     let party0 = sess.party() == 0;
-    let affine = |v: &RingTensor<R>, l: &LinkSpec<R>, add: R| {
-        RingTensor::new(
-            v.shape().clone(),
-            kernels::lincomb(&[(v, l.mult)], add, v.numel()),
-        )
-    };
+    let be = sess.backend();
     // No links: a plain square pair (the dealer then keeps no mask for a
     // group that would never release it).
     if links.is_empty() || sess.config().trunc == TruncMode::LocalShift {
@@ -139,7 +133,7 @@ pub(crate) async fn square_linked<R: Ring>(
         let mut out = Vec::with_capacity(links.len());
         for l in links {
             let add = if party0 { l.add } else { R::ZERO };
-            let y = Shared::from_share(affine(x.share(), l, add)?);
+            let y = Shared::from_share(be.lincomb(&[(x.share(), l.mult)], add, x.shape())?);
             out.push(Linked::Value(trunc::truncate(sess, &y, l.bits).await?));
         }
         let square = p.into_iter().next().expect("one square");
@@ -169,7 +163,7 @@ pub(crate) async fn square_linked<R: Ring>(
     req.elements()?; // checks the shifts before anything is fetched
     let mut m = sess.fetch::<R>(&req)?;
     let parts = m.split_off(2.min(m.len()));
-    let [mut a, mut c] = take::<2, R>(m, &req)?;
+    let [a, c] = take::<2, R>(m, &req)?;
     if parts.len() != 2 * links.len() {
         return Err(crate::Error::Format {
             what: "preprocessing material".into(),
@@ -177,10 +171,9 @@ pub(crate) async fn square_linked<R: Ring>(
         });
     }
     // e = x - a over a.
-    kernels::rsub_assign(&mut a, x.share());
+    let a = be.rsub(a, x.share())?;
     let e = sess.open_parts(vec![a]).await?.pop().expect("one opening");
-    kernels::beaver_sq_combine(&mut c, e.elems(), x.share(), party0);
-    let e = e.into_tensor();
+    let c = be.beaver_sq_combine(c, &e, x.share(), party0)?;
     // y_j + 2^(k-2) + r_j = m_j e + d_j + 2^(k-2), the same at every party.
     let bias = R::ONE.shl(R::BITS - 2);
     let mut parts = parts.into_iter();
@@ -191,7 +184,10 @@ pub(crate) async fn square_linked<R: Ring>(
             parts.next().expect("counted"),
         );
         out.push(Linked::Opened {
-            c: affine(&e, l, l.add.wrapping_add(bias))?,
+            c: {
+                let add = l.add.wrapping_add(bias);
+                Opened::from_sum(e.map(|v| v.wrapping_mul(l.mult).wrapping_add(add)))
+            },
             r_shifted,
             r_msb,
             bits: l.bits,

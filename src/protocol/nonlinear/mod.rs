@@ -22,7 +22,6 @@ mod cheb;
 mod exp;
 mod fx;
 mod gelu;
-pub(crate) mod kernels;
 mod layernorm;
 mod linked;
 mod log;

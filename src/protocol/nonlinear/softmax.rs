@@ -247,7 +247,7 @@ fn affine_const<R: Ring>(
         .iter()
         .map(|&c| super::fx::enc::<R>(c, scale))
         .collect::<Result<Vec<R>>>()?;
-    RingTensor::new(shape, data)
+    Ok(RingTensor::new(shape, data)?)
 }
 
 /// MPCFormer's "2Quad" softmax (Li et al., ICLR 2023), an explicit opt-in

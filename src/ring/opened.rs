@@ -1,5 +1,5 @@
-//! [`Opened`]: a value opened by [`crate::session::Session::open_parts`]
-//! whose sum is formed by its consumer.
+//! [`Opened`]: a public tensor (a value opened by the session) whose sum
+//! may still be formed by its consumer.
 //!
 //! Opening adds the peers' shares to the own one. Forming that sum as its
 //! own pass writes the value and reads it back in the kernel that uses it;
@@ -11,12 +11,14 @@
 
 use bytes::Bytes;
 
-use crate::ring::{Ring, RingTensor, Shape};
+use super::{Ring, RingTensor, Shape};
 
-/// An opened (public) tensor: either its value or the two parts whose
-/// ring sum (wrapping, element by element) it is.
+/// An opened (public) tensor, always in host memory (it came off the
+/// wire): either its value or the two parts whose ring sum (wrapping,
+/// element by element) it is. The fused MPC steps of the backends
+/// ([`crate::backend::MpcSteps`]) take opened operands in this form.
 #[derive(Clone, Debug)]
-pub(crate) struct Opened<R: Ring> {
+pub struct Opened<R: Ring> {
     value: Value<R>,
 }
 
@@ -33,8 +35,8 @@ enum Value<R: Ring> {
 }
 
 impl<R: Ring> Opened<R> {
-    /// An opened value already summed.
-    pub(crate) fn from_sum(value: RingTensor<R>) -> Self {
+    /// An opened value already summed (a host tensor).
+    pub fn from_sum(value: RingTensor<R>) -> Self {
         Opened {
             value: Value::Sum(value),
         }
@@ -67,7 +69,7 @@ impl<R: Ring> Opened<R> {
     }
 
     /// The shape of the value.
-    pub(crate) fn shape(&self) -> &Shape {
+    pub fn shape(&self) -> &Shape {
         match &self.value {
             Value::Sum(t) => t.shape(),
             Value::Parts { shape, .. } => shape,
@@ -84,8 +86,28 @@ impl<R: Ring> Opened<R> {
         }
     }
 
+    /// f applied to every element of the value: public arithmetic on the
+    /// host, in one pass (the sum formed as it is read), as a host tensor.
+    pub(crate) fn map(&self, f: impl Fn(R) -> R) -> RingTensor<R> {
+        let n = self.shape().numel();
+        let data = with_elems!(self.elems(), c => {
+            let c = c.chunk(0, n);
+            (0..n).map(|i| f(c.elem(i))).collect()
+        });
+        RingTensor::new(self.shape().clone(), data).expect("the shape's length")
+    }
+
+    /// The value as a tensor (a copy; one pass over both parts when kept
+    /// apart).
+    pub fn to_tensor(&self) -> RingTensor<R> {
+        match &self.value {
+            Value::Sum(t) => t.clone(),
+            Value::Parts { .. } => self.map(|v| v),
+        }
+    }
+
     /// The value as a tensor (one pass over both parts when kept apart).
-    pub(crate) fn into_tensor(self) -> RingTensor<R> {
+    pub fn into_tensor(self) -> RingTensor<R> {
         match self.value {
             Value::Sum(t) => t,
             Value::Parts { shape, own, peer } => {
@@ -149,12 +171,12 @@ impl<R: Ring> Elems<R> for SumOf2<'_, R> {
 macro_rules! with_elems {
     ($slice:expr, $c:ident => $body:expr) => {
         match $slice {
-            $crate::session::OpenedSlice::Sum(s) => {
+            $crate::ring::OpenedSlice::Sum(s) => {
                 let $c = s;
                 $body
             }
-            $crate::session::OpenedSlice::Parts(a, b) => {
-                let $c = $crate::session::SumOf2(a, b);
+            $crate::ring::OpenedSlice::Parts(a, b) => {
+                let $c = $crate::ring::SumOf2(a, b);
                 $body
             }
         }

@@ -1,13 +1,18 @@
-//! Fused local kernels for the Beaver and truncation steps of
-//! [`super::batch`]: one pass over memory where the generic backend ops
-//! would take three or four (each allocating). CPU only, rayon-parallel
-//! above a size threshold; candidates for [`crate::backend::Backend`] ops
-//! once a GPU backend exists.
+//! The CPU backend's fused MPC steps ([`MpcSteps`]): one pass over memory
+//! where the generic backend ops would take three or four (each
+//! allocating), rayon-parallel above a size threshold.
 
 use rayon::prelude::*;
 
-use crate::ring::{signed, Ring, RingTensor, TruncStep};
-use crate::share::{with_elems, Elems, OpenedSlice};
+use super::CpuBackend;
+use crate::backend::steps::{
+    check_bits, check_products, check_shape, pow2, TruncParts, TruncProduct,
+};
+use crate::backend::MpcSteps;
+use crate::error::Result;
+use crate::ring::{
+    signed, with_elems, Elems, Opened, OpenedSlice, Ring, RingTensor, Shape, TruncStep,
+};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -16,39 +21,14 @@ fn par(n: usize) -> bool {
     n >= 4 * CHUNK
 }
 
-/// a - b (same shapes, checked by the caller's request).
-pub(crate) fn sub<R: Ring>(a: &RingTensor<R>, b: &RingTensor<R>) -> RingTensor<R> {
-    debug_assert_eq!(a.shape(), b.shape());
-    let data: Vec<R> = if par(a.numel()) {
-        a.data()
-            .par_iter()
-            .zip(b.data().par_iter())
-            .map(|(x, y)| x.wrapping_sub(*y))
-            .collect()
-    } else {
-        a.data()
-            .iter()
-            .zip(b.data())
-            .map(|(x, y)| x.wrapping_sub(*y))
-            .collect()
-    };
-    RingTensor::new(a.shape().clone(), data).expect("same numel")
-}
-
 /// a = x - a (a Beaver mask becomes the masked value to open, in place).
-pub(crate) fn rsub_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>) {
+fn rsub_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>) {
     debug_assert_eq!(a.shape(), x.shape());
     zip1(a.data_mut(), x.data(), |o, v| *o = v.wrapping_sub(*o));
 }
 
-/// a += b.
-pub(crate) fn add_assign<R: Ring>(a: &mut RingTensor<R>, b: &RingTensor<R>) {
-    debug_assert_eq!(a.shape(), b.shape());
-    zip1(a.data_mut(), b.data(), |o, v| *o = o.wrapping_add(v));
-}
-
 /// a = k a + c.
-pub(crate) fn scale_add_assign<R: Ring>(a: &mut RingTensor<R>, k: R, c: R) {
+fn scale_add_assign<R: Ring>(a: &mut RingTensor<R>, k: R, c: R) {
     for_chunks(a.data_mut(), |_, out| {
         out.iter_mut()
             .for_each(|v| *v = v.wrapping_mul(k).wrapping_add(c))
@@ -56,7 +36,7 @@ pub(crate) fn scale_add_assign<R: Ring>(a: &mut RingTensor<R>, k: R, c: R) {
 }
 
 /// a += k x + c.
-pub(crate) fn add_scaled_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>, k: R, c: R) {
+fn add_scaled_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R>, k: R, c: R) {
     debug_assert_eq!(a.shape(), x.shape());
     zip1(a.data_mut(), x.data(), |o, v| {
         *o = o.wrapping_add(v.wrapping_mul(k)).wrapping_add(c)
@@ -64,7 +44,7 @@ pub(crate) fn add_scaled_assign<R: Ring>(a: &mut RingTensor<R>, x: &RingTensor<R
 }
 
 /// r += x + bias.
-pub(crate) fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R>, bias: R) {
+fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R>, bias: R) {
     debug_assert_eq!(r.shape(), x.shape());
     zip1(r.data_mut(), x.data(), |o, v| {
         *o = o.wrapping_add(v).wrapping_add(bias)
@@ -72,7 +52,7 @@ pub(crate) fn add_assign_biased<R: Ring>(r: &mut RingTensor<R>, x: &RingTensor<R
 }
 
 /// c += e * b + x * f, with the opened e and f summed as they are read.
-pub(crate) fn beaver_mul_combine<R: Ring>(
+fn mul_combine_slice<R: Ring>(
     c: &mut RingTensor<R>,
     e: OpenedSlice<'_, R>,
     b: &RingTensor<R>,
@@ -94,7 +74,7 @@ pub(crate) fn beaver_mul_combine<R: Ring>(
 /// c += 2 e x - [party0] e^2: this party's share of x^2 from a square
 /// pair (a, c = a^2) and the opened e = x - a (the sum over parties is
 /// a^2 + 2 e x - e^2 = x^2, so the mask a itself is not needed).
-pub(crate) fn beaver_sq_combine<R: Ring>(
+fn sq_combine_slice<R: Ring>(
     c: &mut RingTensor<R>,
     e: OpenedSlice<'_, R>,
     x: &RingTensor<R>,
@@ -115,7 +95,7 @@ pub(crate) fn beaver_sq_combine<R: Ring>(
 
 /// out = sum_i k_i * x_i + c (party 0 adds c): an exact integer linear
 /// combination of shares, in one pass.
-pub(crate) fn lincomb<R: Ring>(terms: &[(&RingTensor<R>, R)], c: R, len: usize) -> Vec<R> {
+fn lincomb_vec<R: Ring>(terms: &[(&RingTensor<R>, R)], c: R, len: usize) -> Vec<R> {
     // The slices once, outside the per-element loop.
     let slices: Vec<(&[R], R)> = terms.iter().map(|(x, k)| (x.data(), *k)).collect();
     let at = |i: usize| {
@@ -151,20 +131,11 @@ fn zip1<R: Ring>(out: &mut [R], b: &[R], f: impl Fn(&mut R, R) + Sync) {
 /// the opened c, this party's shares of r' and r_msb, and the shift
 /// ([`crate::protocol::trunc`]: P is public, L = -r' + s 2^(k-1-f) r_msb
 /// with s = 1 - 2 c_msb).
-pub(crate) struct TruncView<'a, R: Ring> {
-    pub(crate) c: OpenedSlice<'a, R>,
-    pub(crate) r_shifted: &'a [R],
-    pub(crate) r_msb: &'a [R],
-    pub(crate) bits: u32,
-}
-
-/// 2^e in Z_2^k (0 when e >= k).
-fn pow2<R: Ring>(e: u32) -> R {
-    if e >= R::BITS {
-        R::ZERO
-    } else {
-        R::ONE.shl(e)
-    }
+struct TruncView<'a, R: Ring> {
+    c: OpenedSlice<'a, R>,
+    r_shifted: &'a [R],
+    r_msb: &'a [R],
+    bits: u32,
 }
 
 /// Runs `body(offset, chunk)` over chunks of `out`, rayon-parallel above
@@ -214,9 +185,9 @@ fn square_block<R: Ring>(
 /// views (i, j), i <= j, and the dealer shares besides r'_i r'_j (the
 /// output buffer): `[r'_i r_msb_i]` for a square, `[r'_i r_msb_j, r_msb_i
 /// r'_j, r_msb_i r_msb_j]` otherwise.
-pub(crate) struct GroupProduct<'a, R> {
-    pub(crate) pair: (usize, usize),
-    pub(crate) corr: Vec<&'a [R]>,
+struct GroupProduct<'a, R> {
+    pair: (usize, usize),
+    corr: Vec<&'a [R]>,
 }
 
 /// Every product of a truncation group ([`square_block`] for i == j,
@@ -224,7 +195,7 @@ pub(crate) struct GroupProduct<'a, R> {
 /// `outs`, block by block of elements: a view that takes part in several
 /// products is read from memory once per block and from the cache after
 /// that (T_2 at the second level of a degree-7 polynomial is in three).
-pub(crate) fn group_products<R: Ring>(
+fn group_products<R: Ring>(
     views: &[TruncView<'_, R>],
     prods: &[GroupProduct<'_, R>],
     outs: Vec<&mut [R]>,
@@ -271,7 +242,7 @@ pub(crate) fn group_products<R: Ring>(
 /// `next` (the next truncation's mask r) += v^2 + `bias`, for a square
 /// that is used for nothing but that opening (v^2 is never written
 /// out: one pass over memory fewer than the square and then the mask).
-pub(crate) fn trunc_square_masked<R: Ring>(
+fn square_masked_slice<R: Ring>(
     v: &TruncView<'_, R>,
     rr: &[R],
     rm: &[R],
@@ -385,8 +356,8 @@ fn product_block_with<R: Ring>(
 /// This party's share of the truncation output v = [party0] P + L
 /// ([`TruncView`]), written over its share of r' (`r_shifted`), from the
 /// opened c (summed as it is read) and its share of r_msb: the local step
-/// of [`crate::backend::Backend::trunc_combine_into`] on the CPU.
-pub(crate) fn trunc_value<R: Ring>(
+/// of [`MpcSteps::trunc_value`] on the CPU.
+fn trunc_value_slice<R: Ring>(
     c: OpenedSlice<'_, R>,
     r_shifted: &mut [R],
     r_msb: &[R],
@@ -405,110 +376,154 @@ pub(crate) fn trunc_value<R: Ring>(
     }))
 }
 
-/// The local step of [`crate::protocol::convert::b2a_weighted`]: with the
-/// opened words e = b ^ s and this party's arithmetic daBit shares
-/// `s_arith` (bit i of plane j at j * 64 * words + i), returns for each
-/// weight vector w the shares sum_j w[j] * ([one] e + (1 - 2e) [s]) of the
-/// n values; `one` is 1 at party 0 and 0 elsewhere. One pass over the
-/// daBits, all outputs accumulated per chunk of values (branch-free, so
-/// the inner loop vectorizes; up to 3 outputs unrolled).
-pub(crate) fn dabit_linear<R: Ring>(
-    e: &[u64],
-    s_arith: &[R],
-    one: R,
-    weights: &[Vec<R>],
-    n: usize,
-    words: usize,
-) -> Vec<Vec<R>> {
-    let d = Dabits {
-        e,
-        s_arith,
-        one,
-        n,
-        words,
-        planes: weights.first().map_or(0, Vec::len),
-    };
-    match weights {
-        [a] => Vec::from(d.linear([a])),
-        [a, b] => Vec::from(d.linear([a, b])),
-        [a, b, c] => Vec::from(d.linear([a, b, c])),
-        _ => weights.iter().flat_map(|w| d.linear([w])).collect(),
+/// The kernels' view of one truncation (shapes checked by the caller).
+fn view<'a, R: Ring>(v: &TruncParts<'a, R>) -> TruncView<'a, R> {
+    TruncView {
+        c: v.c.elems(),
+        r_shifted: v.r_shifted.data(),
+        r_msb: v.r_msb.data(),
+        bits: v.bits,
     }
 }
 
-/// Values i0..i1 (i0 a multiple of 64) of [`Dabits::linear`]. Compiled
-/// for AVX-512 and AVX2 as well, picked at run time: the multiply-adds by
-/// the weights are the bulk of the work, and wide u64 multiplies need
-/// AVX-512 (the baseline x86-64 target has none).
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512dq+avx512vl",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-#[allow(clippy::needless_range_loop)] // j indexes three arrays
-fn dabit_chunk<R: Ring, const O: usize>(
-    d: &Dabits<'_, R>,
-    w: [&[R]; O],
-    i0: usize,
-    i1: usize,
-) -> [Vec<R>; O] {
-    let mut acc: [Vec<R>; O] = std::array::from_fn(|_| vec![R::ZERO; i1 - i0]);
-    // Plane j: its weights, its daBits and its opened words.
-    for j in 0..d.planes {
-        let wj: [R; O] = std::array::from_fn(|o| w[o][j]);
-        let base = j * 64 * d.words;
-        let s = &d.s_arith[base + i0..base + i1];
-        // i0 is a multiple of 64: word i0 / 64 holds bit i0.
-        let ew = &d.e[j * d.words + i0 / 64..(j + 1) * d.words];
-        let mut b = [R::ZERO; 64];
-        for (blk, (sb, &bits)) in s.chunks(64).zip(ew).enumerate() {
-            for (t, (bt, &sv)) in b.iter_mut().zip(sb).enumerate() {
-                let m = R::from_u64(((bits >> t) & 1).wrapping_neg());
-                *bt = (sv ^ m).wrapping_sub(m).wrapping_add(d.one & m);
-            }
-            for (a, wo) in acc.iter_mut().zip(wj) {
-                let a = &mut a[blk * 64..blk * 64 + sb.len()];
-                for (av, bv) in a.iter_mut().zip(&b) {
-                    *av = av.wrapping_add(wo.wrapping_mul(*bv));
-                }
-            }
+/// Every tensor of `ts` has `shape`.
+fn same<R: Ring>(shape: &Shape, ts: &[&RingTensor<R>], op: &'static str) -> Result<()> {
+    ts.iter().try_for_each(|t| check_shape(t, shape, op))
+}
+
+impl MpcSteps for CpuBackend {
+    fn mask<R: Ring>(
+        &self,
+        mut r: RingTensor<R>,
+        x: &RingTensor<R>,
+        bias: R,
+    ) -> Result<RingTensor<R>> {
+        same(r.shape(), &[x], "mask")?;
+        add_assign_biased(&mut r, x, bias);
+        Ok(r)
+    }
+    fn rsub<R: Ring>(&self, mut a: RingTensor<R>, x: &RingTensor<R>) -> Result<RingTensor<R>> {
+        same(a.shape(), &[x], "masked difference")?;
+        rsub_assign(&mut a, x);
+        Ok(a)
+    }
+    fn scale_add<R: Ring>(&self, mut a: RingTensor<R>, k: R, c: R) -> Result<RingTensor<R>> {
+        scale_add_assign(&mut a, k, c);
+        Ok(a)
+    }
+    fn add_scaled<R: Ring>(
+        &self,
+        mut acc: RingTensor<R>,
+        x: &RingTensor<R>,
+        k: R,
+        c: R,
+    ) -> Result<RingTensor<R>> {
+        same(acc.shape(), &[x], "affine map")?;
+        add_scaled_assign(&mut acc, x, k, c);
+        Ok(acc)
+    }
+    fn lincomb<R: Ring>(
+        &self,
+        terms: &[(&RingTensor<R>, R)],
+        c: R,
+        shape: &Shape,
+    ) -> Result<RingTensor<R>> {
+        if terms.is_empty() {
+            return Ok(RingTensor::full(shape.clone(), c));
         }
+        for (t, _) in terms {
+            check_shape(t, shape, "linear combination")?;
+        }
+        Ok(RingTensor::new(
+            shape.clone(),
+            lincomb_vec(terms, c, shape.numel()),
+        )?)
     }
-    acc
-}
-
-/// Opened daBit words and this party's arithmetic daBit shares.
-struct Dabits<'a, R> {
-    e: &'a [u64],
-    s_arith: &'a [R],
-    one: R,
-    n: usize,
-    words: usize,
-    planes: usize,
-}
-
-impl<R: Ring> Dabits<'_, R> {
-    /// O weighted sums of the n values.
-    fn linear<const O: usize>(&self, w: [&Vec<R>; O]) -> [Vec<R>; O] {
-        let len = self.n;
-        let w: [&[R]; O] = std::array::from_fn(|o| &w[o][..]);
-        let chunk = |c: usize| -> [Vec<R>; O] {
-            let (i0, i1) = (c * CHUNK, ((c + 1) * CHUNK).min(len));
-            dabit_chunk(self, w, i0, i1)
-        };
-        let parts: Vec<[Vec<R>; O]> = if par(len) {
-            (0..len.div_ceil(CHUNK))
-                .into_par_iter()
-                .map(chunk)
-                .collect()
-        } else {
-            (0..len.div_ceil(CHUNK)).map(chunk).collect()
-        };
-        std::array::from_fn(|o| {
-            let mut out = Vec::with_capacity(len);
-            parts.iter().for_each(|p| out.extend_from_slice(&p[o]));
-            out
-        })
+    fn beaver_mul_opened<R: Ring>(
+        &self,
+        mut c: RingTensor<R>,
+        e: &Opened<R>,
+        b: &RingTensor<R>,
+        x: &RingTensor<R>,
+        f: &Opened<R>,
+    ) -> Result<RingTensor<R>> {
+        same(e.shape(), &[&c, b, x], "Beaver product")?;
+        same(f.shape(), &[&c], "Beaver product")?;
+        mul_combine_slice(&mut c, e.elems(), b, x, f.elems());
+        Ok(c)
+    }
+    fn beaver_sq_combine<R: Ring>(
+        &self,
+        mut c: RingTensor<R>,
+        e: &Opened<R>,
+        x: &RingTensor<R>,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        same(e.shape(), &[&c, x], "square")?;
+        sq_combine_slice(&mut c, e.elems(), x, party0);
+        Ok(c)
+    }
+    fn trunc_value<R: Ring>(
+        &self,
+        c: &Opened<R>,
+        mut r_shifted: RingTensor<R>,
+        r_msb: &RingTensor<R>,
+        bits: u32,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        same(c.shape(), &[&r_shifted, r_msb], "truncation")?;
+        check_bits::<R>(bits)?;
+        trunc_value_slice(c.elems(), r_shifted.data_mut(), r_msb.data(), bits, party0);
+        Ok(r_shifted)
+    }
+    fn trunc_products<R: Ring>(
+        &self,
+        views: &[TruncParts<'_, R>],
+        prods: &[TruncProduct<'_, R>],
+        mut outs: Vec<RingTensor<R>>,
+        party0: bool,
+    ) -> Result<Vec<RingTensor<R>>> {
+        check_products(views, prods, &outs)?;
+        let tv: Vec<TruncView<'_, R>> = views.iter().map(view).collect();
+        let gp: Vec<GroupProduct<'_, R>> = prods
+            .iter()
+            .map(|p| GroupProduct {
+                pair: p.pair,
+                corr: p.corr.iter().map(|t| t.data()).collect(),
+            })
+            .collect();
+        group_products(
+            &tv,
+            &gp,
+            outs.iter_mut().map(|t| t.data_mut()).collect(),
+            party0,
+        );
+        Ok(outs)
+    }
+    fn trunc_square_masked<R: Ring>(
+        &self,
+        v: &TruncParts<'_, R>,
+        rr: &RingTensor<R>,
+        rm: &RingTensor<R>,
+        mut next: RingTensor<R>,
+        bias: R,
+        party0: bool,
+    ) -> Result<RingTensor<R>> {
+        same(
+            v.c.shape(),
+            &[v.r_shifted, v.r_msb, rr, rm, &next],
+            "masked square",
+        )?;
+        check_bits::<R>(v.bits)?;
+        square_masked_slice(
+            &view(v),
+            rr.data(),
+            rm.data(),
+            next.data_mut(),
+            bias,
+            party0,
+        );
+        Ok(next)
     }
 }
 
