@@ -7,6 +7,7 @@ the grid-stride loops then cover all elements) and calls the kernels through
 ctypes against independent Python references: AES-128-CTR from the
 `cryptography` package with the counter layout of src/prg.rs, and direct
 re-statements of the CPU backend's trunc_combine, im2col/col2im, pooling,
+layout (axis sums, broadcasts, copies, permutations),
 bit-slicing, limb split / recombination (the limb GEMM of src/backend/limb)
 and elementwise ops; the carry-circuit kernels run as N parties computing
 the MSB of random values.
@@ -341,6 +342,43 @@ def test_conv_and_pool():
             check(f"pool_scatter_{suf} {nc,h,w} k={kh,kw}", gin, gin_want.ravel())
 
 
+def test_layout():
+    """axis_sum / axis_broadcast / axis_copy / permute against numpy."""
+    lib = build("layout")
+    for dt, suf in [(np.uint32, "u32"), (np.uint64, "u64")]:
+        for outer, ln, inner in [(3, 5, 4), (1, 7, 1), (4, 1, 6)]:
+            x = rand(dt, outer * ln * inner)
+            x3 = x.reshape(outer, ln, inner)
+            got = np.zeros(outer * inner, dtype=dt)
+            getattr(lib, f"axis_sum_{suf}")(ptr(got), ptr(x), U64(outer), U64(ln), U64(inner))
+            with np.errstate(over="ignore"):
+                want = x3.sum(axis=1, dtype=dt)
+            check(f"axis_sum_{suf} {outer, ln, inner}", got, want.ravel())
+            r = rand(dt, outer * inner)
+            got = np.zeros(outer * ln * inner, dtype=dt)
+            getattr(lib, f"axis_broadcast_{suf}")(ptr(got), ptr(r), U64(outer), U64(ln), U64(inner))
+            want = np.broadcast_to(r.reshape(outer, 1, inner), (outer, ln, inner))
+            check(f"axis_broadcast_{suf} {outer, ln, inner}", got, want.ravel())
+            # A slice [start, start + count) into the middle of a wider axis.
+            start, count, dst_len, at = ln // 3, ln - ln // 3, ln + 2, 1
+            dst = rand(dt, outer * dst_len * inner)
+            want = dst.reshape(outer, dst_len, inner).copy()
+            want[:, at:at + count, :] = x3[:, start:start + count, :]
+            args = [U64(v) for v in (outer, ln, dst_len, inner, start, at, count)]
+            getattr(lib, f"axis_copy_{suf}")(ptr(dst), ptr(x), *args)
+            check(f"axis_copy_{suf} {outer, ln, inner} [{start}, +{count}) -> {at}", dst, want.ravel())
+        for dims, perm in [((2, 3, 4, 5), (0, 2, 3, 1)), ((4, 6), (1, 0)), ((2, 1, 3, 2, 2, 3), (5, 0, 4, 1, 3, 2))]:
+            x = rand(dt, int(np.prod(dims)))
+            want = np.transpose(x.reshape(dims), perm)
+            strides = [int(np.prod(dims[a + 1:])) for a in range(len(dims))]
+            pad = 6 - len(dims)
+            d = [1] * pad + [dims[p] for p in perm]
+            st = [0] * pad + [strides[p] for p in perm]
+            got = np.zeros(x.size, dtype=dt)
+            getattr(lib, f"permute_{suf}")(ptr(got), ptr(x), U64(x.size), *[U64(v) for v in d + st])
+            check(f"permute_{suf} {dims} {perm}", got, want.ravel())
+
+
 def test_gemm_helpers():
     lib = build("gemm")
     for dt, bits, suf in [(np.uint32, 32, "u32"), (np.uint64, 64, "u64")]:
@@ -404,6 +442,7 @@ if __name__ == "__main__":
     test_binary()
     test_carry()
     test_conv_and_pool()
+    test_layout()
     test_gemm_helpers()
     if failures:
         print(f"{len(failures)} check(s) failed: {failures}")

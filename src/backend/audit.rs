@@ -123,7 +123,7 @@ impl AuditBackend {
     /// `t`'s value for the CPU arithmetic: read from its device copy when
     /// it has one here (no copy counted: the arithmetic stands for device
     /// work), else uploaded from the host (counted) and kept on `t`.
-    fn operand<R: Ring>(&self, t: &RingTensor<R>) -> Result<RingTensor<R>> {
+    pub(crate) fn operand<R: Ring>(&self, t: &RingTensor<R>) -> Result<RingTensor<R>> {
         if let Some(b) = t.device_copy() {
             if let Some(ab) = b.as_any().downcast_ref::<AuditBuffer>() {
                 return Ok(RingTensor::from_le_bytes(t.shape().clone(), &ab.bytes)?);
@@ -145,6 +145,18 @@ impl AuditBackend {
             bytes,
             counters: self.counters.clone(),
         })
+    }
+
+    /// Results of device work, each a device tensor only.
+    pub(crate) fn results<R: Ring, const N: usize>(
+        &self,
+        ts: [RingTensor<R>; N],
+    ) -> Result<[RingTensor<R>; N]> {
+        let out: Vec<RingTensor<R>> = ts
+            .into_iter()
+            .map(|t| self.result(t))
+            .collect::<Result<_>>()?;
+        Ok(out.try_into().expect("N results"))
     }
 
     /// A result of device work: a device tensor only (no copy counted).
@@ -267,6 +279,37 @@ impl Backend for AuditBackend {
         p: &Pool2d,
     ) -> Result<RingTensor<R>> {
         self.result(self.cpu.pool_scatter(&self.operand(routed)?, input, p)?)
+    }
+    fn sum_axis<R: Ring>(&self, x: &RingTensor<R>, axis: usize) -> Result<RingTensor<R>> {
+        self.result(self.cpu.sum_axis(&self.operand(x)?, axis)?)
+    }
+    fn broadcast_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        shape: &Shape,
+        axis: usize,
+    ) -> Result<RingTensor<R>> {
+        self.result(self.cpu.broadcast_axis(&self.operand(x)?, shape, axis)?)
+    }
+    fn slice_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<RingTensor<R>> {
+        self.result(self.cpu.slice_axis(&self.operand(x)?, axis, start, len)?)
+    }
+    fn concat_axis<R: Ring>(&self, parts: &[&RingTensor<R>], axis: usize) -> Result<RingTensor<R>> {
+        let parts: Vec<RingTensor<R>> = parts
+            .iter()
+            .map(|p| self.operand(p))
+            .collect::<Result<_>>()?;
+        let refs: Vec<&RingTensor<R>> = parts.iter().collect();
+        self.result(self.cpu.concat_axis(&refs, axis)?)
+    }
+    fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
+        self.result(self.cpu.permute(&self.operand(x)?, perm)?)
     }
     fn prg_tensor<R: Ring>(
         &self,

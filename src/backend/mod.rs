@@ -11,9 +11,11 @@
 
 pub mod audit;
 mod bilinear;
+pub mod binary;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod layout;
 pub mod limb;
 pub(crate) mod pool;
 // Only the CUDA backend lowers convolutions this way (the CPU has its own loops).
@@ -175,6 +177,57 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<RingTensor<R>> {
         pool::scatter_host(routed, input, p)
     }
+    /// The sum along `axis`, kept with length 1: x [.., n, ..] ->
+    /// [.., 1, ..] (LayerNorm's and softmax's row sums).
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for an axis past the rank.
+    /// The default is the host loop ([`layout`]); the CUDA backend runs
+    /// `kernels/layout.cu`.
+    fn sum_axis<R: Ring>(&self, x: &RingTensor<R>, axis: usize) -> Result<RingTensor<R>> {
+        layout::sum_host(x, axis)
+    }
+    /// x, holding `shape`'s elements with `axis` taken out (any shape of
+    /// that size, e.g. [.., 1, ..]), repeated along `axis` to `shape`.
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for a size that does not fit.
+    /// Default and CUDA as [`Backend::sum_axis`].
+    fn broadcast_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        shape: &Shape,
+        axis: usize,
+    ) -> Result<RingTensor<R>> {
+        layout::broadcast_host(x, shape, axis)
+    }
+    /// Elements [start, start + len) along `axis` (the other axes whole).
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for a range past the axis.
+    /// Default and CUDA as [`Backend::sum_axis`].
+    fn slice_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<RingTensor<R>> {
+        layout::slice_host(x, axis, start, len)
+    }
+    /// The parts joined along `axis` (equal shapes elsewhere).
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for no parts or parts that
+    /// differ elsewhere. Default and CUDA as [`Backend::sum_axis`].
+    fn concat_axis<R: Ring>(&self, parts: &[&RingTensor<R>], axis: usize) -> Result<RingTensor<R>> {
+        layout::concat_host(parts, axis)
+    }
+    /// The axes reordered: output axis i is input axis `perm[i]` (PyTorch's
+    /// `permute`; rank at most [`layout::MAX_PERMUTE_RANK`]). Attention's
+    /// head split and merge.
+    ///
+    /// Errors: [`crate::Error::ShapeMismatch`] for a `perm` that is not a
+    /// permutation of the axes. Default and CUDA as [`Backend::sum_axis`].
+    fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
+        layout::permute_host(x, perm)
+    }
     /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
     /// (layout in [`crate::prg`]).
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape)
@@ -319,6 +372,32 @@ impl Backend for Device {
         p: &Pool2d,
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.pool_scatter(routed, input, p))
+    }
+    fn sum_axis<R: Ring>(&self, x: &RingTensor<R>, axis: usize) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.sum_axis(x, axis))
+    }
+    fn broadcast_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        shape: &Shape,
+        axis: usize,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.broadcast_axis(x, shape, axis))
+    }
+    fn slice_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.slice_axis(x, axis, start, len))
+    }
+    fn concat_axis<R: Ring>(&self, parts: &[&RingTensor<R>], axis: usize) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.concat_axis(parts, axis))
+    }
+    fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
+        dispatch!(self, be => be.permute(x, perm))
     }
     fn prg_tensor<R: Ring>(
         &self,

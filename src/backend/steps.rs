@@ -21,7 +21,7 @@
 //! Every op wraps modulo 2^k; all tensors of one call share one shape
 //! ([`crate::Error::ShapeMismatch`] otherwise).
 
-use super::Backend;
+use super::{binary, Backend};
 use crate::error::{Error, Result};
 use crate::ring::{signed, Opened, Ring, RingTensor, Shape, TruncStep};
 
@@ -251,6 +251,67 @@ pub trait MpcSteps: Backend {
         let sq = self.trunc_products(&[*v], &[square], vec![rr.clone()], party0)?;
         self.mask(next, &sq[0], bias)
     }
+
+    /// The leaves of MSB's carry tree over `bits` bit positions from the
+    /// public bit planes of c and this party's shares of r's bit planes
+    /// (u64 words, plane-major, `words` per plane): (G, P) [bits - 1
+    /// planes] and top [1 plane] (`backend/binary.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for planes shorter than `bits`.
+    fn carry_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        binary::carry_leaves_host(c, r, bits, words, party0)
+    }
+
+    /// The masked inputs (e, f) of one carry-tree level's ANDs over
+    /// `nodes` nodes (G, P) with this party's binary triple shares a, b
+    /// [`binary::level_ands`] planes each (`backend/binary.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    fn carry_level_mask(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        a: &RingTensor<u64>,
+        b: &RingTensor<u64>,
+        nodes: usize,
+        words: usize,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        binary::carry_level_mask_host(g, p, a, b, nodes, words)
+    }
+
+    /// The next carry-tree level (G, P) from the opened e, f (host words,
+    /// off the wire) and this party's triple shares [a, b, c]
+    /// (`backend/binary.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for inputs of other lengths.
+    #[allow(clippy::too_many_arguments)]
+    fn carry_level_combine(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        nodes: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        binary::carry_level_combine_host(g, p, e, f, abc, nodes, words, party0)
+    }
+
+    /// a ^ b over u64 words (XOR shares: local).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for different lengths.
+    fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
+        binary::xor_host(a, b)
+    }
 }
 
 /// This party's share L = s 2^u r_msb - r' of a truncated value (the
@@ -390,12 +451,62 @@ pub(crate) fn check_bits<R: Ring>(bits: u32) -> Result<()> {
     Ok(())
 }
 
-// The dry-run and transfer-audit backends use the default compositions:
-// shapes only for the one, the CUDA backend's residency for the other.
+// The dry-run backend uses the defaults (shapes only); the audit backend
+// the compositions, with the binary family on its memory (the CUDA
+// backend's residency); the CUDA backend's impl is in `cuda/carry.rs`.
 impl MpcSteps for super::ShapeBackend {}
-impl MpcSteps for super::AuditBackend {}
-#[cfg(feature = "cuda")]
-impl MpcSteps for super::cuda::CudaBackend {}
+impl MpcSteps for super::AuditBackend {
+    // The binary family has no composition from ring primitives: the
+    // audit device runs the host loops on its own memory, as CUDA runs
+    // `kernels/carry.cu`.
+    fn carry_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        let out =
+            binary::carry_leaves_host(&self.operand(c)?, &self.operand(r)?, bits, words, party0)?;
+        self.results(out)
+    }
+    fn carry_level_mask(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        a: &RingTensor<u64>,
+        b: &RingTensor<u64>,
+        nodes: usize,
+        words: usize,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        let [g, p, a, b] = [g, p, a, b].map(|t| self.operand(t));
+        let out = binary::carry_level_mask_host(&g?, &p?, &a?, &b?, nodes, words)?;
+        self.results(out)
+    }
+    fn carry_level_combine(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        nodes: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        let [a, b, c] = abc.map(|t| self.operand(t));
+        let (a, b, c) = (a?, b?, c?);
+        let (g, p) = (self.operand(g)?, self.operand(p)?);
+        let out =
+            binary::carry_level_combine_host(&g, &p, e, f, [&a, &b, &c], nodes, words, party0)?;
+        self.results(out)
+    }
+    fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
+        self.results([binary::xor_host(&self.operand(a)?, &self.operand(b)?)?])
+            .map(|[t]| t)
+    }
+}
 
 macro_rules! dispatch_steps {
     ($self:ident, $b:ident => $e:expr) => {
@@ -484,5 +595,42 @@ impl MpcSteps for super::Device {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         dispatch_steps!(self, be => be.trunc_square_masked(v, rr, rm, next, bias, party0))
+    }
+    fn carry_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        dispatch_steps!(self, be => be.carry_leaves(c, r, bits, words, party0))
+    }
+    fn carry_level_mask(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        a: &RingTensor<u64>,
+        b: &RingTensor<u64>,
+        nodes: usize,
+        words: usize,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        dispatch_steps!(self, be => be.carry_level_mask(g, p, a, b, nodes, words))
+    }
+    fn carry_level_combine(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        nodes: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        dispatch_steps!(self, be => be.carry_level_combine(g, p, e, f, abc, nodes, words, party0))
+    }
+    fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
+        dispatch_steps!(self, be => be.xor_words(a, b))
     }
 }

@@ -4,10 +4,10 @@ use async_trait::async_trait;
 
 use super::module::no_cache;
 use super::{Module, Param};
-use crate::backend::{BilinearOp, Conv2dParams};
+use crate::backend::{Backend, BilinearOp, Conv2dParams};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::ring::{Ring, RingTensor};
+use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -44,28 +44,46 @@ impl<R: Ring> Conv2d<R> {
     }
 }
 
-/// x [n, c, h, w] + b[c] on every position (local).
-pub(crate) fn add_channels<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
-    let d = x.shape().dims();
-    let (c, hw) = (d[1], d[2] * d[3]);
-    let mut out = x.share().clone();
-    let b = b.share().data();
-    for (i, plane) in out.data_mut().chunks_mut(hw).enumerate() {
-        let bias = b[i % c];
-        plane.iter_mut().for_each(|v| *v = v.wrapping_add(bias));
+/// (n, c, h w) of an NCHW shape.
+///
+/// Errors: [`crate::Error::ShapeMismatch`] for a rank other than 4.
+fn nchw(shape: &crate::ring::Shape, op: &'static str) -> Result<(usize, usize, usize)> {
+    match shape.dims() {
+        [n, c, h, w] => Ok((*n, *c, h * w)),
+        _ => Err(crate::Error::shape(
+            op,
+            format!("NCHW expected, got {shape}"),
+        )),
     }
-    Ok(Shared::from_share(out))
 }
 
-/// Sums of g [n, c, h, w] per channel -> [c] (local).
-pub(crate) fn sum_channels<R: Ring>(g: &Shared<R>) -> Result<Shared<R>> {
-    let d = g.shape().dims();
-    let (c, hw) = (d[1], d[2] * d[3]);
-    let mut out = vec![R::ZERO; c];
-    for (i, plane) in g.share().data().chunks(hw).enumerate() {
-        out[i % c] = plane.iter().fold(out[i % c], |a, v| a.wrapping_add(*v));
-    }
-    Ok(Shared::from_share(RingTensor::new([c], out)?))
+/// x [n, c, h, w] + b[c] on every position (local: two broadcasts and an
+/// add on the backend).
+///
+/// Errors: [`crate::Error::ShapeMismatch`] for a bias of another length.
+pub(crate) fn add_channels<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    b: &Shared<R>,
+) -> Result<Shared<R>> {
+    let (n, c, hw) = nchw(x.shape(), "channel bias")?;
+    let be = sess.backend();
+    let per_channel = be.broadcast_axis(b.share(), &[c, hw].into(), 1)?;
+    let all = be.broadcast_axis(&per_channel, &[n, c * hw].into(), 0)?;
+    Ok(Shared::from_share(
+        be.add(x.share(), &all.reshape(x.shape().clone())?)?,
+    ))
+}
+
+/// Sums of g [n, c, h, w] per channel -> [c] (local: two axis sums).
+///
+/// Errors: [`crate::Error::ShapeMismatch`] for a rank other than 4.
+pub(crate) fn sum_channels<R: Ring>(sess: &Session, g: &Shared<R>) -> Result<Shared<R>> {
+    let (n, c, hw) = nchw(g.shape(), "channel sums")?;
+    let be = sess.backend();
+    let planes = be.sum_axis(&g.share().clone().reshape([n, c, hw])?, 2)?;
+    let s = be.sum_axis(&planes, 0)?;
+    Ok(Shared::from_share(s.reshape([c])?))
 }
 
 #[async_trait]
@@ -77,7 +95,7 @@ impl<R: Ring> Module<R> for Conv2d<R> {
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let y = fixed::conv2d(sess, x, &self.weight.value, self.params).await?;
         self.input = train.then(|| x.clone());
-        add_channels(&y, &self.bias.value)
+        add_channels(sess, &y, &self.bias.value)
     }
 
     async fn backward(
@@ -109,7 +127,7 @@ impl<R: Ring> Module<R> for Conv2d<R> {
         }
         let mut out = fixed::product_many(sess, &items).await?.into_iter();
         self.weight.grad = Some(out.next().expect("dW"));
-        self.bias.grad = Some(sum_channels(grad)?);
+        self.bias.grad = Some(sum_channels(sess, grad)?);
         Ok(out.next())
     }
 

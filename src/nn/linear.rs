@@ -7,7 +7,8 @@ use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::ring::{Ring, RingTensor};
+use crate::protocol::linear::add_bias;
+use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -41,27 +42,14 @@ impl<R: Ring> Linear<R> {
     }
 }
 
-/// Adds a per-column vector to every row: x [rows, cols] + b [cols] (local).
-pub(crate) fn add_rows<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
-    let cols = b.numel();
-    let mut out = x.share().clone();
-    for row in out.data_mut().chunks_mut(cols) {
-        row.iter_mut()
-            .zip(b.share().data())
-            .for_each(|(v, c)| *v = v.wrapping_add(*c));
-    }
-    Ok(Shared::from_share(out))
-}
-
-/// Column sums of x [rows, cols] -> [cols] (local).
-pub(crate) fn sum_rows<R: Ring>(x: &Shared<R>, cols: usize) -> Result<Shared<R>> {
-    let mut out = vec![R::ZERO; cols];
-    for row in x.share().data().chunks(cols) {
-        out.iter_mut()
-            .zip(row)
-            .for_each(|(o, v)| *o = o.wrapping_add(*v));
-    }
-    Ok(Shared::from_share(RingTensor::new([cols], out)?))
+/// Column sums of x [rows, cols] -> [cols] (local: a bias gradient).
+///
+/// Errors: [`crate::Error::ShapeMismatch`] unless `cols` divides x's size.
+pub(crate) fn sum_rows<R: Ring>(sess: &Session, x: &Shared<R>, cols: usize) -> Result<Shared<R>> {
+    let rows = x.numel() / cols.max(1);
+    let x = x.share().clone().reshape([rows, cols])?;
+    let s = sess.backend().sum_axis(&x, 0)?;
+    Ok(Shared::from_share(s.reshape([cols])?))
 }
 
 #[async_trait]
@@ -73,7 +61,7 @@ impl<R: Ring> Module<R> for Linear<R> {
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let y = fixed::matmul(sess, x, &self.weight.value).await?;
         self.input = train.then(|| x.clone());
-        add_rows(&y, &self.bias.value)
+        add_bias(sess, &y, &self.bias.value)
     }
 
     async fn backward(
@@ -93,7 +81,7 @@ impl<R: Ring> Module<R> for Linear<R> {
         }
         let mut out = fixed::product_many(sess, &items).await?.into_iter();
         self.weight.grad = Some(out.next().expect("dW"));
-        self.bias.grad = Some(sum_rows(grad, self.bias.value.numel())?);
+        self.bias.grad = Some(sum_rows(sess, grad, self.bias.value.numel())?);
         Ok(out.next())
     }
 

@@ -28,9 +28,9 @@
 //! (output projection). Bytes: see `docs/attention.md`.
 
 use super::fixed;
-use super::linear::{columns, dense, Weight};
+use super::linear::{dense, Weight};
 use super::nonlinear;
-use crate::backend::BilinearOp;
+use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
@@ -134,62 +134,46 @@ impl AttentionShape {
     }
 }
 
-/// [B*S, H] -> [B*heads, S, d], or [B*heads, d, S] with `transpose` (K^T).
+/// [B*S, H] -> [B*heads, S, d], or [B*heads, d, S] with `transpose` (K^T):
+/// a permutation of [B, S, heads, d] on the backend.
+///
+/// Errors: [`Error::ShapeMismatch`] for a size other than B S heads d.
 fn split_heads<R: Ring>(
+    be: &impl Backend,
     t: &RingTensor<R>,
     g: &AttentionShape,
     d: usize,
     transpose: bool,
 ) -> Result<RingTensor<R>> {
     let (s, heads) = (g.seq, g.heads);
-    let h = heads * d;
-    let src = t.data();
-    let mut out = vec![R::ZERO; src.len()];
-    for b in 0..g.batch {
-        for i in 0..s {
-            let row = &src[(b * s + i) * h..(b * s + i + 1) * h];
-            for hd in 0..heads {
-                let base = (b * heads + hd) * s * d;
-                for e in 0..d {
-                    let at = if transpose { e * s + i } else { i * d + e };
-                    out[base + at] = row[hd * d + e];
-                }
-            }
-        }
-    }
-    let dims = if transpose {
-        vec![g.batch * heads, d, s]
+    let x = t.clone().reshape([g.batch, s, heads, d])?;
+    let (perm, dims) = if transpose {
+        ([0, 2, 3, 1], [g.batch * heads, d, s])
     } else {
-        vec![g.batch * heads, s, d]
+        ([0, 2, 1, 3], [g.batch * heads, s, d])
     };
-    Ok(RingTensor::new(dims, out)?)
+    Ok(be.permute(&x, &perm)?.reshape(dims)?)
 }
 
-/// [B*heads, S, d] -> [B*S, H].
-fn merge_heads<R: Ring>(t: &RingTensor<R>, g: &AttentionShape, d: usize) -> Result<RingTensor<R>> {
-    let (s, heads) = (g.seq, g.heads);
-    let h = heads * d;
-    let src = t.data();
-    let mut out = vec![R::ZERO; src.len()];
-    for b in 0..g.batch {
-        for hd in 0..heads {
-            let base = (b * heads + hd) * s * d;
-            for i in 0..s {
-                out[(b * s + i) * h + hd * d..(b * s + i) * h + (hd + 1) * d]
-                    .copy_from_slice(&src[base + i * d..base + (i + 1) * d]);
-            }
-        }
-    }
-    Ok(RingTensor::new(vec![g.batch * s, h], out)?)
+/// [B*heads, S, d] -> [B*S, H] (the inverse permutation).
+///
+/// Errors: [`Error::ShapeMismatch`] for a size other than B heads S d.
+fn merge_heads<R: Ring>(
+    be: &impl Backend,
+    t: &RingTensor<R>,
+    g: &AttentionShape,
+    d: usize,
+) -> Result<RingTensor<R>> {
+    let x = t.clone().reshape([g.batch, g.heads, g.seq, d])?;
+    Ok(be
+        .permute(&x, &[0, 2, 1, 3])?
+        .reshape([g.batch * g.seq, g.heads * d])?)
 }
 
 /// Slice `g` of a [G, m, n] tensor as [m, n].
-fn slice<R: Ring>(t: &RingTensor<R>, g: usize) -> Result<RingTensor<R>> {
+fn slice<R: Ring>(be: &impl Backend, t: &RingTensor<R>, g: usize) -> Result<RingTensor<R>> {
     let (m, n) = (t.dims()[1], t.dims()[2]);
-    Ok(RingTensor::new(
-        vec![m, n],
-        t.data()[g * m * n..(g + 1) * m * n].to_vec(),
-    )?)
+    Ok(be.slice_axis(t, 0, g, 1)?.reshape([m, n])?)
 }
 
 /// Fixed-point batched a [G, m, k] @ b [G, k, n]: one product for all G
@@ -205,17 +189,16 @@ async fn batched_matmul<R: Ring>(
     }
     let groups = a.shape().dims()[0];
     let (m, n) = (a.shape().dims()[1], b.shape().dims()[2]);
-    let mut data = Vec::with_capacity(groups * m * n);
+    let be = sess.backend();
+    let mut parts = Vec::with_capacity(groups);
     for g in 0..groups {
-        let ag = Shared::from_share(slice(a.share(), g)?);
-        let bg = Shared::from_share(slice(b.share(), g)?);
+        let ag = Shared::from_share(slice(be, a.share(), g)?);
+        let bg = Shared::from_share(slice(be, b.share(), g)?);
         let z = fixed::product(sess, BilinearOp::Matmul, &ag, &bg).await?;
-        data.extend_from_slice(z.share().data());
+        parts.push(z.into_share().reshape([1, m, n])?);
     }
-    Ok(Shared::from_share(RingTensor::new(
-        vec![groups, m, n],
-        data,
-    )?))
+    let refs: Vec<&RingTensor<R>> = parts.iter().collect();
+    Ok(Shared::from_share(be.concat_axis(&refs, 0)?))
 }
 
 /// Q, K, V [B*S, H] each.
@@ -229,7 +212,12 @@ async fn project_qkv<R: Ring>(
         QkvProjection::Fused { w, b } => {
             let y = dense(sess, x, w, b).await?;
             let part = |i: usize| -> Result<Shared<R>> {
-                Ok(Shared::from_share(columns(y.share(), i * h, h)?))
+                Ok(Shared::from_share(sess.backend().slice_axis(
+                    y.share(),
+                    1,
+                    i * h,
+                    h,
+                )?))
             };
             Ok([part(0)?, part(1)?, part(2)?])
         }
@@ -279,22 +267,23 @@ pub async fn self_attention<R: Ring>(
     }
     let d = h / g.heads;
     let [q, k, v] = project_qkv(sess, x, &w.qkv, h).await?;
-    let qh = Shared::from_share(split_heads(q.share(), g, d, false)?);
-    let kt = Shared::from_share(split_heads(k.share(), g, d, true)?);
-    let vh = Shared::from_share(split_heads(v.share(), g, d, false)?);
+    let qh = Shared::from_share(split_heads(sess.backend(), q.share(), g, d, false)?);
+    let kt = Shared::from_share(split_heads(sess.backend(), k.share(), g, d, true)?);
+    let vh = Shared::from_share(split_heads(sess.backend(), v.share(), g, d, false)?);
     let mut scores = batched_matmul(sess, &qh, &kt, batch_heads).await?;
     if !w.scale_folded {
         scores = fixed::mul_public_scalar(sess, &scores, 1.0 / (d as f64).sqrt()).await?;
     }
     let p = nonlinear::softmax(sess, &scores, 2, Some(&g.key_mask())).await?;
     let ctx = batched_matmul(sess, &p, &vh, batch_heads).await?;
-    let merged = Shared::from_share(merge_heads(ctx.share(), g, d)?);
+    let merged = Shared::from_share(merge_heads(sess.backend(), ctx.share(), g, d)?);
     dense(sess, &merged, &w.out, &w.out_bias).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::CpuBackend;
 
     #[test]
     fn heads_split_and_merge_are_inverse() {
@@ -305,13 +294,13 @@ mod tests {
             lengths: vec![3, 2],
         };
         let t = RingTensor::new(vec![6, 4], (0..24u64).collect()).unwrap();
-        let s = split_heads(&t, &g, 2, false).unwrap();
+        let s = split_heads(&CpuBackend::default(), &t, &g, 2, false).unwrap();
         assert_eq!(s.dims(), &[4, 3, 2]);
         // sequence 0, head 1, token 2 = row 2, columns 2..4.
         let at = (3 + 2) * 2; // (head 1 * 3 tokens + token 2) * d
         assert_eq!(&s.data()[at..at + 2], &[10, 11]);
-        assert_eq!(merge_heads(&s, &g, 2).unwrap(), t);
-        let kt = split_heads(&t, &g, 2, true).unwrap();
+        assert_eq!(merge_heads(&CpuBackend::default(), &s, &g, 2).unwrap(), t);
+        let kt = split_heads(&CpuBackend::default(), &t, &g, 2, true).unwrap();
         assert_eq!(kt.dims(), &[4, 2, 3]);
         // sequence 1, head 0, dim 1, token 0 = row 3, column 1.
         assert_eq!(kt.data()[2 * 6 + 3], 13);

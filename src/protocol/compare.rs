@@ -14,7 +14,8 @@
 //! (7 in Z_2^64, 6 in Z_2^32); DReLU, ReLU, comparisons one more (bit
 //! injection or B2A with daBits). Bytes: see [`msb_cost`].
 
-use crate::backend::Backend;
+use crate::backend::binary::level_ands;
+use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
 use crate::preprocess::Request;
@@ -67,14 +68,6 @@ fn carry_tree_gates(mut items: usize) -> (usize, usize) {
     (gates, levels)
 }
 
-/// One node of the carry tree: group generate and propagate, one plane of
-/// packed words each; `p` is `None` for the group containing bit 0 (its
-/// propagate is 0).
-struct Node {
-    g: Vec<u64>,
-    p: Option<Vec<u64>>,
-}
-
 /// [MSB(x)] as a one-plane binary share: 1 where x is negative (two's complement).
 ///
 /// Rounds and bytes: [`msb_cost`]. Errors: preprocessing and transport errors.
@@ -101,16 +94,22 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
         shape: shape.clone(),
     };
     let mut m = sess.fetch_any(&req)?;
-    let r_bits = u64::from_any(m.pop().expect("2 parts"))?.into_data();
+    let r_bits = u64::from_any(m.pop().expect("2 parts"))?;
     let r = R::from_any(m.pop().expect("2 parts"))?;
     let words = words_for(shape.numel());
-    if r_bits.len() != k * words {
+    if r_bits.numel() != k * words {
         return Err(Error::Format {
             what: "preprocessing material".into(),
-            detail: format!("{req}: {} bit words, expected {}", r_bits.len(), k * words),
+            detail: format!(
+                "{req}: {} bit words, expected {}",
+                r_bits.numel(),
+                k * words
+            ),
         });
     }
-    let c_i = sess.backend().add(x.share(), &r)?;
+    let be = sess.backend();
+    let party0 = sess.party() == 0;
+    let c_i = be.add(x.share(), &r)?;
     let c_bits = if opened_width(R::BITS, b as u32) < R::BITS {
         let low: Vec<u32> = c_i.data().iter().map(|v| v.to_u64() as u32).collect();
         let low = RingTensor::new(shape.clone(), low)?;
@@ -118,58 +117,39 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
     } else {
         BitPlanes::from_ring(&sess.open(&[&c_i]).await?.pop().expect("one value"))
     };
-    // With NOT r_j = r_j ^ [p0]: g_j = c_j & NOT r_j, p_j = c_j ^ NOT r_j.
-    let flip = if sess.party() == 0 { u64::MAX } else { 0 };
-    let g_of = |j: usize| -> Vec<u64> {
-        let (r, c) = (&r_bits[j * words..(j + 1) * words], c_bits.plane(j));
-        r.iter().zip(c).map(|(r, c)| c & (r ^ flip)).collect()
-    };
-    let p_of = |j: usize| -> Vec<u64> {
-        let (r, c) = (&r_bits[j * words..(j + 1) * words], c_bits.plane(j));
-        r.iter()
-            .zip(c)
-            .map(|(r, c)| (c & flip) ^ r ^ flip)
-            .collect()
-    };
-    // Bit 0 with the carry-in of 1: G = g_0 OR p_0 = g_0 ^ p_0 (disjoint).
-    let g0: Vec<u64> = g_of(0).iter().zip(p_of(0)).map(|(g, p)| g ^ p).collect();
-    let mut nodes: Vec<Node> = vec![Node { g: g0, p: None }];
-    for j in 1..b - 1 {
-        nodes.push(Node {
-            g: g_of(j),
-            p: Some(p_of(j)),
-        });
+    // The (G, P) tree on the backend: leaves from c's and r's bits, then
+    // one round of binary ANDs per level (bit 0 with the carry-in of 1).
+    let [mut g, mut p, top] = be.carry_leaves(c_bits.words_tensor(), &r_bits, b, words, party0)?;
+    let mut nodes = b - 1;
+    while nodes > 1 {
+        let req = Request::BinTriple {
+            words: level_ands(nodes) * words,
+        };
+        let triple = sess.fetch::<u64>(&req)?;
+        let [ta, tb, tc]: [RingTensor<u64>; 3] = triple.try_into().map_err(|_| Error::Format {
+            what: "preprocessing material".into(),
+            detail: format!("{req} should have 3 tensors"),
+        })?;
+        let [e, f] = be.carry_level_mask(&g, &p, &ta, &tb, nodes, words)?;
+        let ef = sess
+            .open_xor_owned(vec![e.try_into_data()?, f.try_into_data()?])
+            .await?;
+        [g, p] = be.carry_level_combine(
+            &g,
+            &p,
+            &ef[0],
+            &ef[1],
+            [&ta, &tb, &tc],
+            nodes,
+            words,
+            party0,
+        )?;
+        nodes = nodes.div_ceil(2);
     }
-    while nodes.len() > 1 {
-        let mut pairs: Vec<(&[u64], &[u64])> = Vec::new();
-        for pair in nodes.chunks(2) {
-            if let [lo, hi] = pair {
-                let hp = hi.p.as_deref().expect("only the lowest node lacks P");
-                pairs.push((hp, &lo.g));
-                if let Some(lp) = &lo.p {
-                    pairs.push((hp, lp));
-                }
-            }
-        }
-        let mut ands = and_words(sess, &pairs).await?.into_iter();
-        let mut next = Vec::with_capacity(nodes.len().div_ceil(2));
-        let mut iter = nodes.into_iter();
-        while let Some(lo) = iter.next() {
-            match iter.next() {
-                Some(hi) => {
-                    let pg = ands.next().expect("one AND per pair");
-                    let g = hi.g.iter().zip(&pg).map(|(a, b)| a ^ b).collect();
-                    let p = lo.p.map(|_| ands.next().expect("P AND"));
-                    next.push(Node { g, p });
-                }
-                None => next.push(lo),
-            }
-        }
-        nodes = next;
-    }
-    let carry = nodes.pop().expect("one node left").g;
-    let msb: Vec<u64> = p_of(b - 1).iter().zip(&carry).map(|(p, c)| p ^ c).collect();
-    Ok(BinShared::from_share(BitPlanes::from_words(shape, 1, msb)?))
+    let msb = be.xor_words(&top, &g)?;
+    Ok(BinShared::from_share(BitPlanes::from_tensor(
+        shape, 1, msb,
+    )?))
 }
 
 /// [1{x >= 0}] as an arithmetic 0/1 share (DReLU, the ReLU derivative).

@@ -11,9 +11,9 @@
 
 use super::beaver::{self, StaticOperand};
 use super::trunc::truncate;
-use crate::backend::BilinearOp;
+use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
-use crate::ring::{Ring, RingTensor};
+use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -73,10 +73,11 @@ impl<R: Ring> Weight<R> {
     }
 }
 
-/// Adds a shared bias b [n] to every row of x [.., n] (local, no round).
+/// Adds a shared bias b [n] to every row of x [.., n] (local, no round: a
+/// broadcast and an add on the backend).
 ///
 /// Errors: [`Error::ShapeMismatch`] if x's last axis is not b's length.
-pub fn add_bias<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
+pub fn add_bias<R: Ring>(sess: &Session, x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
     let n = b.numel();
     if x.shape().dims().last() != Some(&n) || b.shape().rank() != 1 {
         return Err(Error::shape(
@@ -84,13 +85,11 @@ pub fn add_bias<R: Ring>(x: &Shared<R>, b: &Shared<R>) -> Result<Shared<R>> {
             format!("x {} and bias {}", x.shape(), b.shape()),
         ));
     }
-    let mut out = x.share().clone();
-    for row in out.data_mut().chunks_mut(n) {
-        for (v, &c) in row.iter_mut().zip(b.share().data()) {
-            *v = v.wrapping_add(c);
-        }
-    }
-    Ok(Shared::from_share(out))
+    let be = sess.backend();
+    let rows = be.broadcast_axis(b.share(), &[x.numel() / n.max(1), n].into(), 0)?;
+    Ok(Shared::from_share(
+        be.add(x.share(), &rows.reshape(x.shape().clone())?)?,
+    ))
 }
 
 /// Fixed-point [x @ W + b]: x [n, in], W [in, out], b [out] -> [n, out].
@@ -104,30 +103,5 @@ pub async fn dense<R: Ring>(
 ) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
     let raw = w.matmul_raw(sess, x).await?;
-    add_bias(&truncate(sess, &raw, f).await?, b)
-}
-
-/// Columns [c0, c0 + w) of a [rows, cols] tensor (local copy).
-///
-/// Errors: [`Error::ShapeMismatch`] for a rank other than 2 or columns
-/// past the end.
-pub fn columns<R: Ring>(t: &RingTensor<R>, c0: usize, w: usize) -> Result<RingTensor<R>> {
-    let [rows, cols] = t.dims() else {
-        return Err(Error::shape(
-            "columns",
-            format!("rank-2 tensor expected, got {}", t.shape()),
-        ));
-    };
-    let (rows, cols) = (*rows, *cols);
-    if c0 + w > cols {
-        return Err(Error::shape(
-            "columns",
-            format!("columns {c0}..{} of {cols}", c0 + w),
-        ));
-    }
-    let mut data = Vec::with_capacity(rows * w);
-    for r in t.data().chunks(cols) {
-        data.extend_from_slice(&r[c0..c0 + w]);
-    }
-    Ok(RingTensor::new(vec![rows, w], data)?)
+    add_bias(sess, &truncate(sess, &raw, f).await?, b)
 }

@@ -11,13 +11,17 @@ use crate::ring::{Ring, RingTensor, Shape};
 /// `planes` bit planes of `numel` elements each, packed 64 per u64 word.
 ///
 /// Bits past `numel` in the last word of a plane are unspecified (they carry
-/// masks in shares) and are ignored by every reader.
+/// masks in shares) and are ignored by every reader. The words are a
+/// [`RingTensor<u64>`] of shape [planes * words], so they may live on a
+/// device like any share ([`BitPlanes::words_tensor`]); the slice accessors
+/// read them on the host (one copy from a device, as
+/// [`RingTensor::data`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BitPlanes {
     shape: Shape,
     planes: usize,
     words: usize,
-    data: Vec<u64>,
+    data: RingTensor<u64>,
 }
 
 /// Words needed for `numel` bits.
@@ -34,7 +38,7 @@ impl BitPlanes {
             shape,
             planes,
             words,
-            data: vec![0; planes * words],
+            data: RingTensor::zeros([planes * words]),
         }
     }
 
@@ -58,8 +62,38 @@ impl BitPlanes {
             shape,
             planes,
             words,
-            data,
+            data: RingTensor::new([planes * words], data)?,
         })
+    }
+
+    /// Planes from a tensor of words (`planes * words_for(numel)` of them,
+    /// plane-major, any shape of that size), wherever it lives.
+    ///
+    /// Errors: [`RingError::ShapeMismatch`] if the word count is wrong.
+    pub fn from_tensor(shape: impl Into<Shape>, planes: usize, t: RingTensor<u64>) -> Result<Self> {
+        let shape = shape.into();
+        let words = words_for(shape.numel());
+        if t.numel() != planes * words {
+            return Err(RingError::shape(
+                "BitPlanes::from_tensor",
+                format!(
+                    "{planes} planes of {shape} need {} words, got {}",
+                    planes * words,
+                    t.numel()
+                ),
+            ));
+        }
+        Ok(BitPlanes {
+            shape,
+            planes,
+            words,
+            data: t.reshape([planes * words])?,
+        })
+    }
+
+    /// The words as a tensor [planes * words] (where they live).
+    pub fn words_tensor(&self) -> &RingTensor<u64> {
+        &self.data
     }
 
     /// The bits of every element of `t`, bit-sliced: planes 0..k.
@@ -75,7 +109,7 @@ impl BitPlanes {
             block[chunk.len()..].fill(0);
             transpose64(&mut block);
             for (j, row) in block.iter().take(k).enumerate() {
-                out.data[j * words + w] = *row;
+                out.data.data_mut()[j * words + w] = *row;
             }
         }
         out
@@ -86,10 +120,11 @@ impl BitPlanes {
         let n = self.shape.numel();
         let mut out = vec![R::ZERO; n];
         let mut block = [0u64; 64];
+        let data = self.data.data();
         for w in 0..self.words {
             for (j, row) in block.iter_mut().enumerate() {
                 *row = if j < self.planes && j < R::BITS as usize {
-                    self.data[j * self.words + w]
+                    data[j * self.words + w]
                 } else {
                     0
                 };
@@ -117,31 +152,33 @@ impl BitPlanes {
     }
     /// All words, plane-major.
     pub fn data(&self) -> &[u64] {
-        &self.data
+        self.data.data()
     }
     /// All words, mutable.
     pub fn data_mut(&mut self) -> &mut [u64] {
-        &mut self.data
+        self.data.data_mut()
     }
     /// Plane j.
     pub fn plane(&self, j: usize) -> &[u64] {
-        &self.data[j * self.words..(j + 1) * self.words]
+        &self.data()[j * self.words..(j + 1) * self.words]
     }
     /// Plane j, mutable.
     pub fn plane_mut(&mut self, j: usize) -> &mut [u64] {
-        &mut self.data[j * self.words..(j + 1) * self.words]
+        let w = self.words;
+        &mut self.data_mut()[j * w..(j + 1) * w]
     }
     /// The bit of element `e` in plane `j`.
     pub fn bit(&self, j: usize, e: usize) -> bool {
-        (self.data[j * self.words + e / 64] >> (e % 64)) & 1 == 1
+        (self.data()[j * self.words + e / 64] >> (e % 64)) & 1 == 1
     }
     /// Keeps planes `range` only.
     pub fn select_planes(&self, range: std::ops::Range<usize>) -> Self {
+        let words = self.data()[range.start * self.words..range.end * self.words].to_vec();
         BitPlanes {
             shape: self.shape.clone(),
             planes: range.len(),
             words: self.words,
-            data: self.data[range.start * self.words..range.end * self.words].to_vec(),
+            data: RingTensor::new([words.len()], words).expect("length counted"),
         }
     }
     /// a ^= b, wordwise.
@@ -150,8 +187,9 @@ impl BitPlanes {
     pub fn xor_assign(&mut self, other: &BitPlanes) -> Result<()> {
         self.check_same(other, "xor")?;
         self.data
+            .data_mut()
             .iter_mut()
-            .zip(&other.data)
+            .zip(other.data())
             .for_each(|(a, b)| *a ^= b);
         Ok(())
     }
@@ -162,15 +200,16 @@ impl BitPlanes {
         self.check_same(other, "and")?;
         let mut out = self.clone();
         out.data
+            .data_mut()
             .iter_mut()
-            .zip(&other.data)
+            .zip(other.data())
             .for_each(|(a, b)| *a &= b);
         Ok(out)
     }
     /// Flips every bit.
     pub fn not(&self) -> Self {
         let mut out = self.clone();
-        out.data.iter_mut().for_each(|a| *a = !*a);
+        out.data.data_mut().iter_mut().for_each(|a| *a = !*a);
         out
     }
     fn check_same(&self, other: &BitPlanes, op: &'static str) -> Result<()> {

@@ -831,6 +831,32 @@ impl Backend for CudaBackend {
     ) -> Result<RingTensor<R>> {
         self.pool_scatter_gpu(routed, input, p)
     }
+    fn sum_axis<R: Ring>(&self, x: &RingTensor<R>, axis: usize) -> Result<RingTensor<R>> {
+        self.sum_axis_gpu(x, axis)
+    }
+    fn broadcast_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        shape: &Shape,
+        axis: usize,
+    ) -> Result<RingTensor<R>> {
+        self.broadcast_axis_gpu(x, shape, axis)
+    }
+    fn slice_axis<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<RingTensor<R>> {
+        self.slice_axis_gpu(x, axis, start, len)
+    }
+    fn concat_axis<R: Ring>(&self, parts: &[&RingTensor<R>], axis: usize) -> Result<RingTensor<R>> {
+        self.concat_axis_gpu(parts, axis)
+    }
+    fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
+        self.permute_gpu(x, perm)
+    }
     fn prg_tensor<R: Ring>(
         &self,
         seed: &Seed,

@@ -114,6 +114,24 @@ pub const CONV: KernelModule = KernelModule {
     kernels: &["im2col_u32", "col2im_u32", "im2col_u64", "col2im_u64"],
 };
 
+/// Sums, broadcasts, slices, concatenations and permutations of axes
+/// (`kernels/layout.cu`).
+pub const LAYOUT: KernelModule = KernelModule {
+    name: "layout",
+    file: "layout.cu",
+    body: include_str!("../../../kernels/layout.cu"),
+    kernels: &[
+        "axis_sum_u32",
+        "axis_broadcast_u32",
+        "axis_copy_u32",
+        "permute_u32",
+        "axis_sum_u64",
+        "axis_broadcast_u64",
+        "axis_copy_u64",
+        "permute_u64",
+    ],
+};
+
 /// Pooling window gather and gradient routing (`kernels/pool.cu`).
 pub const POOL: KernelModule = KernelModule {
     name: "pool",
@@ -149,7 +167,17 @@ pub const GEMM: KernelModule = KernelModule {
 };
 
 /// Every kernel module, in the order of `kernels/README.md`.
-pub const MODULES: &[KernelModule] = &[ELEMENTWISE, TRUNC, BINARY, CARRY, PRG, CONV, POOL, GEMM];
+pub const MODULES: &[KernelModule] = &[
+    ELEMENTWISE,
+    TRUNC,
+    BINARY,
+    CARRY,
+    PRG,
+    CONV,
+    POOL,
+    LAYOUT,
+    GEMM,
+];
 
 /// The module that defines `kernel`, if any.
 pub fn module_of(kernel: &str) -> Option<&'static KernelModule> {

@@ -25,8 +25,10 @@
 
 pub mod backend;
 mod buffer;
+mod carry;
 mod conv;
 pub mod kernels;
+mod layout;
 mod limb_gemm;
 pub mod nvrtc;
 mod pool;

@@ -1,7 +1,9 @@
 //! Reductions and broadcasts along one axis of a share (local ops).
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, Shape};
+use crate::session::Session;
 use crate::share::Shared;
 
 /// (outer, len, inner) sizes around `axis`.
@@ -29,43 +31,31 @@ pub(crate) fn reduced(shape: &Shape, axis: usize) -> Shape {
     Shape(d)
 }
 
-/// Sum along `axis` (kept with size 1).
-pub(crate) fn sum<R: Ring>(x: &Shared<R>, axis: usize) -> Result<Shared<R>> {
-    let (outer, len, inner) = split(x.shape(), axis, "sum along an axis")?;
-    let d = x.share().data();
-    let mut out = vec![R::ZERO; outer * inner];
-    for o in 0..outer {
-        for i in 0..len {
-            let row = &d[(o * len + i) * inner..(o * len + i + 1) * inner];
-            for (v, r) in out[o * inner..(o + 1) * inner].iter_mut().zip(row) {
-                *v = v.wrapping_add(*r);
-            }
-        }
-    }
-    Ok(Shared::from_share(RingTensor::new(
-        reduced(x.shape(), axis),
-        out,
-    )?))
+/// Sum along `axis` (kept with size 1), on the backend.
+///
+/// Errors: [`Error::ShapeMismatch`] for a missing or empty axis.
+pub(crate) fn sum<R: Ring>(sess: &Session, x: &Shared<R>, axis: usize) -> Result<Shared<R>> {
+    split(x.shape(), axis, "sum along an axis")?;
+    Ok(Shared::from_share(
+        sess.backend().sum_axis(x.share(), axis)?,
+    ))
 }
 
-/// Repeats a [.., 1, ..] share `len` times along `axis` to `shape`.
-pub(crate) fn broadcast<R: Ring>(x: &Shared<R>, shape: &Shape, axis: usize) -> Result<Shared<R>> {
-    let (outer, len, inner) = split(shape, axis, "broadcast along an axis")?;
-    if x.numel() != outer * inner {
-        return Err(Error::shape(
-            "broadcast along an axis",
-            format!(
-                "{} cannot be broadcast to {shape} along axis {axis}",
-                x.shape()
-            ),
-        ));
-    }
-    let d = x.share().data();
-    let mut out = Vec::with_capacity(outer * len * inner);
-    for o in 0..outer {
-        for _ in 0..len {
-            out.extend_from_slice(&d[o * inner..(o + 1) * inner]);
-        }
-    }
-    Ok(Shared::from_share(RingTensor::new(shape.clone(), out)?))
+/// Repeats a [.., 1, ..] share `len` times along `axis` to `shape`, on the
+/// backend.
+///
+/// Errors: [`Error::ShapeMismatch`] for a missing or empty axis or a size
+/// that does not fit.
+pub(crate) fn broadcast<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    shape: &Shape,
+    axis: usize,
+) -> Result<Shared<R>> {
+    split(shape, axis, "broadcast along an axis")?;
+    Ok(Shared::from_share(sess.backend().broadcast_axis(
+        x.share(),
+        shape,
+        axis,
+    )?))
 }

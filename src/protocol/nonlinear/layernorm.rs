@@ -16,6 +16,7 @@ use super::cheb;
 use super::fx::Fx;
 use super::fx::{enc, int_bits};
 use super::normalize::{reduced_fx, Reduced};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
@@ -75,16 +76,16 @@ pub async fn layer_norm<R: Ring>(
     let p = (h as u64).next_power_of_two().trailing_zeros();
     let ratio = (1u64 << p) as f64 / h as f64; // in [1, 2)
                                                // 1. mean = S * ratio / 2^p, ratio applied at s_k bits.
-    let s = axis::sum(x, axis)?;
+    let s = axis::sum(sess, x, axis)?;
     let s_k = (R::BITS - 3)
         .saturating_sub(int_bits(h as f64 * 1024.0) + f + 1)
         .min(30);
     let sk = s.mul_scalar(sess, enc::<R>(ratio, s_k)?)?;
     let (_, m) = round(sess, &[], &[(&sk, s_k + p)]).await?;
-    let mean = axis::broadcast(&m[0], &shape, axis)?;
+    let mean = axis::broadcast(sess, &m[0], &shape, axis)?;
     let d = x.sub(sess, &mean)?;
     // 2. d^2 and d * gamma in one Beaver round.
-    let gb = gamma.map(|g| tile(g, &shape)).transpose()?;
+    let gb = gamma.map(|g| tile(sess, g, &shape)).transpose()?;
     let mut prods = vec![Prod::Sq(&d)];
     if let Some(g) = gb.as_ref() {
         prods.push(Prod::Mul(&d, g));
@@ -93,7 +94,7 @@ pub async fn layer_norm<R: Ring>(
     // 3. V = sum d^2 / 2^p = var / ratio at scale f + 8 (variances as
     // small as 0.004 keep 20 significant bits); d * gamma at scale f.
     let sv = f + VAR_EXTRA;
-    let ssq = axis::sum(&pr[0], axis)?;
+    let ssq = axis::sum(sess, &pr[0], axis)?;
     let mut tr = vec![(&ssq, 2 * f + p - sv)];
     if gb.is_some() {
         tr.push((&pr[1], f));
@@ -112,14 +113,14 @@ pub async fn layer_norm<R: Ring>(
         add: None,
     };
     let r = reduced_fx(sess, &Fx::new(v, sv), &g).await?;
-    let rb = axis::broadcast(&r, &shape, axis)?;
+    let rb = axis::broadcast(sess, &r, &shape, axis)?;
     // 5. (d gamma) r, plus beta.
     let (pr, _) = round(sess, &[Prod::Mul(&dg, &rb)], &[]).await?;
     let (_, y) = round(sess, &[], &[(&pr[0], f)]).await?;
     let y = y.into_iter().next().expect("output");
     match beta {
         None => Ok(y),
-        Some(b) => y.add(sess, &tile(b, &shape)?),
+        Some(b) => y.add(sess, &tile(sess, b, &shape)?),
     }
 }
 
@@ -127,11 +128,10 @@ pub async fn layer_norm<R: Ring>(
 const VAR_EXTRA: u32 = 8;
 
 /// A [H] share repeated over the leading axes of `shape` [.., H].
-fn tile<R: Ring>(p: &Shared<R>, shape: &crate::ring::Shape) -> Result<Shared<R>> {
+fn tile<R: Ring>(sess: &Session, p: &Shared<R>, shape: &crate::ring::Shape) -> Result<Shared<R>> {
     let reps = shape.numel() / p.numel().max(1);
-    let mut out = Vec::with_capacity(shape.numel());
-    for _ in 0..reps {
-        out.extend_from_slice(p.share().data());
-    }
-    Ok(Shared::from_share(RingTensor::new(shape.clone(), out)?))
+    let rows = sess
+        .backend()
+        .broadcast_axis(p.share(), &[reps, p.numel()].into(), 0)?;
+    Ok(Shared::from_share(rows.reshape(shape.clone())?))
 }

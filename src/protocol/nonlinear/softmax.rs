@@ -182,7 +182,7 @@ pub async fn softmax_with<R: Ring>(
         Some(_) => R::BITS,
     };
     let mx = compare::max_bounded(sess, &xm, axis, group, bits).await?;
-    let d = xm.sub(sess, &axis::broadcast(&mx, &shape, axis)?)?;
+    let d = xm.sub(sess, &axis::broadcast(sess, &mx, &shape, axis)?)?;
     // e = exp(d) for d in [-64, 0]: t = d / 32 + 1 at scale f + 5.
     let (w, rc) = recip_design(n);
     let s_e = 24u32.min(31 - w).min(work_e::<R>(w));
@@ -198,7 +198,7 @@ pub async fn softmax_with<R: Ring>(
         e = e.mul_public(sess, &RingTensor::new(shape.clone(), keep)?)?;
     }
     // s = sum e in [1, n]; rows with nothing kept get s = 1 (output 0).
-    let mut s = axis::sum(&e, axis)?;
+    let mut s = axis::sum(sess, &e, axis)?;
     if let Some(m) = &mask {
         let mut empty = vec![0.0; outer * inner];
         for o in 0..outer {
@@ -227,7 +227,7 @@ pub async fn softmax_with<R: Ring>(
     // element instead of one).
     let s_q = (R::BITS - 4) / 2;
     let q = cheb::eval(sess, &tr, &rc, None, s_q).await?;
-    let qb = axis::broadcast(&q, &shape, axis)?;
+    let qb = axis::broadcast(sess, &q, &shape, axis)?;
     let (p, _) = round(sess, &[Prod::Mul(&e, &qb)], &[]).await?;
     let (_, out) = round(sess, &[], &[(&p[0], s_e + s_q - f)]).await?;
     Ok(out.into_iter().next().expect("output"))
@@ -288,9 +288,9 @@ pub async fn softmax_2quad<R: Ring>(
             .collect();
         sq = sq.mul_public(sess, &RingTensor::new(shape.clone(), keep)?)?;
     }
-    let s = axis::sum(&sq, axis)?;
+    let s = axis::sum(sess, &sq, axis)?;
     let r = super::reciprocal::reciprocal(sess, &s).await?;
-    let rb = axis::broadcast(&r, &shape, axis)?;
+    let rb = axis::broadcast(sess, &r, &shape, axis)?;
     let (pr, _) = round(sess, &[Prod::Mul(&sq, &rb)], &[]).await?;
     let (_, out) = round(sess, &[], &[(&pr[0], f)]).await?;
     Ok(out.into_iter().next().expect("output"))

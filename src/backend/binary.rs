@@ -1,0 +1,214 @@
+//! The binary family of fused MPC steps ([`super::MpcSteps`]): the local
+//! steps of the bit-sliced carry circuit of MSB/DReLU (Escudero et al.,
+//! CRYPTO 2020, with the (G, P) prefix tree of Falcon and Piranha;
+//! [`crate::protocol::compare::msb_bounded`]) on words of XOR shares.
+//!
+//! Layout (as `kernels/carry.cu`): a tensor of u64 words [planes * words],
+//! plane-major; G and P hold one plane per tree node, node 0 (the group
+//! holding bit 0) has no P (its plane is kept zero). The ANDs of a level
+//! are ordered pair by pair: pair i (nodes 2i, 2i + 1) has P_hi & G_lo at
+//! index 0 for i = 0 and 2i - 1 otherwise, and P_hi & P_lo at 2i (i >= 1).
+//!
+//! This file holds the host loops: the CPU backend's implementation and
+//! the steps' defaults; the CUDA backend launches `kernels/carry.cu`, the
+//! audit backend runs these loops on its simulated device memory.
+
+use crate::error::{Error, Result};
+use crate::ring::RingTensor;
+
+/// Words of a tensor, checked to be `want` long.
+fn checked<'a>(t: &'a RingTensor<u64>, want: usize, what: &'static str) -> Result<&'a [u64]> {
+    if t.numel() != want {
+        return Err(Error::shape(
+            what,
+            format!("{} words, expected {want}", t.numel()),
+        ));
+    }
+    Ok(t.try_data()?)
+}
+
+/// Words of an opened value, checked to be `want` long.
+fn opened(v: &[u64], want: usize, what: &'static str) -> Result<()> {
+    if v.len() != want {
+        return Err(Error::shape(
+            what,
+            format!("{} opened words, expected {want}", v.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// All ones at party 0, zero elsewhere.
+pub(crate) fn p0mask(party0: bool) -> u64 {
+    if party0 {
+        u64::MAX
+    } else {
+        0
+    }
+}
+
+/// The leaves of the carry tree over bit positions 0..bits-1 (bits >= 2)
+/// from the public bit planes of c (`c` [>= bits planes]) and this party's
+/// shares of r's bits (`r` [>= bits planes]): with NOT r = r ^ [party 0],
+/// g_j = c_j & NOT r_j and p_j = c_j ^ NOT r_j; node 0 = (g_0 ^ p_0, no
+/// P: bit 0 with the carry-in of 1), node j = (g_j, p_j) for 1 <= j <=
+/// bits - 2, and top = p_(bits-1). Returns (G, P) [bits - 1 planes] and
+/// top [1 plane].
+///
+/// Errors: [`Error::ShapeMismatch`] for planes shorter than `bits`.
+pub(crate) fn carry_leaves_host(
+    c: &RingTensor<u64>,
+    r: &RingTensor<u64>,
+    bits: usize,
+    words: usize,
+    party0: bool,
+) -> Result<[RingTensor<u64>; 3]> {
+    if bits < 2 || c.numel() < bits * words || r.numel() < bits * words {
+        return Err(Error::shape(
+            "carry leaves",
+            format!(
+                "{bits} bit planes of {words} words from {} and {} words",
+                c.numel(),
+                r.numel()
+            ),
+        ));
+    }
+    let (c, r) = (c.try_data()?, r.try_data()?);
+    let flip = p0mask(party0);
+    let nodes = bits - 1;
+    let mut g = vec![0u64; nodes * words];
+    let mut p = vec![0u64; nodes * words];
+    let mut top = vec![0u64; words];
+    for i in 0..bits * words {
+        let j = i / words;
+        let (cv, rv) = (c[i], r[i]);
+        let gv = cv & (rv ^ flip);
+        let pv = (cv & flip) ^ rv ^ flip;
+        if j == 0 {
+            g[i] = gv ^ pv;
+        } else if j < nodes {
+            g[i] = gv;
+            p[i] = pv;
+        } else {
+            top[i - j * words] = pv;
+        }
+    }
+    Ok([
+        RingTensor::new([nodes * words], g)?,
+        RingTensor::new([nodes * words], p)?,
+        RingTensor::new([words], top)?,
+    ])
+}
+
+/// ANDs of one level of `nodes` nodes: 2 * (nodes / 2) - 1 (0 for one node).
+pub fn level_ands(nodes: usize) -> usize {
+    let pairs = nodes / 2;
+    if pairs == 0 {
+        0
+    } else {
+        2 * pairs - 1
+    }
+}
+
+/// The masked inputs of one level's ANDs: e[t] = P_hi ^ a[t] and
+/// f[t] = (G_lo or P_lo) ^ b[t] for the [`level_ands`] ANDs of `nodes`
+/// nodes, with this party's binary triple shares a, b [ands * words].
+///
+/// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+pub(crate) fn carry_level_mask_host(
+    g: &RingTensor<u64>,
+    p: &RingTensor<u64>,
+    a: &RingTensor<u64>,
+    b: &RingTensor<u64>,
+    nodes: usize,
+    words: usize,
+) -> Result<[RingTensor<u64>; 2]> {
+    let ands = level_ands(nodes);
+    let what = "carry level";
+    let (g, p) = (
+        checked(g, nodes * words, what)?,
+        checked(p, nodes * words, what)?,
+    );
+    let (a, b) = (
+        checked(a, ands * words, what)?,
+        checked(b, ands * words, what)?,
+    );
+    let mut e = vec![0u64; ands * words];
+    let mut f = vec![0u64; ands * words];
+    for i in 0..ands * words {
+        let (t, w) = (i / words, i % words);
+        let lo = 2 * t.div_ceil(2);
+        let hi = lo + 1;
+        let y = if t > 0 && t % 2 == 0 {
+            p[lo * words + w]
+        } else {
+            g[lo * words + w]
+        };
+        e[i] = p[hi * words + w] ^ a[i];
+        f[i] = y ^ b[i];
+    }
+    Ok([
+        RingTensor::new([ands * words], e)?,
+        RingTensor::new([ands * words], f)?,
+    ])
+}
+
+/// The next level, ceil(nodes / 2) nodes, from the opened e, f [ands *
+/// words] and this party's triple shares a, b, c: node i < nodes / 2 is
+/// (G_hi ^ (P_hi & G_lo), P_hi & P_lo), with no P for i = 0; an odd last
+/// node is carried over. Each AND is c ^ (e & b) ^ (f & a) ^ (e & f &
+/// [party 0]) (Beaver over GF(2), `protocol/bitwise.rs`).
+///
+/// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn carry_level_combine_host(
+    g: &RingTensor<u64>,
+    p: &RingTensor<u64>,
+    e: &[u64],
+    f: &[u64],
+    abc: [&RingTensor<u64>; 3],
+    nodes: usize,
+    words: usize,
+    party0: bool,
+) -> Result<[RingTensor<u64>; 2]> {
+    let ands = level_ands(nodes);
+    let what = "carry level";
+    let (g, p) = (
+        checked(g, nodes * words, what)?,
+        checked(p, nodes * words, what)?,
+    );
+    opened(e, ands * words, what)?;
+    opened(f, ands * words, what)?;
+    let [a, b, c] = abc.map(|t| checked(t, ands * words, what));
+    let (a, b, c) = (a?, b?, c?);
+    let m = p0mask(party0);
+    let and = |i: usize| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & m);
+    let (pairs, next) = (nodes / 2, nodes.div_ceil(2));
+    let mut g2 = vec![0u64; next * words];
+    let mut p2 = vec![0u64; next * words];
+    for i in 0..next * words {
+        let (n, w) = (i / words, i % words);
+        if n < pairs {
+            let hi = 2 * n + 1;
+            let tg = if n == 0 { 0 } else { 2 * n - 1 };
+            g2[i] = g[hi * words + w] ^ and(tg * words + w);
+            p2[i] = if n == 0 { 0 } else { and(2 * n * words + w) };
+        } else {
+            g2[i] = g[(nodes - 1) * words + w];
+            p2[i] = p[(nodes - 1) * words + w];
+        }
+    }
+    Ok([
+        RingTensor::new([next * words], g2)?,
+        RingTensor::new([next * words], p2)?,
+    ])
+}
+
+/// a ^ b over words of equal length.
+///
+/// Errors: [`Error::ShapeMismatch`] for different lengths.
+pub(crate) fn xor_host(a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
+    let bw = checked(b, a.numel(), "xor")?;
+    let out = a.try_data()?.iter().zip(bw).map(|(x, y)| x ^ y).collect();
+    Ok(RingTensor::new(a.shape().clone(), out)?)
+}
