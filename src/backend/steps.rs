@@ -252,6 +252,93 @@ pub trait MpcSteps: Backend {
         self.mask(next, &sq[0], bias)
     }
 
+    /// Bit injection's local step ([`crate::protocol::convert::inject`];
+    /// daBits, Rotaru and Wood, INDOCRYPT 2019): from this party's shares
+    /// of x [n * width] (bit i scales x[i width..(i + 1) width]), of the
+    /// dealer's c = a s [n * width] and of s [n] (arithmetic daBits), the
+    /// opened d = x - a (a host tensor of x's shape) and the opened words e
+    /// = b ^ s (bit i for element i): this party's shares of x b (x's
+    /// shape) and of b ([n]): [x s] = c + d [s], [x b] = e x + (1 - 2e)
+    /// [x s], [b] = [party 0] e + (1 - 2e) [s].
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for sizes that do not fit.
+    fn inject_combine<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        c: &RingTensor<R>,
+        s: &RingTensor<R>,
+        d: &RingTensor<R>,
+        e: &[u64],
+        party0: bool,
+    ) -> Result<[RingTensor<R>; 2]> {
+        let width = check_inject(x, c, s, d, e)?;
+        let n = s.numel();
+        let bit = |i: usize| R::from_u64((e[i / 64] >> (i % 64)) & 1);
+        // Public factors on the host (functions of the opened e).
+        let e_wide: Vec<R> = (0..n * width).map(|j| bit(j / width)).collect();
+        let e_wide = RingTensor::new(x.shape().clone(), e_wide)?;
+        let flip: Vec<R> = (0..n).map(|i| R::ONE.wrapping_sub(bit(i).shl(1))).collect();
+        let flip = RingTensor::new([n], flip)?;
+        let s_wide = self.broadcast_axis(s, &[n, width].into(), 1)?;
+        let s_wide = s_wide.reshape(x.shape().clone())?;
+        let mut xs = c.clone();
+        self.add_assign(&mut xs, &self.mul(d, &s_wide)?)?;
+        // x b = xs + e (x - 2 xs)
+        let diff = self.sub(x, &self.mul_scalar(&xs, R::from_u64(2))?)?;
+        let mut xb = xs;
+        self.add_assign(&mut xb, &self.mul(&e_wide, &diff)?)?;
+        let s_flat = s.clone().reshape([n])?;
+        let mut b = self.mul(&s_flat, &flip)?;
+        if party0 {
+            let e_bits = RingTensor::new([n], (0..n).map(bit).collect())?;
+            self.add_assign(&mut b, &e_bits)?;
+        }
+        Ok([xb, b])
+    }
+
+    /// B2A's local step for public linear maps of bits
+    /// ([`crate::protocol::convert::b2a_weighted`], daBits): from the
+    /// opened words e = b ^ s (plane j at j * words) and this party's
+    /// arithmetic daBit shares s (bit i of plane j at j * 64 * words + i),
+    /// for each weight vector w (one weight per plane) this party's share
+    /// of sum_j w[j] b_j over the n values, b_j = [party 0] e_j + (1 - 2
+    /// e_j) s_j. The default forms each plane's b_j with backend ops; the
+    /// CPU accumulates every output in one pass over the daBits.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for sizes that do not fit.
+    fn b2a_combine<R: Ring>(
+        &self,
+        e: &[u64],
+        s: &RingTensor<R>,
+        weights: &[Vec<R>],
+        n: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<Vec<RingTensor<R>>> {
+        let planes = check_b2a(e, s, weights, n, words)?;
+        let s = s.clone().reshape([s.numel()])?;
+        let mut outs: Vec<Option<RingTensor<R>>> = vec![None; weights.len()];
+        for j in 0..planes {
+            let bit = |i: usize| R::from_u64((e[j * words + i / 64] >> (i % 64)) & 1);
+            let flip: Vec<R> = (0..n).map(|i| R::ONE.wrapping_sub(bit(i).shl(1))).collect();
+            let sj = self.slice_axis(&s, 0, j * 64 * words, n)?;
+            let mut bj = self.mul(&sj, &RingTensor::new([n], flip)?)?;
+            if party0 {
+                self.add_assign(&mut bj, &RingTensor::new([n], (0..n).map(bit).collect())?)?;
+            }
+            for (out, w) in outs.iter_mut().zip(weights) {
+                *out = Some(match out.take() {
+                    None => self.mul_scalar(&bj, w[j])?,
+                    Some(acc) => self.add_scaled(acc, &bj, w[j], R::ZERO)?,
+                });
+            }
+        }
+        Ok(outs
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| RingTensor::zeros([n])))
+            .collect())
+    }
+
     /// The leaves of MSB's carry tree over `bits` bit positions from the
     /// public bit planes of c and this party's shares of r's bit planes
     /// (u64 words, plane-major, `words` per plane): (G, P) [bits - 1
@@ -438,6 +525,58 @@ pub(crate) fn check_products<R: Ring>(
     Ok(())
 }
 
+/// The checks of [`MpcSteps::inject_combine`]; returns the width.
+pub(crate) fn check_inject<R: Ring>(
+    x: &RingTensor<R>,
+    c: &RingTensor<R>,
+    s: &RingTensor<R>,
+    d: &RingTensor<R>,
+    e: &[u64],
+) -> Result<usize> {
+    let n = s.numel();
+    if n == 0 || !x.numel().is_multiple_of(n) || e.len() < n.div_ceil(64) {
+        return Err(Error::shape(
+            "inject",
+            format!(
+                "{} values over {n} bits ({} opened words)",
+                x.numel(),
+                e.len()
+            ),
+        ));
+    }
+    for t in [c, d] {
+        check_shape(t, x.shape(), "inject")?;
+    }
+    Ok(x.numel() / n)
+}
+
+/// The checks of [`MpcSteps::b2a_combine`]; returns the planes.
+pub(crate) fn check_b2a<R: Ring>(
+    e: &[u64],
+    s: &RingTensor<R>,
+    weights: &[Vec<R>],
+    n: usize,
+    words: usize,
+) -> Result<usize> {
+    let planes = weights.first().map_or(0, Vec::len);
+    let ok = planes > 0
+        && weights.iter().all(|w| w.len() == planes)
+        && words == n.div_ceil(64)
+        && e.len() >= planes * words
+        && s.numel() >= (planes - 1) * 64 * words + n;
+    if !ok {
+        return Err(Error::shape(
+            "b2a",
+            format!(
+                "{planes} planes of {n} values from {} opened words and {} daBits",
+                e.len(),
+                s.numel()
+            ),
+        ));
+    }
+    Ok(planes)
+}
+
 /// A truncation by `bits` fits Z_2^k (bits <= k - 2).
 ///
 /// Errors: [`Error::InvalidFixedPoint`].
@@ -595,6 +734,28 @@ impl MpcSteps for super::Device {
         party0: bool,
     ) -> Result<RingTensor<R>> {
         dispatch_steps!(self, be => be.trunc_square_masked(v, rr, rm, next, bias, party0))
+    }
+    fn inject_combine<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        c: &RingTensor<R>,
+        s: &RingTensor<R>,
+        d: &RingTensor<R>,
+        e: &[u64],
+        party0: bool,
+    ) -> Result<[RingTensor<R>; 2]> {
+        dispatch_steps!(self, be => be.inject_combine(x, c, s, d, e, party0))
+    }
+    fn b2a_combine<R: Ring>(
+        &self,
+        e: &[u64],
+        s: &RingTensor<R>,
+        weights: &[Vec<R>],
+        n: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<Vec<RingTensor<R>>> {
+        dispatch_steps!(self, be => be.b2a_combine(e, s, weights, n, words, party0))
     }
     fn carry_leaves(
         &self,

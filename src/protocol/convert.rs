@@ -9,14 +9,13 @@
 //! Bit injection adds a product triple (a, c = a * s): opening d = x - a in
 //! the same round gives [x s] = c + d [s] and [x b] = e x + (1 - 2e) [x s].
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
 
-use super::b2a_kernel;
 use super::bitwise::and_many;
 
 fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
@@ -29,9 +28,15 @@ fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// The bit of element e of public words.
-fn bit(words: &[u64], e: usize) -> bool {
-    (words[e / 64] >> (e % 64)) & 1 == 1
+/// b ^ s (this party's share of a bit-sliced value masked by a daBit's
+/// binary part), as host words for the opening: the XOR on the backend,
+/// then the wire's copy.
+///
+/// Errors: [`Error::ShapeMismatch`] for a mask of another length.
+fn masked_bits(be: &impl MpcSteps, b: &BinShared, s_bits: &RingTensor<u64>) -> Result<Vec<u64>> {
+    let words = b.share().words_tensor();
+    let s = s_bits.clone().reshape(words.shape().clone())?;
+    Ok(be.xor_words(words, &s)?.try_into_data()?)
 }
 
 /// [b] as an arithmetic 0/1 share (not fixed-point scaled) from a one-plane
@@ -86,17 +91,16 @@ pub async fn b2a_weighted<R: Ring>(
     let mut m = sess.fetch_any(&req)?;
     let s_bits = u64::from_any(m.pop().expect("2 parts"))?;
     let s_arith = R::from_any(m.pop().expect("2 parts"))?;
-    let mut e: Vec<u64> = b.share().data().to_vec();
-    e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
+    let be = sess.backend();
+    let e = masked_bits(be, b, &s_bits)?;
     let e = sess
         .open_xor_owned(vec![e])
         .await?
         .pop()
         .expect("one value");
-    let one = if sess.party() == 0 { R::ONE } else { R::ZERO };
-    let outs = b2a_kernel::dabit_linear(&e, s_arith.data(), one, weights, n, words);
+    let outs = be.b2a_combine(&e, &s_arith, weights, n, words, sess.party() == 0)?;
     outs.into_iter()
-        .map(|o| Ok(Shared::from_share(RingTensor::new(b.shape().clone(), o)?)))
+        .map(|o| Ok(Shared::from_share(o.reshape(b.shape().clone())?)))
         .collect()
 }
 
@@ -131,44 +135,23 @@ pub async fn inject<R: Ring>(
     let s_arith = R::from_any(m.pop().expect("4 parts"))?;
     let c = R::from_any(m.pop().expect("4 parts"))?;
     let a = R::from_any(m.pop().expect("4 parts"))?;
-    let mut e: Vec<u64> = b.share().data().to_vec();
-    e.iter_mut().zip(s_bits.data()).for_each(|(v, s)| *v ^= s);
-    let x_i = x.share().data();
-    let d_i: Vec<R> = x_i
-        .iter()
-        .zip(a.data())
-        .map(|(x, a)| x.wrapping_sub(*a))
-        .collect();
-    let d_i = RingTensor::new(a.shape().clone(), d_i)?;
+    let be = sess.backend();
+    let e = masked_bits(be, b, &s_bits)?;
+    // The dealer's tensors are flat; x is viewed alike (no copy when it is).
+    let flat;
+    let x_i = if x.shape() == a.shape() {
+        x.share()
+    } else {
+        flat = x.share().clone().reshape(a.shape().clone())?;
+        &flat
+    };
+    let d_i = be.sub(x_i, &a)?;
     let (mut d, mut e) = sess.open_mixed(&[&d_i], &[&e]).await?;
     let (d, e) = (d.pop().expect("one"), e.pop().expect("one"));
-    let party0 = sess.party() == 0;
-    let mut xb = vec![R::ZERO; x.numel()];
-    let mut bits = vec![R::ZERO; n];
-    let (s_arith, c, d) = (s_arith.data(), c.data(), d.data());
-    for (i, b) in bits.iter_mut().enumerate() {
-        let s = s_arith[i];
-        let ei = bit(&e, i);
-        // [b] = e + s - 2 e s
-        *b = if ei {
-            let v = s.wrapping_neg();
-            if party0 {
-                v.wrapping_add(R::ONE)
-            } else {
-                v
-            }
-        } else {
-            s
-        };
-        for j in i * width..(i + 1) * width {
-            // [x s] = c + d [s]; [x b] = e x + (1 - 2e) [x s]
-            let xs = c[j].wrapping_add(d[j].wrapping_mul(s));
-            xb[j] = if ei { x_i[j].wrapping_sub(xs) } else { xs };
-        }
-    }
+    let [xb, bits] = be.inject_combine(x_i, &c, &s_arith, &d, &e, sess.party() == 0)?;
     Ok((
-        Shared::from_share(RingTensor::new(x.shape().clone(), xb)?),
-        Shared::from_share(RingTensor::new(b.shape().clone(), bits)?),
+        Shared::from_share(xb.reshape(x.shape().clone())?),
+        Shared::from_share(bits.reshape(b.shape().clone())?),
     ))
 }
 

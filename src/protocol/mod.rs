@@ -5,7 +5,6 @@
 //! N = 2, 3 and 4 parties.
 
 pub mod attention;
-mod b2a_kernel;
 pub mod beaver;
 pub mod bitwise;
 pub mod compare;

@@ -6,6 +6,7 @@
 
 mod amx;
 pub mod conv;
+mod dabit;
 pub mod gemm;
 mod steps;
 

@@ -6,7 +6,8 @@ use rayon::prelude::*;
 
 use super::CpuBackend;
 use crate::backend::steps::{
-    check_bits, check_products, check_shape, pow2, TruncParts, TruncProduct,
+    check_b2a, check_bits, check_inject, check_products, check_shape, pow2, TruncParts,
+    TruncProduct,
 };
 use crate::backend::MpcSteps;
 use crate::error::Result;
@@ -524,6 +525,61 @@ impl MpcSteps for CpuBackend {
             party0,
         );
         Ok(next)
+    }
+    fn inject_combine<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        c: &RingTensor<R>,
+        s: &RingTensor<R>,
+        d: &RingTensor<R>,
+        e: &[u64],
+        party0: bool,
+    ) -> Result<[RingTensor<R>; 2]> {
+        let width = check_inject(x, c, s, d, e)?;
+        let n = s.numel();
+        let mut xb = vec![R::ZERO; x.numel()];
+        let mut bits = vec![R::ZERO; n];
+        let (x_i, s_arith, c, d) = (x.data(), s.data(), c.data(), d.data());
+        for (i, b) in bits.iter_mut().enumerate() {
+            let s = s_arith[i];
+            let ei = (e[i / 64] >> (i % 64)) & 1 == 1;
+            // [b] = e + s - 2 e s
+            *b = if ei {
+                let v = s.wrapping_neg();
+                if party0 {
+                    v.wrapping_add(R::ONE)
+                } else {
+                    v
+                }
+            } else {
+                s
+            };
+            for j in i * width..(i + 1) * width {
+                // [x s] = c + d [s]; [x b] = e x + (1 - 2e) [x s]
+                let xs = c[j].wrapping_add(d[j].wrapping_mul(s));
+                xb[j] = if ei { x_i[j].wrapping_sub(xs) } else { xs };
+            }
+        }
+        Ok([
+            RingTensor::new(x.shape().clone(), xb)?,
+            RingTensor::new([n], bits)?,
+        ])
+    }
+    fn b2a_combine<R: Ring>(
+        &self,
+        e: &[u64],
+        s: &RingTensor<R>,
+        weights: &[Vec<R>],
+        n: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<Vec<RingTensor<R>>> {
+        check_b2a(e, s, weights, n, words)?;
+        let one = if party0 { R::ONE } else { R::ZERO };
+        super::dabit::dabit_linear(e, s.data(), one, weights, n, words)
+            .into_iter()
+            .map(|o| Ok(RingTensor::new([n], o)?))
+            .collect()
     }
 }
 

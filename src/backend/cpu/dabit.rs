@@ -1,7 +1,6 @@
-//! The local step of the weighted B2A conversion
-//! ([`super::convert::b2a_weighted`]) on the host: a candidate for the
-//! binary family of Backend ops (issue 10, item 1), kept here until it
-//! has one.
+//! The CPU's fused B2A step ([`crate::backend::MpcSteps::b2a_combine`],
+//! for [`crate::protocol::convert::b2a_weighted`]): every output
+//! accumulated in one pass over the daBits.
 
 use rayon::prelude::*;
 
@@ -14,7 +13,7 @@ fn par(n: usize) -> bool {
     n >= 4 * CHUNK
 }
 
-/// The local step of [`super::convert::b2a_weighted`]: with the
+/// The local step of [`crate::protocol::convert::b2a_weighted`]: with the
 /// opened words e = b ^ s and this party's arithmetic daBit shares
 /// `s_arith` (bit i of plane j at j * 64 * words + i), returns for each
 /// weight vector w the shares sum_j w[j] * ([one] e + (1 - 2e) [s]) of the
