@@ -79,18 +79,33 @@ pub(crate) fn carry_leaves_host(
     let mut g = vec![0u64; nodes * words];
     let mut p = vec![0u64; nodes * words];
     let mut top = vec![0u64; words];
-    for i in 0..bits * words {
-        let j = i / words;
-        let (cv, rv) = (c[i], r[i]);
-        let gv = cv & (rv ^ flip);
-        let pv = (cv & flip) ^ rv ^ flip;
+    // Plane by plane over word slices (no index arithmetic per word).
+    for j in 0..bits {
+        let (cj, rj) = (
+            &c[j * words..(j + 1) * words],
+            &r[j * words..(j + 1) * words],
+        );
+        let gv = |(cv, rv): (&u64, &u64)| cv & (rv ^ flip);
+        let pv = |(cv, rv): (&u64, &u64)| (cv & flip) ^ rv ^ flip;
         if j == 0 {
-            g[i] = gv ^ pv;
+            let g0 = &mut g[..words];
+            for (o, cr) in g0.iter_mut().zip(cj.iter().zip(rj)) {
+                *o = gv(cr) ^ pv(cr);
+            }
         } else if j < nodes {
-            g[i] = gv;
-            p[i] = pv;
+            let pair = cj.iter().zip(rj);
+            let (gj, pj) = (
+                &mut g[j * words..(j + 1) * words],
+                &mut p[j * words..(j + 1) * words],
+            );
+            for ((go, po), cr) in gj.iter_mut().zip(pj.iter_mut()).zip(pair) {
+                *go = gv(cr);
+                *po = pv(cr);
+            }
         } else {
-            top[i - j * words] = pv;
+            for (o, cr) in top.iter_mut().zip(cj.iter().zip(rj)) {
+                *o = pv(cr);
+            }
         }
     }
     Ok([
@@ -135,17 +150,20 @@ pub(crate) fn carry_level_mask_host(
     );
     let mut e = vec![0u64; ands * words];
     let mut f = vec![0u64; ands * words];
-    for i in 0..ands * words {
-        let (t, w) = (i / words, i % words);
+    for t in 0..ands {
+        // AND t: P_hi & G_lo for t = 0 or odd t, P_hi & P_lo for even t > 0.
         let lo = 2 * t.div_ceil(2);
         let hi = lo + 1;
-        let y = if t > 0 && t % 2 == 0 {
-            p[lo * words + w]
-        } else {
-            g[lo * words + w]
-        };
-        e[i] = p[hi * words + w] ^ a[i];
-        f[i] = y ^ b[i];
+        let x = &p[hi * words..(hi + 1) * words];
+        let y = if t > 0 && t % 2 == 0 { p } else { g };
+        let y = &y[lo * words..(lo + 1) * words];
+        let r = t * words..(t + 1) * words;
+        let (et, ft) = (&mut e[r.clone()], &mut f[r.clone()]);
+        let (at, bt) = (&a[r.clone()], &b[r]);
+        for i in 0..words {
+            et[i] = x[i] ^ at[i];
+            ft[i] = y[i] ^ bt[i];
+        }
     }
     Ok([
         RingTensor::new([ands * words], e)?,
@@ -182,20 +200,40 @@ pub(crate) fn carry_level_combine_host(
     let [a, b, c] = abc.map(|t| checked(t, ands * words, what));
     let (a, b, c) = (a?, b?, c?);
     let m = p0mask(party0);
-    let and = |i: usize| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & m);
+    // AND t over one plane of words, into `out`.
+    let and_into = |t: usize, out: &mut [u64]| {
+        let r = t * words..(t + 1) * words;
+        let (et, ft, at, bt, ct) = (
+            &e[r.clone()],
+            &f[r.clone()],
+            &a[r.clone()],
+            &b[r.clone()],
+            &c[r],
+        );
+        for i in 0..words {
+            out[i] = ct[i] ^ (et[i] & bt[i]) ^ (ft[i] & at[i]) ^ (et[i] & ft[i] & m);
+        }
+    };
     let (pairs, next) = (nodes / 2, nodes.div_ceil(2));
     let mut g2 = vec![0u64; next * words];
     let mut p2 = vec![0u64; next * words];
-    for i in 0..next * words {
-        let (n, w) = (i / words, i % words);
+    for n in 0..next {
+        let (gn, pn) = (
+            &mut g2[n * words..(n + 1) * words],
+            &mut p2[n * words..(n + 1) * words],
+        );
         if n < pairs {
             let hi = 2 * n + 1;
-            let tg = if n == 0 { 0 } else { 2 * n - 1 };
-            g2[i] = g[hi * words + w] ^ and(tg * words + w);
-            p2[i] = if n == 0 { 0 } else { and(2 * n * words + w) };
+            and_into(if n == 0 { 0 } else { 2 * n - 1 }, gn);
+            gn.iter_mut()
+                .zip(&g[hi * words..(hi + 1) * words])
+                .for_each(|(o, gh)| *o ^= gh);
+            if n > 0 {
+                and_into(2 * n, pn);
+            }
         } else {
-            g2[i] = g[(nodes - 1) * words + w];
-            p2[i] = p[(nodes - 1) * words + w];
+            gn.copy_from_slice(&g[(nodes - 1) * words..nodes * words]);
+            pn.copy_from_slice(&p[(nodes - 1) * words..nodes * words]);
         }
     }
     Ok([

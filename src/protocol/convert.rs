@@ -137,20 +137,15 @@ pub async fn inject<R: Ring>(
     let a = R::from_any(m.pop().expect("4 parts"))?;
     let be = sess.backend();
     let e = masked_bits(be, b, &s_bits)?;
-    // The dealer's tensors are flat; x is viewed alike (no copy when it is).
-    let flat;
-    let x_i = if x.shape() == a.shape() {
-        x.share()
-    } else {
-        flat = x.share().clone().reshape(a.shape().clone())?;
-        &flat
-    };
+    // The dealer's tensors are viewed in x's shape (a reshape, no copy).
+    let (a, c) = (a.reshape(x.shape().clone())?, c.reshape(x.shape().clone())?);
+    let x_i = x.share();
     let d_i = be.sub(x_i, &a)?;
     let (mut d, mut e) = sess.open_mixed(&[&d_i], &[&e]).await?;
     let (d, e) = (d.pop().expect("one"), e.pop().expect("one"));
     let [xb, bits] = be.inject_combine(x_i, &c, &s_arith, &d, &e, sess.party() == 0)?;
     Ok((
-        Shared::from_share(xb.reshape(x.shape().clone())?),
+        Shared::from_share(xb),
         Shared::from_share(bits.reshape(b.shape().clone())?),
     ))
 }

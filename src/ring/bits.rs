@@ -102,6 +102,7 @@ impl BitPlanes {
         let mut out = BitPlanes::zeros(t.shape().clone(), k);
         let words = out.words;
         let mut block = [0u64; 64];
+        let data = out.data.data_mut();
         for (w, chunk) in t.data().chunks(64).enumerate() {
             for (i, v) in chunk.iter().enumerate() {
                 block[i] = v.to_u64();
@@ -109,7 +110,7 @@ impl BitPlanes {
             block[chunk.len()..].fill(0);
             transpose64(&mut block);
             for (j, row) in block.iter().take(k).enumerate() {
-                out.data.data_mut()[j * words + w] = *row;
+                data[j * words + w] = *row;
             }
         }
         out
