@@ -81,26 +81,17 @@ pub async fn generate(
     Ok((plan.requests.len(), dealer.generate(&plan)?))
 }
 
-/// Runs the dealer: generate, listen, serve every party once, return.
-/// Waits at most the connect timeout of the cluster options for the parties.
-/// With `online` (or a job that needs it) it runs the online dealer instead
-/// ([`super::online_dealer::run_online_dealer`]).
+/// Runs the offline dealer: generate every party's store, listen, serve
+/// each party once, return. Waits at most the connect timeout of the
+/// cluster options for the parties. [`super::run_dealer`] picks this or
+/// the online dealer.
 ///
 /// Errors: [`Error::Transport`] when the address cannot be bound or some
 /// parties never fetched their store (named in the message).
-pub async fn run_dealer(opts: DealerOptions) -> Result<DealerReport> {
+pub async fn run_store_dealer(opts: DealerOptions) -> Result<DealerReport> {
     let cluster = &opts.cluster;
     let n = cluster.n_parties();
     let t0 = Instant::now();
-    if opts.online || opts.job.needs_online_dealer() {
-        let sent = super::online_dealer::run_online_dealer(&opts).await?;
-        return Ok(DealerReport {
-            plan_requests: 0,
-            store_bytes: sent.iter().map(|&b| b as usize).collect(),
-            generate_time: Duration::ZERO,
-            serve_time: t0.elapsed(),
-        });
-    }
     let (plan_requests, stores) = generate(&opts.job, n, &opts.session, opts.master_seed).await?;
     let generate_time = t0.elapsed();
     let store_bytes: Vec<Vec<u8>> = stores.iter().map(|s| s.to_bytes()).collect();

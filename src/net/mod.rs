@@ -27,6 +27,26 @@ use spindle_transport::{PartyId, Security, TlsIdentity, DEALER};
 use crate::error::{Error, Result};
 use config::ClusterConfig;
 
+/// Runs the dealer process of a job: the online dealer
+/// ([`online_dealer::run_online_dealer`]) with `online` or for a job that
+/// needs one (training), else the offline dealer that serves stores
+/// ([`dealer::run_store_dealer`]).
+///
+/// Errors: as the dealer it runs.
+pub async fn run_dealer(opts: dealer::DealerOptions) -> Result<dealer::DealerReport> {
+    if opts.online || opts.job.needs_online_dealer() {
+        let t0 = std::time::Instant::now();
+        let sent = online_dealer::run_online_dealer(&opts).await?;
+        return Ok(dealer::DealerReport {
+            plan_requests: 0,
+            store_bytes: sent.iter().map(|&b| b as usize).collect(),
+            generate_time: std::time::Duration::ZERO,
+            serve_time: t0.elapsed(),
+        });
+    }
+    dealer::run_store_dealer(opts).await
+}
+
 /// The link security of member `me` (a party id or [`DEALER`]): mutual TLS
 /// with `key` and the certificates of the config, or plain TCP when
 /// `insecure_plaintext` is set (which logs a warning).

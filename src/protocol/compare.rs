@@ -23,10 +23,10 @@ use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
+use super::axis;
 use super::beaver;
 use super::bitwise::and_words;
 use super::convert::{b2a, inject};
-use super::nonlinear::axis;
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
 /// peer). Bytes: k/8 per element for opening c, plus 2 bits per binary AND

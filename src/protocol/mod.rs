@@ -5,6 +5,7 @@
 //! N = 2, 3 and 4 parties.
 
 pub mod attention;
+pub(crate) mod axis;
 pub mod beaver;
 pub mod bitwise;
 pub mod compare;

@@ -1,7 +1,8 @@
 //! `spindle dealer`: the dealer (stores or online) as this process.
 
 use crate::args::{human_bytes, parse_seed, runtime, ClusterArgs, JobArgs};
-use spindle::net::dealer::{run_dealer, DealerOptions};
+use spindle::net::dealer::DealerOptions;
+use spindle::net::run_dealer;
 use spindle_transport::DEALER;
 
 #[derive(clap::Args)]

@@ -10,7 +10,7 @@
 //! the backend's fused MPC steps ([`MpcSteps`]: single passes over memory
 //! on the CPU).
 
-use super::linked::LinkedSquare;
+use super::linked_output::LinkedSquare;
 use crate::backend::steps::check_bits;
 use crate::backend::{Backend, BilinearOp, MpcSteps, TruncParts, TruncProduct};
 use crate::error::{Error, Result};

@@ -10,7 +10,6 @@
 //! algorithm, valid down to the 0.004 variances of real embedding
 //! LayerNorms where CrypTen's is off by 61%); one product; beta added.
 
-use super::axis;
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::Fx;
@@ -18,6 +17,7 @@ use super::fx::{enc, int_bits};
 use super::normalize::{reduced_fx, Reduced};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::protocol::axis;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;

@@ -23,12 +23,13 @@
 //! truncation's rounding (floor or one more) holds for any mask, uniform
 //! or not.
 
-use crate::backend::{MpcSteps, TruncParts};
+pub(crate) use super::linked_output::{Linked, LinkedSquare};
+use crate::backend::MpcSteps;
 use crate::error::Result;
 use crate::preprocess::{Link, LinkedItems, Request};
 use crate::protocol::beaver::take;
 use crate::protocol::trunc;
-use crate::ring::{Opened, Ring, RingTensor, Shape};
+use crate::ring::{Opened, Ring};
 use crate::session::{Session, TruncMode};
 use crate::share::Shared;
 
@@ -42,72 +43,6 @@ pub(crate) struct LinkSpec<R> {
     pub(crate) add: R,
     /// Bits to shift out.
     pub(crate) bits: u32,
-}
-
-/// A linked truncation after the square's round.
-pub(crate) enum Linked<R: Ring> {
-    /// Dealer truncation: the public masked value and this party's shares
-    /// of r' and r_msb (the output is P + L, [`TruncParts`]).
-    Opened {
-        c: Opened<R>,
-        r_shifted: RingTensor<R>,
-        r_msb: RingTensor<R>,
-        bits: u32,
-    },
-    /// The local-shift truncation ([`TruncMode::LocalShift`]): the value.
-    Value(Shared<R>),
-}
-
-impl<R: Ring> Linked<R> {
-    /// The truncation's view for products, `None` for a local shift.
-    pub(crate) fn view(&self) -> Option<TruncParts<'_, R>> {
-        match self {
-            Linked::Opened {
-                c,
-                r_shifted,
-                r_msb,
-                bits,
-            } => Some(TruncParts {
-                c,
-                r_shifted,
-                r_msb,
-                bits: *bits,
-            }),
-            Linked::Value(_) => None,
-        }
-    }
-
-    /// The truncated value (m x + d) >> bits: floor or one more.
-    ///
-    /// Errors: backend errors.
-    pub(crate) fn value(&self, sess: &Session) -> Result<Shared<R>> {
-        match self {
-            Linked::Opened {
-                c,
-                r_shifted,
-                r_msb,
-                bits,
-            } => Ok(Shared::from_share(sess.backend().trunc_value(
-                c,
-                r_shifted.clone(),
-                r_msb,
-                *bits,
-                sess.party() == 0,
-            )?)),
-            Linked::Value(v) => Ok(v.clone()),
-        }
-    }
-}
-
-/// The linked truncations of one [`square_linked`].
-pub(crate) struct LinkedSquare<R: Ring> {
-    /// Shape of the squared value (and of every link).
-    pub(crate) shape: Shape,
-    /// The linked truncations, in the order asked.
-    pub(crate) links: Vec<Linked<R>>,
-    /// The dealer's handle on the square's mask (dealer truncation only),
-    /// for the truncation group that multiplies the links.
-    pub(crate) items: Option<LinkedItems>,
 }
 
 /// x^2 (raw: exact in Z_2^k at twice x's scale) and (m_j x + d_j) >>
@@ -208,6 +143,7 @@ mod tests {
     use super::*;
     use crate::prg::{Prg, Seed};
     use crate::protocol::nonlinear::batch::{trunc_group, TruncGroup};
+    use crate::ring::RingTensor;
     use crate::runner::{run_parties_blocking, RunOptions};
 
     const LEN: usize = 555;

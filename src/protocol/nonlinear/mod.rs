@@ -16,7 +16,6 @@
 //! are unchanged, each round is sent as one message per lane, and the
 //! transport's round counter counts every lane's tags.
 
-pub(crate) mod axis;
 mod batch;
 mod cheb;
 mod exp;
@@ -24,6 +23,7 @@ mod fx;
 mod gelu;
 mod layernorm;
 mod linked;
+mod linked_output;
 mod log;
 mod normalize;
 mod reciprocal;

@@ -15,11 +15,11 @@
 //! e_i / s = e_i q(s) is one Beaver product and one truncation. Each
 //! polynomial of R levels costs R + 1 rounds ([`cheb::eval`]).
 
-use super::axis;
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine, affine_owned, Fx};
 use crate::error::{Error, Result};
+use crate::protocol::axis;
 use crate::protocol::compare;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
