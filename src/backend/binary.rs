@@ -250,3 +250,26 @@ pub(crate) fn xor_host(a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingT
     let out = a.try_data()?.iter().zip(bw).map(|(x, y)| x ^ y).collect();
     Ok(RingTensor::new(a.shape().clone(), out)?)
 }
+
+/// This party's share of x AND y for XOR-shared words from a binary Beaver
+/// triple (a, b, c = a AND b) after the opening of e = x ^ a and f = y ^ b
+/// (host words, off the wire): c ^ (e & b) ^ (f & a) ^ (e & f & [party
+/// 0]) (Beaver over GF(2), `protocol/bitwise.rs`).
+///
+/// Errors: [`Error::ShapeMismatch`] for inputs of other lengths.
+pub(crate) fn and_combine_host(
+    e: &[u64],
+    f: &[u64],
+    abc: [&RingTensor<u64>; 3],
+    party0: bool,
+) -> Result<RingTensor<u64>> {
+    let n = e.len();
+    opened(f, n, "and")?;
+    let [a, b, c] = abc.map(|t| checked(t, n, "and"));
+    let (a, b, c) = (a?, b?, c?);
+    let m = p0mask(party0);
+    let z = (0..n)
+        .map(|i| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & m))
+        .collect();
+    Ok(RingTensor::new([n], z)?)
+}

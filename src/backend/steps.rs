@@ -393,6 +393,21 @@ pub trait MpcSteps: Backend {
         binary::carry_level_combine_host(g, p, e, f, abc, nodes, words, party0)
     }
 
+    /// This party's share of x AND y for XOR-shared words, from the opened
+    /// e = x ^ a and f = y ^ b (host words, off the wire) and its binary
+    /// triple shares [a, b, c] (`backend/binary.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for inputs of other lengths.
+    fn and_combine(
+        &self,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        binary::and_combine_host(e, f, abc, party0)
+    }
+
     /// a ^ b over u64 words (XOR shares: local).
     ///
     /// Errors: [`Error::ShapeMismatch`] for different lengths.
@@ -641,6 +656,18 @@ impl MpcSteps for super::AuditBackend {
             binary::carry_level_combine_host(&g, &p, e, f, [&a, &b, &c], nodes, words, party0)?;
         self.results(out)
     }
+    fn and_combine(
+        &self,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        let [a, b, c] = abc.map(|t| self.operand(t));
+        let (a, b, c) = (a?, b?, c?);
+        self.results([binary::and_combine_host(e, f, [&a, &b, &c], party0)?])
+            .map(|[t]| t)
+    }
     fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
         self.results([binary::xor_host(&self.operand(a)?, &self.operand(b)?)?])
             .map(|[t]| t)
@@ -790,6 +817,15 @@ impl MpcSteps for super::Device {
         party0: bool,
     ) -> Result<[RingTensor<u64>; 2]> {
         dispatch_steps!(self, be => be.carry_level_combine(g, p, e, f, abc, nodes, words, party0))
+    }
+    fn and_combine(
+        &self,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        dispatch_steps!(self, be => be.and_combine(e, f, abc, party0))
     }
     fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
         dispatch_steps!(self, be => be.xor_words(a, b))

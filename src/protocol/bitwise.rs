@@ -6,8 +6,10 @@
 //! Exact. Rounds: 1 for any number of ANDs batched in one call. Bytes sent
 //! per party: (N - 1) * 2 * 8 * words, words = planes * ceil(numel / 64).
 
+use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
+use crate::ring::RingTensor;
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes};
 
@@ -20,7 +22,9 @@ pub async fn and_many(
     pairs: &[(&BinShared, &BinShared)],
 ) -> Result<Vec<BinShared>> {
     for (x, y) in pairs {
-        if x.share().data().len() != y.share().data().len() || x.planes() != y.planes() {
+        if x.share().words_tensor().numel() != y.share().words_tensor().numel()
+            || x.planes() != y.planes()
+        {
             return Err(Error::shape(
                 "and",
                 format!(
@@ -33,16 +37,16 @@ pub async fn and_many(
             ));
         }
     }
-    let words: Vec<(&[u64], &[u64])> = pairs
+    let words: Vec<(&RingTensor<u64>, &RingTensor<u64>)> = pairs
         .iter()
-        .map(|(x, y)| (x.share().data(), y.share().data()))
+        .map(|(x, y)| (x.share().words_tensor(), y.share().words_tensor()))
         .collect();
-    let z = and_words(sess, &words).await?;
+    let z = and_tensors(sess, &words).await?;
     pairs
         .iter()
         .zip(z)
         .map(|((x, _), z)| {
-            Ok(BinShared::from_share(BitPlanes::from_words(
+            Ok(BinShared::from_share(BitPlanes::from_tensor(
                 x.shape().clone(),
                 x.planes(),
                 z,
@@ -52,55 +56,81 @@ pub async fn and_many(
 }
 
 /// AND of XOR-shared packed words, pair by pair, all in ONE round: the
-/// layout-free core of [`and_many`] for circuits that keep raw planes.
+/// layout-free core of [`and_many`] for circuits that keep raw planes
+/// (host words in, host words out; [`and_tensors`] keeps them where they
+/// are).
 ///
 /// Errors: [`Error::ShapeMismatch`] when the two sides of a pair differ in
 /// length; preprocessing and transport errors.
 pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
-    if let Some((x, y)) = pairs.iter().find(|(x, y)| x.len() != y.len()) {
+    let t = |w: &[u64]| RingTensor::new([w.len()], w.to_vec());
+    let tensors: Vec<(RingTensor<u64>, RingTensor<u64>)> = pairs
+        .iter()
+        .map(|(x, y)| Ok((t(x)?, t(y)?)))
+        .collect::<Result<_>>()?;
+    let refs: Vec<(&RingTensor<u64>, &RingTensor<u64>)> =
+        tensors.iter().map(|(x, y)| (x, y)).collect();
+    and_tensors(sess, &refs)
+        .await?
+        .into_iter()
+        .map(|z| Ok(z.try_into_data()?))
+        .collect()
+}
+
+/// AND of XOR-shared words held as tensors (any shapes; each pair's two
+/// sides of one size), pair by pair, all in ONE round, on the backend:
+/// the masked e = x ^ a and f = y ^ b of every pair in one opening, then
+/// [`MpcSteps::and_combine`]. Outputs are flat ([len] words).
+///
+/// Errors: [`Error::ShapeMismatch`] when the two sides of a pair differ in
+/// length; preprocessing and transport errors.
+pub async fn and_tensors(
+    sess: &Session,
+    pairs: &[(&RingTensor<u64>, &RingTensor<u64>)],
+) -> Result<Vec<RingTensor<u64>>> {
+    if let Some((x, y)) = pairs.iter().find(|(x, y)| x.numel() != y.numel()) {
         return Err(Error::shape(
             "and",
-            format!("{} words AND {} words", x.len(), y.len()),
+            format!("{} words AND {} words", x.numel(), y.numel()),
         ));
     }
-    let words: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+    let words: usize = pairs.iter().map(|(x, _)| x.numel()).sum();
     let req = Request::BinTriple { words };
     let m = sess.fetch::<u64>(&req)?;
-    let [a, b, c]: [_; 3] = m.try_into().map_err(|_| Error::Format {
+    let [a, b, c]: [RingTensor<u64>; 3] = m.try_into().map_err(|_| Error::Format {
         what: "preprocessing material".into(),
         detail: format!("{req} should have 3 tensors"),
     })?;
-    let (a, b, c) = (a.data(), b.data(), c.data());
-    // e = x ^ a and f = y ^ b, each formed in one pass.
-    let mut e = Vec::with_capacity(words);
-    let mut f = Vec::with_capacity(words);
-    let mut off = 0;
-    for (x, y) in pairs {
-        let r = off..off + x.len();
-        e.extend(x.iter().zip(&a[r.clone()]).map(|(x, m)| x ^ m));
-        f.extend(y.iter().zip(&b[r.clone()]).map(|(y, m)| y ^ m));
-        off = r.end;
+    let be = sess.backend();
+    let flat = |t: &RingTensor<u64>| t.clone().reshape([t.numel()]);
+    let (a, b, c) = (flat(&a)?, flat(&b)?, flat(&c)?);
+    // All the pairs' x (and y) as one run of words, masked in one op.
+    let side = |parts: Vec<RingTensor<u64>>| match parts.len() {
+        0 => Ok(RingTensor::zeros([0])),
+        1 => Ok(parts.into_iter().next().expect("one part")),
+        _ => be.concat_axis(&parts.iter().collect::<Vec<_>>(), 0),
+    };
+    let (xs, ys): (Vec<_>, Vec<_>) = pairs
+        .iter()
+        .map(|(x, y)| Ok((flat(x)?, flat(y)?)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let (xs, ys) = (side(xs)?, side(ys)?);
+    let e = be.xor_words(&xs, &a)?;
+    let f = be.xor_words(&ys, &b)?;
+    let opened = sess
+        .open_xor_owned(vec![e.try_into_data()?, f.try_into_data()?])
+        .await?;
+    let z = be.and_combine(&opened[0], &opened[1], [&a, &b, &c], sess.party() == 0)?;
+    if pairs.len() == 1 {
+        return Ok(vec![z]);
     }
-    let opened = sess.open_xor_owned(vec![e, f]).await?;
-    let (e, f) = (&opened[0], &opened[1]);
-    let party0 = if sess.party() == 0 { u64::MAX } else { 0 };
     let mut out = Vec::with_capacity(pairs.len());
     let mut off = 0;
     for (x, _) in pairs {
-        let r = off..off + x.len();
-        // Slices of the pair's length: no bounds checks in the loop.
-        let (a, b, c, e, f) = (
-            &a[r.clone()],
-            &b[r.clone()],
-            &c[r.clone()],
-            &e[r.clone()],
-            &f[r.clone()],
-        );
-        let z: Vec<u64> = (0..r.len())
-            .map(|i| c[i] ^ (e[i] & b[i]) ^ (f[i] & a[i]) ^ (e[i] & f[i] & party0))
-            .collect();
-        out.push(z);
-        off = r.end;
+        out.push(be.slice_axis(&z, 0, off, x.numel())?);
+        off += x.numel();
     }
     Ok(out)
 }

@@ -25,7 +25,7 @@ use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
 use super::axis;
 use super::beaver;
-use super::bitwise::and_words;
+use super::bitwise::and_tensors;
 use super::convert::{b2a, inject};
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
@@ -250,20 +250,6 @@ pub async fn select_bit<R: Ring>(
     b.add(sess, &inject(sess, &d, bit).await?.0)
 }
 
-/// Candidate `i` along the axis: the [outer * inner] slice at position i.
-fn gather<R: Ring>(
-    t: &RingTensor<R>,
-    (outer, len, inner): (usize, usize, usize),
-    i: usize,
-) -> Vec<R> {
-    let mut v = Vec::with_capacity(outer * inner);
-    for o in 0..outer {
-        let base = (o * len + i) * inner;
-        v.extend_from_slice(&t.data()[base..base + inner]);
-    }
-    v
-}
-
 /// Largest group compared all-pairs in one level by [`max`] and [`argmax`].
 pub const DEFAULT_MAX_GROUP: usize = 16;
 
@@ -288,18 +274,25 @@ pub fn max_bounded_rounds(k: u32, bits: u32, len: usize, group: usize) -> u64 {
     rounds
 }
 
-/// One level of the grouped tournament: candidates of `m` values (padded to
-/// `mp`, a multiple of 64) with `width` payload values per element; groups of
-/// up to `group` candidates, each reduced to its winner (ties: lower index).
+/// One candidate of the tournament: its values [mp] and its payload
+/// [mp * width] (both on the backend).
+type Cand<R> = (RingTensor<R>, RingTensor<R>);
+
+/// One level of the grouped tournament: candidates of `mp` values (a
+/// multiple of 64) with `width` payload values per element; groups of
+/// up to `group` candidates, each reduced to its winner (ties: lower
+/// index). Every step runs on the backend; only the openings' payloads
+/// reach the host.
 async fn max_level<R: Ring>(
     sess: &Session,
-    cands: Vec<(Vec<R>, Vec<R>)>,
+    cands: Vec<Cand<R>>,
     mp: usize,
     width: usize,
     group: usize,
     bits: u32,
-) -> Result<Vec<(Vec<R>, Vec<R>)>> {
-    let groups: Vec<&[(Vec<R>, Vec<R>)]> = cands.chunks(group).collect();
+) -> Result<Vec<Cand<R>>> {
+    let be = sess.backend();
+    let groups: Vec<&[Cand<R>]> = cands.chunks(group).collect();
     // 1. All pairwise differences x_j - x_i - 1 (i < j) in one MSB:
     //    bit c_ij = [x_j <= x_i].
     let minus_one = if sess.party() == 0 {
@@ -307,35 +300,40 @@ async fn max_level<R: Ring>(
     } else {
         R::ZERO
     };
-    let mut diff = Vec::new();
+    let mut diffs = Vec::new();
     for g in &groups {
         for i in 0..g.len() {
             for j in i + 1..g.len() {
-                diff.extend(
-                    g[j].0
-                        .iter()
-                        .zip(&g[i].0)
-                        .map(|(b, a)| b.wrapping_sub(*a).wrapping_add(minus_one)),
-                );
+                diffs.push(be.add_scalar(&be.sub(&g[j].0, &g[i].0)?, minus_one)?);
             }
         }
     }
-    let npairs = diff.len() / mp;
-    let c = if npairs > 0 {
-        msb_bounded(
-            sess,
-            &Shared::from_share(RingTensor::new([diff.len()], diff)?),
-            bits,
-        )
-        .await?
-    } else {
-        BinShared::from_share(BitPlanes::zeros([0], 1))
-    };
     let wpp = mp / 64; // words per pair (or per candidate)
-    let cw = c.share().data();
-    let flip = if sess.party() == 0 { u64::MAX } else { 0 };
+    let c = match diffs.len() {
+        0 => RingTensor::zeros([0]),
+        n => {
+            let diff = if n == 1 {
+                diffs.pop().expect("one")
+            } else {
+                be.concat_axis(&diffs.iter().collect::<Vec<_>>(), 0)?
+            };
+            msb_bounded(sess, &Shared::from_share(diff), bits)
+                .await?
+                .share()
+                .words_tensor()
+                .clone()
+        }
+    };
+    // NOT of a share's words: party 0 flips them.
+    let flip = RingTensor::full([wpp], u64::MAX);
+    let not = |t: RingTensor<u64>| -> Result<RingTensor<u64>> {
+        match sess.party() {
+            0 => be.xor_words(&t, &flip),
+            _ => Ok(t),
+        }
+    };
     // 2. Winner bits w_i = AND_{j>i} c_ij AND AND_{j<i} NOT c_ji, by AND trees.
-    let mut inputs: Vec<Vec<Vec<u64>>> = Vec::new(); // per candidate, its bit vectors
+    let mut inputs: Vec<Vec<RingTensor<u64>>> = Vec::new(); // per candidate
     let mut pair_base = 0;
     for g in &groups {
         let s = g.len();
@@ -347,16 +345,9 @@ async fn max_level<R: Ring>(
             let mut v = Vec::with_capacity(s.saturating_sub(1));
             for j in 0..s {
                 if j > i {
-                    let p = pair_index(i, j);
-                    v.push(cw[p * wpp..(p + 1) * wpp].to_vec());
+                    v.push(be.slice_axis(&c, 0, pair_index(i, j) * wpp, wpp)?);
                 } else if j < i {
-                    let p = pair_index(j, i);
-                    v.push(
-                        cw[p * wpp..(p + 1) * wpp]
-                            .iter()
-                            .map(|w| w ^ flip)
-                            .collect(),
-                    );
+                    v.push(not(be.slice_axis(&c, 0, pair_index(j, i) * wpp, wpp)?)?);
                 }
             }
             inputs.push(v);
@@ -364,7 +355,7 @@ async fn max_level<R: Ring>(
         pair_base += s * (s - 1) / 2;
     }
     while inputs.iter().any(|v| v.len() > 1) {
-        let mut pairs: Vec<(&[u64], &[u64])> = Vec::new();
+        let mut pairs: Vec<(&RingTensor<u64>, &RingTensor<u64>)> = Vec::new();
         for v in &inputs {
             for pr in v.chunks(2) {
                 if let [a, b] = pr {
@@ -372,12 +363,12 @@ async fn max_level<R: Ring>(
                 }
             }
         }
-        let mut ands = and_words(sess, &pairs).await?.into_iter();
+        let mut ands = and_tensors(sess, &pairs).await?.into_iter();
         inputs = inputs
             .into_iter()
             .map(|v| {
                 let odd = (v.len() % 2 == 1).then(|| v.last().cloned()).flatten();
-                let mut next: Vec<Vec<u64>> = (0..v.len() / 2)
+                let mut next: Vec<RingTensor<u64>> = (0..v.len() / 2)
                     .map(|_| ands.next().expect("one AND per pair"))
                     .collect();
                 next.extend(odd);
@@ -385,43 +376,43 @@ async fn max_level<R: Ring>(
             })
             .collect();
     }
-    // 3. One injection: every candidate's values and payload times its w_i.
+    // 3. One injection: every candidate's values and payload times its w_i,
+    //    laid out [candidate][element][value, payload..].
     let ncand = inputs.len();
-    let mut wbits = Vec::with_capacity(ncand * wpp);
-    let mut x = Vec::with_capacity(ncand * mp * (1 + width));
-    for (v, (vals, payload)) in inputs.iter().zip(&cands) {
-        match v.first() {
-            Some(w) => wbits.extend_from_slice(w),
+    let mut wbits = Vec::with_capacity(ncand);
+    let mut rows = Vec::with_capacity(ncand);
+    for (v, (vals, payload)) in inputs.into_iter().zip(&cands) {
+        wbits.push(match v.into_iter().next() {
+            Some(w) => w,
             // A group of one: its candidate wins (party 0 holds the 1 bits).
-            None => wbits.extend(std::iter::repeat_n(flip, wpp)),
-        }
-        for e in 0..mp {
-            x.push(vals[e]);
-            x.extend_from_slice(&payload[e * width..(e + 1) * width]);
-        }
+            None => not(RingTensor::zeros([wpp]))?,
+        });
+        let vals = vals.clone().reshape([mp, 1])?;
+        rows.push(match width {
+            0 => vals,
+            _ => be.concat_axis(&[&vals, &payload.clone().reshape([mp, width])?], 1)?,
+        });
     }
-    let w = BinShared::from_share(BitPlanes::from_words([ncand * mp], 1, wbits)?);
-    let x = Shared::from_share(RingTensor::new([ncand * mp * (1 + width)], x)?);
-    let (scaled, _) = inject(sess, &x, &w).await?;
-    let scaled = scaled.into_share().into_data();
+    let w = be.concat_axis(&wbits.iter().collect::<Vec<_>>(), 0)?;
+    let w = BinShared::from_share(BitPlanes::from_tensor([ncand * mp], 1, w)?);
+    let x = be
+        .concat_axis(&rows.iter().collect::<Vec<_>>(), 0)?
+        .reshape([ncand * mp * (1 + width)])?;
+    let (scaled, _) = inject(sess, &Shared::from_share(x), &w).await?;
+    let scaled = scaled.into_share().reshape([ncand, mp, 1 + width])?;
     // 4. Sum each group's scaled candidates: exactly one has w = 1.
     let mut out = Vec::with_capacity(groups.len());
     let mut idx = 0;
     for g in &groups {
-        let mut vals = vec![R::ZERO; mp];
-        let mut payload = vec![R::ZERO; mp * width];
-        for _ in 0..g.len() {
-            let block = &scaled[idx * mp * (1 + width)..(idx + 1) * mp * (1 + width)];
-            for e in 0..mp {
-                let row = &block[e * (1 + width)..(e + 1) * (1 + width)];
-                vals[e] = vals[e].wrapping_add(row[0]);
-                for t in 0..width {
-                    payload[e * width + t] = payload[e * width + t].wrapping_add(row[1 + t]);
-                }
-            }
-            idx += 1;
-        }
+        let block = be.slice_axis(&scaled, 0, idx, g.len())?;
+        let sum = be.sum_axis(&block, 0)?;
+        let vals = be.slice_axis(&sum, 2, 0, 1)?.reshape([mp])?;
+        let payload = match width {
+            0 => RingTensor::zeros([0]),
+            _ => be.slice_axis(&sum, 2, 1, width)?.reshape([mp * width])?,
+        };
         out.push((vals, payload));
+        idx += g.len();
     }
     Ok(out)
 }
@@ -430,12 +421,12 @@ async fn max_level<R: Ring>(
 /// each padded to `mp` elements.
 async fn tournament<R: Ring>(
     sess: &Session,
-    mut cands: Vec<(Vec<R>, Vec<R>)>,
+    mut cands: Vec<Cand<R>>,
     mp: usize,
     width: usize,
     group: usize,
     bits: u32,
-) -> Result<(Vec<R>, Vec<R>)> {
+) -> Result<Cand<R>> {
     while cands.len() > 1 {
         let g = group.min(cands.len());
         cands = max_level(sess, cands, mp, width, g, bits).await?;
@@ -523,46 +514,43 @@ async fn argmax_impl<R: Ring>(
             format!("group size must be at least 2, got {group}"),
         ));
     }
-    let dims = axis::split(x.shape(), axis, "max")?;
-    let (outer, len, inner) = dims;
+    let (outer, len, inner) = axis::split(x.shape(), axis, "max")?;
     let m = outer * inner;
     let mp = words_for(m) * 64;
     let width = if with_onehot { len } else { 0 };
     let party0 = sess.party() == 0;
-    let cands = (0..len)
-        .map(|i| {
-            let mut v = gather(x.share(), dims, i);
-            v.resize(mp, R::ZERO);
-            // Public one-hot e_i for every element (held by party 0).
-            let mut oh = vec![R::ZERO; mp * width];
-            if party0 && with_onehot {
-                for e in 0..m {
-                    oh[e * len + i] = R::ONE;
-                }
+    let be = sess.backend();
+    let pad = RingTensor::<R>::zeros([mp - m]);
+    let mut cands = Vec::with_capacity(len);
+    for i in 0..len {
+        // Candidate i: the [outer, 1, inner] slice at position i, flat and
+        // padded to mp.
+        let v = be.slice_axis(x.share(), axis, i, 1)?.reshape([m])?;
+        let v = match mp - m {
+            0 => v,
+            _ => be.concat_axis(&[&v, &pad], 0)?,
+        };
+        // Public one-hot e_i for every element (held by party 0).
+        let mut oh = vec![R::ZERO; mp * width];
+        if party0 && with_onehot {
+            for e in 0..m {
+                oh[e * len + i] = R::ONE;
             }
-            (v, oh)
-        })
-        .collect();
-    let (mut best, oh) = tournament(sess, cands, mp, width, group, bits).await?;
-    best.truncate(m);
-    let best = Shared::from_share(RingTensor::new(axis::reduced(x.shape(), axis), best)?);
+        }
+        cands.push((v, RingTensor::new([mp * width], oh)?));
+    }
+    let (best, oh) = tournament(sess, cands, mp, width, group, bits).await?;
+    let best = be.slice_axis(&best, 0, 0, m)?;
+    let best = Shared::from_share(best.reshape(axis::reduced(x.shape(), axis))?);
     if !with_onehot {
         return Ok((best, None));
     }
-    // oh is [m, len] (padded); lay it out as x's shape [outer, len, inner].
-    let mut onehot = vec![R::ZERO; outer * len * inner];
-    for o in 0..outer {
-        for j in 0..inner {
-            for i in 0..len {
-                onehot[(o * len + i) * inner + j] = oh[(o * inner + j) * len + i];
-            }
-        }
-    }
+    // oh is [mp, len] = [outer, inner, len] (padded); lay it out as x's
+    // shape [outer, len, inner].
+    let oh = be.slice_axis(&oh.reshape([mp, len])?, 0, 0, m)?;
+    let oh = be.permute(&oh.reshape([outer, inner, len])?, &[0, 2, 1])?;
     Ok((
         best,
-        Some(Shared::from_share(RingTensor::new(
-            x.shape().clone(),
-            onehot,
-        )?)),
+        Some(Shared::from_share(oh.reshape(x.shape().clone())?)),
     ))
 }

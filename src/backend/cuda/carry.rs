@@ -151,6 +151,41 @@ impl MpcSteps for CudaBackend {
         ])
     }
 
+    fn and_combine(
+        &self,
+        e: &[u64],
+        f: &[u64],
+        abc: [&RingTensor<u64>; 3],
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        let n = e.len();
+        let e = RingTensor::new([n], e.to_vec())?;
+        let fv = RingTensor::new([f.len()], f.to_vec())?;
+        for t in [&fv, abc[0], abc[1], abc[2]] {
+            check(t, n, "and")?;
+        }
+        if n == 0 {
+            return Ok(RingTensor::zeros([0]));
+        }
+        let func = self.function("and_combine_words")?;
+        let ops = [abc[2], &e, &fv, abc[0], abc[1]].map(|t| self.dev(t));
+        let [dc, de, df, da, db] = ops;
+        let (dc, de, df, da, db) = (dc?, de?, df?, da?, db?);
+        let st = self.pick();
+        let mut out: CudaSlice<u8> = self.alloc::<u64>(st, n)?;
+        let (m, n64) = (p0mask(party0), n as u64);
+        let mut l = st.launch_builder(&func);
+        l.arg(&mut out)
+            .arg(dc.slice())
+            .arg(de.slice())
+            .arg(df.slice());
+        l.arg(da.slice()).arg(db.slice()).arg(&m).arg(&n64);
+        // SAFETY: and_combine_words(u64* out, const u64* c, e, f, a, b, u64
+        // p0mask, u64 n): every buffer holds n words (checked above).
+        unsafe { l.launch(Self::cfg_1d(n64)) }.map_err(gpu("and_combine_words"))?;
+        self.wrap(out, [n].into())
+    }
+
     fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
         check(b, a.numel(), "xor")?;
         let n = a.numel();
