@@ -270,8 +270,8 @@ const PINNED_EXCESS: [(&str, i64); 11] = [
     ("softmax 8x32", 61696),
     ("gelu", 0),
     ("layernorm 8x32", 2768),
-    ("LeNet training step (batch 2)", 70400),
-    ("MiniLM encoder layer (8 tokens)", 3766672),
+    ("LeNet training step (batch 2)", 11520),
+    ("MiniLM encoder layer (8 tokens)", 2135432),
 ];
 
 /// Every op of the list, 2 and 3 parties: the copies to the host beyond

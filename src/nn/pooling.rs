@@ -4,10 +4,11 @@ use async_trait::async_trait;
 
 use super::module::no_cache;
 use super::Module;
+use crate::backend::Backend;
 use crate::error::Result;
 use crate::protocol::fixed;
 use crate::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -67,18 +68,6 @@ impl AvgPool2d {
         AvgPool2d { pool, input: None }
     }
 
-    /// Calls `f(out_index, in_index)` for every (window position, input
-    /// position) pair inside the input (the window walk of [`Pool2d`]).
-    fn for_each_tap(&self, x: &Shape, mut f: impl FnMut(usize, usize)) -> Result<Shape> {
-        let kk = self.pool.kernel.0 * self.pool.kernel.1;
-        self.pool.for_each_tap(x, |k, src| {
-            if let Some(i) = src {
-                f(k / kk, i)
-            }
-        })?;
-        self.pool.output_shape(x)
-    }
-
     fn inv_area(&self) -> f64 {
         1.0 / (self.pool.kernel.0 * self.pool.kernel.1) as f64
     }
@@ -92,11 +81,12 @@ impl<R: Ring> Module<R> for AvgPool2d {
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let out_shape = self.pool.output_shape(x.shape())?;
-        let mut sums = vec![R::ZERO; out_shape.numel()];
-        let xd = x.share().data();
-        self.for_each_tap(x.shape(), |o, i| sums[o] = sums[o].wrapping_add(xd[i]))?;
+        // Window sums: the windows (zero padding) summed over their taps.
+        let be = sess.backend();
+        let windows = be.pool_windows(x.share(), &self.pool, R::ZERO)?;
+        let sums = be.sum_axis(&windows, 1)?.reshape(out_shape)?;
         self.input = train.then(|| x.shape().clone());
-        let sums = Shared::from_share(RingTensor::new(out_shape, sums)?);
+        let sums = Shared::from_share(sums);
         fixed::mul_public_scalar(sess, &sums, self.inv_area()).await
     }
 
@@ -111,9 +101,12 @@ impl<R: Ring> Module<R> for AvgPool2d {
             return Ok(None);
         }
         let scaled = fixed::mul_public_scalar(sess, grad, self.inv_area()).await?;
-        let g = scaled.share().data();
-        let mut out = vec![R::ZERO; shape.numel()];
-        self.for_each_tap(&shape, |o, i| out[i] = out[i].wrapping_add(g[o]))?;
-        Ok(Some(Shared::from_share(RingTensor::new(shape, out)?)))
+        // Each window's gradient to every tap of it (the adjoint of the
+        // window sums): a broadcast over the taps, then the scatter.
+        let be = sess.backend();
+        let kk = self.pool.kernel.0 * self.pool.kernel.1;
+        let taps = be.broadcast_axis(scaled.share(), &[scaled.numel(), kk].into(), 1)?;
+        let out = be.pool_scatter(&taps, &shape, &self.pool)?;
+        Ok(Some(Shared::from_share(out)))
     }
 }

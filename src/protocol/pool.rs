@@ -6,7 +6,7 @@ use super::compare::argmax;
 use crate::backend::Backend;
 pub use crate::backend::Pool2d;
 use crate::error::{Error, Result};
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -64,13 +64,11 @@ pub async fn maxpool2d_backward<R: Ring>(
             ),
         ));
     }
-    let spread: Vec<R> = grad
-        .share()
-        .data()
-        .iter()
-        .flat_map(|&g| std::iter::repeat_n(g, kk))
-        .collect();
-    let spread = Shared::from_share(RingTensor::new(onehot.shape().clone(), spread)?);
+    // Each output gradient repeated over its window's kh kw taps.
+    let spread = sess
+        .backend()
+        .broadcast_axis(grad.share(), &[out.numel(), kk].into(), 1)?;
+    let spread = Shared::from_share(spread.reshape(onehot.shape().clone())?);
     let routed = beaver::mul(sess, &spread, onehot).await?;
     Ok(Shared::from_share(sess.backend().pool_scatter(
         routed.share(),

@@ -30,6 +30,7 @@
 
 use super::config::{BertConfig, HiddenAct};
 use super::weights::{BertWeights, Dense, Matrix, Norm};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::tokenizer::TokenBatch;
 use crate::protocol::attention::{
@@ -334,15 +335,18 @@ impl<R: Ring> SecureBert<R> {
                 self.word.matmul_raw(sess, &x).await?
             }
         };
-        let pos = self.position.share().data();
-        let typ = &self.token_type.share().data()[..h];
+        // Row r gets position r mod S and token type 0: the first S rows of
+        // the position table over every sequence, type 0 over every row.
+        let be = sess.backend();
+        let batch = rows / s.max(1);
+        let pos = be.slice_axis(self.position.share(), 0, 0, s)?;
+        let pos = be.broadcast_axis(&pos, &[batch, s * h].into(), 0)?;
+        let typ = be.slice_axis(self.token_type.share(), 0, 0, 1)?;
+        let typ = be.broadcast_axis(&typ, &[rows, h].into(), 0)?;
         let mut out = words.into_share();
-        for (r, row) in out.data_mut().chunks_mut(h).enumerate() {
-            let p = &pos[(r % s) * h..(r % s + 1) * h];
-            for j in 0..h {
-                row[j] = row[j].wrapping_add(p[j]).wrapping_add(typ[j]);
-            }
-        }
+        let shape = out.shape().clone();
+        be.add_assign(&mut out, &pos.reshape(shape.clone())?)?;
+        be.add_assign(&mut out, &typ.reshape(shape)?)?;
         Ok(Shared::from_share(out))
     }
 
@@ -452,23 +456,18 @@ async fn mean_pool<R: Ring>(
     let fp = sess.fixed_point::<R>()?;
     let s = layout.seq_len;
     let b = layout.lengths.len();
-    let src = x.share().data();
-    let mut sums = vec![R::ZERO; b * h];
+    let be = sess.backend();
+    let mut rows = Vec::with_capacity(b);
     let mut inv = Vec::with_capacity(b * h);
     for (bi, &len) in layout.lengths.iter().enumerate() {
-        let acc = &mut sums[bi * h..(bi + 1) * h];
-        for r in 0..len {
-            for (a, &v) in acc
-                .iter_mut()
-                .zip(&src[(bi * s + r) * h..(bi * s + r + 1) * h])
-            {
-                *a = a.wrapping_add(v);
-            }
-        }
+        // Sequence bi's real rows, summed.
+        let seq = be.slice_axis(x.share(), 0, bi * s, len)?;
+        rows.push(be.sum_axis(&seq, 0)?);
         let k = fp.encode::<R>(1.0 / len as f64)?;
         inv.extend(std::iter::repeat_n(k, h));
     }
-    let sums = Shared::from_share(RingTensor::new(vec![b, h], sums)?);
+    let sums = be.concat_axis(&rows.iter().collect::<Vec<_>>(), 0)?;
+    let sums = Shared::from_share(sums.reshape([b, h])?);
     let scaled = sums.mul_public(sess, &RingTensor::new(vec![b, h], inv)?)?;
     trunc::truncate(sess, &scaled, fp.frac_bits()).await
 }
@@ -478,30 +477,11 @@ async fn mean_pool<R: Ring>(
 async fn l2_normalize<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
     let (b, h) = (y.shape().dims()[0], y.shape().dims()[1]);
+    let be = sess.backend();
     let sq = beaver::square(sess, y).await?;
-    let sums: Vec<R> = sq
-        .share()
-        .data()
-        .chunks(h)
-        .map(|r| r.iter().fold(R::ZERO, |a, &v| a.wrapping_add(v)))
-        .collect();
-    let ss = trunc::truncate(
-        sess,
-        &Shared::from_share(RingTensor::new(vec![b], sums)?),
-        f,
-    )
-    .await?;
+    let sums = be.sum_axis(sq.share(), 1)?.reshape([b])?;
+    let ss = trunc::truncate(sess, &Shared::from_share(sums), f).await?;
     let inv = rsqrt(sess, &ss).await?;
-    let wide: Vec<R> = inv
-        .share()
-        .data()
-        .iter()
-        .flat_map(|&v| std::iter::repeat_n(v, h))
-        .collect();
-    fixed::mul(
-        sess,
-        y,
-        &Shared::from_share(RingTensor::new(vec![b, h], wide)?),
-    )
-    .await
+    let wide = be.broadcast_axis(inv.share(), &[b, h].into(), 1)?;
+    fixed::mul(sess, y, &Shared::from_share(wide)).await
 }
