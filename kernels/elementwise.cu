@@ -53,3 +53,15 @@
 
 SPINDLE_ELEMENTWISE(u32, i32, u32)
 SPINDLE_ELEMENTWISE(u64, i64, u64)
+
+// Down-cast to Z_2^32: out = ((a + add) >> shift) mod 2^32, a logical
+// shift of the ring element (src/backend/mod.rs, Backend::cast_u32);
+// the caller checks shift < k.
+#define SPINDLE_CAST_U32(T, SUF)                                               \
+    extern "C" __global__ void cast_u32_##SUF(u32* out, const T* a, T add,    \
+                                              u32 shift, u64 n) {             \
+        SPINDLE_FOR(i, n) out[i] = (u32)((T)(a[i] + add) >> shift);            \
+    }
+
+SPINDLE_CAST_U32(u32, u32)
+SPINDLE_CAST_U32(u64, u64)

@@ -140,6 +140,11 @@ def test_elementwise():
             acc = a.copy()
             getattr(lib, f"add_assign_{suf}")(ptr(acc), ptr(b), U64(n))
             check(f"add_assign_{suf}", acc, a + b)
+            cast = np.zeros(n, dtype=np.uint32)
+            for add, sh in [(0, 0), (int(s), 9), (int(s), bits - 1)]:
+                getattr(lib, f"cast_u32_{suf}")(ptr(cast), ptr(a), T(add), U32(sh), U64(n))
+                want = (((a + dt(add)).astype(dt)) >> dt(sh)).astype(np.uint64) & 0xFFFFFFFF
+                check(f"cast_u32_{suf} add shift={sh}", cast, want.astype(np.uint32))
 
 
 def trunc_reference(c, rs, rm, f, p0, bits):

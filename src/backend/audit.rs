@@ -311,6 +311,9 @@ impl Backend for AuditBackend {
     fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
         self.result(self.cpu.permute(&self.operand(x)?, perm)?)
     }
+    fn cast_u32<R: Ring>(&self, x: &RingTensor<R>, add: R, shift: u32) -> Result<RingTensor<u32>> {
+        self.result(self.cpu.cast_u32(&self.operand(x)?, add, shift)?)
+    }
     fn prg_tensor<R: Ring>(
         &self,
         seed: &Seed,

@@ -228,6 +228,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
         layout::permute_host(x, perm)
     }
+    /// ((x + add) >> shift) mod 2^32 for every element, with a logical
+    /// shift of the ring element: a down-cast to Z_2^32 (each share
+    /// reduced locally, as in Ditto's ring conversion; with `add` and
+    /// `shift` the local part of a probabilistic truncation). Shapes kept.
+    ///
+    /// Errors: [`crate::Error::Unsupported`] for a shift of k or more.
+    /// The default is the host loop; the CUDA backend runs `cast_u32_uK`.
+    fn cast_u32<R: Ring>(&self, x: &RingTensor<R>, add: R, shift: u32) -> Result<RingTensor<u32>> {
+        check_cast::<R>(shift)?;
+        let data = x
+            .try_data()?
+            .iter()
+            .map(|v| (v.wrapping_add(add).to_u64() >> shift) as u32)
+            .collect();
+        Ok(RingTensor::new(x.shape().clone(), data)?)
+    }
     /// A uniform tensor from stream `stream` of the AES-CTR PRG keyed by `seed`
     /// (layout in [`crate::prg`]).
     fn prg_tensor<R: Ring>(&self, seed: &Seed, stream: u64, shape: &Shape)
@@ -399,6 +415,9 @@ impl Backend for Device {
     fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.permute(x, perm))
     }
+    fn cast_u32<R: Ring>(&self, x: &RingTensor<R>, add: R, shift: u32) -> Result<RingTensor<u32>> {
+        dispatch!(self, be => be.cast_u32(x, add, shift))
+    }
     fn prg_tensor<R: Ring>(
         &self,
         seed: &Seed,
@@ -407,4 +426,17 @@ impl Backend for Device {
     ) -> Result<RingTensor<R>> {
         dispatch!(self, be => be.prg_tensor(seed, stream, shape))
     }
+}
+
+/// A down-cast's shift fits the ring (below k).
+///
+/// Errors: [`crate::Error::Unsupported`].
+pub(crate) fn check_cast<R: Ring>(shift: u32) -> Result<()> {
+    if shift >= R::BITS {
+        return Err(crate::Error::Unsupported(format!(
+            "down-cast shift by {shift} >= {} bits",
+            R::BITS
+        )));
+    }
+    Ok(())
 }

@@ -111,8 +111,7 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
     let party0 = sess.party() == 0;
     let c_i = be.add(x.share(), &r)?;
     let c_bits = if opened_width(R::BITS, b as u32) < R::BITS {
-        let low: Vec<u32> = c_i.data().iter().map(|v| v.to_u64() as u32).collect();
-        let low = RingTensor::new(shape.clone(), low)?;
+        let low = be.cast_u32(&c_i, R::ZERO, 0)?;
         BitPlanes::from_ring(&sess.open(&[&low]).await?.pop().expect("one value"))
     } else {
         BitPlanes::from_ring(&sess.open(&[&c_i]).await?.pop().expect("one value"))

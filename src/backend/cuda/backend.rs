@@ -857,6 +857,9 @@ impl Backend for CudaBackend {
     fn permute<R: Ring>(&self, x: &RingTensor<R>, perm: &[usize]) -> Result<RingTensor<R>> {
         self.permute_gpu(x, perm)
     }
+    fn cast_u32<R: Ring>(&self, x: &RingTensor<R>, add: R, shift: u32) -> Result<RingTensor<u32>> {
+        self.cast_u32_gpu(x, add, shift)
+    }
     fn prg_tensor<R: Ring>(
         &self,
         seed: &Seed,

@@ -62,6 +62,8 @@ pub const ELEMENTWISE: KernelModule = KernelModule {
         "add_scalar_u64",
         "ashr_u64",
         "beaver_combine_u64",
+        "cast_u32_u32",
+        "cast_u32_u64",
     ],
 };
 

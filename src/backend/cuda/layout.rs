@@ -189,4 +189,36 @@ impl CudaBackend {
         unsafe { b.launch(Self::cfg_1d(n)) }.map_err(gpu("permute"))?;
         self.wrap(out, shape)
     }
+
+    /// `cast_u32_uK(u32* out, const T* a, T add, u32 shift, u64 n)`: the
+    /// down-cast of [`crate::backend::Backend::cast_u32`].
+    pub(super) fn cast_u32_gpu<R: Ring>(
+        &self,
+        x: &RingTensor<R>,
+        add: R,
+        shift: u32,
+    ) -> Result<RingTensor<u32>> {
+        crate::backend::check_cast::<R>(shift)?;
+        let n = x.numel();
+        if n == 0 {
+            return Ok(RingTensor::zeros(x.shape().clone()));
+        }
+        let f = self.function(&ring_kernel("cast_u32", R::BITS))?;
+        let dx = self.dev(x)?;
+        let st = self.pick();
+        let mut out: CudaSlice<u8> = self.alloc::<u32>(st, n)?;
+        let (add64, add32, n64) = (add.to_u64(), add.to_u64() as u32, n as u64);
+        let mut b = st.launch_builder(&f);
+        b.arg(&mut out).arg(dx.slice());
+        if R::BITS == 64 {
+            b.arg(&add64);
+        } else {
+            b.arg(&add32);
+        }
+        b.arg(&shift).arg(&n64);
+        // SAFETY: cast_u32_uK(u32*, const T*, T add, u32 shift, u64 n): out
+        // holds n u32, x n elements of T; shift < k (checked).
+        unsafe { b.launch(Self::cfg_1d(n64)) }.map_err(gpu("cast_u32"))?;
+        self.wrap(out, x.shape().clone())
+    }
 }

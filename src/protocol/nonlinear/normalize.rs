@@ -19,11 +19,12 @@
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine_owned, enc, int_bits, Fx};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
 use crate::protocol::bitwise::and_many;
 use crate::protocol::convert::{a2b, b2a_weighted};
-use crate::ring::{Ring, RingTensor};
+use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
 
@@ -86,19 +87,11 @@ pub(crate) async fn onehot<R: Ring>(
         } else {
             0
         };
-        let data: Vec<u32> = x
-            .share()
-            .data()
-            .iter()
-            .map(|s| (s.to_u64().wrapping_add(bias) >> d) as u32)
-            .collect();
-        (RingTensor::new(x.shape().clone(), data)?, GUARD as usize)
+        let copy = sess.backend().cast_u32(x.share(), R::from_u64(bias), d)?;
+        (copy, GUARD as usize)
     } else {
-        let data: Vec<u32> = x.share().data().iter().map(|s| s.to_u64() as u32).collect();
-        (
-            RingTensor::new(x.shape().clone(), data)?,
-            (f as i32 + rg.lo) as usize,
-        )
+        let copy = sess.backend().cast_u32(x.share(), R::ZERO, 0)?;
+        (copy, (f as i32 + rg.lo) as usize)
     };
     let bits = a2b::<u32>(sess, &Shared::from_share(v)).await?;
     let planes = bits.select_planes(base..base + j_count);
