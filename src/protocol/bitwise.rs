@@ -6,6 +6,8 @@
 //! Exact. Rounds: 1 for any number of ANDs batched in one call. Bytes sent
 //! per party: (N - 1) * 2 * 8 * words, words = planes * ceil(numel / 64).
 
+use std::borrow::Cow;
+
 use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
@@ -105,18 +107,8 @@ pub async fn and_tensors(
     let flat = |t: &RingTensor<u64>| t.clone().reshape([t.numel()]);
     let (a, b, c) = (flat(&a)?, flat(&b)?, flat(&c)?);
     // All the pairs' x (and y) as one run of words, masked in one op.
-    let side = |parts: Vec<RingTensor<u64>>| match parts.len() {
-        0 => Ok(RingTensor::zeros([0])),
-        1 => Ok(parts.into_iter().next().expect("one part")),
-        _ => be.concat_axis(&parts.iter().collect::<Vec<_>>(), 0),
-    };
-    let (xs, ys): (Vec<_>, Vec<_>) = pairs
-        .iter()
-        .map(|(x, y)| Ok((flat(x)?, flat(y)?)))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .unzip();
-    let (xs, ys) = (side(xs)?, side(ys)?);
+    let xs = joined(be, pairs.iter().map(|p| p.0).collect())?;
+    let ys = joined(be, pairs.iter().map(|p| p.1).collect())?;
     let e = be.xor_words(&xs, &a)?;
     let f = be.xor_words(&ys, &b)?;
     let opened = sess
@@ -133,6 +125,35 @@ pub async fn and_tensors(
         off += x.numel();
     }
     Ok(out)
+}
+
+/// The words of `parts` as one flat run: no copy for a single rank-1
+/// part, one concatenation otherwise.
+fn joined<'a>(
+    be: &impl Backend,
+    parts: Vec<&'a RingTensor<u64>>,
+) -> Result<Cow<'a, RingTensor<u64>>> {
+    if let [one] = parts[..] {
+        if one.shape().rank() == 1 {
+            return Ok(Cow::Borrowed(one));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(Cow::Owned(RingTensor::zeros([0])));
+    }
+    let all_flat = parts.iter().all(|t| t.shape().rank() == 1);
+    let flat: Vec<RingTensor<u64>> = match all_flat {
+        true => Vec::new(),
+        false => parts
+            .iter()
+            .map(|t| (*t).clone().reshape([t.numel()]))
+            .collect::<std::result::Result<_, _>>()?,
+    };
+    let refs: Vec<&RingTensor<u64>> = match all_flat {
+        true => parts,
+        false => flat.iter().collect(),
+    };
+    Ok(Cow::Owned(be.concat_axis(&refs, 0)?))
 }
 
 /// [x AND y]: one round.

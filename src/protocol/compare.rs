@@ -300,10 +300,12 @@ async fn max_level<R: Ring>(
         R::ZERO
     };
     let mut diffs = Vec::new();
+    let neg_one = R::ONE.wrapping_neg();
     for g in &groups {
         for i in 0..g.len() {
             for j in i + 1..g.len() {
-                diffs.push(be.add_scalar(&be.sub(&g[j].0, &g[i].0)?, minus_one)?);
+                let terms = [(&g[j].0, R::ONE), (&g[i].0, neg_one)];
+                diffs.push(be.lincomb(&terms, minus_one, g[i].0.shape())?);
             }
         }
     }
@@ -378,18 +380,19 @@ async fn max_level<R: Ring>(
     // 3. One injection: every candidate's values and payload times its w_i,
     //    laid out [candidate][element][value, payload..].
     let ncand = inputs.len();
+    let sizes: Vec<usize> = groups.iter().map(|g| g.len()).collect();
     let mut wbits = Vec::with_capacity(ncand);
     let mut rows = Vec::with_capacity(ncand);
-    for (v, (vals, payload)) in inputs.into_iter().zip(&cands) {
+    for (v, (vals, payload)) in inputs.into_iter().zip(cands) {
         wbits.push(match v.into_iter().next() {
             Some(w) => w,
             // A group of one: its candidate wins (party 0 holds the 1 bits).
             None => not(RingTensor::zeros([wpp]))?,
         });
-        let vals = vals.clone().reshape([mp, 1])?;
+        let vals = vals.reshape([mp, 1])?;
         rows.push(match width {
             0 => vals,
-            _ => be.concat_axis(&[&vals, &payload.clone().reshape([mp, width])?], 1)?,
+            _ => be.concat_axis(&[&vals, &payload.reshape([mp, width])?], 1)?,
         });
     }
     let w = be.concat_axis(&wbits.iter().collect::<Vec<_>>(), 0)?;
@@ -400,10 +403,10 @@ async fn max_level<R: Ring>(
     let (scaled, _) = inject(sess, &Shared::from_share(x), &w).await?;
     let scaled = scaled.into_share().reshape([ncand, mp, 1 + width])?;
     // 4. Sum each group's scaled candidates: exactly one has w = 1.
-    let mut out = Vec::with_capacity(groups.len());
+    let mut out = Vec::with_capacity(sizes.len());
     let mut idx = 0;
-    for g in &groups {
-        let block = be.slice_axis(&scaled, 0, idx, g.len())?;
+    for g in sizes {
+        let block = be.slice_axis(&scaled, 0, idx, g)?;
         let sum = be.sum_axis(&block, 0)?;
         let vals = be.slice_axis(&sum, 2, 0, 1)?.reshape([mp])?;
         let payload = match width {
@@ -411,7 +414,7 @@ async fn max_level<R: Ring>(
             _ => be.slice_axis(&sum, 2, 1, width)?.reshape([mp * width])?,
         };
         out.push((vals, payload));
-        idx += g.len();
+        idx += g;
     }
     Ok(out)
 }
