@@ -24,22 +24,12 @@ for b in "$old" "$new"; do
 done
 plain=""
 if [ "${PLAINTEXT:-0}" = 1 ]; then plain="--insecure-plaintext"; fi
-declare -a t_old t_new
 run() {
   SPINDLE="$1" PARTY_ARGS="--expand-ahead $plain" DEALER_ARGS="$plain" SHOW=1 \
     scripts/launch-local.sh 2 --job op --op "$op" --m "$m" --n "$n" --repeat "$k" 2>&1 |
     grep "^party 0: $op (median" | grep -o "[0-9.]* ms" | cut -d' ' -f1 || true
 }
-for i in $(seq 1 "$pairs"); do
-  if [ $((i % 2)) = 1 ]; then order="old new"; else order="new old"; fi
-  for which in $order; do
-    if [ "$which" = old ]; then bin=$old; else bin=$new; fi
-    t=$(run "$bin")
-    [ -n "$t" ] || { echo "run of $bin failed" >&2; exit 1; }
-    echo "$op $which $t ms"
-    if [ "$which" = old ]; then t_old+=("$t"); else t_new+=("$t"); fi
-  done
-done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-mo=$(median "${t_old[@]}") mn=$(median "${t_new[@]}")
-echo "medians: old $mo ms, new $mn ms, ratio $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.2f", a/b}')x"
+label=$op
+# shellcheck source=scripts/ab-abba.sh
+. scripts/ab-abba.sh
+abba

@@ -18,7 +18,6 @@ old=$1 new=$2 n=$3 model=$4 batch=$5 iters=$6 pairs=${7:-3}
 for b in "$old" "$new"; do
   [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }
 done
-declare -a t_old t_new
 run() {
   # The party log's last lines hold the phases; party 0's median iteration.
   SPINDLE="$1" SHOW=12 scripts/launch-local.sh "$n" --job train --model "$model" \
@@ -27,16 +26,7 @@ run() {
     grep -o "[0-9.]* \(ms\|s\)\b" | head -n 1 |
     awk '{ if ($2 == "s") print $1 * 1000; else print $1 }' || true
 }
-for i in $(seq 1 "$pairs"); do
-  if [ $((i % 2)) = 1 ]; then order="old new"; else order="new old"; fi
-  for which in $order; do
-    if [ "$which" = old ]; then bin=$old; else bin=$new; fi
-    t=$(run "$bin")
-    [ -n "$t" ] || { echo "run of $bin failed" >&2; exit 1; }
-    echo "$model train $which $t ms"
-    if [ "$which" = old ]; then t_old+=("$t"); else t_new+=("$t"); fi
-  done
-done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-mo=$(median "${t_old[@]}") mn=$(median "${t_new[@]}")
-echo "medians: old $mo ms, new $mn ms, ratio $(awk -v a="$mo" -v b="$mn" 'BEGIN {printf "%.2f", a/b}')x"
+label="$model train"
+# shellcheck source=scripts/ab-abba.sh
+. scripts/ab-abba.sh
+abba

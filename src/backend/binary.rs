@@ -18,13 +18,44 @@ use crate::ring::RingTensor;
 
 /// Words of a tensor, checked to be `want` long.
 fn checked<'a>(t: &'a RingTensor<u64>, want: usize, what: &'static str) -> Result<&'a [u64]> {
+    check_len(t, want, what)?;
+    Ok(t.try_data()?)
+}
+
+/// `t` holds `want` words (the checks the CUDA launches share).
+///
+/// Errors: [`Error::ShapeMismatch`].
+pub(crate) fn check_len(t: &RingTensor<u64>, want: usize, what: &'static str) -> Result<()> {
     if t.numel() != want {
         return Err(Error::shape(
             what,
             format!("{} words, expected {want}", t.numel()),
         ));
     }
-    Ok(t.try_data()?)
+    Ok(())
+}
+
+/// The carry tree's leaves need bits >= 2 planes of `words` words of c
+/// and of r.
+///
+/// Errors: [`Error::ShapeMismatch`].
+pub(crate) fn check_leaves(
+    c: &RingTensor<u64>,
+    r: &RingTensor<u64>,
+    bits: usize,
+    words: usize,
+) -> Result<()> {
+    if bits < 2 || c.numel() < bits * words || r.numel() < bits * words {
+        return Err(Error::shape(
+            "carry leaves",
+            format!(
+                "{bits} bit planes of {words} words from {} and {} words",
+                c.numel(),
+                r.numel()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Words of an opened value, checked to be `want` long.
@@ -63,16 +94,7 @@ pub(crate) fn carry_leaves_host(
     words: usize,
     party0: bool,
 ) -> Result<[RingTensor<u64>; 3]> {
-    if bits < 2 || c.numel() < bits * words || r.numel() < bits * words {
-        return Err(Error::shape(
-            "carry leaves",
-            format!(
-                "{bits} bit planes of {words} words from {} and {} words",
-                c.numel(),
-                r.numel()
-            ),
-        ));
-    }
+    check_leaves(c, r, bits, words)?;
     let (c, r) = (c.try_data()?, r.try_data()?);
     let flip = p0mask(party0);
     let nodes = bits - 1;

@@ -9,21 +9,10 @@
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 use super::backend::{gpu, CudaBackend};
-use crate::backend::binary::{level_ands, p0mask};
+use crate::backend::binary::{check_leaves, check_len, level_ands, p0mask};
 use crate::backend::MpcSteps;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ring::RingTensor;
-
-/// `t` holds `want` words.
-fn check(t: &RingTensor<u64>, want: usize, what: &'static str) -> Result<()> {
-    if t.numel() != want {
-        return Err(Error::shape(
-            what,
-            format!("{} words, expected {want}", t.numel()),
-        ));
-    }
-    Ok(())
-}
 
 impl MpcSteps for CudaBackend {
     fn carry_leaves(
@@ -34,16 +23,7 @@ impl MpcSteps for CudaBackend {
         words: usize,
         party0: bool,
     ) -> Result<[RingTensor<u64>; 3]> {
-        if bits < 2 || c.numel() < bits * words || r.numel() < bits * words {
-            return Err(Error::shape(
-                "carry leaves",
-                format!(
-                    "{bits} bit planes of {words} words from {} and {} words",
-                    c.numel(),
-                    r.numel()
-                ),
-            ));
-        }
+        check_leaves(c, r, bits, words)?;
         let nodes = bits - 1;
         let f = self.function("carry_leaves")?;
         let (dc, dr) = (self.dev(c)?, self.dev(r)?);
@@ -81,7 +61,7 @@ impl MpcSteps for CudaBackend {
     ) -> Result<[RingTensor<u64>; 2]> {
         let ands = level_ands(nodes);
         for (t, n) in [(g, nodes), (p, nodes), (a, ands), (b, ands)] {
-            check(t, n * words, "carry level")?;
+            check_len(t, n * words, "carry level")?;
         }
         let f = self.function("carry_level_mask")?;
         let [dg, dp, da, db] = [g, p, a, b].map(|t| self.dev(t));
@@ -116,12 +96,12 @@ impl MpcSteps for CudaBackend {
         party0: bool,
     ) -> Result<[RingTensor<u64>; 2]> {
         let ands = level_ands(nodes);
-        check(g, nodes * words, "carry level")?;
-        check(p, nodes * words, "carry level")?;
+        check_len(g, nodes * words, "carry level")?;
+        check_len(p, nodes * words, "carry level")?;
         let e = RingTensor::new([e.len()], e.to_vec())?;
         let fv = RingTensor::new([f.len()], f.to_vec())?;
         for t in [&e, &fv, abc[0], abc[1], abc[2]] {
-            check(t, ands * words, "carry level")?;
+            check_len(t, ands * words, "carry level")?;
         }
         let next = nodes.div_ceil(2);
         let func = self.function("carry_level_combine")?;
@@ -162,7 +142,7 @@ impl MpcSteps for CudaBackend {
         let e = RingTensor::new([n], e.to_vec())?;
         let fv = RingTensor::new([f.len()], f.to_vec())?;
         for t in [&fv, abc[0], abc[1], abc[2]] {
-            check(t, n, "and")?;
+            check_len(t, n, "and")?;
         }
         if n == 0 {
             return Ok(RingTensor::zeros([0]));
@@ -187,7 +167,7 @@ impl MpcSteps for CudaBackend {
     }
 
     fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
-        check(b, a.numel(), "xor")?;
+        check_len(b, a.numel(), "xor")?;
         let n = a.numel();
         if n == 0 {
             return Ok(RingTensor::zeros(a.shape().clone()));
