@@ -9,6 +9,7 @@
 //! backend ([`cuda`], feature `cuda`, chosen by [`select_device`]; unverified
 //! on a GPU so far, see `kernels/README.md`).
 
+mod adder;
 pub mod audit;
 mod bilinear;
 pub mod binary;

@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
-use crate::share::{BinShared, BitPlanes, Shared};
+use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
-use super::bitwise::and_many;
+use super::bitwise::and_tensors;
 
 fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
     if b.planes() != 1 {
@@ -165,6 +165,7 @@ pub async fn inject<R: Ring>(
 pub async fn a2b<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
     let k = R::BITS as usize;
     let shape = x.shape().clone();
+    let words = words_for(shape.numel());
     let req = Request::EdaBit {
         ring: R::ID,
         shape: shape.clone(),
@@ -172,69 +173,36 @@ pub async fn a2b<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
     let mut m = sess.fetch_any(&req)?;
     let r_bits = u64::from_any(m.pop().expect("2 parts"))?;
     let r = R::from_any(m.pop().expect("2 parts"))?;
-    let r_bits =
-        BinShared::from_share(BitPlanes::from_words(shape.clone(), k, r_bits.into_data())?);
-    let c_i = sess.backend().add(x.share(), &r)?;
+    let be = sess.backend();
+    let party0 = sess.party() == 0;
+    let c_i = be.add(x.share(), &r)?;
     let c = sess.open(&[&c_i]).await?.pop().expect("one value");
     let c_bits = BitPlanes::from_ring(&c);
-    let not_r = r_bits.not(sess);
-    let p = not_r.xor_public(sess, &c_bits)?;
-    let mut g = not_r.and_public(&c_bits)?;
-    // Carry-in 1 at bit 0: G_0 = g_0 OR p_0 = g_0 ^ p_0, P_0 = 0.
-    let words = g.share().words();
-    let mut gw = g.share().data().to_vec();
-    gw[..words]
-        .iter_mut()
-        .zip(&p.share().data()[..words])
-        .for_each(|(a, b)| *a ^= b);
-    let mut pw = p.share().data().to_vec();
-    pw[..words].fill(0);
-    g = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, gw)?);
-    let mut pp = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, pw)?);
+    // The adder on the backend: leaves from c's and r's bits, then one
+    // round of binary ANDs per level, span 1, 2, 4, ... < k.
+    let [mut g, mut pp, p] = be.adder_leaves(c_bits.words_tensor(), &r_bits, k, words, party0)?;
     let mut dist = 1;
     while dist < k {
-        // For j >= dist: G_j ^= P_j & G_{j-dist}; P_j &= P_{j-dist}. With
+        // For j >= dist: G_j ^= P_j & G_(j-dist); P_j &= P_(j-dist). With
         // P_0 = 0, P_j is 0 for every j < dist at this level (its span
         // reaches bit 0), so the new P_j is 0 for j < 2 dist: only j >= 2
         // dist takes an AND, and the last level needs no P at all.
-        let p_hi = pp.select_planes(dist..k);
-        let g_lo = g.select_planes(0..k - dist);
-        let wide = 2 * dist < k;
-        let mut pairs = vec![(p_hi, g_lo)];
-        if wide {
-            pairs.push((
-                pp.select_planes(2 * dist..k),
-                pp.select_planes(dist..k - dist),
-            ));
+        let planes = |t: &RingTensor<u64>, from: usize, to: usize| {
+            be.slice_axis(t, 0, from * words, (to - from) * words)
+        };
+        let mut pairs = vec![(planes(&pp, dist, k)?, planes(&g, 0, k - dist)?)];
+        if 2 * dist < k {
+            pairs.push((planes(&pp, 2 * dist, k)?, planes(&pp, dist, k - dist)?));
         }
-        let refs: Vec<(&BinShared, &BinShared)> = pairs.iter().map(|(a, b)| (a, b)).collect();
-        let mut ands = and_many(sess, &refs).await?.into_iter();
-        let pg = ands.next().expect("G AND");
-        let mut gw = g.share().data().to_vec();
-        gw[dist * words..]
-            .iter_mut()
-            .zip(pg.share().data())
-            .for_each(|(a, b)| *a ^= b);
-        let mut pw = pp.share().data().to_vec();
-        let zero_to = (2 * dist).min(k) * words;
-        pw[dist * words..zero_to].fill(0);
-        if let Some(new_p) = ands.next() {
-            pw[2 * dist * words..].copy_from_slice(new_p.share().data());
-        }
-        g = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, gw)?);
-        pp = BinShared::from_share(BitPlanes::from_words(shape.clone(), k, pw)?);
+        let refs: Vec<_> = pairs.iter().map(|(a, b)| (a, b)).collect();
+        let ands = and_tensors(sess, &refs).await?;
+        [g, pp] = be.adder_level(&g, &pp, &ands[0], ands.get(1), dist, k, words)?;
         dist *= 2;
     }
-    // Sum bit j = p_j ^ carry_j, carry_0 = 1 and carry_j = G_{j-1}.
-    let mut sum = p.share().data().to_vec();
-    if sess.party() == 0 {
-        sum[..words].iter_mut().for_each(|v| *v = !*v);
-    }
-    sum[words..]
-        .iter_mut()
-        .zip(&g.share().data()[..(k - 1) * words])
-        .for_each(|(a, b)| *a ^= b);
-    Ok(BinShared::from_share(BitPlanes::from_words(shape, k, sum)?))
+    let sum = be.adder_sum(&p, &g, k, words, party0)?;
+    Ok(BinShared::from_share(BitPlanes::from_tensor(
+        shape, k, sum,
+    )?))
 }
 
 /// [x] as an arithmetic share from k XOR-shared bit planes (B2A of whole

@@ -105,13 +105,15 @@ pub async fn lookup_rows<R: Ring>(
         be.add_assign(&mut z, &op.apply(be, &e, table.mask())?)?;
     }
     if let Some(ids) = ids {
-        // The public term X f: the client selects the rows of f.
-        let f = table.opened().data();
-        for (row, &id) in z.data_mut().chunks_mut(h).zip(ids) {
-            for (zj, &fj) in row.iter_mut().zip(&f[id * h..(id + 1) * h]) {
-                *zj = zj.wrapping_add(fj);
-            }
-        }
+        // The public term X f: the client selects the rows of f (opened,
+        // host data off the wire) and adds them where its share lives.
+        let f = table.opened().try_data()?;
+        let picked: Vec<R> = ids
+            .iter()
+            .flat_map(|&id| f[id * h..(id + 1) * h].iter().copied())
+            .collect();
+        let picked = RingTensor::new(z.shape().clone(), picked)?;
+        be.add_assign(&mut z, &picked)?;
     }
     Ok(Shared::from_share(z))
 }

@@ -7,6 +7,7 @@ use spindle_transport::{PartyId, Transport};
 
 use super::codec::{add_le_bytes, check_len, combine, pack, PodBytes};
 use super::{Opened, Session};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 
@@ -236,9 +237,37 @@ impl Session {
         let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
             let msg = transport.recv(peer, round).await?;
-            self.accumulate(peer, &msg, &mut sums, &mut [])?;
+            if sums.iter().all(RingTensor::is_on_host) {
+                self.accumulate(peer, &msg, &mut sums, &mut [])?;
+            } else {
+                self.accumulate_on_backend(peer, &msg, &mut sums)?;
+            }
         }
         Ok(Some(sums))
+    }
+
+    /// [`Session::accumulate`] for shares that live on a device (none of
+    /// them sent, so never read on the host): the peer's shares go up and
+    /// are added there, so the opened value stays where the share was.
+    ///
+    /// Errors: [`Error::Malformed`] for a message of the wrong size; device
+    /// errors.
+    fn accumulate_on_backend<R: Ring>(
+        &self,
+        peer: PartyId,
+        msg: &[u8],
+        sums: &mut [RingTensor<R>],
+    ) -> Result<()> {
+        let expected: usize = sums.iter().map(|t| t.numel() * R::BYTES).sum();
+        check_len(peer, expected, msg.len())?;
+        let mut off = 0;
+        for sum in sums.iter_mut() {
+            let len = sum.numel() * R::BYTES;
+            let theirs = RingTensor::from_le_bytes(sum.shape().clone(), &msg[off..off + len])?;
+            self.backend().add_assign(sum, &theirs)?;
+            off += len;
+        }
+        Ok(())
     }
 
     fn accumulate<R: Ring>(

@@ -20,6 +20,11 @@ use crate::PartyId;
 pub struct LinkStats {
     /// Payload bytes posted to peers.
     pub bytes_sent: u64,
+    /// The bytes of the largest message posted in each round, summed:
+    /// what the distinct payloads cost once each (a round's broadcast to
+    /// every peer counts once; a message to one peer counts in full). The
+    /// bytes a device must copy down for the wire.
+    pub payload_bytes: u64,
     /// Payload bytes received from peers.
     pub bytes_received: u64,
     /// Messages posted.
@@ -36,6 +41,7 @@ impl LinkStats {
         let n = n.max(1);
         LinkStats {
             bytes_sent: self.bytes_sent / n,
+            payload_bytes: self.payload_bytes / n,
             bytes_received: self.bytes_received / n,
             messages_sent: self.messages_sent / n,
             messages_received: self.messages_received / n,
@@ -49,6 +55,7 @@ impl Sub for LinkStats {
     fn sub(self, rhs: LinkStats) -> LinkStats {
         LinkStats {
             bytes_sent: self.bytes_sent - rhs.bytes_sent,
+            payload_bytes: self.payload_bytes - rhs.payload_bytes,
             bytes_received: self.bytes_received - rhs.bytes_received,
             messages_sent: self.messages_sent - rhs.messages_sent,
             messages_received: self.messages_received - rhs.messages_received,
@@ -62,6 +69,7 @@ impl Add for LinkStats {
     fn add(self, rhs: LinkStats) -> LinkStats {
         LinkStats {
             bytes_sent: self.bytes_sent + rhs.bytes_sent,
+            payload_bytes: self.payload_bytes + rhs.payload_bytes,
             bytes_received: self.bytes_received + rhs.bytes_received,
             messages_sent: self.messages_sent + rhs.messages_sent,
             messages_received: self.messages_received + rhs.messages_received,
@@ -119,6 +127,7 @@ pub const RECENT_UNORDERED: usize = 64;
 #[derive(Debug, Default)]
 pub struct StatsRecorder {
     bytes_sent: AtomicU64,
+    payload_bytes: AtomicU64,
     bytes_received: AtomicU64,
     messages_sent: AtomicU64,
     messages_received: AtomicU64,
@@ -127,6 +136,8 @@ pub struct StatsRecorder {
     max_tag: AtomicU64,
     /// The unordered tags seen last, oldest first.
     recent_unordered: Mutex<std::collections::VecDeque<u64>>,
+    /// The rounds posted on last and their largest message, oldest first.
+    recent_sends: Mutex<std::collections::VecDeque<(u64, usize)>>,
     /// Per-phase counters, in order of first use.
     phases: Mutex<Vec<PhaseStats>>,
     /// Index of the current phase in `phases`.
@@ -170,13 +181,35 @@ impl StatsRecorder {
         }
     }
 
+    /// How much a message of `bytes` in `round` adds to the distinct
+    /// payloads: what it exceeds the largest message posted before in that
+    /// round by (rounds remembered: the last [`RECENT_UNORDERED`]).
+    fn grow_payload(&self, round: u64, bytes: usize) -> u64 {
+        let Ok(mut recent) = self.recent_sends.lock() else {
+            return bytes as u64;
+        };
+        if let Some(entry) = recent.iter_mut().find(|(r, _)| *r == round) {
+            let grown = bytes.saturating_sub(entry.1);
+            entry.1 = entry.1.max(bytes);
+            return grown as u64;
+        }
+        if recent.len() == RECENT_UNORDERED {
+            recent.pop_front();
+        }
+        recent.push_back((round, bytes));
+        bytes as u64
+    }
+
     /// Records a posted message of `bytes` payload bytes in `round`.
     pub fn record_send(&self, round: u64, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        let payload = self.grow_payload(round, bytes);
+        self.payload_bytes.fetch_add(payload, Ordering::Relaxed);
         self.messages_sent.fetch_add(1, Ordering::Relaxed);
         let new_round = self.touch_round(round);
         self.record_phase(LinkStats {
             bytes_sent: bytes as u64,
+            payload_bytes: payload,
             messages_sent: 1,
             rounds: new_round as u64,
             ..LinkStats::default()
@@ -225,6 +258,7 @@ impl StatsRecorder {
     pub fn snapshot(&self) -> LinkStats {
         LinkStats {
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            payload_bytes: self.payload_bytes.load(Ordering::Relaxed),
             bytes_received: self.bytes_received.load(Ordering::Relaxed),
             messages_sent: self.messages_sent.load(Ordering::Relaxed),
             messages_received: self.messages_received.load(Ordering::Relaxed),
@@ -254,5 +288,23 @@ mod tests {
         s.record_send(3, 8);
         assert_eq!(s.snapshot().rounds, 4);
         assert_eq!(s.snapshot().messages_sent, 6);
+    }
+
+    /// A round's broadcast counts once in `payload_bytes`, a larger
+    /// message of the same round adds its excess, a message to one peer
+    /// counts in full; the phase sees the same sum.
+    #[test]
+    fn payload_bytes_count_each_rounds_largest_message() {
+        let s = StatsRecorder::default();
+        s.begin_phase("p");
+        s.record_send(2, 100);
+        s.record_send(2, 100);
+        s.record_send(3, 40);
+        s.record_send(UNORDERED | 9, 10);
+        s.record_send(UNORDERED | 9, 30);
+        let t = s.snapshot();
+        assert_eq!(t.bytes_sent, 280);
+        assert_eq!(t.payload_bytes, 100 + 40 + 30);
+        assert_eq!(s.phases()[0].stats.payload_bytes, 170);
     }
 }

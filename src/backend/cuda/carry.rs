@@ -1,5 +1,6 @@
 //! The binary family of [`MpcSteps`] as CUDA launches: MSB's carry tree
-//! (`kernels/carry.cu`) and XOR of words (`kernels/binary.cu`), bit for
+//! (`kernels/carry.cu`), A2B's adder (`kernels/adder.cu`, launched from
+//! `cuda/adder.rs`) and XOR of words (`kernels/binary.cu`), bit for
 //! bit the host loops of `src/backend/binary.rs` (checks shared with them).
 //! The other steps use [`MpcSteps`]' defaults (compositions of the
 //! backend's kernels).
@@ -182,5 +183,40 @@ impl MpcSteps for CudaBackend {
         // SAFETY: xor_words(u64* out, const u64* a, const u64* b, u64 n).
         unsafe { l.launch(Self::cfg_1d(n64)) }.map_err(gpu("xor_words"))?;
         self.wrap(out, a.shape().clone())
+    }
+
+    fn adder_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        self.launch_adder_leaves(c, r, bits, words, party0)
+    }
+
+    fn adder_level(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        pg: &RingTensor<u64>,
+        new_p: Option<&RingTensor<u64>>,
+        dist: usize,
+        bits: usize,
+        words: usize,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        self.launch_adder_level(g, p, pg, new_p, dist, bits, words)
+    }
+
+    fn adder_sum(
+        &self,
+        p: &RingTensor<u64>,
+        g: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        self.launch_adder_sum(p, g, bits, words, party0)
     }
 }

@@ -100,6 +100,14 @@ pub const CARRY: KernelModule = KernelModule {
     kernels: &["carry_leaves", "carry_level_mask", "carry_level_combine"],
 };
 
+/// A2B's parallel-prefix adder, bit-sliced (`kernels/adder.cu`).
+pub const ADDER: KernelModule = KernelModule {
+    name: "adder",
+    file: "adder.cu",
+    body: include_str!("../../../kernels/adder.cu"),
+    kernels: &["adder_leaves", "adder_level", "adder_sum"],
+};
+
 /// AES-128-CTR PRG expansion (`kernels/prg.cu`).
 pub const PRG: KernelModule = KernelModule {
     name: "prg",
@@ -174,6 +182,7 @@ pub const MODULES: &[KernelModule] = &[
     TRUNC,
     BINARY,
     CARRY,
+    ADDER,
     PRG,
     CONV,
     POOL,

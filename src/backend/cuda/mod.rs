@@ -23,6 +23,7 @@
 //! GPU (launches, copies, [`CudaBackend`] itself) is unverified until
 //! `tests/gpu_parity.rs` has run on a device (`kernels/README.md`).
 
+mod adder;
 pub mod backend;
 mod buffer;
 mod carry;

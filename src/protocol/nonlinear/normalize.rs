@@ -19,12 +19,12 @@
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine_owned, enc, int_bits, Fx};
-use crate::backend::Backend;
+use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
-use crate::protocol::bitwise::and_many;
+use crate::protocol::bitwise::and_tensors;
 use crate::protocol::convert::{a2b, b2a_weighted};
-use crate::ring::Ring;
+use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{BinShared, BitPlanes, Shared};
 
@@ -94,30 +94,30 @@ pub(crate) async fn onehot<R: Ring>(
         (copy, (f as i32 + rg.lo) as usize)
     };
     let bits = a2b::<u32>(sess, &Shared::from_share(v)).await?;
-    let planes = bits.select_planes(base..base + j_count);
+    let be = sess.backend();
+    let words = bits.share().words();
+    // Planes from..to of a words tensor (a slice on the backend).
+    let planes = |t: &RingTensor<u64>, from: usize, to: usize| {
+        be.slice_axis(t, 0, from * words, (to - from) * words)
+    };
+    let mut o = planes(bits.share().words_tensor(), base, base + j_count)?;
     // Suffix OR: o_j = OR_{i >= j} p_i, with a OR b = a ^ b ^ (a & b).
-    let words = planes.share().words();
-    let mut o = planes;
     let mut dist = 1;
     while dist < j_count {
-        let hi = o.select_planes(dist..j_count);
-        let lo = o.select_planes(0..j_count - dist);
-        let and = and_many(sess, &[(&lo, &hi)]).await?.pop().expect("one AND");
-        let mut w = o.share().data().to_vec();
-        for (i, v) in w[..(j_count - dist) * words].iter_mut().enumerate() {
-            *v ^= hi.share().data()[i] ^ and.share().data()[i];
-        }
-        o = BinShared::from_share(BitPlanes::from_words(x.shape().clone(), j_count, w)?);
+        let hi = planes(&o, dist, j_count)?;
+        let lo = planes(&o, 0, j_count - dist)?;
+        let and = and_tensors(sess, &[(&lo, &hi)])
+            .await?
+            .pop()
+            .expect("one AND");
+        let or = be.xor_words(&be.xor_words(&lo, &hi)?, &and)?;
+        o = be.concat_axis(&[&or, &planes(&o, j_count - dist, j_count)?], 0)?;
         dist *= 2;
     }
     // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1).
-    let mut h = o.share().data().to_vec();
-    for j in 0..j_count - 1 {
-        for i in 0..words {
-            h[j * words + i] ^= o.share().data()[(j + 1) * words + i];
-        }
-    }
-    Ok(BinShared::from_share(BitPlanes::from_words(
+    let diff = be.xor_words(&planes(&o, 0, j_count - 1)?, &planes(&o, 1, j_count)?)?;
+    let h = be.concat_axis(&[&diff, &planes(&o, j_count - 1, j_count)?], 0)?;
+    Ok(BinShared::from_share(BitPlanes::from_tensor(
         x.shape().clone(),
         j_count,
         h,

@@ -21,7 +21,7 @@
 //! Every op wraps modulo 2^k; all tensors of one call share one shape
 //! ([`crate::Error::ShapeMismatch`] otherwise).
 
-use super::{binary, Backend};
+use super::{adder, binary, Backend};
 use crate::error::{Error, Result};
 use crate::ring::{signed, Opened, Ring, RingTensor, Shape, TruncStep};
 
@@ -414,6 +414,57 @@ pub trait MpcSteps: Backend {
     fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
         binary::xor_host(a, b)
     }
+
+    /// The leaves (G, P, p) of A2B's prefix adder over `bits` planes of
+    /// `words` words from the public bit planes of c and this party's
+    /// shares of r's bits (`backend/adder.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    fn adder_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        adder::adder_leaves_host(c, r, bits, words, party0)
+    }
+
+    /// One level of span `dist` of A2B's prefix adder after its ANDs
+    /// (`pg` = P_hi & G_lo, `new_p` = P_hi & P_lo or `None` once
+    /// 2 dist >= bits): the new (G, P) (`backend/adder.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    #[allow(clippy::too_many_arguments)]
+    fn adder_level(
+        &self,
+        g: &RingTensor<u64>,
+        p: &RingTensor<u64>,
+        pg: &RingTensor<u64>,
+        new_p: Option<&RingTensor<u64>>,
+        dist: usize,
+        bits: usize,
+        words: usize,
+    ) -> Result<[RingTensor<u64>; 2]> {
+        adder::adder_level_host(g, p, pg, new_p, dist, bits, words)
+    }
+
+    /// The sum planes p_j ^ carry_j of A2B's prefix adder (carry_0 = 1,
+    /// carry_j = G_(j-1)): this party's XOR share of x's bits
+    /// (`backend/adder.rs`).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    fn adder_sum(
+        &self,
+        p: &RingTensor<u64>,
+        g: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        adder::adder_sum_host(p, g, bits, words, party0)
+    }
 }
 
 /// This party's share L = s 2^u r_msb - r' of a truncated value (the
@@ -605,229 +656,5 @@ pub(crate) fn check_bits<R: Ring>(bits: u32) -> Result<()> {
     Ok(())
 }
 
-// The dry-run backend uses the defaults (shapes only); the audit backend
-// the compositions, with the binary family on its memory (the CUDA
-// backend's residency); the CUDA backend's impl is in `cuda/carry.rs`.
-impl MpcSteps for super::ShapeBackend {}
-impl MpcSteps for super::AuditBackend {
-    // The binary family has no composition from ring primitives: the
-    // audit device runs the host loops on its own memory, as CUDA runs
-    // `kernels/carry.cu`.
-    fn carry_leaves(
-        &self,
-        c: &RingTensor<u64>,
-        r: &RingTensor<u64>,
-        bits: usize,
-        words: usize,
-        party0: bool,
-    ) -> Result<[RingTensor<u64>; 3]> {
-        let out =
-            binary::carry_leaves_host(&self.operand(c)?, &self.operand(r)?, bits, words, party0)?;
-        self.results(out)
-    }
-    fn carry_level_mask(
-        &self,
-        g: &RingTensor<u64>,
-        p: &RingTensor<u64>,
-        a: &RingTensor<u64>,
-        b: &RingTensor<u64>,
-        nodes: usize,
-        words: usize,
-    ) -> Result<[RingTensor<u64>; 2]> {
-        let [g, p, a, b] = [g, p, a, b].map(|t| self.operand(t));
-        let out = binary::carry_level_mask_host(&g?, &p?, &a?, &b?, nodes, words)?;
-        self.results(out)
-    }
-    fn carry_level_combine(
-        &self,
-        g: &RingTensor<u64>,
-        p: &RingTensor<u64>,
-        e: &[u64],
-        f: &[u64],
-        abc: [&RingTensor<u64>; 3],
-        nodes: usize,
-        words: usize,
-        party0: bool,
-    ) -> Result<[RingTensor<u64>; 2]> {
-        let [a, b, c] = abc.map(|t| self.operand(t));
-        let (a, b, c) = (a?, b?, c?);
-        let (g, p) = (self.operand(g)?, self.operand(p)?);
-        let out =
-            binary::carry_level_combine_host(&g, &p, e, f, [&a, &b, &c], nodes, words, party0)?;
-        self.results(out)
-    }
-    fn and_combine(
-        &self,
-        e: &[u64],
-        f: &[u64],
-        abc: [&RingTensor<u64>; 3],
-        party0: bool,
-    ) -> Result<RingTensor<u64>> {
-        let [a, b, c] = abc.map(|t| self.operand(t));
-        let (a, b, c) = (a?, b?, c?);
-        self.results([binary::and_combine_host(e, f, [&a, &b, &c], party0)?])
-            .map(|[t]| t)
-    }
-    fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
-        self.results([binary::xor_host(&self.operand(a)?, &self.operand(b)?)?])
-            .map(|[t]| t)
-    }
-}
-
-macro_rules! dispatch_steps {
-    ($self:ident, $b:ident => $e:expr) => {
-        match $self {
-            super::Device::Cpu($b) => $e,
-            super::Device::DryRun($b) => $e,
-            super::Device::Audit($b) => $e,
-            #[cfg(feature = "cuda")]
-            super::Device::Cuda($b) => $e,
-        }
-    };
-}
-
-impl MpcSteps for super::Device {
-    fn mask<R: Ring>(&self, r: RingTensor<R>, x: &RingTensor<R>, bias: R) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.mask(r, x, bias))
-    }
-    fn rsub<R: Ring>(&self, a: RingTensor<R>, x: &RingTensor<R>) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.rsub(a, x))
-    }
-    fn scale_add<R: Ring>(&self, a: RingTensor<R>, k: R, c: R) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.scale_add(a, k, c))
-    }
-    fn add_scaled<R: Ring>(
-        &self,
-        acc: RingTensor<R>,
-        x: &RingTensor<R>,
-        k: R,
-        c: R,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.add_scaled(acc, x, k, c))
-    }
-    fn lincomb<R: Ring>(
-        &self,
-        terms: &[(&RingTensor<R>, R)],
-        c: R,
-        shape: &Shape,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.lincomb(terms, c, shape))
-    }
-    fn beaver_mul_opened<R: Ring>(
-        &self,
-        c: RingTensor<R>,
-        e: &Opened<R>,
-        b: &RingTensor<R>,
-        x: &RingTensor<R>,
-        f: &Opened<R>,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.beaver_mul_opened(c, e, b, x, f))
-    }
-    fn beaver_sq_combine<R: Ring>(
-        &self,
-        c: RingTensor<R>,
-        e: &Opened<R>,
-        x: &RingTensor<R>,
-        party0: bool,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.beaver_sq_combine(c, e, x, party0))
-    }
-    fn trunc_value<R: Ring>(
-        &self,
-        c: &Opened<R>,
-        r_shifted: RingTensor<R>,
-        r_msb: &RingTensor<R>,
-        bits: u32,
-        party0: bool,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.trunc_value(c, r_shifted, r_msb, bits, party0))
-    }
-    fn trunc_products<R: Ring>(
-        &self,
-        views: &[TruncParts<'_, R>],
-        prods: &[TruncProduct<'_, R>],
-        outs: Vec<RingTensor<R>>,
-        party0: bool,
-    ) -> Result<Vec<RingTensor<R>>> {
-        dispatch_steps!(self, be => be.trunc_products(views, prods, outs, party0))
-    }
-    fn trunc_square_masked<R: Ring>(
-        &self,
-        v: &TruncParts<'_, R>,
-        rr: &RingTensor<R>,
-        rm: &RingTensor<R>,
-        next: RingTensor<R>,
-        bias: R,
-        party0: bool,
-    ) -> Result<RingTensor<R>> {
-        dispatch_steps!(self, be => be.trunc_square_masked(v, rr, rm, next, bias, party0))
-    }
-    fn inject_combine<R: Ring>(
-        &self,
-        x: &RingTensor<R>,
-        c: &RingTensor<R>,
-        s: &RingTensor<R>,
-        d: &RingTensor<R>,
-        e: &[u64],
-        party0: bool,
-    ) -> Result<[RingTensor<R>; 2]> {
-        dispatch_steps!(self, be => be.inject_combine(x, c, s, d, e, party0))
-    }
-    fn b2a_combine<R: Ring>(
-        &self,
-        e: &[u64],
-        s: &RingTensor<R>,
-        weights: &[Vec<R>],
-        n: usize,
-        words: usize,
-        party0: bool,
-    ) -> Result<Vec<RingTensor<R>>> {
-        dispatch_steps!(self, be => be.b2a_combine(e, s, weights, n, words, party0))
-    }
-    fn carry_leaves(
-        &self,
-        c: &RingTensor<u64>,
-        r: &RingTensor<u64>,
-        bits: usize,
-        words: usize,
-        party0: bool,
-    ) -> Result<[RingTensor<u64>; 3]> {
-        dispatch_steps!(self, be => be.carry_leaves(c, r, bits, words, party0))
-    }
-    fn carry_level_mask(
-        &self,
-        g: &RingTensor<u64>,
-        p: &RingTensor<u64>,
-        a: &RingTensor<u64>,
-        b: &RingTensor<u64>,
-        nodes: usize,
-        words: usize,
-    ) -> Result<[RingTensor<u64>; 2]> {
-        dispatch_steps!(self, be => be.carry_level_mask(g, p, a, b, nodes, words))
-    }
-    fn carry_level_combine(
-        &self,
-        g: &RingTensor<u64>,
-        p: &RingTensor<u64>,
-        e: &[u64],
-        f: &[u64],
-        abc: [&RingTensor<u64>; 3],
-        nodes: usize,
-        words: usize,
-        party0: bool,
-    ) -> Result<[RingTensor<u64>; 2]> {
-        dispatch_steps!(self, be => be.carry_level_combine(g, p, e, f, abc, nodes, words, party0))
-    }
-    fn and_combine(
-        &self,
-        e: &[u64],
-        f: &[u64],
-        abc: [&RingTensor<u64>; 3],
-        party0: bool,
-    ) -> Result<RingTensor<u64>> {
-        dispatch_steps!(self, be => be.and_combine(e, f, abc, party0))
-    }
-    fn xor_words(&self, a: &RingTensor<u64>, b: &RingTensor<u64>) -> Result<RingTensor<u64>> {
-        dispatch_steps!(self, be => be.xor_words(a, b))
-    }
-}
+mod audit;
+mod dispatch;
