@@ -7,7 +7,7 @@ use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp, Conv2dParams};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::ring::Ring;
+use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -66,13 +66,25 @@ pub(crate) fn add_channels<R: Ring>(
     x: &Shared<R>,
     b: &Shared<R>,
 ) -> Result<Shared<R>> {
-    let (n, c, hw) = nchw(x.shape(), "channel bias")?;
+    let all = broadcast_channels(sess, b, x.shape())?;
+    Ok(Shared::from_share(sess.backend().add(x.share(), &all)?))
+}
+
+/// b[c] repeated over every position of an NCHW `shape` (local: two
+/// broadcasts on the backend).
+///
+/// Errors: [`crate::Error::ShapeMismatch`] for a rank other than 4 or a
+/// `b` of another length than c.
+pub(crate) fn broadcast_channels<R: Ring>(
+    sess: &Session,
+    b: &Shared<R>,
+    shape: &Shape,
+) -> Result<RingTensor<R>> {
+    let (n, c, hw) = nchw(shape, "channel broadcast")?;
     let be = sess.backend();
     let per_channel = be.broadcast_axis(b.share(), &[c, hw].into(), 1)?;
     let all = be.broadcast_axis(&per_channel, &[n, c * hw].into(), 0)?;
-    Ok(Shared::from_share(
-        be.add(x.share(), &all.reshape(x.shape().clone())?)?,
-    ))
+    Ok(all.reshape(shape.clone())?)
 }
 
 /// Sums of g [n, c, h, w] per channel -> [c] (local: two axis sums).

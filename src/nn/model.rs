@@ -146,7 +146,8 @@ impl<R: Ring> SecureModel<R> {
                 .map(|t| {
                     (
                         t.shape().clone(),
-                        t.data().iter().map(|&v| fp.decode(v) as f32).collect(),
+                        // The revealed output: decoded on the host.
+                        fp.decode_tensor(t).into_iter().map(|v| v as f32).collect(),
                     )
                 })
                 .collect(),

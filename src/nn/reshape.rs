@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 
+use super::conv::broadcast_channels;
 use super::module::no_cache;
 use super::{Module, Param};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{Ring, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -77,12 +78,8 @@ impl<R: Ring> Module<R> for BatchNorm2d<R> {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, _train: bool) -> Result<Shared<R>> {
-        let d = x.shape().dims();
-        let (c, hw) = (d[1], d[2] * d[3]);
         let expand = |p: &Shared<R>| -> Result<Shared<R>> {
-            let p = p.share().data();
-            let v: Vec<R> = (0..x.numel()).map(|i| p[(i / hw) % c]).collect();
-            Ok(Shared::from_share(RingTensor::new(x.shape().clone(), v)?))
+            Ok(Shared::from_share(broadcast_channels(sess, p, x.shape())?))
         };
         let y = fixed::mul(sess, x, &expand(&self.scale.value)?).await?;
         y.add(sess, &expand(&self.shift.value)?)

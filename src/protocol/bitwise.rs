@@ -57,28 +57,6 @@ pub async fn and_many(
         .collect()
 }
 
-/// AND of XOR-shared packed words, pair by pair, all in ONE round: the
-/// layout-free core of [`and_many`] for circuits that keep raw planes
-/// (host words in, host words out; [`and_tensors`] keeps them where they
-/// are).
-///
-/// Errors: [`Error::ShapeMismatch`] when the two sides of a pair differ in
-/// length; preprocessing and transport errors.
-pub async fn and_words(sess: &Session, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
-    let t = |w: &[u64]| RingTensor::new([w.len()], w.to_vec());
-    let tensors: Vec<(RingTensor<u64>, RingTensor<u64>)> = pairs
-        .iter()
-        .map(|(x, y)| Ok((t(x)?, t(y)?)))
-        .collect::<Result<_>>()?;
-    let refs: Vec<(&RingTensor<u64>, &RingTensor<u64>)> =
-        tensors.iter().map(|(x, y)| (x, y)).collect();
-    and_tensors(sess, &refs)
-        .await?
-        .into_iter()
-        .map(|z| Ok(z.try_into_data()?))
-        .collect()
-}
-
 /// AND of XOR-shared words held as tensors (any shapes; each pair's two
 /// sides of one size), pair by pair, all in ONE round, on the backend:
 /// the masked e = x ^ a and f = y ^ b of every pair in one opening, then
@@ -111,9 +89,7 @@ pub async fn and_tensors(
     let ys = joined(be, pairs.iter().map(|p| p.1).collect())?;
     let e = be.xor_words(&xs, &a)?;
     let f = be.xor_words(&ys, &b)?;
-    let opened = sess
-        .open_xor_owned(vec![e.try_into_data()?, f.try_into_data()?])
-        .await?;
+    let opened = sess.open_xor_owned(vec![e, f]).await?;
     let z = be.and_combine(&opened[0], &opened[1], [&a, &b, &c], sess.party() == 0)?;
     if pairs.len() == 1 {
         return Ok(vec![z]);

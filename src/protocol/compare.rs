@@ -130,9 +130,7 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
             detail: format!("{req} should have 3 tensors"),
         })?;
         let [e, f] = be.carry_level_mask(&g, &p, &ta, &tb, nodes, words)?;
-        let ef = sess
-            .open_xor_owned(vec![e.try_into_data()?, f.try_into_data()?])
-            .await?;
+        let ef = sess.open_xor_owned(vec![e, f]).await?;
         [g, p] = be.carry_level_combine(
             &g,
             &p,

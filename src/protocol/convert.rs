@@ -29,14 +29,17 @@ fn check_one_plane(b: &BinShared, op: &'static str) -> Result<()> {
 }
 
 /// b ^ s (this party's share of a bit-sliced value masked by a daBit's
-/// binary part), as host words for the opening: the XOR on the backend,
-/// then the wire's copy.
+/// binary part), the words to open, on the backend.
 ///
 /// Errors: [`Error::ShapeMismatch`] for a mask of another length.
-fn masked_bits(be: &impl MpcSteps, b: &BinShared, s_bits: &RingTensor<u64>) -> Result<Vec<u64>> {
+fn masked_bits(
+    be: &impl MpcSteps,
+    b: &BinShared,
+    s_bits: &RingTensor<u64>,
+) -> Result<RingTensor<u64>> {
     let words = b.share().words_tensor();
     let s = s_bits.clone().reshape(words.shape().clone())?;
-    Ok(be.xor_words(words, &s)?.try_into_data()?)
+    be.xor_words(words, &s)
 }
 
 /// [b] as an arithmetic 0/1 share (not fixed-point scaled) from a one-plane
@@ -141,7 +144,7 @@ pub async fn inject<R: Ring>(
     let (a, c) = (a.reshape(x.shape().clone())?, c.reshape(x.shape().clone())?);
     let x_i = x.share();
     let d_i = be.sub(x_i, &a)?;
-    let (mut d, mut e) = sess.open_mixed(&[&d_i], &[&e]).await?;
+    let (mut d, mut e) = sess.open_mixed_owned(vec![d_i], vec![e]).await?;
     let (d, e) = (d.pop().expect("one"), e.pop().expect("one"));
     let [xb, bits] = be.inject_combine(x_i, &c, &s_arith, &d, &e, sess.party() == 0)?;
     Ok((

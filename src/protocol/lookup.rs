@@ -35,8 +35,7 @@ use crate::share::Shared;
 ///
 /// Errors: [`Error::Format`] for an index at or past v.
 pub fn one_hot<R: Ring>(ids: &[usize], v: usize) -> Result<RingTensor<R>> {
-    let mut t = RingTensor::<R>::zeros(vec![ids.len(), v]);
-    let data = t.data_mut();
+    let mut data = vec![R::ZERO; ids.len() * v];
     for (r, &id) in ids.iter().enumerate() {
         if id >= v {
             return Err(Error::Format {
@@ -46,7 +45,7 @@ pub fn one_hot<R: Ring>(ids: &[usize], v: usize) -> Result<RingTensor<R>> {
         }
         data[r * v + id] = R::ONE;
     }
-    Ok(t)
+    Ok(RingTensor::new(vec![ids.len(), v], data)?)
 }
 
 /// [table[ids[r]]] for r < rows: a [rows, H] sharing of the selected rows.
@@ -107,6 +106,7 @@ pub async fn lookup_rows<R: Ring>(
     if let Some(ids) = ids {
         // The public term X f: the client selects the rows of f (opened,
         // host data off the wire) and adds them where its share lives.
+        #[allow(clippy::disallowed_methods)] // the opened table: host data off the wire
         let f = table.opened().try_data()?;
         let picked: Vec<R> = ids
             .iter()

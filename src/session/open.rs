@@ -106,8 +106,26 @@ impl Session {
     ///
     /// Bytes sent per party: as [`Session::open_xor`]. Errors: as
     /// [`Session::open`].
-    pub async fn open_xor_owned(&self, words: Vec<Vec<u64>>) -> Result<Vec<Vec<u64>>> {
-        Ok(self.open_into::<u64>(vec![], words).await?.1)
+    pub async fn open_xor_owned(&self, words: Vec<RingTensor<u64>>) -> Result<Vec<Vec<u64>>> {
+        Ok(self.open_mixed_owned::<u64>(vec![], words).await?.1)
+    }
+
+    /// [`Session::open_mixed`] of values this party no longer needs, the
+    /// XOR-shared words as tensors wherever they live (copied to the host
+    /// here, for the wire).
+    ///
+    /// Bytes sent per party: as [`Session::open_mixed`]. Errors: as
+    /// [`Session::open`]; device errors.
+    pub async fn open_mixed_owned<R: Ring>(
+        &self,
+        shares: Vec<RingTensor<R>>,
+        words: Vec<RingTensor<u64>>,
+    ) -> Result<(Vec<RingTensor<R>>, Vec<Vec<u64>>)> {
+        let words = words
+            .into_iter()
+            .map(|w| Ok(w.try_into_data()?))
+            .collect::<Result<_>>()?;
+        self.open_into(shares, words).await
     }
 
     /// One round: sends the own shares, adds (XORs) every peer's to them.
