@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::axes::{over_axes, Case, RingTest, Truncs};
 use common::*;
 use spindle::backend::Conv2dParams;
 use spindle::prg::Prg;
@@ -38,12 +39,16 @@ fn edge_values<R: Ring>(prg: &mut Prg, n: usize) -> RingTensor<R> {
     RingTensor::new([len], v).unwrap()
 }
 
-fn msb_is_exact<R: Ring>() {
-    for n in PARTY_COUNTS {
+/// MSB and DReLU exact on edge values, with their rounds and bytes.
+struct MsbAndDrelu;
+
+impl RingTest for MsbAndDrelu {
+    fn run<R: Ring>(&self, case: &Case) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("msb"), 0);
         let x = Arc::new(edge_values::<R>(&mut prg, 300));
         let xa = x.clone();
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let x = xa.clone();
             async move {
                 let xs =
@@ -81,14 +86,9 @@ fn msb_is_exact<R: Ring>() {
 }
 
 #[test]
-fn msb_and_drelu_are_exact_in_z64() {
-    msb_is_exact::<u64>();
+fn msb_and_drelu_are_exact_over_the_axes() {
+    over_axes(&MsbAndDrelu, Truncs::Dealer);
     assert_eq!(msb_cost(64, 1).0, 7, "1 + log2(k) rounds");
-}
-
-#[test]
-fn msb_and_drelu_are_exact_in_z32() {
-    msb_is_exact::<u32>();
     assert_eq!(msb_cost(32, 1).0, 6);
 }
 
@@ -196,12 +196,16 @@ fn bounded_max_is_exact_for_bounded_spread() {
     assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 14);
 }
 
-fn relu_is_exact<R: Ring>() {
-    for n in PARTY_COUNTS {
+/// ReLU and its derivative exact on edge values, with rounds and bytes.
+struct ReluAndDerivative;
+
+impl RingTest for ReluAndDerivative {
+    fn run<R: Ring>(&self, case: &Case) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("relu"), 0);
         let x = Arc::new(edge_values::<R>(&mut prg, 200));
         let xa = x.clone();
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let x = xa.clone();
             async move {
                 let xs =
@@ -227,13 +231,8 @@ fn relu_is_exact<R: Ring>() {
 }
 
 #[test]
-fn relu_and_derivative_are_exact_in_z64() {
-    relu_is_exact::<u64>();
-}
-
-#[test]
-fn relu_and_derivative_are_exact_in_z32() {
-    relu_is_exact::<u32>();
+fn relu_and_derivative_are_exact_over_the_axes() {
+    over_axes(&ReluAndDerivative, Truncs::Dealer);
 }
 
 #[test]
@@ -594,12 +593,16 @@ fn maxpool_forward_and_backward_match_plaintext() {
     }
 }
 
-fn a2b_b2a_round_trip<R: Ring>() {
-    for n in PARTY_COUNTS {
+/// A2B then B2A gives x back, with the adder's rounds and bytes.
+struct A2bB2aRoundTrip;
+
+impl RingTest for A2bB2aRoundTrip {
+    fn run<R: Ring>(&self, case: &Case) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("a2b"), 0);
         let x = Arc::new(edge_values::<R>(&mut prg, 90));
         let xa = x.clone();
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let x = xa.clone();
             async move {
                 let xs =
@@ -649,13 +652,8 @@ fn a2b_b2a_round_trip<R: Ring>() {
 }
 
 #[test]
-fn a2b_and_b2a_round_trip_in_z64() {
-    a2b_b2a_round_trip::<u64>();
-}
-
-#[test]
-fn a2b_and_b2a_round_trip_in_z32() {
-    a2b_b2a_round_trip::<u32>();
+fn a2b_and_b2a_round_trip_over_the_axes() {
+    over_axes(&A2bB2aRoundTrip, Truncs::Dealer);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 mod nonlinear_helpers;
 
-use common::{fresh_seed, PARTY_COUNTS};
+use common::fresh_seed;
 use nonlinear_helpers::*;
 use spindle::prg::Prg;
 use spindle::protocol::nonlinear;
@@ -24,7 +24,8 @@ struct Case {
 
 fn check_exp<R: Ring>(nonpositive: bool, c: Case) {
     let fp = FixedPoint::default_for::<R>();
-    for n in PARTY_COUNTS {
+    for case in common::axes::cases(common::axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("exp"), 0);
         let mut xs = uniform_reals(&mut prg, 3000, c.lo, c.hi);
         // Edges: both ends, zero, the smallest magnitudes, the steep part.
@@ -33,8 +34,8 @@ fn check_exp<R: Ring>(nonpositive: bool, c: Case) {
         xs.retain(|&x| x >= c.lo && x <= c.hi);
         let xs = quantize::<R>(fp, &xs);
         let len = xs.len();
-        let out = run_unary::<R, _, _>(
-            n,
+        let out = run_unary_with::<R, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![len],

@@ -6,7 +6,7 @@
 mod common;
 mod nonlinear_helpers;
 
-use common::{fresh_seed, PARTY_COUNTS};
+use common::fresh_seed;
 use nonlinear_helpers::*;
 use spindle::prg::Prg;
 use spindle::protocol::nonlinear;
@@ -45,7 +45,8 @@ struct Case {
 
 fn check<R: Ring>(which: F, c: Case, len: usize) {
     let fp = FixedPoint::default_for::<R>();
-    for n in PARTY_COUNTS {
+    for case in common::axes::cases(common::axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("reduced"), 0);
         let mut xs: Vec<f64> = uniform_reals(&mut prg, len - 6, c.lo.log2(), (c.hi * 0.998).log2())
             .into_iter()
@@ -54,8 +55,8 @@ fn check<R: Ring>(which: F, c: Case, len: usize) {
         // Edges: both ends, powers of two (bucket boundaries), 1.
         xs.extend([c.lo, c.hi * 0.999, 1.0, 0.5, 2.0, 4.0]);
         let xs = quantize::<R>(fp, &xs);
-        let out = run_unary::<R, _, _>(
-            n,
+        let out = run_unary_with::<R, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![len],
@@ -221,9 +222,9 @@ fn rsqrt_and_log_z32() {
 fn sqrt_of_zero_is_zero() {
     let fp = FixedPoint::default_for::<u64>();
     let xs = vec![0.0, 0.0, 4.0];
-    for n in PARTY_COUNTS {
-        let out = run_unary::<u64, _, _>(
-            n,
+    for case in common::axes::cases(common::axes::Truncs::Dealer) {
+        let out = run_unary_with::<u64, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![3],

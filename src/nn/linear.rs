@@ -7,7 +7,7 @@ use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::protocol::linear::add_bias;
+use crate::protocol::linear::dense_shared;
 use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
@@ -59,9 +59,9 @@ impl<R: Ring> Module<R> for Linear<R> {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
-        let y = fixed::matmul(sess, x, &self.weight.value).await?;
+        let y = dense_shared(sess, x, &self.weight.value, &self.bias.value).await?;
         self.input = train.then(|| x.clone());
-        add_bias(sess, &y, &self.bias.value)
+        Ok(y)
     }
 
     async fn backward(

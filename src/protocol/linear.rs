@@ -10,6 +10,7 @@
 //! a static weight; (N - 1) (numel(x) + numel(W) + numel(out)) k / 8 fresh.
 
 use super::beaver::{self, StaticOperand};
+use super::fixed;
 use super::trunc::truncate;
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
@@ -93,6 +94,8 @@ pub fn add_bias<R: Ring>(sess: &Session, x: &Shared<R>, b: &Shared<R>) -> Result
 }
 
 /// Fixed-point [x @ W + b]: x [n, in], W [in, out], b [out] -> [n, out].
+/// The one dense layer of Spindle: BERT's projections call it with their
+/// prepared weights, the CNNs' `nn::Linear` through [`dense_shared`].
 ///
 /// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
 pub async fn dense<R: Ring>(
@@ -101,7 +104,29 @@ pub async fn dense<R: Ring>(
     w: &Weight<R>,
     b: &Shared<R>,
 ) -> Result<Shared<R>> {
-    let f = sess.fixed_point::<R>()?.frac_bits();
-    let raw = w.matmul_raw(sess, x).await?;
-    add_bias(sess, &truncate(sess, &raw, f).await?, b)
+    match w {
+        Weight::Static(_) => {
+            let f = sess.fixed_point::<R>()?.frac_bits();
+            let raw = w.matmul_raw(sess, x).await?;
+            add_bias(sess, &truncate(sess, &raw, f).await?, b)
+        }
+        Weight::Fresh(w) => dense_shared(sess, x, w, b).await,
+    }
+}
+
+/// [`dense`] against a weight shared afresh at every call (a weight that
+/// changes, as in training: no mask can be reused), without wrapping it in
+/// a [`Weight`]: one Beaver product opening x - a and W - b, one
+/// truncation, the bias added locally. Costs as [`Weight::Fresh`] in the
+/// module docs.
+///
+/// Errors: [`Error::ShapeMismatch`], preprocessing and transport errors.
+pub async fn dense_shared<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    w: &Shared<R>,
+    b: &Shared<R>,
+) -> Result<Shared<R>> {
+    let y = fixed::matmul(sess, x, w).await?;
+    add_bias(sess, &y, b)
 }

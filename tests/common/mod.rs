@@ -10,6 +10,8 @@ use spindle::runner::{run_parties_blocking, RunOptions, RunReport};
 use spindle::Session;
 use spindle_transport::LinkStats;
 
+pub mod axes;
+
 /// The party counts every protocol test covers.
 pub const PARTY_COUNTS: [usize; 3] = [2, 3, 4];
 
@@ -41,13 +43,9 @@ pub fn reals(prg: &mut Prg, n: usize, bound: f64) -> Vec<f64> {
 /// and a GPU; `scripts/gpu-check.sh`).
 #[allow(dead_code)]
 pub fn test_device() -> spindle::backend::Device {
-    use spindle::backend::{select_device, AuditBackend, Device, DeviceChoice};
-    match std::env::var("SPINDLE_TEST_DEVICE").as_deref() {
-        Err(_) | Ok("cpu") => Device::default(),
-        Ok("audit") => Device::Audit(AuditBackend::new()),
-        Ok("cuda") => select_device(DeviceChoice::Cuda(0))
-            .expect("SPINDLE_TEST_DEVICE=cuda needs the cuda feature and a CUDA device"),
-        Ok(other) => panic!("SPINDLE_TEST_DEVICE={other}: use cpu, audit or cuda"),
+    match std::env::var("SPINDLE_TEST_DEVICE") {
+        Err(_) => spindle::backend::Device::default(),
+        Ok(name) => axes::TestDevice::parse(&name).backend(),
     }
 }
 

@@ -42,8 +42,23 @@ where
     F: Fn(Arc<Session>, Shared<R>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
 {
+    run_unary_with::<R, F, Fut>(crate::common::options(n), cfg, xs, shape, op)
+}
+
+/// [`run_unary`] with the given run options (a case of the test axes).
+pub fn run_unary_with<R, F, Fut>(
+    mut opts: spindle::runner::RunOptions,
+    cfg: SessionConfig,
+    xs: Vec<f64>,
+    shape: Vec<usize>,
+    op: F,
+) -> Vec<(Vec<f64>, LinkStats)>
+where
+    R: Ring,
+    F: Fn(Arc<Session>, Shared<R>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
+{
     let xs = Arc::new(xs);
-    let mut opts = crate::common::options(n);
     opts.session = cfg;
     let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
         let (xs, shape, op) = (xs.clone(), shape.clone(), op.clone());
@@ -119,15 +134,18 @@ where
     Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
 {
     let fp = FixedPoint::default_for::<R>();
-    for n in [2, 3, 4] {
+    // N = 2, 3, 4 on every test device (the dealer's truncation: the
+    // non-linear protocols' error and round budgets assume it).
+    for case in crate::common::axes::cases(crate::common::axes::Truncs::Dealer) {
+        let n = case.n;
         let seed = spindle::prg::Seed::random().expect("OS randomness");
-        eprintln!("{}: seed {:02x?}", u.name, seed.0);
+        eprintln!("{} {}: seed {:02x?}", u.name, case.label::<R>(), seed.0);
         let mut prg = Prg::new(&seed, 0);
         let mut xs = uniform_reals(&mut prg, u.len - u.edges.len(), u.lo, u.hi);
         xs.extend(&u.edges);
         let xs = quantize::<R>(fp, &xs);
-        let out = run_unary::<R, _, _>(
-            n,
+        let out = run_unary_with::<R, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![u.len],
