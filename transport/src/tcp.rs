@@ -38,6 +38,8 @@ struct PeerLink {
     failed: Arc<OnceLock<TransportError>>,
     reader: JoinHandle<()>,
     writer: StdMutex<Option<JoinHandle<()>>>,
+    /// Whether a message from this peer has been received yet.
+    heard: std::sync::atomic::AtomicBool,
 }
 
 /// A party's endpoint of a TCP (optionally TLS) mesh. Build it with
@@ -48,6 +50,11 @@ pub struct TcpTransport {
     n: usize,
     links: Vec<Option<PeerLink>>,
     recv_timeout: Duration,
+    /// The wait for a peer's first message: the receive timeout plus the
+    /// connect timeout, since a peer that has sent nothing yet may still
+    /// be dialing the dealer for its preprocessing (and would report the
+    /// dealer's death to its peers only when that dial gives up).
+    first_recv_timeout: Duration,
     stats: StatsRecorder,
     rejecter: JoinHandle<()>,
 }
@@ -101,6 +108,7 @@ impl TcpTransport {
             n,
             links: peers,
             recv_timeout: opts.recv_timeout,
+            first_recv_timeout: opts.recv_timeout.saturating_add(opts.connect_timeout),
             stats: StatsRecorder::default(),
             rejecter,
         })
@@ -291,6 +299,7 @@ fn spawn_link(link: Link, opts: &LinkOptions) -> PeerLink {
         failed,
         reader,
         writer: StdMutex::new(Some(writer)),
+        heard: Default::default(),
     }
 }
 
@@ -434,7 +443,13 @@ impl Transport for TcpTransport {
 
     async fn recv(&self, from: PartyId, round: u64) -> Result<Bytes, TransportError> {
         let link = self.link(from)?;
-        let msg = link.inbox.take(from, round, self.recv_timeout).await?;
+        let heard = link.heard.load(std::sync::atomic::Ordering::Relaxed);
+        let timeout = match heard {
+            true => self.recv_timeout,
+            false => self.first_recv_timeout,
+        };
+        let msg = link.inbox.take(from, round, timeout).await?;
+        link.heard.store(true, std::sync::atomic::Ordering::Relaxed);
         self.stats.record_recv(round, msg.len());
         Ok(msg)
     }

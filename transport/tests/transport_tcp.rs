@@ -184,6 +184,9 @@ async fn abort_reason_reaches_peers() {
     }
 }
 
+/// A silent peer is a timeout error, not a hang: its first message is
+/// awaited for the receive plus the connect timeout (it may still be
+/// fetching its preprocessing), later ones for the receive timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_times_out() {
     let n = 2;
@@ -191,26 +194,30 @@ async fn silent_peer_times_out() {
     let eps: Vec<TcpTransport> = mesh_with(secs, |_| {
         let mut o = opts(n);
         o.recv_timeout = Duration::from_millis(300);
+        o.connect_timeout = Duration::from_secs(3);
         o
     })
     .await
     .into_iter()
     .map(Result::unwrap)
     .collect();
+    let is_timeout = |e: &TransportError, r: u64| matches!(e, TransportError::Timeout { peer: 1, round, .. } if *round == r);
     let t0 = Instant::now();
     let e = eps[0].recv(1, 4).await.unwrap_err();
+    assert!(is_timeout(&e, 4), "{e}");
+    let first = t0.elapsed();
+    assert!(first >= Duration::from_millis(3300), "first wait {first:?}");
+    assert!(first < HANG);
+    eps[1].send(0, 5, Bytes::from_static(b"x")).unwrap();
+    assert_eq!(&eps[0].recv(1, 5).await.unwrap()[..], b"x");
+    let t1 = Instant::now();
+    let e = eps[0].recv(1, 6).await.unwrap_err();
+    assert!(is_timeout(&e, 6), "{e}");
     assert!(
-        matches!(
-            e,
-            TransportError::Timeout {
-                peer: 1,
-                round: 4,
-                ..
-            }
-        ),
-        "{e}"
+        t1.elapsed() < Duration::from_secs(3),
+        "later wait {:?}",
+        t1.elapsed()
     );
-    assert!(t0.elapsed() < HANG);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,20 @@
 //! What each kind of correlated randomness is, and how it is made.
+//!
+//! This file holds the vocabulary ([`Request`]: what a protocol asks the
+//! dealer for, recorded in plans and stores), the shapes of each kind's
+//! parts, and the expansion from seeds that every provider shares. How the
+//! dealer makes each kind's correlated values (its recipe) sits in the file
+//! of its protocol family: `beaver.rs` (Beaver triples, squares, static
+//! operands: `protocol::beaver`, `protocol::lookup`), `trunc.rs`
+//! (truncation pairs, truncation products, linked squares:
+//! `protocol::trunc`, `protocol::nonlinear`), `binary.rs` (binary triples,
+//! edaBits, daBits, bit injection: `protocol::bitwise`, `compare`,
+//! `convert`). The recipes stay in `preprocess/` because the dealer runs
+//! them: the protocols sit above it (docs/architecture.md, Layering).
+
+mod beaver;
+mod binary;
+mod trunc;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -372,7 +388,7 @@ impl Request {
             Request::SquareLinked {
                 ring, shape, links, ..
             } => {
-                check_links(*ring, links)?;
+                trunc::check_links(*ring, links)?;
                 vec![Part::arith(*ring, shape.clone()); 1 + 2 * links.len()]
             }
             Request::StaticMask { .. } | Request::OwnedMask { .. } => vec![],
@@ -399,7 +415,7 @@ impl Request {
                 pairs,
                 linked,
             } => {
-                check_trunc_products(*ring, frac_bits, linked.as_ref(), pairs)?;
+                trunc::check_trunc_products(*ring, frac_bits, linked.as_ref(), pairs)?;
                 let n = 2 * frac_bits.len()
                     + pairs
                         .iter()
@@ -581,7 +597,8 @@ pub(crate) fn party0_correction(
         .collect()
 }
 
-/// The full (unshared) correlated values of a request from its full random values.
+/// The full (unshared) correlated values of a request from its full random
+/// values: each kind's recipe, in the file of its protocol family.
 fn correlate<R: Ring>(
     be: &Device,
     req: &Request,
@@ -591,44 +608,17 @@ fn correlate<R: Ring>(
     statics: &mut HashMap<u64, AnyTensor>,
 ) -> Result<Vec<AnyTensor>> {
     let arith = |t: &AnyTensor| R::from_any(t.clone());
-    let words = |t: &AnyTensor| u64::from_any(t.clone());
-    // Random bits only the dealer knows (daBits), from its private seed.
-    let dealer_bits = |n: usize| -> Result<Vec<u64>> {
-        let mut w = be
-            .prg_tensor::<u64>(private, stream_id(index, 0), &Shape(vec![words_for(n)]))?
-            .into_data();
-        if !n.is_multiple_of(64) {
-            if let Some(last) = w.last_mut() {
-                *last &= (1u64 << (n % 64)) - 1;
-            }
-        }
-        Ok(w)
-    };
-    let bits_to_ring = |bits: &[u64], n: usize| -> RingTensor<R> {
-        let data = (0..n)
-            .map(|e| R::from_u64((bits[e / 64] >> (e % 64)) & 1))
-            .collect();
-        RingTensor::new([n], data).expect("numel")
-    };
     Ok(match req {
-        Request::Triple { op, .. } => vec![R::into_any(op.apply(
+        Request::Triple { op, .. } => vec![beaver::triple(
             be,
+            *op,
             &arith(&full[0])?,
             &arith(&full[1])?,
-        )?)],
-        Request::Square { .. } => {
-            let a = arith(&full[0])?;
-            vec![R::into_any(be.mul(&a, &a)?)]
-        }
+        )?],
+        Request::Square { .. } => vec![beaver::square(be, &arith(&full[0])?)?],
         Request::SquareLinked { id, links, .. } => {
-            let a = arith(&full[0])?;
-            let mut out = vec![R::into_any(be.mul(&a, &a)?)];
-            for (s, m) in linked_parts(&a, links)? {
-                out.push(R::into_any(s));
-                out.push(R::into_any(m));
-            }
             statics.insert(*id, full[0].clone());
-            out
+            trunc::square_linked(be, &arith(&full[0])?, links)?
         }
         Request::StaticMask { id, .. } | Request::OwnedMask { id, .. } => {
             statics.insert(*id, full[0].clone());
@@ -651,165 +641,49 @@ fn correlate<R: Ring>(
                     got: req.to_string(),
                 });
             }
-            vec![R::into_any(op.apply(be, &arith(&full[0])?, &b)?)]
+            vec![beaver::triple(be, *op, &arith(&full[0])?, &b)?]
         }
-        Request::Trunc { frac_bits, .. } => {
-            let (shifted, msb) = trunc_parts(&arith(&full[0])?, *frac_bits)?;
-            vec![R::into_any(shifted), R::into_any(msb)]
-        }
+        Request::Trunc { frac_bits, .. } => trunc::pair(&arith(&full[0])?, *frac_bits)?,
         Request::TruncProducts {
             frac_bits,
             pairs,
             linked,
             ..
         } => {
-            let mut parts = Vec::with_capacity(frac_bits.len());
-            for (r, &bits) in full.iter().zip(frac_bits) {
-                parts.push(trunc_parts(&arith(r)?, bits)?);
-            }
-            let mut out: Vec<AnyTensor> = parts
-                .iter()
-                .flat_map(|(s, m)| [R::into_any(s.clone()), R::into_any(m.clone())])
-                .collect();
-            if let Some(l) = linked {
-                // The square's mask, kept since its request and released here.
-                let a = statics
-                    .remove(&l.id)
-                    .ok_or_else(|| Error::PreprocessingMismatch {
-                        index,
-                        expected: format!("a square pair #{} requested earlier", l.id),
-                        got: req.to_string(),
-                    })?;
-                parts.extend(linked_parts(&R::from_any(a)?, &l.links)?);
-            }
-            for &(i, j) in pairs {
-                let ((si, mi), (sj, mj)) = (&parts[i], &parts[j]);
-                let mut prods = vec![be.mul(si, sj)?, be.mul(si, mj)?];
-                if i != j {
-                    prods.push(be.mul(mi, sj)?);
-                    prods.push(be.mul(mi, mj)?);
+            let masks = full.iter().map(arith).collect::<std::result::Result<Vec<_>, _>>()?;
+            // The square's mask, kept since its request and released here.
+            let square_mask = match linked {
+                None => None,
+                Some(l) => {
+                    let a = statics
+                        .remove(&l.id)
+                        .ok_or_else(|| Error::PreprocessingMismatch {
+                            index,
+                            expected: format!("a square pair #{} requested earlier", l.id),
+                            got: req.to_string(),
+                        })?;
+                    Some((R::from_any(a)?, &l.links[..]))
                 }
-                out.extend(prods.into_iter().map(R::into_any));
-            }
-            out
+            };
+            trunc::products(be, &masks, frac_bits, square_mask, pairs)?
         }
         Request::BinTriple { .. } => {
-            let (a, b) = (words(&full[0])?, words(&full[1])?);
-            let c: Vec<u64> = a.data().iter().zip(b.data()).map(|(x, y)| x & y).collect();
-            vec![AnyTensor::Z64(RingTensor::new(a.shape().clone(), c)?)]
+            vec![binary::bin_triple(
+                &u64::from_any(full[0].clone())?,
+                &u64::from_any(full[1].clone())?,
+            )?]
         }
-        Request::EdaBit { .. } => {
-            let r = arith(&full[0])?;
-            let planes = crate::ring::BitPlanes::from_ring(&r);
-            let n = planes.data().len();
-            vec![AnyTensor::Z64(RingTensor::new(
-                [n],
-                planes.data().to_vec(),
-            )?)]
-        }
-        Request::DaBit { n, .. } => {
-            let bits = dealer_bits(*n)?;
-            vec![
-                R::into_any(bits_to_ring(&bits, *n)),
-                AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
-            ]
-        }
-        Request::BitInject { n, width, .. } => {
-            let bits = dealer_bits(*n)?;
-            let s = bits_to_ring(&bits, *n);
-            let a = arith(&full[0])?;
-            let c: Vec<R> = a
-                .data()
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| v.wrapping_mul(s.data()[i / width]))
-                .collect();
-            vec![
-                R::into_any(RingTensor::new([n * width], c)?),
-                R::into_any(s),
-                AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
-            ]
-        }
+        Request::EdaBit { .. } => vec![binary::edabit_bits(&arith(&full[0])?)?],
+        Request::DaBit { n, .. } => binary::dabits::<R>(be, private, stream_id(index, 0), *n)?,
+        Request::BitInject { n, width, .. } => binary::bit_inject(
+            be,
+            private,
+            stream_id(index, 0),
+            &arith(&full[0])?,
+            *n,
+            *width,
+        )?,
     })
-}
-
-/// r' = (r mod 2^(k-1)) >> bits and r_msb, the correlated parts of a
-/// truncation pair.
-fn trunc_parts<R: Ring>(r: &RingTensor<R>, bits: u32) -> Result<(RingTensor<R>, RingTensor<R>)> {
-    let low = R::ONE.shl(R::BITS - 1).wrapping_sub(R::ONE);
-    let shifted: Vec<R> = r.data().iter().map(|&v| (v & low).shr(bits)).collect();
-    let msb: Vec<R> = r.data().iter().map(|&v| v.shr(R::BITS - 1)).collect();
-    Ok((
-        RingTensor::new(r.shape().clone(), shifted)?,
-        RingTensor::new(r.shape().clone(), msb)?,
-    ))
-}
-
-/// The truncation parts of each link's mask r_j = -mult_j * a.
-fn linked_parts<R: Ring>(
-    a: &RingTensor<R>,
-    links: &[Link],
-) -> Result<Vec<(RingTensor<R>, RingTensor<R>)>> {
-    links
-        .iter()
-        .map(|l| {
-            let k = R::from_u64(l.mult).wrapping_neg();
-            let r: Vec<R> = a.data().iter().map(|&v| v.wrapping_mul(k)).collect();
-            trunc_parts(&RingTensor::new(a.shape().clone(), r)?, l.bits)
-        })
-        .collect()
-}
-
-/// Shifts that fit the ring, and few enough tensors for the per-request
-/// PRG streams (256).
-fn check_links(ring: RingId, links: &[Link]) -> Result<()> {
-    if let Some(l) = links.iter().find(|l| l.bits + 2 > ring.bits()) {
-        return Err(Error::InvalidFixedPoint(format!(
-            "cannot truncate {} bits in Z_2^{}",
-            l.bits,
-            ring.bits()
-        )));
-    }
-    if 2 + 2 * links.len() > 256 {
-        return Err(Error::Unsupported(format!(
-            "a square pair with {} linked truncations exceeds one request's 256 tensors",
-            links.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a [`Request::TruncProducts`]: shifts that fit the ring, pairs
-/// (i <= j) of existing truncations (linked ones after the group's own),
-/// and few enough tensors for the per-request PRG streams (256).
-fn check_trunc_products(
-    ring: RingId,
-    frac_bits: &[u32],
-    linked: Option<&LinkedItems>,
-    pairs: &[(usize, usize)],
-) -> Result<()> {
-    if let Some(b) = frac_bits.iter().find(|&&b| b + 2 > ring.bits()) {
-        return Err(Error::InvalidFixedPoint(format!(
-            "cannot truncate {b} bits in Z_2^{}",
-            ring.bits()
-        )));
-    }
-    if let Some(l) = linked {
-        check_links(ring, &l.links)?;
-    }
-    let n = frac_bits.len() + linked.map_or(0, |l| l.links.len());
-    if let Some(p) = pairs.iter().find(|(i, j)| i > j || *j >= n) {
-        return Err(Error::Unsupported(format!(
-            "truncation product {p:?} is not a pair i <= j of the {n} truncations"
-        )));
-    }
-    if 3 * n + 4 * pairs.len() > 256 {
-        return Err(Error::Unsupported(format!(
-            "{n} truncations with {} products exceed one request's 256 tensors",
-            pairs.len()
-        )));
-    }
-    Ok(())
 }
 
 /// Zero material of the right shapes, for dry runs.
