@@ -650,7 +650,10 @@ fn correlate<R: Ring>(
             linked,
             ..
         } => {
-            let masks = full.iter().map(arith).collect::<std::result::Result<Vec<_>, _>>()?;
+            let masks = full
+                .iter()
+                .map(arith)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             // The square's mask, kept since its request and released here.
             let square_mask = match linked {
                 None => None,
