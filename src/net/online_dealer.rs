@@ -9,13 +9,20 @@
 //! each request for correlated randomness and receives its correction.
 //! Parties 1..N-1 therefore still receive nothing but seeds. Stream `s` is
 //! what [`Dealer::from_master_seed`] gives with `master.derive(s)`, so a run
-//! with the same master seed is reproducible across processes.
+//! with the same master seed is reproducible across processes. Forked
+//! sessions ([`crate::Session::fork`]) are served from a [`DealerTree`]:
+//! party 0 opens each fork at the dealer before its first request and
+//! releases it when the fork is dropped; parties 1..N-1 derive a fork's
+//! seed themselves ([`crate::prg::Seed::derive_fork`]), as the dealer does.
 //!
-//! Messages (payloads of data frames, after the fingerprint):
-//! party -> dealer `S` + u64 stream (LE), reply the party's 16-byte seed;
-//! party 0 -> dealer `C` + JSON request, reply the correction as a tensor
-//! list (the preprocessing store's record body); a close frame ends the
-//! link, an abort frame carries a reason either way.
+//! Messages (payloads of data frames, after the fingerprint; integers u64
+//! little-endian):
+//! party -> dealer `S` + stream, reply the party's 16-byte seed;
+//! party 0 -> dealer `F` + parent + child (open a fork), reply `ok`;
+//! party 0 -> dealer `C` + fork + JSON request (fork 0: the root), reply
+//! the correction as a tensor list (the preprocessing store's record body);
+//! party 0 -> dealer `R` + fork (release it), no reply; a close frame ends
+//! the link, an abort frame carries a reason either way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -30,7 +37,8 @@ use super::dealer::{check_fingerprint, read_error, send_data, AbortSignal};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{
-    decode_tensors, encode_tensors, Dealer, DealerService, Request, SeededProvider, StreamSource,
+    decode_tensors, encode_tensors, CorrectionSource, Dealer, DealerService, DealerTree, Request,
+    SeededProvider, StreamSource,
 };
 use crate::prg::Seed;
 use crate::ring::AnyTensor;
@@ -54,7 +62,7 @@ pub(super) async fn serve_online(
 ) -> std::result::Result<u64, TransportError> {
     check_fingerprint(&mut s, peer, fingerprint, "the online dealer serves", lo).await?;
     send_data(&mut s, peer, lo, b"ok").await?;
-    let mut dealer: Option<Dealer> = None;
+    let mut tree: Option<DealerTree> = None;
     let mut sent = 0u64;
     loop {
         // No idle timeout: a party may compute for minutes between requests.
@@ -82,8 +90,9 @@ pub(super) async fn serve_online(
             }
             FrameKind::Data => {}
         }
-        let reply = match answer(&f.payload, peer, lo.n_parties, &master, &mut dealer) {
-            Ok(r) => r,
+        let reply = match answer(&f.payload, peer, lo.n_parties, &master, &mut tree) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
             Err(why) => return Err(refuse(&mut s, peer, why).await),
         };
         sent += reply.len() as u64;
@@ -91,44 +100,75 @@ pub(super) async fn serve_online(
     }
 }
 
-/// The reply to one message of party `peer`, or why it is refused.
+/// The reply to one message of party `peer` (`None`: the message has
+/// none), or why it is refused.
 fn answer(
     msg: &[u8],
     peer: PartyId,
     n: usize,
     master: &Seed,
-    dealer: &mut Option<Dealer>,
-) -> std::result::Result<Vec<u8>, String> {
-    match msg.split_first() {
-        Some((b'S', rest)) if rest.len() == 8 => {
-            let stream = u64::from_le_bytes(rest.try_into().expect("8 bytes"));
-            let d = Dealer::from_master_seed(n, master.derive(stream), Device::default())
-                .map_err(|e| e.to_string())?;
+    tree: &mut Option<DealerTree>,
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let word = |b: &[u8], i: usize| -> std::result::Result<u64, String> {
+        b.get(8 * i..8 * i + 8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+            .ok_or_else(|| format!("malformed message from party {peer} ({} bytes)", msg.len()))
+    };
+    let (&kind, rest) = msg
+        .split_first()
+        .ok_or_else(|| format!("empty message from party {peer}"))?;
+    if matches!(kind, b'F' | b'C' | b'R') && peer != 0 {
+        return Err(format!(
+            "party {peer} sent a party-0 message ({}): only party 0 receives corrections",
+            kind as char
+        ));
+    }
+    let err = |e: Error| e.to_string();
+    match kind {
+        b'S' if rest.len() == 8 => {
+            let d = Dealer::from_master_seed(n, master.derive(word(rest, 0)?), Device::default())
+                .map_err(err)?;
             let seed = d.seed(peer);
             if peer == 0 {
-                *dealer = Some(d);
+                match tree {
+                    Some(t) => t.set_root(d),
+                    None => *tree = Some(DealerTree::new(d)),
+                }
             }
-            Ok(seed.0.to_vec())
+            Ok(Some(seed.0.to_vec()))
         }
-        Some((b'C', json)) if peer == 0 => {
-            let req: Request = serde_json::from_slice(json)
+        b'F' if rest.len() == 16 => {
+            begun(tree)?
+                .fork(word(rest, 0)?, word(rest, 1)?)
+                .map_err(err)?;
+            Ok(Some(b"ok".to_vec()))
+        }
+        b'C' if rest.len() > 8 => {
+            let t = begun(tree)?;
+            let req: Request = serde_json::from_slice(&rest[8..])
                 .map_err(|e| format!("malformed request from party 0: {e}"))?;
-            let d = dealer
-                .as_mut()
-                .ok_or("a correction was requested before any stream was begun")?;
-            let corr = d.next_correction(&req).map_err(|e| e.to_string())?;
+            let corr = t.correction(word(rest, 0)?, &req).map_err(err)?;
             let mut out = Vec::new();
             encode_tensors(&corr, &mut out);
-            Ok(out)
+            Ok(Some(out))
         }
-        Some((b'C', _)) => Err(format!(
-            "party {peer} asked for a correction: only party 0 receives corrections"
-        )),
+        b'R' if rest.len() == 8 => {
+            if let Some(t) = tree {
+                t.release(word(rest, 0)?);
+            }
+            Ok(None)
+        }
         _ => Err(format!(
             "malformed message from party {peer} ({} bytes)",
             msg.len()
         )),
     }
+}
+
+/// The dealer tree of the stream party 0 began, or why there is none.
+fn begun(tree: &mut Option<DealerTree>) -> std::result::Result<&mut DealerTree, String> {
+    tree.as_mut()
+        .ok_or_else(|| "a correction or fork was requested before any stream was begun".into())
 }
 
 /// Tells the party why its link is dropped and returns the error.
@@ -144,7 +184,9 @@ async fn refuse(s: &mut Box<dyn Stream>, peer: PartyId, why: String) -> Transpor
 /// One call from the party's program to its dealer link thread.
 enum Call {
     Seed(u64, mpsc::SyncSender<Result<Seed>>),
-    Correction(Request, mpsc::SyncSender<Result<Vec<AnyTensor>>>),
+    Correction(u64, Request, mpsc::SyncSender<Result<Vec<AnyTensor>>>),
+    Fork(u64, u64, mpsc::SyncSender<Result<()>>),
+    Release(u64),
     Close(mpsc::SyncSender<Result<()>>),
     Abort(String, mpsc::SyncSender<()>),
 }
@@ -219,14 +261,35 @@ impl OnlineDealerLink {
                             });
                             let _ = reply.send(r);
                         }
-                        Call::Correction(req, reply) => {
+                        Call::Correction(stream, req, reply) => {
                             let mut msg = vec![b'C'];
+                            msg.extend_from_slice(&stream.to_le_bytes());
                             msg.extend(serde_json::to_vec(&req).expect("requests serialize"));
                             let r = rt.block_on(ask(&mut s, &lo, &msg)).and_then(|b| {
                                 counter.fetch_add(b.len() as u64, Ordering::Relaxed);
                                 decode_tensors(&b, "online dealer reply")
                             });
                             let _ = reply.send(r);
+                        }
+                        Call::Fork(parent, child, reply) => {
+                            let mut msg = vec![b'F'];
+                            msg.extend_from_slice(&parent.to_le_bytes());
+                            msg.extend_from_slice(&child.to_le_bytes());
+                            let r = rt.block_on(ask(&mut s, &lo, &msg)).and_then(|b| {
+                                (b == b"ok")
+                                    .then_some(())
+                                    .ok_or_else(|| dealer_err("unexpected answer to a fork".into()))
+                            });
+                            let _ = reply.send(r);
+                        }
+                        Call::Release(stream) => {
+                            // No reply: a broken link shows on the next call.
+                            let mut msg = vec![b'R'];
+                            msg.extend_from_slice(&stream.to_le_bytes());
+                            let _ = rt.block_on(async {
+                                write_frame(&mut s, 0, FrameKind::Data, &msg).await?;
+                                s.flush().await
+                            });
                         }
                         Call::Close(reply) => {
                             let r = rt.block_on(async {
@@ -305,14 +368,27 @@ impl StreamSource for OnlineDealerLink {
         if self.me != 0 {
             return Ok(SeededProvider::from_seed(seed, None, self.backend.clone()));
         }
-        let link = self.clone();
-        let service =
-            DealerService::from_fn(move |req| link.call(|tx| Call::Correction(req.clone(), tx)));
+        let service = DealerService::root(self.clone());
         Ok(SeededProvider::with_online_dealer(
             seed,
             service,
             self.backend.clone(),
         ))
+    }
+}
+
+/// Party 0's corrections, forks and releases over the link.
+impl CorrectionSource for OnlineDealerLink {
+    fn correction(&self, stream: u64, req: &Request) -> Result<Vec<AnyTensor>> {
+        self.call(|tx| Call::Correction(stream, req.clone(), tx))
+    }
+
+    fn fork(&self, parent: u64, child: u64) -> Result<()> {
+        self.call(|tx| Call::Fork(parent, child, tx))
+    }
+
+    fn release(&self, stream: u64) {
+        let _ = self.calls.send(Call::Release(stream));
     }
 }
 
@@ -440,4 +516,143 @@ pub async fn run_online_dealer(opts: &super::dealer::DealerOptions) -> Result<Ve
     .await?;
     let totals = totals.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BilinearOp;
+    use crate::jobs::{AnyJob, MatmulJob};
+    use crate::net::dealer::DealerOptions;
+    use crate::preprocess::{Provider, StreamingProvider};
+    use crate::ring::{RingId, RingTensor};
+    use crate::session::SessionConfig;
+    use spindle_transport::link::Security;
+
+    const N: usize = 2;
+    const LEN: usize = 32;
+
+    fn triple() -> Request {
+        Request::Triple {
+            ring: RingId::Z64,
+            op: BilinearOp::Mul,
+            lhs: [LEN].into(),
+            rhs: [LEN].into(),
+        }
+    }
+
+    /// Sums the parties' shares of one triple and checks c = a * b.
+    fn check_triple(shares: Vec<Vec<RingTensor<u64>>>) -> Vec<u64> {
+        let mut sum = vec![vec![0u64; LEN]; 3];
+        for party in &shares {
+            for (acc, t) in sum.iter_mut().zip(party) {
+                for (a, v) in acc.iter_mut().zip(t.data()) {
+                    *a = a.wrapping_add(*v);
+                }
+            }
+        }
+        for (i, ((a, b), c)) in sum[0].iter().zip(&sum[1]).zip(&sum[2]).enumerate() {
+            assert_eq!(*c, a.wrapping_mul(*b), "element {i}");
+        }
+        sum[0].clone()
+    }
+
+    fn fetch_all(providers: &mut [Box<dyn Provider>]) -> Vec<u64> {
+        let shares = providers
+            .iter_mut()
+            .map(|p| p.next(&triple()).unwrap().into_typed::<u64>().unwrap())
+            .collect();
+        check_triple(shares)
+    }
+
+    /// The dealer process serves forks: party 0 opens them over the link,
+    /// parties 1..N-1 derive their seeds; forks of forks, forks released
+    /// while the link goes on, and forks that outlive a new dealer stream
+    /// all give valid triples with masks of their own.
+    #[test]
+    fn the_dealer_process_serves_forks() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut parties = String::new();
+        for id in 0..N {
+            parties += &format!("[[party]]\nid = {id}\nhost = \"127.0.0.1\"\nport = 1\n");
+        }
+        let toml = format!(
+            "[options]\ninsecure_plaintext = true\nconnect_timeout_ms = 10000\n\
+             [dealer]\nhost = \"127.0.0.1\"\nport = {port}\n{parties}"
+        );
+        let cluster = ClusterConfig::from_toml(&toml, std::path::Path::new(".")).unwrap();
+        let opts = DealerOptions {
+            cluster: cluster.clone(),
+            security: Security::InsecurePlaintext,
+            job: AnyJob::Matmul(MatmulJob {
+                m: 1,
+                k: 1,
+                n: 1,
+                input_seed: 0,
+                repeat: 1,
+            }),
+            session: SessionConfig::default(),
+            master_seed: Some(Seed([7; 16])),
+            bind: None,
+            online: true,
+        };
+        let fingerprint = online_fingerprint(&opts.job.fingerprint(N, &opts.session));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dealer = rt.spawn(async move { run_online_dealer(&opts).await });
+        let links: Vec<OnlineDealerLink> = (0..N)
+            .map(|me| {
+                rt.block_on(OnlineDealerLink::connect(
+                    &cluster,
+                    me,
+                    &Security::InsecurePlaintext,
+                    &fingerprint,
+                    Device::default(),
+                ))
+                .unwrap()
+            })
+            .collect();
+        let mut roots: Vec<StreamingProvider> = links
+            .iter()
+            .map(|l| StreamingProvider::starting_at(Box::new(l.clone()), 0).unwrap())
+            .collect();
+        let fork = |roots: &mut Vec<StreamingProvider>, id: u64| -> Vec<Box<dyn Provider>> {
+            roots.iter_mut().map(|r| r.fork(id).unwrap()).collect()
+        };
+        let mut a = fork(&mut roots, 0xa1);
+        let mut b = fork(&mut roots, 0xb1);
+        let mut ab: Vec<Box<dyn Provider>> = a.iter_mut().map(|p| p.fork(0xab1).unwrap()).collect();
+        let masks_b = fetch_all(&mut b);
+        let masks_a = fetch_all(&mut a);
+        // The parent is released before its child asks.
+        drop(a);
+        let masks_ab = fetch_all(&mut ab);
+        // A new dealer stream; fork b keeps its dealer.
+        for r in roots.iter_mut() {
+            r.begin_stream(1).unwrap();
+        }
+        let mut c = fork(&mut roots, 0xc1);
+        let masks_c = fetch_all(&mut c);
+        let masks_b2 = fetch_all(&mut b);
+        let all = [&masks_a, &masks_b, &masks_ab, &masks_c, &masks_b2];
+        for (i, x) in all.iter().enumerate() {
+            for y in &all[i + 1..] {
+                assert_ne!(x, y, "two streams share masks");
+            }
+        }
+        // Opening a fork twice is refused with the reason.
+        let err = roots[0]
+            .fork(0xc1)
+            .err()
+            .expect("a reused fork id is refused");
+        assert!(err.to_string().contains("already open"), "{err}");
+        drop((b, c, ab, roots));
+        for l in &links {
+            let _ = l.close();
+        }
+        let _ = rt.block_on(dealer);
+    }
 }

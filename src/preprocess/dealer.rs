@@ -132,27 +132,18 @@ impl Dealer {
         let corrections = self.corrections_for(&plan.requests)?;
         // Forks after the root and each after its parent: the static
         // operands a fork multiplies by are dealt before it.
+        let mut tree = DealerTree::new(self);
         let mut forks = Vec::with_capacity(plan.forks.len());
-        let mut dealers: HashMap<u64, Dealer> = HashMap::new();
         for f in &plan.forks {
-            let parent = match f.parent {
-                0 => &self,
-                p => dealers.get(&p).ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "the plan's fork {:#x} comes before its parent {p:#x}",
-                        f.stream
-                    ))
-                })?,
-            };
-            let mut dealer = parent.fork(f.stream);
-            let corrections = dealer.corrections_for(&f.requests)?;
+            tree.fork(f.parent, f.stream)?;
+            let corrections = tree.dealer(f.stream)?.corrections_for(&f.requests)?;
             forks.push((f.stream, f.requests.len(), corrections));
-            dealers.insert(f.stream, dealer);
         }
+        let seeds = tree.dealer(0)?.seeds.clone();
         let store = |party: usize| PartyStore {
             party,
             n_parties: n,
-            seed: self.seeds[party],
+            seed: seeds[party],
             n_requests: plan.requests.len(),
             corrections: Vec::new(),
             forks: forks
@@ -167,5 +158,115 @@ impl Dealer {
         let mut stores: Vec<PartyStore> = (0..n).map(store).collect();
         stores[0].corrections = corrections;
         Ok(stores)
+    }
+}
+
+/// Most dealers of forked streams a [`DealerTree`] holds at once: a bound
+/// on what one party 0 can make a dealer keep (forks are released when
+/// their session is dropped, so a long run stays far below it).
+pub const MAX_OPEN_FORKS: usize = 1 << 16;
+
+/// The dealers of one dealer stream and of its forks, by stream id (0: the
+/// root), so one dealer serves a session that forks
+/// ([`crate::Session::fork`]): each fork's material comes from its own
+/// dealer, whatever the order in which the forks ask.
+pub struct DealerTree {
+    dealers: HashMap<u64, Dealer>,
+}
+
+impl DealerTree {
+    /// A tree whose root (stream 0) is `root`.
+    pub fn new(root: Dealer) -> Self {
+        DealerTree {
+            dealers: HashMap::from([(0, root)]),
+        }
+    }
+
+    /// Replaces the root (a new dealer stream began) and keeps the forks
+    /// already open: fork ids are never reused within a session, so a fork
+    /// of the previous root keeps its own dealer until released.
+    pub fn set_root(&mut self, root: Dealer) {
+        self.dealers.insert(0, root);
+    }
+
+    /// Opens fork `child` of stream `parent` ([`Dealer::fork`]).
+    ///
+    /// Errors: [`Error::PreprocessingMismatch`] when `parent` is not open
+    /// or `child` is 0 or already open, [`Error::Unsupported`] beyond
+    /// [`MAX_OPEN_FORKS`].
+    pub fn fork(&mut self, parent: u64, child: u64) -> Result<()> {
+        if child == 0 || self.dealers.contains_key(&child) {
+            return Err(Error::PreprocessingMismatch {
+                index: 0,
+                expected: "a new fork stream id".into(),
+                got: format!("fork {child:#x}, which is the root or already open"),
+            });
+        }
+        if self.dealers.len() > MAX_OPEN_FORKS {
+            return Err(Error::Unsupported(format!(
+                "more than {MAX_OPEN_FORKS} forked streams open at the dealer; \
+                 drop forked sessions that are done"
+            )));
+        }
+        let fork = self.dealer(parent)?.fork(child);
+        self.dealers.insert(child, fork);
+        Ok(())
+    }
+
+    /// The dealer of stream `stream`.
+    ///
+    /// Errors: [`Error::PreprocessingMismatch`] when it is not open.
+    pub fn dealer(&mut self, stream: u64) -> Result<&mut Dealer> {
+        self.dealers
+            .get_mut(&stream)
+            .ok_or_else(|| Error::PreprocessingMismatch {
+                index: 0,
+                expected: "a request on an open dealer stream".into(),
+                got: format!("stream {stream:#x}, which was never forked or is released"),
+            })
+    }
+
+    /// Forgets fork `stream` (its session is done); its children keep
+    /// their own dealers. Releasing the root or an unknown stream does
+    /// nothing.
+    pub fn release(&mut self, stream: u64) {
+        if stream != 0 {
+            self.dealers.remove(&stream);
+        }
+    }
+
+    /// Party 0's correction for the next request of stream `stream`.
+    ///
+    /// Errors: as [`DealerTree::dealer`] and [`Dealer::next_correction`].
+    pub fn correction(&mut self, stream: u64, req: &Request) -> Result<Vec<AnyTensor>> {
+        self.dealer(stream)?.next_correction(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forks open under their parent, outlive its release, are refused
+    /// when reused or unknown, and are forgotten when released.
+    #[test]
+    fn the_tree_opens_and_releases_forks() {
+        let root = Dealer::from_master_seed(3, Seed([1; 16]), Device::default()).unwrap();
+        let expected = root.fork(0xa).fork(0xb).seed(2);
+        let mut tree = DealerTree::new(root);
+        tree.fork(0, 0xa).unwrap();
+        tree.fork(0xa, 0xb).unwrap();
+        tree.release(0xa);
+        assert_eq!(tree.dealer(0xb).unwrap().seed(2), expected);
+        assert!(tree.dealer(0xa).is_err(), "a released fork is gone");
+        assert!(
+            tree.fork(0xa, 0xc).is_err(),
+            "a released parent cannot fork"
+        );
+        assert!(tree.fork(0, 0xb).is_err(), "an open id cannot be reused");
+        assert!(tree.fork(0, 0).is_err(), "the root is not a fork");
+        tree.release(0);
+        assert!(tree.dealer(0).is_ok(), "the root stays");
+        assert_eq!(tree.dealers.len(), 2);
     }
 }

@@ -24,10 +24,10 @@ mod store;
 mod streams;
 
 pub use correlation::{Link, LinkedItems, Request};
-pub use dealer::{master_seed, Dealer};
+pub use dealer::{master_seed, Dealer, DealerTree, MAX_OPEN_FORKS};
 pub use plan::{ForkPlan, Plan, PlanRecorder};
 pub use provider::{Provider, SeededProvider};
-pub use service::DealerService;
+pub use service::{CorrectionSource, DealerService};
 pub(crate) use store::{decode_tensors, encode_tensors};
 pub use store::{ForkStore, PartyStore};
 pub use streams::{StreamSource, StreamingProvider};

@@ -50,8 +50,8 @@ pub trait Provider: Send {
     /// (the default).
     fn fork(&mut self, stream: u64) -> Result<Box<dyn Provider>> {
         Err(Error::Unsupported(format!(
-            "the {} provider cannot serve a forked session (stream {stream:#x}) yet; \
-             run forks with a preprocessing store or the trusted first party",
+            "the {} provider cannot serve a forked session (stream {stream:#x}); \
+             run forks with a dealer (a store or the online dealer) or the trusted first party",
             self.label()
         )))
     }
@@ -256,13 +256,7 @@ impl Provider for SeededProvider {
                 }
             }
             Corrections::Dealer(d) => Corrections::Dealer(Box::new(d.fork(stream))),
-            Corrections::Remote(_) => {
-                return Err(Error::Unsupported(format!(
-                    "the {} provider cannot serve a forked session (stream {stream:#x}) yet; \
-                     run forks with a preprocessing store or the trusted first party",
-                    self.label()
-                )))
-            }
+            Corrections::Remote(service) => Corrections::Remote(service.fork(stream)?),
         };
         Ok(Box::new(SeededProvider {
             seed: self.seed.derive_fork(stream),

@@ -59,4 +59,16 @@ impl Provider for StreamingProvider {
         self.current = Some(self.source.open(stream)?);
         Ok(())
     }
+
+    /// A fork of the current dealer stream: its material derives from
+    /// that stream's seeds, and it keeps them after the next
+    /// [`Provider::begin_stream`].
+    fn fork(&mut self, stream: u64) -> Result<Box<dyn Provider>> {
+        match &mut self.current {
+            Some(p) => p.fork(stream),
+            None => Err(Error::Unsupported(format!(
+                "fork {stream:#x} before any dealer stream was begun"
+            ))),
+        }
+    }
 }
