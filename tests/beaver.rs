@@ -1,5 +1,6 @@
-//! Beaver products for N = 2, 3, 4 in both rings: exact results against the
-//! plaintext ring op, one round each, and the documented bytes per party.
+//! Beaver products over the test axes (N = 2, 3, 4, both rings, every test
+//! device; `tests/common/axes.rs`): exact results against the plaintext
+//! ring op, one round each, and the documented bytes per party.
 
 mod common;
 
@@ -29,14 +30,15 @@ fn cases() -> Vec<(BilinearOp, Vec<usize>, Vec<usize>)> {
 }
 
 fn products_are_exact<R: Ring>() {
-    for n in PARTY_COUNTS {
+    for case in axes::cases(axes::Truncs::Dealer) {
+        let n = case.n;
         for (op, ls, rs) in cases() {
             let mut prg = Prg::new(&fresh_seed("beaver"), 0);
             let x: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, ls.clone()));
             let y: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, rs.clone()));
             let expect = op.apply(&CpuBackend::default(), &*x, &*y).unwrap();
             let (x2, y2, ls2, rs2) = (x.clone(), y.clone(), ls.clone(), rs.clone());
-            let report = run(n, move |sess| {
+            let report = case.run(move |sess| {
                 let (x, y, ls, rs) = (x2.clone(), y2.clone(), ls2.clone(), rs2.clone());
                 async move {
                     let me = sess.party();
@@ -72,7 +74,8 @@ fn products_are_exact_in_z32() {
 }
 
 fn square_and_static_are_exact<R: Ring>() {
-    for n in PARTY_COUNTS {
+    for case in axes::cases(axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("square/static"), 0);
         let x: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [6, 10]));
         let x2: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [6, 10]));
@@ -82,7 +85,7 @@ fn square_and_static_are_exact<R: Ring>() {
         let xw = be.matmul(&x, &w).unwrap();
         let x2w = be.matmul(&x2, &w).unwrap();
         let (xa, x2a, wa) = (x.clone(), x2.clone(), w.clone());
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let (x, x2, w) = (xa.clone(), x2a.clone(), wa.clone());
             async move {
                 let me = sess.party();
@@ -133,7 +136,8 @@ fn square_and_static_products_are_exact_in_z32() {
 /// party 0 only; the word lookup by a client's ids is exact too, and its
 /// client-side rows of f cost nothing.
 fn owned_static_and_lookup_are_exact<R: Ring>() {
-    for n in PARTY_COUNTS {
+    for case in axes::cases(axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("owned static"), 0);
         let x: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [6, 10]));
         let w: Arc<RingTensor<R>> = Arc::new(uniform(&mut prg, [10, 5]));
@@ -146,7 +150,7 @@ fn owned_static_and_lookup_are_exact<R: Ring>() {
             .collect();
         let rows = RingTensor::new([4, 5], rows).unwrap();
         let (xa, wa, ia) = (x.clone(), w.clone(), ids.clone());
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let (x, w, ids) = (xa.clone(), wa.clone(), ia.clone());
             async move {
                 let me = sess.party();
@@ -211,11 +215,12 @@ fn owned_static_and_lookup_are_exact_in_z32() {
 
 #[test]
 fn input_sharing_costs_nothing_and_reveal_one_round() {
-    for n in PARTY_COUNTS {
+    for case in axes::cases(axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("input"), 0);
         let x: Arc<RingTensor<u64>> = Arc::new(uniform(&mut prg, [5, 3]));
         let xa = x.clone();
-        let report = run(n, move |sess| {
+        let report = case.run(move |sess| {
             let x = xa.clone();
             async move {
                 let owner = sess.n_parties() - 1;

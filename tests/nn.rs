@@ -1,5 +1,7 @@
-//! Secure layers against their plaintext twins (gradient checks, N = 2 and
-//! 3), and a short secure training run on real MNIST.
+//! Secure layers against their plaintext twins (gradient checks over the
+//! test axes: N = 2, 3, 4, the dealer's truncation and the local shift,
+//! every test device; `tests/common/axes.rs`), and a short secure
+//! training run on real MNIST.
 
 mod common;
 
@@ -27,7 +29,7 @@ fn one_layer(layer: LayerSpec, input: Vec<usize>) -> ModelSpec {
 
 /// Runs forward + backward securely and in plaintext; returns the max abs
 /// differences of (output, input gradient, parameter gradients).
-fn gradient_check(spec: ModelSpec, batch: usize, n: usize) -> (f64, f64, f64) {
+fn gradient_check(spec: ModelSpec, batch: usize, case: &axes::Case) -> (f64, f64, f64) {
     let weights = ModelWeights::init(&spec, Init::KaimingUniform, 7);
     let mut prg = Prg::new(&fresh_seed("gradcheck"), 0);
     let shapes = spec.shapes(batch).unwrap();
@@ -51,7 +53,7 @@ fn gradient_check(spec: ModelSpec, batch: usize, n: usize) -> (f64, f64, f64) {
         Arc::new(spec),
         Arc::new(shapes),
     );
-    let report = run(n, move |sess| {
+    let report = case.run(move |sess| {
         let (x, g, w, spec, shapes) = (xa.clone(), ga.clone(), wa.clone(), sa.clone(), shp.clone());
         async move {
             let me = sess.party();
@@ -141,14 +143,15 @@ fn every_layer_matches_its_plaintext_twin() {
         (LayerSpec::AvgPool2d(pool(2, 2, 0)), vec![2, 4, 4]),
         (LayerSpec::Flatten, vec![3, 2, 2]),
     ];
-    for n in [2, 3] {
+    for case in axes::cases(axes::Truncs::DealerAndLocalShift) {
+        let n = case.label::<u64>();
         for (layer, input) in &cases {
-            let (dy, dx, dp) = gradient_check(one_layer(layer.clone(), input.clone()), 3, n);
+            let (dy, dx, dp) = gradient_check(one_layer(layer.clone(), input.clone()), 3, &case);
             // Fixed point with f = 20: each product is within 1 ulp; sums of a
             // few dozen terms stay far below 1e-3.
             assert!(
                 dy < 1e-3 && dx < 1e-3 && dp < 1e-3,
-                "{layer:?} N={n}: output {dy:e}, input grad {dx:e}, param grads {dp:e}"
+                "{layer:?} {n}: output {dy:e}, input grad {dx:e}, param grads {dp:e}"
             );
         }
     }

@@ -1,4 +1,5 @@
-//! LayerNorm over the last axis for N = 2, 3, 4: rows with the variances
+//! LayerNorm over the last axis over the test axes (N = 2, 3, 4, every
+//! test device; `tests/common/axes.rs`): rows with the variances
 //! real models produce (0.004 for MiniLM's embedding LayerNorm up to 100),
 //! shared gamma and beta, error against f64, rounds and bytes.
 
@@ -7,7 +8,8 @@ mod nonlinear_helpers;
 
 use std::sync::Arc;
 
-use common::{fresh_seed, PARTY_COUNTS};
+use common::axes::{cases, Truncs};
+use common::fresh_seed;
 use nonlinear_helpers::*;
 use spindle::prg::Prg;
 use spindle::protocol::nonlinear;
@@ -31,7 +33,8 @@ fn reference(x: &[f64], h: usize, eps: f64, g: &[f64], b: &[f64]) -> Vec<f64> {
 fn layer_norm_small_and_large_variances() {
     let fp = FixedPoint::default_for::<u64>();
     let (rows, h, eps) = (6, 384, 1e-12);
-    for n in PARTY_COUNTS {
+    for case in cases(Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("layernorm"), 0);
         // Row r has standard deviation sd[r] around mean mu[r].
         let sd = [0.063, 0.1, 1.0, 3.0, 10.0, 0.5];
@@ -45,7 +48,7 @@ fn layer_norm_small_and_large_variances() {
         let b = Arc::new(quantize::<u64>(fp, &uniform_reals(&mut prg, h, -1.0, 1.0)));
         let want = reference(&x, h, eps, &g, &b);
         let (xa, ga, ba) = (x.clone(), g.clone(), b.clone());
-        let report = run_parties_blocking(&RunOptions::new(n), move |sess| {
+        let report = run_parties_blocking(&case.options(), move |sess| {
             let (x, g, b) = (xa.clone(), ga.clone(), ba.clone());
             async move {
                 let me = sess.party();

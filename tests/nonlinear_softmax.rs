@@ -1,10 +1,12 @@
-//! Softmax (and the opt-in 2Quad) for N = 2, 3, 4: error against f64 on
-//! random rows, masked entries, fully masked rows, ties; rounds and bytes.
+//! Softmax (and the opt-in 2Quad) over the test axes (N = 2, 3, 4, every
+//! test device; `tests/common/axes.rs`): error against f64 on random rows,
+//! masked entries, fully masked rows, ties; rounds and bytes.
 
 mod common;
 mod nonlinear_helpers;
 
-use common::{fresh_seed, PARTY_COUNTS};
+use common::axes::{cases, Truncs};
+use common::fresh_seed;
 use nonlinear_helpers::*;
 use spindle::prg::Prg;
 use spindle::protocol::nonlinear;
@@ -45,7 +47,8 @@ struct Case {
 
 fn check<R: Ring>(c: Case) {
     let fp = FixedPoint::default_for::<R>();
-    for parties in PARTY_COUNTS {
+    for case in cases(Truncs::Dealer) {
+        let parties = case.n;
         let mut prg = Prg::new(&fresh_seed("softmax"), 0);
         let len = c.rows * c.n;
         let mut xs = uniform_reals(&mut prg, len, -c.spread / 2.0, c.spread / 2.0);
@@ -67,8 +70,8 @@ fn check<R: Ring>(c: Case) {
         });
         let want = reference(&xs, mask.as_deref(), c.n);
         let m2 = mask.clone();
-        let out = run_unary::<R, _, _>(
-            parties,
+        let out = run_unary_with::<R, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![c.rows, c.n],
@@ -154,9 +157,10 @@ fn softmax_one_level_max_takes_29_rounds() {
     let (rows, n) = (4, 128);
     let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, rows * n, -20.0, 20.0));
     let want = reference(&xs, None, n);
-    for parties in PARTY_COUNTS {
-        let out = run_unary::<u64, _, _>(
-            parties,
+    for case in cases(Truncs::Dealer) {
+        let _ = case.n;
+        let out = run_unary_with::<u64, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![rows, n],
@@ -208,7 +212,8 @@ fn softmax_along_axis_0() {
 #[test]
 fn softmax_2quad_matches_its_f64_definition() {
     let fp = FixedPoint::default_for::<u64>();
-    for parties in PARTY_COUNTS {
+    for case in cases(Truncs::Dealer) {
+        let parties = case.n;
         let mut prg = Prg::new(&fresh_seed("2quad"), 0);
         let (rows, n) = (16, 64);
         let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, rows * n, -12.0, 12.0));
@@ -221,8 +226,8 @@ fn softmax_2quad_matches_its_f64_definition() {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let out = run_unary::<u64, _, _>(
-            parties,
+        let out = run_unary_with::<u64, _, _>(
+            case.options(),
             SessionConfig::default(),
             xs.clone(),
             vec![rows, n],

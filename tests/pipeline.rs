@@ -27,20 +27,26 @@ fn piped(lanes: usize) -> SessionConfig {
     }
 }
 
-/// exp in 3 lanes, N = 2 and 3: exp's documented error, 9 elements per
-/// element to each peer as in one piece, 3 x 8 message tags.
+/// exp in 3 lanes over the test axes (N = 2, 3, 4, every test device):
+/// exp's documented error, 9 elements per element to each peer as in one
+/// piece, 3 x 8 message tags.
 #[test]
 fn exp_in_lanes_keeps_its_accuracy_and_bytes() {
     let fp = FixedPoint::default_for::<u64>();
-    for n in [2, 3] {
+    for case in common::axes::cases(common::axes::Truncs::Dealer) {
+        let n = case.n;
         let mut prg = Prg::new(&fresh_seed("pipeline exp"), 0);
         let mut xs = uniform_reals(&mut prg, 3000, -64.0, 12.0);
         xs.extend([-64.0, 12.0, 0.0, -1.0, 1.0]);
         let xs = quantize::<u64>(fp, &xs);
         let len = xs.len();
-        let out = run_unary::<u64, _, _>(n, piped(3), xs.clone(), vec![len], |s, x| async move {
-            nonlinear::exp(&s, &x).await
-        });
+        let out = run_unary_with::<u64, _, _>(
+            case.options(),
+            piped(3),
+            xs.clone(),
+            vec![len],
+            |s, x| async move { nonlinear::exp(&s, &x).await },
+        );
         for (got, cost) in &out {
             let neg: Vec<usize> = (0..len).filter(|&i| xs[i] <= 0.0).collect();
             let pos: Vec<usize> = (0..len).filter(|&i| xs[i] > 0.0).collect();

@@ -45,7 +45,8 @@ where
     run_unary_with::<R, F, Fut>(crate::common::options(n), cfg, xs, shape, op)
 }
 
-/// [`run_unary`] with the given run options (a case of the test axes).
+/// [`run_unary`] with the given run options (a case of the test axes):
+/// the session is `cfg` with the options' truncation mode.
 pub fn run_unary_with<R, F, Fut>(
     mut opts: spindle::runner::RunOptions,
     cfg: SessionConfig,
@@ -59,7 +60,8 @@ where
     Fut: Future<Output = spindle::Result<Shared<R>>> + Send + 'static,
 {
     let xs = Arc::new(xs);
-    opts.session = cfg;
+    let trunc = opts.session.trunc;
+    opts.session = SessionConfig { trunc, ..cfg };
     let report = run_parties_blocking(&opts, move |sess: Arc<Session>| {
         let (xs, shape, op) = (xs.clone(), shape.clone(), op.clone());
         async move {

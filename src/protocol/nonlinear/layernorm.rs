@@ -38,7 +38,7 @@ use crate::share::Shared;
 /// product). Bytes per party
 /// to each peer: 7 ring elements per input element with gamma (4 without)
 /// plus the inverse square root of each row (binary parts padded to 64
-/// rows): 134,792 for 6 x 384 in Z_2^64.
+/// rows): 134,696 for 6 x 384 in Z_2^64.
 ///
 /// Errors: [`Error::ShapeMismatch`] for a scalar x or gamma/beta not of
 /// shape [H]; [`Error::InvalidFixedPoint`] for eps <= 0; preprocessing and
