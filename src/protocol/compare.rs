@@ -271,41 +271,85 @@ pub fn max_bounded_rounds(k: u32, bits: u32, len: usize, group: usize) -> u64 {
     rounds
 }
 
-/// One candidate of the tournament: its values [mp] and its payload
-/// [mp * width] (both on the backend).
-type Cand<R> = (RingTensor<R>, RingTensor<R>);
+/// The candidates of one tournament level, on the backend: values
+/// [ncand, mp] and payloads [ncand, mp * width].
+struct Cands<R: Ring> {
+    vals: RingTensor<R>,
+    payload: RingTensor<R>,
+}
+
+/// `count` groups of `size` consecutive candidates from candidate `first`:
+/// a level is one block of full groups and at most one smaller group, so
+/// every step of a level is a few whole-tensor ops, not one per pair.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    first: usize,
+    count: usize,
+    size: usize,
+}
+
+fn level_blocks(ncand: usize, group: usize) -> Vec<Block> {
+    let (full, rest) = (ncand / group, ncand % group);
+    let mut out = Vec::with_capacity(2);
+    if full > 0 {
+        out.push(Block {
+            first: 0,
+            count: full,
+            size: group,
+        });
+    }
+    if rest > 0 {
+        out.push(Block {
+            first: full * group,
+            count: 1,
+            size: rest,
+        });
+    }
+    out
+}
 
 /// One level of the grouped tournament: candidates of `mp` values (a
 /// multiple of 64) with `width` payload values per element; groups of
 /// up to `group` candidates, each reduced to its winner (ties: lower
-/// index). Every step runs on the backend; only the openings' payloads
-/// reach the host.
+/// index). Every step runs on the backend, a few ops per offset within a
+/// group; only the openings' payloads reach the host.
 async fn max_level<R: Ring>(
     sess: &Session,
-    cands: Vec<Cand<R>>,
+    cands: Cands<R>,
     mp: usize,
     width: usize,
     group: usize,
     bits: u32,
-) -> Result<Vec<Cand<R>>> {
+) -> Result<Cands<R>> {
     let be = sess.backend();
-    let groups: Vec<&[Cand<R>]> = cands.chunks(group).collect();
-    // 1. All pairwise differences x_j - x_i - 1 (i < j) in one MSB:
-    //    bit c_ij = [x_j <= x_i].
+    let ncand = cands.vals.dims()[0];
+    let blocks = level_blocks(ncand, group);
+    // 1. All pairwise differences x_j - x_i - 1 (i < j) in one MSB, by
+    //    offset d = j - i: bit c_ij = [x_j <= x_i]. `first_pair[b][d - 1]`
+    //    is where block b's offset-d pairs start in the MSB's input.
     let minus_one = if sess.party() == 0 {
         R::ONE.wrapping_neg()
     } else {
         R::ZERO
     };
-    let mut diffs = Vec::new();
     let neg_one = R::ONE.wrapping_neg();
-    for g in &groups {
-        for i in 0..g.len() {
-            for j in i + 1..g.len() {
-                let terms = [(&g[j].0, R::ONE), (&g[i].0, neg_one)];
-                diffs.push(be.lincomb(&terms, minus_one, g[i].0.shape())?);
-            }
+    let mut diffs = Vec::new();
+    let mut first_pair: Vec<Vec<usize>> = Vec::with_capacity(blocks.len());
+    let mut pairs = 0;
+    for b in &blocks {
+        let x = be
+            .slice_axis(&cands.vals, 0, b.first, b.count * b.size)?
+            .reshape([b.count, b.size, mp])?;
+        let mut starts = Vec::with_capacity(b.size.saturating_sub(1));
+        for d in 1..b.size {
+            let hi = be.slice_axis(&x, 1, d, b.size - d)?;
+            let lo = be.slice_axis(&x, 1, 0, b.size - d)?;
+            let diff = be.lincomb(&[(&hi, R::ONE), (&lo, neg_one)], minus_one, hi.shape())?;
+            starts.push(pairs);
+            pairs += b.count * (b.size - d);
+            diffs.push(diff.reshape([b.count * (b.size - d) * mp])?);
         }
+        first_pair.push(starts);
     }
     let wpp = mp / 64; // words per pair (or per candidate)
     let c = match diffs.len() {
@@ -324,50 +368,47 @@ async fn max_level<R: Ring>(
         }
     };
     // NOT of a share's words: party 0 flips them.
-    let flip = RingTensor::full([wpp], u64::MAX);
     let not = |t: RingTensor<u64>| -> Result<RingTensor<u64>> {
         match sess.party() {
-            0 => be.xor_words(&t, &flip),
+            0 => be.xor_words(&t, &RingTensor::full(t.shape().clone(), u64::MAX)),
             _ => Ok(t),
         }
     };
-    // 2. Winner bits w_i = AND_{j>i} c_ij AND AND_{j<i} NOT c_ji, by AND trees.
-    let mut inputs: Vec<Vec<RingTensor<u64>>> = Vec::new(); // per candidate
-    let mut pair_base = 0;
-    for g in &groups {
-        let s = g.len();
-        let pair_index = |i: usize, j: usize| -> usize {
-            // index of (i, j), i < j, in row-major upper-triangular order
-            pair_base + i * s - i * (i + 1) / 2 + (j - i - 1)
-        };
-        for i in 0..s {
-            let mut v = Vec::with_capacity(s.saturating_sub(1));
-            for j in 0..s {
-                if j > i {
-                    v.push(be.slice_axis(&c, 0, pair_index(i, j) * wpp, wpp)?);
-                } else if j < i {
-                    v.push(not(be.slice_axis(&c, 0, pair_index(j, i) * wpp, wpp)?)?);
-                }
-            }
-            inputs.push(v);
+    // 2. Winner bits w_i = AND_{j>i} c_ij AND AND_{j<i} NOT c_ji, by AND
+    //    trees over s - 1 slots per group of s: slot d of candidate i is
+    //    c_{i,i+d} for i + d < s, else NOT c_{j,i} with j = i + d - s (the
+    //    pair at offset s - d), so each slot is two slices of the bits.
+    let mut trees: Vec<Vec<RingTensor<u64>>> = Vec::with_capacity(blocks.len());
+    for (b, starts) in blocks.iter().zip(&first_pair) {
+        let by_offset = (1..b.size)
+            .map(|d| {
+                Ok(be
+                    .slice_axis(&c, 0, starts[d - 1] * wpp, b.count * (b.size - d) * wpp)?
+                    .reshape([b.count, b.size - d, wpp])?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut slots = Vec::with_capacity(b.size.saturating_sub(1));
+        for d in 1..b.size {
+            let wrapped = not(be.slice_axis(&by_offset[b.size - d - 1], 1, 0, d)?)?;
+            slots.push(be.concat_axis(&[&by_offset[d - 1], &wrapped], 1)?);
         }
-        pair_base += s * (s - 1) / 2;
+        trees.push(slots);
     }
-    while inputs.iter().any(|v| v.len() > 1) {
+    while trees.iter().any(|t| t.len() > 1) {
         let mut pairs: Vec<(&RingTensor<u64>, &RingTensor<u64>)> = Vec::new();
-        for v in &inputs {
-            for pr in v.chunks(2) {
+        for t in &trees {
+            for pr in t.chunks(2) {
                 if let [a, b] = pr {
                     pairs.push((a, b));
                 }
             }
         }
         let mut ands = and_tensors(sess, &pairs).await?.into_iter();
-        inputs = inputs
+        trees = trees
             .into_iter()
-            .map(|v| {
-                let odd = (v.len() % 2 == 1).then(|| v.last().cloned()).flatten();
-                let mut next: Vec<RingTensor<u64>> = (0..v.len() / 2)
+            .map(|t| {
+                let odd = (t.len() % 2 == 1).then(|| t.last().cloned()).flatten();
+                let mut next: Vec<RingTensor<u64>> = (0..t.len() / 2)
                     .map(|_| ands.next().expect("one AND per pair"))
                     .collect();
                 next.extend(odd);
@@ -375,63 +416,78 @@ async fn max_level<R: Ring>(
             })
             .collect();
     }
+    let wbits = trees
+        .into_iter()
+        .zip(&blocks)
+        .map(|(t, b)| match t.into_iter().next() {
+            Some(w) => Ok(w.reshape([b.count * b.size * wpp])?),
+            // A group of one: its candidate wins (party 0 holds the 1 bits).
+            None => not(RingTensor::zeros([b.count * wpp])),
+        })
+        .collect::<Result<Vec<_>>>()?;
     // 3. One injection: every candidate's values and payload times its w_i,
     //    laid out [candidate][element][value, payload..].
-    let ncand = inputs.len();
-    let sizes: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    let mut wbits = Vec::with_capacity(ncand);
-    let mut rows = Vec::with_capacity(ncand);
-    for (v, (vals, payload)) in inputs.into_iter().zip(cands) {
-        wbits.push(match v.into_iter().next() {
-            Some(w) => w,
-            // A group of one: its candidate wins (party 0 holds the 1 bits).
-            None => not(RingTensor::zeros([wpp]))?,
-        });
-        let vals = vals.reshape([mp, 1])?;
-        rows.push(match width {
-            0 => vals,
-            _ => be.concat_axis(&[&vals, &payload.reshape([mp, width])?], 1)?,
-        });
-    }
     let w = be.concat_axis(&wbits.iter().collect::<Vec<_>>(), 0)?;
     let w = BinShared::from_share(BitPlanes::from_tensor([ncand * mp], 1, w)?);
-    let x = be
-        .concat_axis(&rows.iter().collect::<Vec<_>>(), 0)?
-        .reshape([ncand * mp * (1 + width)])?;
-    let (scaled, _) = inject(sess, &Shared::from_share(x), &w).await?;
-    let scaled = scaled.into_share().reshape([ncand, mp, 1 + width])?;
+    let vals = cands.vals.reshape([ncand, mp, 1])?;
+    let x = match width {
+        0 => vals,
+        _ => be.concat_axis(&[&vals, &cands.payload.reshape([ncand, mp, width])?], 2)?,
+    };
+    let (scaled, _) = inject(
+        sess,
+        &Shared::from_share(x.reshape([ncand * mp * (1 + width)])?),
+        &w,
+    )
+    .await?;
+    let scaled = scaled.into_share();
     // 4. Sum each group's scaled candidates: exactly one has w = 1.
-    let mut out = Vec::with_capacity(sizes.len());
-    let mut idx = 0;
-    for g in sizes {
-        let block = be.slice_axis(&scaled, 0, idx, g)?;
-        let sum = be.sum_axis(&block, 0)?;
-        let vals = be.slice_axis(&sum, 2, 0, 1)?.reshape([mp])?;
-        let payload = match width {
-            0 => RingTensor::zeros([0]),
-            _ => be.slice_axis(&sum, 2, 1, width)?.reshape([mp * width])?,
-        };
-        out.push((vals, payload));
-        idx += g;
-    }
-    Ok(out)
+    let sums = blocks
+        .iter()
+        .map(|b| {
+            let part = be
+                .slice_axis(
+                    &scaled,
+                    0,
+                    b.first * mp * (1 + width),
+                    b.count * b.size * mp * (1 + width),
+                )?
+                .reshape([b.count, b.size, mp, 1 + width])?;
+            Ok(be.sum_axis(&part, 1)?.reshape([b.count, mp, 1 + width])?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sum = be.concat_axis(&sums.iter().collect::<Vec<_>>(), 0)?;
+    let ngroups = sum.dims()[0];
+    let payload = match width {
+        0 => RingTensor::zeros([ngroups, 0]),
+        _ => be
+            .slice_axis(&sum, 2, 1, width)?
+            .reshape([ngroups, mp * width])?,
+    };
+    Ok(Cands {
+        vals: be.slice_axis(&sum, 2, 0, 1)?.reshape([ngroups, mp])?,
+        payload,
+    })
 }
 
-/// Grouped tournament down to one candidate; returns (values, payload),
-/// each padded to `mp` elements.
+/// Grouped tournament down to one candidate; returns (values [mp],
+/// payload [mp * width]).
 async fn tournament<R: Ring>(
     sess: &Session,
-    mut cands: Vec<Cand<R>>,
+    mut cands: Cands<R>,
     mp: usize,
     width: usize,
     group: usize,
     bits: u32,
-) -> Result<Cand<R>> {
-    while cands.len() > 1 {
-        let g = group.min(cands.len());
+) -> Result<(RingTensor<R>, RingTensor<R>)> {
+    while cands.vals.dims()[0] > 1 {
+        let g = group.min(cands.vals.dims()[0]);
         cands = max_level(sess, cands, mp, width, g, bits).await?;
     }
-    Ok(cands.pop().expect("at least one candidate"))
+    Ok((
+        cands.vals.reshape([mp])?,
+        cands.payload.reshape([mp * width])?,
+    ))
 }
 
 /// [max of x along `axis`], the axis kept with size 1, with groups of
@@ -520,25 +576,28 @@ async fn argmax_impl<R: Ring>(
     let width = if with_onehot { len } else { 0 };
     let party0 = sess.party() == 0;
     let be = sess.backend();
-    let pad = RingTensor::<R>::zeros([mp - m]);
-    let mut cands = Vec::with_capacity(len);
-    for i in 0..len {
-        // Candidate i: the [outer, 1, inner] slice at position i, flat and
-        // padded to mp.
-        let v = be.slice_axis(x.share(), axis, i, 1)?.reshape([m])?;
-        let v = match mp - m {
-            0 => v,
-            _ => be.concat_axis(&[&v, &pad], 0)?,
-        };
-        // Public one-hot e_i for every element (held by party 0).
-        let mut oh = vec![R::ZERO; mp * width];
-        if party0 && with_onehot {
+    // Candidate i: the [outer, inner] slice at position i along the axis,
+    // flat and padded to mp: row i of [len, mp].
+    let vals = be
+        .permute(&x.share().clone().reshape([outer, len, inner])?, &[1, 0, 2])?
+        .reshape([len, m])?;
+    let vals = match mp - m {
+        0 => vals,
+        pad => be.concat_axis(&[&vals, &RingTensor::zeros([len, pad])], 1)?,
+    };
+    // Public one-hot e_i for every element of candidate i (held by party 0).
+    let mut oh = vec![R::ZERO; len * mp * width];
+    if party0 && with_onehot {
+        for i in 0..len {
             for e in 0..m {
-                oh[e * len + i] = R::ONE;
+                oh[(i * mp + e) * len + i] = R::ONE;
             }
         }
-        cands.push((v, RingTensor::new([mp * width], oh)?));
     }
+    let cands = Cands {
+        vals,
+        payload: RingTensor::new([len, mp * width], oh)?,
+    };
     let (best, oh) = tournament(sess, cands, mp, width, group, bits).await?;
     let best = be.slice_axis(&best, 0, 0, m)?;
     let best = Shared::from_share(best.reshape(axis::reduced(x.shape(), axis))?);
