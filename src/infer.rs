@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::io::tokenizer::TokenBatch;
 use crate::models::bert::secure::{SecureBert, TokenLayout};
 use crate::models::bert::BertWeights;
+use crate::pipeline::{run_micro_batches, InterBatch};
 use crate::protocol::attention::AttentionOptions;
 use crate::runner::{run_parties_blocking, RunOptions};
 
@@ -40,6 +41,26 @@ pub struct InferOptions {
     /// Embed the batch this many times after one model load (fresh
     /// preprocessing each time) and report the median: a latency benchmark.
     pub repeats: usize,
+    /// The inter-batch pipeline ([`InterBatch`]): the batch cut into
+    /// micro-batches, several in flight, each on its own fork of the
+    /// session (`None`: the whole batch in one piece). Needs `repeats` 1.
+    pub pipeline: Option<InterBatch>,
+    /// With the pipeline: pad each micro-batch to its own longest sentence
+    /// (true) or every one to the batch's padded length (false).
+    pub dynamic_padding: bool,
+    /// Called at the client as each micro-batch's embeddings arrive, with
+    /// the number of sentences done so far (a progress bar).
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback ([`InferOptions::progress`]): sentences done so far.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl InferOptions {
@@ -50,6 +71,9 @@ impl InferOptions {
             run: RunOptions::new(n_parties),
             attention: AttentionOptions::default(),
             repeats: 1,
+            pipeline: None,
+            dynamic_padding: true,
+            progress: None,
         }
     }
 }
@@ -148,6 +172,78 @@ async fn embed_in_phases(
     })
 }
 
+/// One party's model load, then the sentences of `layout` (public
+/// lengths; the client also holds their `ids`) in micro-batches through
+/// the inter-batch pipeline ([`run_micro_batches`]): micro-batch `i` on
+/// the `i`-th fork, padded to `pad_to` or its longest sentence, revealed
+/// to the client on that fork; the embeddings in order. The inference
+/// phase is the whole stream.
+#[allow(clippy::too_many_arguments)]
+async fn embed_streamed(
+    sess: &crate::Session,
+    config: &crate::models::bert::BertConfig,
+    weights: Option<&BertWeights>,
+    layout: &TokenLayout,
+    ids: Option<&TokenBatch>,
+    attention: AttentionOptions,
+    pipeline: InterBatch,
+    pad_to: Option<usize>,
+    progress: Option<&Progress>,
+) -> Result<PartyOutput> {
+    let client = client_of(sess.n_parties());
+    let is_client = sess.party() == client;
+    let (t0, s0) = (Instant::now(), sess.link_stats());
+    let model = SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention).await?;
+    let load = PhaseCost {
+        time: t0.elapsed(),
+        link: sess.link_stats() - s0,
+    };
+    let (t1, s1) = (Instant::now(), sess.link_stats());
+    let ranges = pipeline.ranges(layout.lengths.len());
+    let fp = sess.fixed_point::<u64>()?;
+    let model = &model;
+    let ranges_ref = &ranges;
+    let parts = run_micro_batches(
+        sess,
+        ranges.len(),
+        pipeline.in_flight,
+        |fork, i| async move {
+            // Lengths are public: every party knows each micro-batch's
+            // layout; only the client holds its ids.
+            let lengths = layout.lengths[ranges_ref[i].clone()].to_vec();
+            let part_layout = TokenLayout {
+                seq_len: pad_to.unwrap_or_else(|| lengths.iter().copied().max().unwrap_or(0)),
+                lengths,
+            };
+            part_layout.check(config)?;
+            let part = match ids {
+                Some(b) => Some(b.select(ranges_ref[i].clone(), Some(part_layout.seq_len))?),
+                None => None,
+            };
+            let y = model
+                .forward(&fork, client, part.as_ref(), &part_layout)
+                .await?;
+            let revealed = fork.reveal_to(&y, client).await?;
+            Ok(revealed.map(|t| fp.decode_tensor(&t)))
+        },
+        |i| {
+            if let (true, Some(p)) = (is_client, progress) {
+                (p.0)(ranges[i].end);
+            }
+        },
+    )
+    .await?;
+    let embeddings = is_client.then(|| parts.into_iter().flatten().flatten().collect());
+    Ok(PartyOutput {
+        embeddings,
+        load,
+        inference: vec![PhaseCost {
+            time: t1.elapsed(),
+            link: sess.link_stats() - s1,
+        }],
+    })
+}
+
 /// Runs the secure forward of `weights` on `batch` with `opts.run.n_parties`
 /// parties in this process.
 ///
@@ -171,28 +267,57 @@ pub fn infer(
     let sequences = batch.batch();
     let layers = weights.layers.len();
     TokenLayout::of(&batch).check(&weights.config)?;
+    if let Some(p) = opts.pipeline {
+        p.validate()?;
+        if repeats != 1 {
+            return Err(Error::Format {
+                what: "secure inference".into(),
+                detail: "the inter-batch pipeline embeds the batch once: use repeats 1".into(),
+            });
+        }
+    }
+    // What is held at once: with the pipeline and material made on demand
+    // (the online dealer, the trusted first party), the micro-batches in
+    // flight and one layer's material; else every sentence's material.
+    let (held, held_layers) = match opts.pipeline {
+        Some(p) if opts.run.preprocessing != crate::runner::Preprocessing::Dealer => {
+            ((p.micro_batch * p.in_flight).min(sequences), 1)
+        }
+        _ => (sequences * repeats.max(1), layers),
+    };
     crate::resources::check_fits(
-        crate::resources::infer_estimate(
-            &weights.config,
-            n,
-            sequences * repeats.max(1),
-            batch.seq_len,
-            layers,
-        ),
+        crate::resources::infer_estimate(&weights.config, n, held, batch.seq_len, held_layers),
         &format!(
             "secure inference of {sequences} sentence(s) of {} tokens through {layers} layer(s) \
              with {n} parties in one process",
             batch.seq_len
         ),
         "use fewer --parties, fewer sentences or a shorter --seq-len, fewer --layers or \
-         --repeat, or run the parties as separate processes (spindle party --job infer)",
+         --repeat, smaller --micro-batch or --in-flight, or run the parties as separate \
+         processes (spindle party --job infer)",
     )?;
+    let (pipeline, progress) = (opts.pipeline, opts.progress.clone());
+    let pad_to = (!opts.dynamic_padding).then_some(batch.seq_len);
     let report = run_parties_blocking(&opts.run, move |sess| {
-        let (weights, batch) = (weights.clone(), batch.clone());
+        let (weights, batch, progress) = (weights.clone(), batch.clone(), progress.clone());
         async move {
             let party = sess.party();
-            let layout = TokenLayout::of(&batch);
             let owned = (party == MODEL_OWNER).then_some(&*weights);
+            if let Some(p) = pipeline {
+                return embed_streamed(
+                    &sess,
+                    &weights.config,
+                    owned,
+                    &TokenLayout::of(&batch),
+                    (party == client).then_some(&*batch),
+                    attention,
+                    p,
+                    pad_to,
+                    progress.as_ref(),
+                )
+                .await;
+            }
+            let layout = TokenLayout::of(&batch);
             let ids = (party == client).then_some(&*batch);
             embed_in_phases(
                 &sess,
@@ -299,19 +424,28 @@ pub struct InferJob {
     pub attention: AttentionOptions,
     /// Inferences after one model load (see [`InferOptions::repeats`]).
     pub repeats: usize,
+    /// Public: the inter-batch pipeline ([`InferOptions::pipeline`]); with
+    /// it the job takes its material from the online dealer.
+    pub pipeline: Option<InterBatch>,
+    /// Public, with the pipeline: pad each micro-batch to its longest
+    /// sentence (true) or to `seq_len` (false).
+    pub dynamic_padding: bool,
 }
 
 impl InferJob {
     /// Identifies the job for the dealer's check (public parts only).
     pub fn fingerprint(&self) -> String {
         format!(
-            "infer model={} seq_len={} lengths={:?} layers={:?} attention={:?} repeats={}",
+            "infer model={} seq_len={} lengths={:?} layers={:?} attention={:?} repeats={} \
+             pipeline={:?} dynamic_padding={}",
             self.model.display(),
             self.seq_len,
             self.lengths,
             self.layers,
             self.attention,
-            self.repeats
+            self.repeats,
+            self.pipeline,
+            self.dynamic_padding
         )
     }
 
@@ -319,6 +453,15 @@ impl InferJob {
     ///
     /// Errors: [`Error::Format`] for no sentence or lengths outside 1..=seq_len.
     pub fn validate(&self) -> Result<()> {
+        if let Some(p) = self.pipeline {
+            p.validate()?;
+            if self.repeats != 1 {
+                return Err(Error::Format {
+                    what: "infer job".into(),
+                    detail: "the inter-batch pipeline embeds the text once: use --repeat 1".into(),
+                });
+            }
+        }
         if self.lengths.is_empty() || self.lengths.iter().any(|&l| l == 0 || l > self.seq_len) {
             return Err(Error::Format {
                 what: "infer job".into(),
@@ -359,22 +502,22 @@ impl InferJob {
             lengths: self.lengths.clone(),
         }
         .check(&config)?;
+        // What this party holds at once (see `infer`).
+        let (held, held_layers) = match self.pipeline {
+            Some(p) => ((p.micro_batch * p.in_flight).min(self.lengths.len()), 1),
+            None => (self.lengths.len() * self.repeats.max(1), config.num_layers),
+        };
         if real {
             // This process holds one party.
             crate::resources::check_fits(
-                crate::resources::infer_estimate(
-                    &config,
-                    1,
-                    self.lengths.len() * self.repeats.max(1),
-                    self.seq_len,
-                    config.num_layers,
-                ),
+                crate::resources::infer_estimate(&config, 1, held, self.seq_len, held_layers),
                 &format!(
                     "party {party}'s share of secure inference of {} sentence(s) of {} tokens",
                     self.lengths.len(),
                     self.seq_len
                 ),
-                "use fewer sentences, a shorter --seq-len, fewer --layers or --repeat",
+                "use fewer sentences, a shorter --seq-len, fewer --layers or --repeat, or \
+                 --micro-batch",
             )?;
         }
         let weights = if party == MODEL_OWNER && real {
@@ -409,16 +552,35 @@ impl InferJob {
         } else {
             None
         };
-        let out = embed_in_phases(
-            sess,
-            &config,
-            weights.as_ref(),
-            batch.as_ref(),
-            &layout,
-            self.attention,
-            self.repeats,
-        )
-        .await?;
+        let out = match self.pipeline {
+            Some(p) => {
+                let pad_to = (!self.dynamic_padding).then_some(self.seq_len);
+                embed_streamed(
+                    sess,
+                    &config,
+                    weights.as_ref(),
+                    &layout,
+                    batch.as_ref(),
+                    self.attention,
+                    p,
+                    pad_to,
+                    None,
+                )
+                .await?
+            }
+            None => {
+                embed_in_phases(
+                    sess,
+                    &config,
+                    weights.as_ref(),
+                    batch.as_ref(),
+                    &layout,
+                    self.attention,
+                    self.repeats,
+                )
+                .await?
+            }
+        };
         let phase = |label: String, c: PhaseCost| JobPhase {
             label,
             time: c.time,

@@ -114,3 +114,102 @@ fn bad_models_and_inputs_are_clear_errors() {
     assert!(TokenBatch::new(vec![vec![1, 2, 3]], Some(2)).is_err());
     assert!(TokenBatch::new(vec![vec![]], None).is_err());
 }
+
+/// Runs `batch` through the inter-batch pipeline with `in_flight`
+/// micro-batches of 2 at once, dealer seed fixed; returns the embeddings,
+/// every party's inference bytes and the progress the client reported.
+fn pipelined(
+    w: &Arc<BertWeights>,
+    batch: &Arc<TokenBatch>,
+    n: usize,
+    in_flight: usize,
+    preprocessing: spindle::runner::Preprocessing,
+) -> (Vec<Vec<f32>>, Vec<u64>, Vec<usize>) {
+    let mut opts = InferOptions::new(n);
+    opts.run.dealer_seed = Some(spindle::prg::Seed([5; 16]));
+    opts.run.preprocessing = preprocessing;
+    opts.pipeline = Some(spindle::pipeline::InterBatch {
+        micro_batch: 2,
+        in_flight,
+    });
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    opts.progress = Some(spindle::infer::Progress(Arc::new(move |done| {
+        log.lock().unwrap().push(done)
+    })));
+    let rep = infer(w.clone(), batch.clone(), &opts).unwrap();
+    let bytes = rep.inference.iter().map(|c| c.link.bytes_sent).collect();
+    let seen = seen.lock().unwrap().clone();
+    (rep.embeddings, bytes, seen)
+}
+
+/// The inter-batch pipeline: micro-batches on forks, several in flight,
+/// give bit-identical embeddings and per-party bytes whatever the number
+/// in flight (N = 2, 3; the online dealer and the dealer's store), in
+/// input order, each micro-batch padded to its own longest sentence, and
+/// match the plaintext twin.
+#[test]
+fn micro_batches_in_flight_change_nothing_but_the_overlap() {
+    let dir = common::tiny_bert_dir("pipelined", None, None);
+    let w = Arc::new(BertWeights::from_dir(&dir).unwrap());
+    let seqs: Vec<Vec<u32>> = vec![
+        vec![1, 5, 39, 7, 2],
+        vec![1, 3, 2],
+        vec![1, 9, 9, 9, 9, 9, 9, 2],
+        vec![1, 2],
+        vec![1, 17, 2],
+        vec![1, 4, 4, 4, 2],
+        vec![1, 30, 31, 2],
+    ];
+    let batch = Arc::new(TokenBatch::new(seqs, None).unwrap());
+    for n in [2, 3] {
+        for pre in [
+            spindle::runner::Preprocessing::OnlineDealer,
+            spindle::runner::Preprocessing::Dealer,
+        ] {
+            let (serial, bytes1, progress) = pipelined(&w, &batch, n, 1, pre);
+            let (overlapped, bytes3, _) = pipelined(&w, &batch, n, 3, pre);
+            assert_eq!(serial, overlapped, "N = {n}, {pre:?}: embeddings");
+            assert_eq!(bytes1, bytes3, "N = {n}, {pre:?}: bytes per party");
+            assert_eq!(progress, vec![2, 4, 6, 7], "progress at the client");
+            assert_eq!(serial.len(), batch.batch());
+            for (i, e) in serial.iter().enumerate() {
+                let twin =
+                    sentence_embedding(&w, batch.real(i), &mut DomainTrace::default()).unwrap();
+                let c = cosine(e, &twin);
+                assert!(c >= 0.9999, "N = {n}, sentence {i}: cosine {c}");
+            }
+        }
+    }
+    // A micro-batch of 0 is a clear error.
+    let mut opts = InferOptions::new(2);
+    opts.pipeline = Some(spindle::pipeline::InterBatch {
+        micro_batch: 0,
+        in_flight: 1,
+    });
+    let e = infer(w, batch, &opts).unwrap_err();
+    assert!(e.to_string().contains("at least 1"), "{e}");
+}
+
+/// One MiniLM encoder layer through the inter-batch pipeline: the same
+/// embeddings and bytes with 1 and 2 micro-batches in flight, and the
+/// reference's accuracy.
+#[test]
+fn minilm_layer_pipelined_matches_serial() {
+    let Some(dir) = common::minilm_dir() else {
+        return;
+    };
+    let reference = common::minilm_reference(&dir);
+    let w = Arc::new(BertWeights::from_dir(&dir).unwrap().truncated(1).unwrap());
+    let seqs = (0..3).map(|i| reference[i].token_ids.clone()).collect();
+    let batch = Arc::new(TokenBatch::new(seqs, None).unwrap());
+    let pre = spindle::runner::Preprocessing::OnlineDealer;
+    let (serial, bytes1, _) = pipelined(&w, &batch, 2, 1, pre);
+    let (overlapped, bytes2, _) = pipelined(&w, &batch, 2, 2, pre);
+    assert_eq!(serial, overlapped, "embeddings");
+    assert_eq!(bytes1, bytes2, "bytes per party");
+    for (i, e) in serial.iter().enumerate() {
+        let twin = sentence_embedding(&w, batch.real(i), &mut DomainTrace::default()).unwrap();
+        assert!(cosine(e, &twin) >= 0.9999, "sentence {i}");
+    }
+}

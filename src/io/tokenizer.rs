@@ -66,6 +66,19 @@ impl TokenBatch {
     pub fn real(&self, i: usize) -> &[u32] {
         &self.ids[i][..self.lengths[i]]
     }
+
+    /// The sequences `range` as a batch of their own, padded to `seq_len`
+    /// (default: their longest; a micro-batch of the inter-batch pipeline).
+    ///
+    /// Errors: as [`TokenBatch::new`] (an empty or out-of-bounds range is
+    /// "no sequence").
+    pub fn select(&self, range: std::ops::Range<usize>, seq_len: Option<usize>) -> Result<Self> {
+        let seqs = range
+            .filter(|&i| i < self.batch())
+            .map(|i| self.real(i).to_vec())
+            .collect();
+        TokenBatch::new(seqs, seq_len)
+    }
 }
 
 /// A WordPiece/BPE tokenizer from `tokenizer.json`, adding the model's

@@ -22,6 +22,12 @@ impl Job for InferJob {
         InferJob::validate(self)
     }
 
+    /// With the inter-batch pipeline: material made as the micro-batches
+    /// ask for it, so a party's memory is bounded by the window.
+    fn needs_online_dealer(&self) -> bool {
+        self.pipeline.is_some()
+    }
+
     fn run<'a>(&'a self, sess: &'a Session) -> BoxFuture<'a, Result<Finished<Vec<f64>>>> {
         Box::pin(async move {
             let (output, phases) = self.run_party(sess).await?;

@@ -8,7 +8,11 @@
 //!   lanes over consecutive chunks; each lane's rounds are on the wire
 //!   while the other lanes compute (lanes are ordered forks of the
 //!   session: [`crate::session::fork`]).
+//! - [`run_micro_batches`] (the inter-batch pipeline): several
+//!   micro-batches of a job in flight at once, each on its own fork.
 
 mod inner_layer;
+mod inter_batch;
 
 pub use inner_layer::{InnerPipeline, Lanes};
+pub use inter_batch::{run_micro_batches, InterBatch};

@@ -105,6 +105,34 @@ pub(crate) enum JobKind {
     Train,
 }
 
+/// The inter-batch pipeline's settings (`infer`, `party --job infer`).
+#[derive(clap::Args, Clone)]
+pub(crate) struct InterBatchArgs {
+    /// Sentences per micro-batch: turns the inter-batch pipeline on
+    /// (micro-batches on forks of the session, several in flight). Each
+    /// micro-batch is padded to its longest sentence unless --seq-len is
+    /// given.
+    #[arg(long)]
+    pub(crate) micro_batch: Option<usize>,
+    /// Micro-batches in flight at once (1: one after another).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) in_flight: usize,
+}
+
+impl InterBatchArgs {
+    /// The pipeline asked for: with --micro-batch, or (`on_by_default`)
+    /// with the default micro-batch.
+    pub(crate) fn pipeline(&self, on_by_default: bool) -> Option<spindle::pipeline::InterBatch> {
+        let micro_batch = self
+            .micro_batch
+            .or(on_by_default.then_some(spindle::pipeline::InterBatch::default().micro_batch));
+        micro_batch.map(|micro_batch| spindle::pipeline::InterBatch {
+            micro_batch,
+            in_flight: self.in_flight,
+        })
+    }
+}
+
 #[derive(clap::Args, Clone)]
 pub(crate) struct JobArgs {
     /// The job (the dealer and every party must run the same).
@@ -154,6 +182,14 @@ pub(crate) struct JobArgs {
     /// Infer job: run only the first L encoder layers.
     #[arg(long)]
     pub(crate) layers: Option<usize>,
+    /// Infer job: more sentences, one per line of FILE (blank lines
+    /// skipped), after the --text ones.
+    #[arg(long)]
+    pub(crate) input: Option<PathBuf>,
+    /// Infer job, public: the inter-batch pipeline (with it, the online
+    /// dealer).
+    #[command(flatten)]
+    pub(crate) inter_batch: InterBatchArgs,
     /// Op job: the function (relu, exp, reciprocal, softmax).
     #[arg(long, default_value = "exp")]
     pub(crate) op: String,
@@ -201,10 +237,13 @@ impl JobArgs {
             what: "--job infer".into(),
             detail: "needs --model DIR".into(),
         })?;
+        let mut text = self.text.clone();
+        if let Some(path) = &self.input {
+            text.extend(crate::infer::read_sentences(path)?);
+        }
         let lengths = if self.lengths.is_empty() {
             let tk = spindle::io::tokenizer::Tokenizer::from_dir(&model)?;
-            self.text
-                .iter()
+            text.iter()
                 .map(|t| tk.encode(t).map(|ids| ids.len()))
                 .collect::<spindle::Result<Vec<_>>>()?
         } else {
@@ -215,12 +254,14 @@ impl JobArgs {
             .unwrap_or_else(|| lengths.iter().copied().max().unwrap_or(0));
         Ok(spindle::infer::InferJob {
             model,
-            text: self.text.clone(),
+            text,
             seq_len,
             lengths,
             layers: self.layers,
             attention: Default::default(),
             repeats: self.repeat,
+            pipeline: self.inter_batch.pipeline(false),
+            dynamic_padding: self.seq_len.is_none(),
         })
     }
     pub(crate) fn session(&self) -> SessionConfig {

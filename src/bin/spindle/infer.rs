@@ -1,6 +1,27 @@
 //! `spindle infer`: secure BERT sentence embedding with all parties in this process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The sentences of FILE, one per line, blank lines skipped.
+///
+/// Errors: [`spindle::Error::Io`] if it cannot be read, a format error if
+/// it holds no sentence.
+pub(crate) fn read_sentences(path: &Path) -> spindle::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| spindle::Error::io(path, e))?;
+    let out: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if out.is_empty() {
+        return Err(spindle::Error::Format {
+            what: "spindle infer".into(),
+            detail: format!("{} holds no sentence", path.display()),
+        });
+    }
+    Ok(out)
+}
 
 #[derive(clap::Args)]
 pub(crate) struct InferArgs {
@@ -10,6 +31,19 @@ pub(crate) struct InferArgs {
     /// A sentence to embed (repeat for several; they are padded to one length).
     #[arg(long)]
     pub(crate) text: Vec<String>,
+    /// Embed the sentences of FILE, one per line (blank lines skipped),
+    /// through the inter-batch pipeline; embeddings in input order.
+    #[arg(long)]
+    pub(crate) input: Option<PathBuf>,
+    /// The inter-batch pipeline (on by default with --input).
+    #[command(flatten)]
+    pub(crate) inter_batch: crate::args::InterBatchArgs,
+    /// Where correlated randomness comes from. Default: the dealer's
+    /// offline phase (a plan and a store for the whole run), or with the
+    /// inter-batch pipeline the online dealer (material made as the
+    /// micro-batches ask for it: memory bounded by the window).
+    #[arg(long, value_enum)]
+    pub(crate) preprocessing: Option<crate::args::PreprocessingArg>,
     /// Embed the sentences of a reference.json (sentences, token_ids,
     /// embeddings) and report the cosine similarity with its embeddings.
     #[arg(long)]
@@ -71,30 +105,50 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
     if let Some(l) = args.layers {
         weights = weights.truncated(l)?;
     }
-    let (texts, ids, expected) = match &args.reference {
-        Some(path) => {
-            let r = read_reference(path)?;
-            (
-                r.iter().map(|s| s.sentence.clone()).collect::<Vec<_>>(),
-                r.iter().map(|s| s.token_ids.clone()).collect::<Vec<_>>(),
-                Some(r.into_iter().map(|s| s.embedding).collect::<Vec<_>>()),
-            )
+    let (texts, ids, expected) = match (&args.reference, &args.input) {
+        (Some(_), Some(_)) => {
+            return Err(spindle::Error::Format {
+                what: "spindle infer".into(),
+                detail: "give --reference or --input, not both".into(),
+            })
         }
-        None => {
-            if args.text.is_empty() {
-                return Err(spindle::Error::Format {
-                    what: "spindle infer".into(),
-                    detail: "give at least one --text (or --reference FILE)".into(),
-                });
-            }
+        (None, Some(path)) => {
+            let texts: Vec<String> = read_sentences(path)?
+                .into_iter()
+                .chain(args.text.iter().cloned())
+                .collect();
             let tk = Tokenizer::from_dir(&args.model)?;
-            let ids = args
-                .text
+            let ids = texts
                 .iter()
                 .map(|t| tk.encode(t))
                 .collect::<spindle::Result<Vec<_>>>()?;
-            (args.text.clone(), ids, None)
+            (texts, ids, None)
         }
+        (reference, None) => match reference {
+            Some(path) => {
+                let r = read_reference(path)?;
+                (
+                    r.iter().map(|s| s.sentence.clone()).collect::<Vec<_>>(),
+                    r.iter().map(|s| s.token_ids.clone()).collect::<Vec<_>>(),
+                    Some(r.into_iter().map(|s| s.embedding).collect::<Vec<_>>()),
+                )
+            }
+            None => {
+                if args.text.is_empty() {
+                    return Err(spindle::Error::Format {
+                        what: "spindle infer".into(),
+                        detail: "give at least one --text (or --reference FILE)".into(),
+                    });
+                }
+                let tk = Tokenizer::from_dir(&args.model)?;
+                let ids = args
+                    .text
+                    .iter()
+                    .map(|t| tk.encode(t))
+                    .collect::<spindle::Result<Vec<_>>>()?;
+                (args.text.clone(), ids, None)
+            }
+        },
     };
     let batch = Arc::new(TokenBatch::new(ids, args.seq_len)?);
     let mut opts = InferOptions::new(args.parties);
@@ -106,16 +160,60 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
     opts.attention.owner_masks = !args.no_owner_masks;
     opts.repeats = args.repeat;
     opts.run.backend = spindle::backend::select_device(args.device)?;
+    opts.pipeline = args.inter_batch.pipeline(args.input.is_some());
+    if let Some(p) = opts.pipeline {
+        p.validate()?;
+    }
+    opts.dynamic_padding = args.seq_len.is_none();
+    opts.run.preprocessing = match (args.preprocessing, opts.pipeline) {
+        (Some(p), _) => p.into(),
+        (None, Some(_)) => spindle::runner::Preprocessing::OnlineDealer,
+        (None, None) => spindle::runner::Preprocessing::Dealer,
+    };
+    let bar = opts.pipeline.map(|_| {
+        let b = indicatif::ProgressBar::new(batch.batch() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} sentences  [{elapsed_precise} < {eta_precise}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    if let Some(b) = &bar {
+        let b = b.clone();
+        opts.progress = Some(spindle::infer::Progress(Arc::new(move |done| {
+            b.set_position(done as u64)
+        })));
+    }
+    let padding = match (opts.pipeline.is_some(), opts.dynamic_padding) {
+        (true, true) => format!(
+            "each micro-batch padded to its longest (at most {})",
+            batch.seq_len
+        ),
+        _ => format!("padded to {} tokens", batch.seq_len),
+    };
     println!(
-        "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) padded to {} tokens",
+        "secure inference: {} layers, {} parties (party 0 model, party {} text), {} sentence(s) {padding}",
         weights.config.num_layers,
         args.parties,
         args.parties.saturating_sub(1),
         batch.batch(),
-        batch.seq_len
     );
+    if let Some(p) = opts.pipeline {
+        println!(
+            "inter-batch pipeline: micro-batches of {} sentence(s), {} in flight, {:?} preprocessing",
+            p.micro_batch, p.in_flight, opts.run.preprocessing
+        );
+    }
     let weights = Arc::new(weights);
     let r = infer(weights.clone(), batch.clone(), &opts)?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // With --input, one line per sentence only where something is checked.
+    let per_sentence = args.input.is_none() || args.check;
+    let mut worst_cosine = f64::INFINITY;
     for (i, e) in r.embeddings.iter().enumerate() {
         let head: Vec<String> = e.iter().take(6).map(|v| format!("{v:+.5}")).collect();
         let mut line = format!(
@@ -126,10 +224,9 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
         );
         if args.check {
             let twin = sentence_embedding(&weights, batch.real(i), &mut DomainTrace::default())?;
-            line.push_str(&format!(
-                "\n    cosine with the plaintext twin: {:.7}",
-                cosine(e, &twin)
-            ));
+            let c = cosine(e, &twin);
+            worst_cosine = worst_cosine.min(c);
+            line.push_str(&format!("\n    cosine with the plaintext twin: {c:.7}"));
         }
         if let Some(exp) = &expected {
             line.push_str(&format!(
@@ -137,18 +234,38 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
                 cosine(e, &exp[i])
             ));
         }
-        println!("{line}");
+        if per_sentence {
+            println!("{line}");
+        }
+    }
+    if args.input.is_some() {
+        println!(
+            "{} embeddings of {} values{}",
+            r.embeddings.len(),
+            r.embeddings.first().map_or(0, Vec::len),
+            if args.check {
+                format!(", lowest cosine with the plaintext twin {worst_cosine:.7}")
+            } else {
+                String::new()
+            }
+        );
     }
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     let slowest =
         |v: &[spindle::infer::PhaseCost]| v.iter().map(|c| c.time).max().unwrap_or_default();
     println!("per party          sent MiB (max)   rounds   time");
-    println!(
-        "offline (dealer)   {:>14.2}   {:>6}   {:.3} s (plan and generation)",
-        mib(r.dealer_bytes.iter().copied().max().unwrap_or(0) as u64),
-        0,
-        r.offline_time.as_secs_f64()
-    );
+    let dealer_mib = mib(r.dealer_bytes.iter().copied().max().unwrap_or(0) as u64);
+    match opts.run.preprocessing {
+        spindle::runner::Preprocessing::OnlineDealer => println!(
+            "online dealer      {dealer_mib:>14.2}   {:>6}   (to party 0, during the run)",
+            0
+        ),
+        _ => println!(
+            "offline (dealer)   {dealer_mib:>14.2}   {:>6}   {:.3} s (plan and generation)",
+            0,
+            r.offline_time.as_secs_f64()
+        ),
+    }
     let inference = match args.repeat {
         1 => "inference".to_string(),
         k => format!("inference (median of {k})"),
