@@ -19,6 +19,7 @@ use crate::io::checkpoint::{check_agreement, CheckpointId, ShareCheckpoint};
 use crate::io::mnist::{self, MnistSplit, Split};
 use crate::models;
 use crate::nn::{loss, Init, ModelSpec, ModelWeights, PlainModel, PlainTensor, SecureModel, Sgd};
+use crate::pipeline::{run_micro_batches, InterBatch};
 use crate::prg::{Prg, Seed};
 use crate::ring::RingTensor;
 use crate::runner::{run_parties, Preprocessing, RunOptions};
@@ -811,7 +812,7 @@ impl EpochCtx {
             times.push(t0.elapsed());
         }
         let accuracy = match self.evaluation {
-            Evaluation::Secure => self.secure_accuracy(sess, &mut model, DATA_OWNER).await?,
+            Evaluation::Secure => self.secure_accuracy(sess, &model, DATA_OWNER).await?,
             Evaluation::RevealToOwner => {
                 let w = model.reveal_weights_to(sess, MODEL_OWNER).await?;
                 let acc = match w {
@@ -838,38 +839,57 @@ impl EpochCtx {
         Ok((params, velocity, accuracy, times))
     }
 
+    /// The secure model's accuracy on the test set, revealed to the data
+    /// owner: the test batches run as micro-batches of the inter-batch
+    /// pipeline ([`EVAL_IN_FLIGHT`] in flight, each on its own fork, the
+    /// model shared by them: [`SecureModel::infer`]).
     async fn secure_accuracy(
         &self,
         sess: &crate::Session,
-        model: &mut SecureModel<u64>,
+        model: &SecureModel<u64>,
         owner: usize,
     ) -> Result<f64> {
         let d: usize = self.spec.input.iter().product();
         let n = self.n_test;
-        let mut correct = 0;
-        let mut start = 0;
-        while start < n {
-            let b = self.batch.min(n - start);
-            let x =
-                (sess.party() == owner).then(|| self.x_test[start * d..(start + b) * d].to_vec());
-            let shape = [vec![b], self.spec.input.clone()].concat();
-            let xs = sess.share_input_f64::<u64>(owner, x.as_deref(), shape)?;
-            let logits = model.forward(sess, &xs, false).await?;
-            if let Some(l) = sess.reveal_to(&logits, owner).await? {
-                let fp = sess.fixed_point::<u64>()?;
-                for r in 0..b {
-                    let row: Vec<f64> = l.data()[r * 10..(r + 1) * 10]
-                        .iter()
-                        .map(|&v| fp.decode(v))
-                        .collect();
-                    correct += (argmax(&row) == self.y_test[start + r] as usize) as usize;
-                }
-            }
-            start += b;
+        let ranges = InterBatch {
+            micro_batch: self.batch,
+            in_flight: EVAL_IN_FLIGHT,
         }
-        Ok(correct as f64 / n.max(1) as f64)
+        .ranges(n);
+        let fp = sess.fixed_point::<u64>()?;
+        let ranges = &ranges;
+        let correct = run_micro_batches(
+            sess,
+            ranges.len(),
+            EVAL_IN_FLIGHT,
+            |fork, i| async move {
+                let r = ranges[i].clone();
+                let b = r.len();
+                let x =
+                    (fork.party() == owner).then(|| self.x_test[r.start * d..r.end * d].to_vec());
+                let shape = [vec![b], self.spec.input.clone()].concat();
+                let xs = fork.share_input_f64::<u64>(owner, x.as_deref(), shape)?;
+                let logits = model.infer(&fork, &xs).await?;
+                let mut correct = 0;
+                if let Some(l) = fork.reveal_to(&logits, owner).await? {
+                    for (k, row) in l.data().chunks(10).enumerate() {
+                        let row: Vec<f64> = row.iter().map(|&v| fp.decode(v)).collect();
+                        correct += (argmax(&row) == self.y_test[r.start + k] as usize) as usize;
+                    }
+                }
+                Ok(correct)
+            },
+            |_| {},
+        )
+        .await?;
+        Ok(correct.iter().sum::<usize>() as f64 / n.max(1) as f64)
     }
 }
+
+/// Test batches in flight at once in the secure evaluation (the
+/// inter-batch pipeline: one batch's rounds on the wire while another
+/// computes; the accuracy does not depend on it).
+pub const EVAL_IN_FLIGHT: usize = 2;
 
 fn argmax(row: &[f64]) -> usize {
     (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })

@@ -880,3 +880,55 @@ fn fault_injection_every_survivor_fails_promptly_naming_the_member_that_died() {
         total.named
     );
 }
+
+/// The inter-batch pipeline across processes: an infer job in
+/// micro-batches on forks, two in flight, with the online dealer process
+/// serving every fork (opened by party 0 over its dealer link): the client
+/// gets each sentence's embedding, in order, matching the plaintext twin.
+#[test]
+fn infer_job_in_micro_batches_is_served_by_the_online_dealer_process() {
+    let minilm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/minilm");
+    if !minilm.join("config.json").exists() {
+        eprintln!("skipped: no MiniLM folder at {}", minilm.display());
+        return;
+    }
+    let minilm = minilm.display().to_string();
+    let c = Cluster::new(2, "timeout_ms = 30000\nconnect_timeout_ms = 20000");
+    let job = [
+        "--job",
+        "infer",
+        "--model",
+        &minilm,
+        "--text",
+        "Forks in flight.",
+        "--text",
+        "The dealer serves every micro-batch.",
+        "--text",
+        "A third sentence, longer than the others by a few words.",
+        "--layers",
+        "1",
+        "--micro-batch",
+        "2",
+        "--in-flight",
+        "2",
+    ];
+    let mut procs = c.start(&job, &["--check"]);
+    let st = wait_all(&mut procs, Duration::from_secs(120));
+    for (name, s) in &st {
+        assert!(s.success(), "{name} failed:\n{}", c.log(name));
+    }
+    let client = c.log("party1");
+    let cosines: Vec<f64> = client
+        .lines()
+        .filter_map(|l| l.split("cosine with the plaintext twin ").nth(1))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(cosines.len(), 3, "{client}");
+    assert!(cosines.iter().all(|&c| c >= 0.9999), "{cosines:?}");
+    assert!(
+        c.log("dealer").contains("online dealer"),
+        "{}",
+        c.log("dealer")
+    );
+    let _ = std::fs::remove_dir_all(&c.dir);
+}

@@ -329,3 +329,107 @@ fn secure_training_on_mnist_lowers_the_loss_and_learns() {
         "accuracy {correct}/128 beats chance (13) by a wide margin"
     );
 }
+
+/// Secure inference through one shared model on forks, several
+/// micro-batches in flight (`SecureModel::infer`, the inter-batch
+/// pipeline): the logits match the plaintext twin, and 1 or 3 in flight
+/// give bit-identical logits (N = 2, 3).
+#[test]
+fn micro_batches_share_one_model_in_flight() {
+    let pool = Pool2d {
+        kernel: (2, 2),
+        geometry: Conv2dParams {
+            stride: (2, 2),
+            padding: (0, 0),
+        },
+    };
+    let spec = ModelSpec {
+        name: "small-cnn".into(),
+        input: vec![1, 6, 6],
+        layers: vec![
+            LayerSpec::Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: (3, 3),
+                params: Conv2dParams {
+                    stride: (1, 1),
+                    padding: (1, 1),
+                },
+            },
+            LayerSpec::ReLU,
+            LayerSpec::MaxPool2d(pool),
+            LayerSpec::Flatten,
+            LayerSpec::Linear {
+                inputs: 18,
+                outputs: 4,
+            },
+        ],
+    };
+    let weights = ModelWeights::init(&spec, Init::KaimingUniform, 3);
+    let (items, d) = (7, 36);
+    let mut prg = Prg::new(&fresh_seed("micro-batch cnn"), 0);
+    let x = reals(&mut prg, items * d, 2.0);
+    let mut plain = PlainModel::new(&spec, weights.clone()).unwrap();
+    let to_f32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+    let want = plain
+        .forward(
+            &PlainTensor::new(vec![items, 1, 6, 6], to_f32(&x)).unwrap(),
+            false,
+        )
+        .unwrap();
+    let run = |n: usize, in_flight: usize| {
+        let (x, w, spec) = (Arc::new(x.clone()), Arc::new(weights.clone()), spec.clone());
+        let mut opts = options(n);
+        opts.dealer_seed = Some(spindle::prg::Seed([9; 16]));
+        spindle::runner::run_parties_blocking(&opts, move |sess| {
+            let (x, w, spec) = (x.clone(), w.clone(), spec.clone());
+            async move {
+                let me = sess.party();
+                let model = SecureModel::<u64>::share(&sess, &spec, 1, (me == 1).then_some(&*w))?;
+                let ranges = spindle::pipeline::InterBatch {
+                    micro_batch: 3,
+                    in_flight,
+                }
+                .ranges(items);
+                let (model, ranges) = (&model, &ranges);
+                let parts = spindle::pipeline::run_micro_batches(
+                    &sess,
+                    ranges.len(),
+                    in_flight,
+                    |fork, i| {
+                        let x = x.clone();
+                        async move {
+                            let r = ranges[i].clone();
+                            let mine =
+                                (fork.party() == 0).then(|| x[r.start * d..r.end * d].to_vec());
+                            let xs = fork.share_input_f64::<u64>(
+                                0,
+                                mine.as_deref(),
+                                [r.len(), 1, 6, 6],
+                            )?;
+                            let y = model.infer(&fork, &xs).await?;
+                            fork.reveal_f64(&y).await
+                        }
+                    },
+                    |_| {},
+                )
+                .await?;
+                Ok(parts.concat())
+            }
+        })
+        .unwrap()
+        .parties
+        .remove(0)
+        .output
+    };
+    for n in [2, 3] {
+        let serial = run(n, 1);
+        assert_eq!(serial, run(n, 3), "N = {n}: 1 and 3 in flight");
+        let err = serial
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - *b as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-3, "N = {n}: logits off the twin by {err}");
+    }
+}

@@ -105,8 +105,13 @@ impl<R: Ring> Module<R> for Conv2d<R> {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
-        let y = fixed::conv2d(sess, x, &self.weight.value, self.params).await?;
+        let y = self.infer(sess, x).await?;
         self.input = train.then(|| x.clone());
+        Ok(y)
+    }
+
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+        let y = fixed::conv2d(sess, x, &self.weight.value, self.params).await?;
         add_channels(sess, &y, &self.bias.value)
     }
 

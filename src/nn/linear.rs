@@ -59,9 +59,13 @@ impl<R: Ring> Module<R> for Linear<R> {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
-        let y = dense_shared(sess, x, &self.weight.value, &self.bias.value).await?;
+        let y = self.infer(sess, x).await?;
         self.input = train.then(|| x.clone());
         Ok(y)
+    }
+
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+        dense_shared(sess, x, &self.weight.value, &self.bias.value).await
     }
 
     async fn backward(

@@ -75,6 +75,30 @@ impl<R: Ring> SecureModel<R> {
         x: &Shared<R>,
         train: bool,
     ) -> Result<Shared<R>> {
+        self.check_input(x)?;
+        let mut h = x.clone();
+        for layer in self.layers.iter_mut() {
+            h = layer.forward(sess, &h, train).await?;
+        }
+        Ok(h)
+    }
+
+    /// Inference over a batch x [batch, input...] without caches
+    /// ([`Module::infer`]): `&self`, so several micro-batches may run
+    /// through one model at once on forks of the session. Same rounds
+    /// and bytes as `forward(.., false)`.
+    ///
+    /// Errors: as [`SecureModel::forward`].
+    pub async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+        self.check_input(x)?;
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.infer(sess, &h).await?;
+        }
+        Ok(h)
+    }
+
+    fn check_input(&self, x: &Shared<R>) -> Result<()> {
         let batch = x.shape().dims().first().copied().unwrap_or(0);
         let expected = self.spec.shapes(batch)?;
         if x.shape() != &expected[0] {
@@ -88,11 +112,7 @@ impl<R: Ring> SecureModel<R> {
                 ),
             ));
         }
-        let mut h = x.clone();
-        for layer in self.layers.iter_mut() {
-            h = layer.forward(sess, &h, train).await?;
-        }
-        Ok(h)
+        Ok(())
     }
 
     /// Backward pass from the loss gradient with respect to the output;

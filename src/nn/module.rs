@@ -42,6 +42,14 @@ pub trait Module<R: Ring>: Send + Sync {
     /// Errors: shape mismatches, preprocessing and transport errors.
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>>;
 
+    /// Inference: the forward pass without caches, on a shared model, so
+    /// several micro-batches may run through one model at once (the
+    /// inter-batch pipeline). Same rounds and bytes as
+    /// `forward(.., false)`.
+    ///
+    /// Errors: shape mismatches, preprocessing and transport errors.
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>>;
+
     /// Backward pass from the output gradient; returns the input gradient
     /// (`None` when `need_input_grad` is false, as for the first layer).
     ///

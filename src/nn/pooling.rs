@@ -38,6 +38,10 @@ impl<R: Ring> Module<R> for MaxPool2d<R> {
         Ok(y)
     }
 
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
+        Ok(maxpool2d(sess, x, &self.pool).await?.0)
+    }
+
     async fn backward(
         &mut self,
         sess: &Session,
@@ -80,12 +84,16 @@ impl<R: Ring> Module<R> for AvgPool2d {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
+        self.input = train.then(|| x.shape().clone());
+        self.infer(sess, x).await
+    }
+
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
         let out_shape = self.pool.output_shape(x.shape())?;
         // Window sums: the windows (zero padding) summed over their taps.
         let be = sess.backend();
         let windows = be.pool_windows(x.share(), &self.pool, R::ZERO)?;
         let sums = be.sum_axis(&windows, 1)?.reshape(out_shape)?;
-        self.input = train.then(|| x.shape().clone());
         let sums = Shared::from_share(sums);
         fixed::mul_public_scalar(sess, &sums, self.inv_area()).await
     }

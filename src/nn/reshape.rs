@@ -30,12 +30,17 @@ impl<R: Ring> Module<R> for Flatten {
         "flatten"
     }
 
-    async fn forward(&mut self, _sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
+    async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
+        let y = self.infer(sess, x).await?;
+        self.input = train.then(|| x.shape().clone());
+        Ok(y)
+    }
+
+    async fn infer(&self, _sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
         let d = x.shape().dims();
         if d.is_empty() {
             return Err(Error::shape("flatten", "needs a batch dimension"));
         }
-        self.input = train.then(|| x.shape().clone());
         x.clone().reshape([d[0], d[1..].iter().product()])
     }
 
@@ -78,6 +83,10 @@ impl<R: Ring> Module<R> for BatchNorm2d<R> {
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, _train: bool) -> Result<Shared<R>> {
+        self.infer(sess, x).await
+    }
+
+    async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
         let expand = |p: &Shared<R>| -> Result<Shared<R>> {
             Ok(Shared::from_share(broadcast_channels(sess, p, x.shape())?))
         };
@@ -131,6 +140,10 @@ impl<R: Ring> Module<R> for Dropout {
                 self.p
             )));
         }
+        Ok(x.clone())
+    }
+
+    async fn infer(&self, _sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
         Ok(x.clone())
     }
 
