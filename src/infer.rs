@@ -105,6 +105,8 @@ pub struct InferReport {
     pub offline_time: Duration,
     /// The preprocessing plan (dealer mode): load and inference together.
     pub plan: Option<crate::preprocess::Plan>,
+    /// Every party's timeline (`opts.run.trace`).
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl InferReport {
@@ -148,7 +150,12 @@ async fn embed_in_phases(
     }
     let client = client_of(sess.n_parties());
     let (t0, s0) = (Instant::now(), sess.link_stats());
-    let model = SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention).await?;
+    let model = crate::trace::in_span(
+        sess.stream_id(),
+        "load",
+        SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention),
+    )
+    .await?;
     let load = PhaseCost {
         time: t0.elapsed(),
         link: sess.link_stats() - s0,
@@ -193,7 +200,12 @@ async fn embed_streamed(
     let client = client_of(sess.n_parties());
     let is_client = sess.party() == client;
     let (t0, s0) = (Instant::now(), sess.link_stats());
-    let model = SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention).await?;
+    let model = crate::trace::in_span(
+        sess.stream_id(),
+        "load",
+        SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention),
+    )
+    .await?;
     let load = PhaseCost {
         time: t0.elapsed(),
         link: sess.link_stats() - s0,
@@ -359,6 +371,7 @@ pub fn infer(
         dealer_bytes: report.parties.iter().map(|p| p.dealer_bytes).collect(),
         offline_time: report.offline_time,
         plan: report.plan,
+        trace: report.trace,
     })
 }
 

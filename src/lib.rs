@@ -33,6 +33,7 @@ pub mod ring;
 pub mod runner;
 pub mod session;
 pub mod share;
+pub mod trace;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -50,6 +50,9 @@ pub struct RunOptions {
     /// consumes it. Costs the memory of all the material at once; off by
     /// default (the material is then expanded as the program asks for it).
     pub expand_ahead: bool,
+    /// Record every party's timeline of the online phase
+    /// ([`crate::trace`]; [`RunReport::trace`]).
+    pub trace: bool,
 }
 
 impl RunOptions {
@@ -63,6 +66,7 @@ impl RunOptions {
             dealer_seed: None,
             timeout: Duration::from_secs(60),
             expand_ahead: false,
+            trace: false,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct RunReport<T> {
     pub offline_time: Duration,
     /// Wall time of the online phase (setup included).
     pub online_time: Duration,
+    /// Every party's timeline ([`RunOptions::trace`]).
+    pub trace: Option<crate::trace::Trace>,
 }
 
 /// Runs `program` as every party of an N-party computation in this process.
@@ -176,6 +182,7 @@ where
 
     let t1 = Instant::now();
     let mut handles = Vec::new();
+    let mut traces = Vec::new();
     for (party, transport) in InMemoryNetwork::with_timeout(n, opts.timeout)
         .into_iter()
         .enumerate()
@@ -183,10 +190,12 @@ where
         let spec = specs[party].take().expect("one spec per party");
         let (backend, config, program) =
             (opts.backend.clone(), opts.session.clone(), program.clone());
+        let trace = opts.trace.then(|| crate::trace::PartyTrace::new(party, t1));
+        traces.extend(trace.clone());
         handles.push(tokio::spawn(async move {
             let transport: Arc<dyn Transport> = Arc::new(transport);
             let sess = Arc::new(Session::connect(transport, backend, spec, config).await?);
-            let output = program(sess.clone()).await?;
+            let output = crate::trace::traced(trace, program(sess.clone())).await?;
             Ok::<_, Error>((output, sess.setup_stats(), sess.online_stats()))
         }));
     }
@@ -234,6 +243,9 @@ where
         plan,
         offline_time,
         online_time,
+        trace: opts
+            .trace
+            .then_some(crate::trace::Trace { parties: traces }),
     })
 }
 

@@ -108,3 +108,89 @@ fn a_lane_that_changes_the_shape_is_an_error() {
         "{err}"
     );
 }
+
+/// The timeline (`--trace`): valid Chrome trace-event JSON with, for every
+/// party, a compute track, a protocol track per micro-batch fork, and a
+/// send and a receive track per peer, the spans of each track not
+/// overlapping; recording changes no output.
+#[test]
+fn the_trace_has_every_stage_and_non_overlapping_spans() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let dir = common::tiny_bert_dir("trace", None, None);
+    let w = Arc::new(spindle::models::bert::BertWeights::from_dir(&dir).unwrap());
+    let seqs = vec![
+        vec![1, 5, 39, 7, 2],
+        vec![1, 3, 2],
+        vec![1, 9, 9, 2],
+        vec![1, 2],
+    ];
+    let batch = Arc::new(spindle::io::tokenizer::TokenBatch::new(seqs, None).unwrap());
+    let run = |trace: bool| {
+        let mut opts = spindle::infer::InferOptions::new(3);
+        opts.run.dealer_seed = Some(spindle::prg::Seed([4; 16]));
+        opts.run.preprocessing = spindle::runner::Preprocessing::OnlineDealer;
+        opts.run.trace = trace;
+        opts.pipeline = Some(spindle::pipeline::InterBatch {
+            micro_batch: 1,
+            in_flight: 2,
+        });
+        spindle::infer::infer(w.clone(), batch.clone(), &opts).unwrap()
+    };
+    let (plain, traced) = (run(false), run(true));
+    assert!(plain.trace.is_none());
+    assert_eq!(
+        plain.embeddings, traced.embeddings,
+        "tracing changes nothing"
+    );
+    let trace = traced.trace.expect("a trace");
+    let text = serde_json::to_string(&trace.to_chrome_json()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    // Track names by (party, tid), and the spans of each.
+    let mut names = BTreeMap::new();
+    let mut spans: BTreeMap<(u64, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    for e in events {
+        let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        match e["ph"].as_str().unwrap() {
+            "M" if e["name"] == "thread_name" => {
+                names.insert(key, e["args"]["name"].as_str().unwrap().to_string());
+            }
+            "X" => spans.entry(key).or_default().push((
+                e["ts"].as_f64().unwrap(),
+                e["ts"].as_f64().unwrap() + e["dur"].as_f64().unwrap(),
+            )),
+            _ => {}
+        }
+    }
+    for party in 0..3u64 {
+        let tracks: Vec<&String> = names
+            .iter()
+            .filter(|((p, _), _)| *p == party)
+            .map(|(_, n)| n)
+            .collect();
+        let has = |prefix: &str| tracks.iter().filter(|n| n.starts_with(prefix)).count();
+        assert_eq!(has("compute"), 1, "party {party}: {tracks:?}");
+        assert_eq!(
+            has("protocol (fork"),
+            4,
+            "party {party}: one per micro-batch"
+        );
+        assert_eq!(has("send to party"), 2, "party {party}: {tracks:?}");
+        assert_eq!(has("receive from party"), 2, "party {party}: {tracks:?}");
+    }
+    for (key, list) in &mut spans {
+        list.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        for w in list.windows(2) {
+            // A nanosecond of slack for the microsecond floats.
+            assert!(
+                w[1].0 >= w[0].1 - 1e-3,
+                "{key:?}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    assert_eq!(trace.summary().len(), 3);
+}

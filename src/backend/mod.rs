@@ -273,7 +273,12 @@ impl Default for Device {
 }
 
 macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
+    ($self:ident, $b:ident => $e:expr) => {{
+        // A compute span of the timeline (nothing outside a traced run).
+        let _span = crate::trace::span(
+            crate::trace::Track::Compute,
+            crate::trace::op_name(stringify!($e)),
+        );
         match $self {
             Device::Cpu($b) => $e,
             Device::DryRun($b) => $e,
@@ -281,7 +286,7 @@ macro_rules! dispatch {
             #[cfg(feature = "cuda")]
             Device::Cuda($b) => $e,
         }
-    };
+    }};
 }
 
 impl Backend for Device {

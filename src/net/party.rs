@@ -54,6 +54,9 @@ pub struct PartyOptions {
     /// phase (the plan comes from a dry run of the public job), so the
     /// online time excludes the PRG expansion; costs its memory at once.
     pub expand_ahead: bool,
+    /// Record this party's timeline of the online phase
+    /// ([`crate::trace`]; [`PartyOutcome::trace`]).
+    pub trace: bool,
 }
 
 /// What one party computed and what it cost.
@@ -77,6 +80,8 @@ pub struct PartyOutcome {
     pub startup_time: Duration,
     /// Wall time of session setup plus the job.
     pub online_time: Duration,
+    /// This party's timeline ([`PartyOptions::trace`]).
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl PartyOutcome {
@@ -246,6 +251,9 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
     };
     let startup_time = t0.elapsed();
     let t1 = Instant::now();
+    let party_trace = opts
+        .trace
+        .then(|| crate::trace::PartyTrace::new(opts.me, Instant::now()));
     let result = async {
         transport.begin_phase("setup");
         let sess = Arc::new(
@@ -260,7 +268,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         transport.begin_phase("online");
         // A marker for profilers attaching to the online phase only.
         tracing::debug!("party {}: online phase begins", opts.me);
-        opts.job.run(sess).await
+        crate::trace::traced(party_trace.clone(), opts.job.run(sess)).await
     }
     .await;
     let result = match result {
@@ -309,6 +317,7 @@ pub async fn run_party(opts: PartyOptions) -> Result<PartyOutcome> {
         stats: StatsReport::of(transport.as_ref()),
         startup_time,
         online_time,
+        trace: party_trace.map(|t| crate::trace::Trace { parties: vec![t] }),
     })
 }
 

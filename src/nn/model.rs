@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;
+use crate::trace::in_span;
 
 /// A sequential model whose parameters are secret-shared.
 pub struct SecureModel<R: Ring> {
@@ -78,7 +79,8 @@ impl<R: Ring> SecureModel<R> {
         self.check_input(x)?;
         let mut h = x.clone();
         for layer in self.layers.iter_mut() {
-            h = layer.forward(sess, &h, train).await?;
+            let name = layer.name();
+            h = in_span(sess.stream_id(), name, layer.forward(sess, &h, train)).await?;
         }
         Ok(h)
     }
@@ -93,7 +95,7 @@ impl<R: Ring> SecureModel<R> {
         self.check_input(x)?;
         let mut h = x.clone();
         for layer in &self.layers {
-            h = layer.infer(sess, &h).await?;
+            h = in_span(sess.stream_id(), layer.name(), layer.infer(sess, &h)).await?;
         }
         Ok(h)
     }

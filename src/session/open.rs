@@ -10,6 +10,7 @@ use super::{Opened, Session};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::ring::{Ring, RingTensor};
+use crate::trace::{span, Track};
 
 impl Session {
     /// Opens (reveals to every party) the sum over parties of each tensor:
@@ -85,9 +86,11 @@ impl Session {
             .map(|t| Ok(Bytes::from_owner(PodBytes(t.try_into_data()?))))
             .collect::<Result<_>>()?;
         let total: usize = own.iter().map(Bytes::len).sum();
-        transport.send_parts(peer, round, own.clone())?;
+        send_traced(peer, total, || {
+            transport.send_parts(peer, round, own.clone())
+        })?;
         self.in_flight().await;
-        let msg = transport.recv(peer, round).await?;
+        let msg = recv_traced(transport, peer, round).await?;
         check_len(peer, total, msg.len())?;
         let mut off = 0;
         Ok(own
@@ -162,14 +165,16 @@ impl Session {
         let total: usize = parts.iter().map(Bytes::len).sum();
         let peers = || (0..self.n_parties).filter(|&p| p != self.party);
         for peer in peers() {
-            transport.send_parts(peer, round, parts.clone())?;
+            send_traced(peer, total, || {
+                transport.send_parts(peer, round, parts.clone())
+            })?;
         }
         drop(parts);
         self.in_flight().await;
         let mut out_sums: Vec<Option<Vec<R>>> = vec![None; own_sums.len()];
         let mut out_xors: Vec<Option<Vec<u64>>> = vec![None; own_xors.len()];
         for peer in peers() {
-            let msg = transport.recv(peer, round).await?;
+            let msg = recv_traced(transport, peer, round).await?;
             check_len(peer, total, msg.len())?;
             let mut off = 0;
             for (own, out) in own_sums.iter().zip(&mut out_sums) {
@@ -216,11 +221,13 @@ impl Session {
             pack(&shares, &words)
         };
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
-            transport.send(peer, round, payload.clone())?;
+            send_traced(peer, payload.len(), || {
+                transport.send(peer, round, payload.clone())
+            })?;
         }
         self.in_flight().await;
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
-            let msg = transport.recv(peer, round).await?;
+            let msg = recv_traced(transport, peer, round).await?;
             self.accumulate(peer, &msg, &mut sums, &mut xors)?;
         }
         Ok((sums, xors))
@@ -247,14 +254,15 @@ impl Session {
             return Ok((self.party == to).then(|| shares.iter().map(|t| (*t).clone()).collect()));
         };
         if self.party != to {
-            transport.send(to, round, pack(shares, &[]))?;
+            let payload = pack(shares, &[]);
+            send_traced(to, payload.len(), || transport.send(to, round, payload))?;
             self.in_flight().await;
             return Ok(None);
         }
         self.in_flight().await;
         let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
-            let msg = transport.recv(peer, round).await?;
+            let msg = recv_traced(transport, peer, round).await?;
             if sums.iter().all(RingTensor::is_on_host) {
                 self.accumulate(peer, &msg, &mut sums, &mut [])?;
             } else {
@@ -318,6 +326,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A send on the timeline's send track of `peer` (the asynchronous send:
+/// the time to hand the message over, with its bytes).
+fn send_traced<T>(peer: PartyId, bytes: usize, send: impl FnOnce() -> T) -> T {
+    let _span = span(Track::Send(peer), "send").map(|s| s.bytes(bytes as u64));
+    send()
+}
+
+/// A receive on the timeline's receive track of `peer` (the wait).
+async fn recv_traced(transport: &Arc<dyn Transport>, peer: PartyId, round: u64) -> Result<Bytes> {
+    let _span = span(Track::Recv(peer), "receive");
+    Ok(transport.recv(peer, round).await?)
 }
 
 #[cfg(test)]

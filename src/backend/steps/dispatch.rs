@@ -6,7 +6,12 @@ use crate::error::Result;
 use crate::ring::{Opened, Ring, RingTensor, Shape};
 
 macro_rules! dispatch_steps {
-    ($self:ident, $b:ident => $e:expr) => {
+    ($self:ident, $b:ident => $e:expr) => {{
+        // A compute span of the timeline (nothing outside a traced run).
+        let _span = crate::trace::span(
+            crate::trace::Track::Compute,
+            crate::trace::op_name(stringify!($e)),
+        );
         match $self {
             Device::Cpu($b) => $e,
             Device::DryRun($b) => $e,
@@ -14,7 +19,7 @@ macro_rules! dispatch_steps {
             #[cfg(feature = "cuda")]
             Device::Cuda($b) => $e,
         }
-    };
+    }};
 }
 
 impl MpcSteps for Device {

@@ -388,6 +388,22 @@ impl From<PreprocessingArg> for Preprocessing {
     }
 }
 
+/// Writes a run's timeline to `path` and prints each stage's busy time.
+pub(crate) fn write_trace(
+    path: &std::path::Path,
+    trace: &spindle::trace::Trace,
+) -> spindle::Result<()> {
+    trace.write(path)?;
+    println!(
+        "timeline written to {} (Perfetto, chrome://tracing)",
+        path.display()
+    );
+    for line in trace.summary() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
 pub(crate) fn human_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 20 => format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64),

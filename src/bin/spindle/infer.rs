@@ -38,6 +38,12 @@ pub(crate) struct InferArgs {
     /// The inter-batch pipeline (on by default with --input).
     #[command(flatten)]
     pub(crate) inter_batch: crate::args::InterBatchArgs,
+    /// Write the timeline of the run (every party's compute, protocol,
+    /// send and receive tracks) to FILE as Chrome trace-event JSON (open
+    /// it in Perfetto or chrome://tracing), and print each stage's busy
+    /// time.
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
     /// Where correlated randomness comes from. Default: the dealer's
     /// offline phase (a plan and a store for the whole run), or with the
     /// inter-batch pipeline the online dealer (material made as the
@@ -165,6 +171,7 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
         p.validate()?;
     }
     opts.dynamic_padding = args.seq_len.is_none();
+    opts.run.trace = args.trace.is_some();
     opts.run.preprocessing = match (args.preprocessing, opts.pipeline) {
         (Some(p), _) => p.into(),
         (None, Some(_)) => spindle::runner::Preprocessing::OnlineDealer,
@@ -288,6 +295,9 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
             .map(|t| format!("{:.3}", t.as_secs_f64()))
             .collect();
         println!("inference latencies (s): {}", all.join(" "));
+    }
+    if let (Some(path), Some(trace)) = (&args.trace, &r.trace) {
+        crate::args::write_trace(path, trace)?;
     }
     if let Some(path) = &args.output {
         write_embeddings(path, &r.embeddings)?;

@@ -37,6 +37,12 @@ pub(crate) struct PartyArgs {
     /// time excludes the PRG expansion.
     #[arg(long)]
     pub(crate) expand_ahead: bool,
+    /// Write this party's timeline (compute, protocol, send and receive
+    /// tracks) to FILE as Chrome trace-event JSON, and print each stage's
+    /// busy time. `{party}` in FILE becomes the party id (one file per
+    /// process when every process gets the same arguments).
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
     /// Where share arithmetic runs: cpu, cuda, cuda:N, or auto (CUDA device
     /// 0 if present, else the CPU). Default cpu: the CUDA backend has not yet
     /// passed its parity tests on a GPU (README, "State").
@@ -81,6 +87,7 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         bind: args.cluster.bind.clone(),
         backend: spindle::backend::select_device(args.device)?,
         expand_ahead: args.expand_ahead,
+        trace: args.trace.is_some(),
     };
     let out = match runtime()?.block_on(run_party(opts)) {
         Ok(out) => out,
@@ -128,6 +135,10 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
     }
     if let (Job::Infer(j), false) = (&job, out.result.is_empty()) {
         report_infer_result(me, j, &out.result, args.check)?;
+    }
+    if let (Some(path), Some(trace)) = (&args.trace, &out.trace) {
+        let path = PathBuf::from(path.to_string_lossy().replace("{party}", &me.to_string()));
+        crate::args::write_trace(&path, trace)?;
     }
     if let Some(p) = &args.output {
         let text = serde_json::to_string_pretty(&out.to_json()).unwrap_or_default();

@@ -43,6 +43,7 @@ use crate::protocol::{beaver, fixed, trunc};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;
+use crate::trace::in_span;
 
 /// The public geometry of a padded batch: what every party knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -373,24 +374,53 @@ impl<R: Ring> SecureBert<R> {
             heads: c.num_heads,
             lengths: layout.lengths.clone(),
         };
-        let e = self.embed(sess, client, ids, layout).await?;
+        let e = in_span(
+            sess.stream_id(),
+            "embedding",
+            self.embed(sess, client, ids, layout),
+        )
+        .await?;
         let n = &self.embedding_norm;
-        let mut x = layer_norm(sess, &e, eps, Some(&n.gamma), Some(&n.beta)).await?;
+        let mut x = in_span(
+            sess.stream_id(),
+            "layernorm",
+            layer_norm(sess, &e, eps, Some(&n.gamma), Some(&n.beta)),
+        )
+        .await?;
         for l in &self.layers {
-            let a =
-                self_attention(sess, &x, &l.attention, &geometry, self.options.batch_heads).await?;
+            let a = in_span(
+                sess.stream_id(),
+                "attention",
+                self_attention(sess, &x, &l.attention, &geometry, self.options.batch_heads),
+            )
+            .await?;
             let n = &l.attn_norm;
-            x = layer_norm(sess, &x.add(sess, &a)?, eps, Some(&n.gamma), Some(&n.beta)).await?;
-            let inner = dense(sess, &x, &l.intermediate.0, &l.intermediate.1).await?;
-            let act = gelu(sess, &inner, form).await?;
-            let out = dense(sess, &act, &l.output.0, &l.output.1).await?;
+            let h = x.add(sess, &a)?;
+            x = in_span(
+                sess.stream_id(),
+                "layernorm",
+                layer_norm(sess, &h, eps, Some(&n.gamma), Some(&n.beta)),
+            )
+            .await?;
+            let inner = in_span(
+                sess.stream_id(),
+                "dense",
+                dense(sess, &x, &l.intermediate.0, &l.intermediate.1),
+            )
+            .await?;
+            let act = in_span(sess.stream_id(), "gelu", gelu(sess, &inner, form)).await?;
+            let out = in_span(
+                sess.stream_id(),
+                "dense",
+                dense(sess, &act, &l.output.0, &l.output.1),
+            )
+            .await?;
             let n = &l.output_norm;
-            x = layer_norm(
-                sess,
-                &x.add(sess, &out)?,
-                eps,
-                Some(&n.gamma),
-                Some(&n.beta),
+            let h = x.add(sess, &out)?;
+            x = in_span(
+                sess.stream_id(),
+                "layernorm",
+                layer_norm(sess, &h, eps, Some(&n.gamma), Some(&n.beta)),
             )
             .await?;
         }
@@ -413,8 +443,13 @@ impl<R: Ring> SecureBert<R> {
         layout: &TokenLayout,
     ) -> Result<Shared<R>> {
         let x = self.hidden_states(sess, client, ids, layout).await?;
-        let pooled = mean_pool(sess, &x, layout, self.config.hidden_size).await?;
-        l2_normalize(sess, &pooled).await
+        let pooled = in_span(
+            sess.stream_id(),
+            "pooling",
+            mean_pool(sess, &x, layout, self.config.hidden_size),
+        )
+        .await?;
+        in_span(sess.stream_id(), "normalize", l2_normalize(sess, &pooled)).await
     }
 
     fn check(&self, ids: Option<&TokenBatch>, layout: &TokenLayout) -> Result<()> {
