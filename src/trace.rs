@@ -31,8 +31,10 @@ pub enum Track {
     /// Handing a round's message to peer `p`'s link (the asynchronous
     /// send: the time to queue it, with its bytes; not its time on the wire).
     Send(usize),
-    /// Waiting for peer `p`'s message of a round.
-    Recv(usize),
+    /// Waiting for peer `p`'s message of a round, in stream `s` (the
+    /// root's id is 0; each fork has its own track, so the waits of
+    /// micro-batches in flight show side by side).
+    Recv(usize, u64),
 }
 
 impl Track {
@@ -47,7 +49,14 @@ impl Track {
                 (1000 + k, format!("protocol (fork {k})"))
             }
             Track::Send(p) => (2 + 2 * p, format!("send to party {p}")),
-            Track::Recv(p) => (3 + 2 * p, format!("receive from party {p}")),
+            Track::Recv(p, 0) => (3 + 2 * p, format!("receive from party {p}")),
+            Track::Recv(p, s) => {
+                let k = forks.iter().position(|&f| f == s).unwrap_or(forks.len());
+                (
+                    2000 + 64 * k + p,
+                    format!("receive from party {p} (fork {k})"),
+                )
+            }
         }
     }
 }
@@ -222,12 +231,17 @@ impl Trace {
             let mut forks: Vec<(Duration, u64)> = merged
                 .iter()
                 .filter_map(|(t, spans)| match t {
-                    Track::Protocol(s) if *s != 0 => Some((spans[0].start, *s)),
+                    Track::Protocol(s) | Track::Recv(_, s) if *s != 0 => Some((spans[0].start, *s)),
                     _ => None,
                 })
                 .collect();
             forks.sort_unstable();
-            let forks: Vec<u64> = forks.into_iter().map(|(_, s)| s).collect();
+            let mut seen = std::collections::HashSet::new();
+            let forks: Vec<u64> = forks
+                .into_iter()
+                .map(|(_, s)| s)
+                .filter(|s| seen.insert(*s))
+                .collect();
             events.push(serde_json::json!({
                 "name": "process_name", "ph": "M", "pid": p.party, "tid": 0,
                 "args": { "name": format!("party {}", p.party) }
@@ -265,11 +279,11 @@ impl Trace {
         std::fs::write(path, text).map_err(|e| Error::io(path, e))
     }
 
-    /// One line per party: each stage's busy time (the union of its spans;
-    /// send, receive and protocol summed over their tracks, each merged
-    /// first, so protocol time can pass 100% with forks in flight) as a
-    /// share of the party's traced wall time (first span's
-    /// start to last span's end): the overlap the pipeline reached.
+    /// One line per party: each stage's busy time (the union of the
+    /// spans of all its tracks: every peer and every fork) as a share of
+    /// the party's traced wall time (first span's start to last span's
+    /// end): how much of the run each stage kept busy, and so the overlap
+    /// the pipeline reached.
     pub fn summary(&self) -> Vec<String> {
         self.parties
             .iter()
@@ -280,16 +294,23 @@ impl Trace {
                 let last = all.map(|s| s.start + s.dur).max().unwrap_or_default();
                 let wall = last.saturating_sub(first);
                 let pct = |d: Duration| 100.0 * d.as_secs_f64() / wall.as_secs_f64().max(1e-9);
-                let mut busy = [Duration::ZERO; 4];
-                for (track, spans) in &merged {
-                    let i = match track {
-                        Track::Compute => 0,
-                        Track::Protocol(_) => 1,
-                        Track::Send(_) => 2,
-                        Track::Recv(_) => 3,
-                    };
-                    busy[i] += spans.iter().map(|s| s.dur).sum::<Duration>();
-                }
+                let stage = |t: &Track| match t {
+                    Track::Compute => 0,
+                    Track::Protocol(_) => 1,
+                    Track::Send(_) => 2,
+                    Track::Recv(..) => 3,
+                };
+                let busy: Vec<Duration> = (0..4)
+                    .map(|k| {
+                        let mut iv: Vec<(Duration, Duration)> = merged
+                            .iter()
+                            .filter(|(t, _)| stage(t) == k)
+                            .flat_map(|(_, spans)| spans.iter().map(|s| (s.start, s.start + s.dur)))
+                            .collect();
+                        iv.sort_unstable();
+                        union_length(&iv)
+                    })
+                    .collect();
                 format!(
                     "party {}: compute {:.0}%, protocol {:.0}%, send {:.0}%, receive {:.0}% of {:.3} s",
                     p.party,
@@ -302,6 +323,23 @@ impl Trace {
             })
             .collect()
     }
+}
+
+/// Total length of the union of sorted intervals.
+fn union_length(iv: &[(Duration, Duration)]) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut cur: Option<(Duration, Duration)> = None;
+    for &(a, b) in iv {
+        cur = match cur {
+            Some((s, e)) if a <= e => Some((s, e.max(b))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    total + cur.map_or(Duration::ZERO, |(s, e)| e - s)
 }
 
 #[cfg(test)]
@@ -320,8 +358,8 @@ mod tests {
         assert!(span(Track::Compute, "outside").is_none());
         let t = PartyTrace::new(1, Instant::now());
         rt.block_on(traced(Some(t.clone()), async {
-            let a = span(Track::Recv(0), "round 1");
-            let b = span(Track::Recv(0), "round 2").map(|s| s.bytes(64));
+            let a = span(Track::Recv(0, 0), "round 1");
+            let b = span(Track::Recv(0, 0), "round 2").map(|s| s.bytes(64));
             drop(a);
             drop(b);
             let _c = span(Track::Compute, op_name("be.mul(a, b)"));
@@ -329,7 +367,11 @@ mod tests {
         assert_eq!(t.len(), 3);
         let merged = t.merged();
         assert_eq!(merged.len(), 2, "{merged:?}");
-        let recv = &merged.iter().find(|(k, _)| *k == Track::Recv(0)).unwrap().1;
+        let recv = &merged
+            .iter()
+            .find(|(k, _)| *k == Track::Recv(0, 0))
+            .unwrap()
+            .1;
         assert_eq!(recv.len(), 1);
         assert_eq!(recv[0].name, "round 1 (+1)");
         let trace = Trace { parties: vec![t] };

@@ -90,7 +90,7 @@ impl Session {
             transport.send_parts(peer, round, own.clone())
         })?;
         self.in_flight().await;
-        let msg = recv_traced(transport, peer, round).await?;
+        let msg = recv_traced(transport, peer, self.stream_id(), round).await?;
         check_len(peer, total, msg.len())?;
         let mut off = 0;
         Ok(own
@@ -174,7 +174,7 @@ impl Session {
         let mut out_sums: Vec<Option<Vec<R>>> = vec![None; own_sums.len()];
         let mut out_xors: Vec<Option<Vec<u64>>> = vec![None; own_xors.len()];
         for peer in peers() {
-            let msg = recv_traced(transport, peer, round).await?;
+            let msg = recv_traced(transport, peer, self.stream_id(), round).await?;
             check_len(peer, total, msg.len())?;
             let mut off = 0;
             for (own, out) in own_sums.iter().zip(&mut out_sums) {
@@ -227,7 +227,7 @@ impl Session {
         }
         self.in_flight().await;
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
-            let msg = recv_traced(transport, peer, round).await?;
+            let msg = recv_traced(transport, peer, self.stream_id(), round).await?;
             self.accumulate(peer, &msg, &mut sums, &mut xors)?;
         }
         Ok((sums, xors))
@@ -262,7 +262,7 @@ impl Session {
         self.in_flight().await;
         let mut sums: Vec<RingTensor<R>> = shares.iter().map(|t| (*t).clone()).collect();
         for peer in (0..self.n_parties).filter(|&p| p != self.party) {
-            let msg = recv_traced(transport, peer, round).await?;
+            let msg = recv_traced(transport, peer, self.stream_id(), round).await?;
             if sums.iter().all(RingTensor::is_on_host) {
                 self.accumulate(peer, &msg, &mut sums, &mut [])?;
             } else {
@@ -335,9 +335,14 @@ fn send_traced<T>(peer: PartyId, bytes: usize, send: impl FnOnce() -> T) -> T {
     send()
 }
 
-/// A receive on the timeline's receive track of `peer` (the wait).
-async fn recv_traced(transport: &Arc<dyn Transport>, peer: PartyId, round: u64) -> Result<Bytes> {
-    let _span = span(Track::Recv(peer), "receive");
+/// A receive on the timeline's receive track of `peer` and `stream` (the wait).
+async fn recv_traced(
+    transport: &Arc<dyn Transport>,
+    peer: PartyId,
+    stream: u64,
+    round: u64,
+) -> Result<Bytes> {
+    let _span = span(Track::Recv(peer, stream), "receive");
     Ok(transport.recv(peer, round).await?)
 }
 
