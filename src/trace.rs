@@ -200,7 +200,11 @@ pub fn span(track: Track, name: impl Into<Cow<'static, str>>) -> Option<Span> {
 
 /// Awaits `f` inside a span named `name` (a layer or a protocol step) on
 /// the protocol track of stream `stream` ([`crate::Session::stream_id`]).
-pub async fn in_span<F: Future>(stream: u64, name: &'static str, f: F) -> F::Output {
+pub async fn in_span<F: Future>(
+    stream: u64,
+    name: impl Into<Cow<'static, str>>,
+    f: F,
+) -> F::Output {
     let _span = span(Track::Protocol(stream), name);
     f.await
 }

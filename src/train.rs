@@ -90,6 +90,9 @@ pub struct TrainOptions {
     /// warning. Party processes ignore it: their dealer process has its own
     /// (`spindle dealer --master-seed`).
     pub dealer_seed: Option<Seed>,
+    /// Record the timeline of the last epoch trained ([`crate::trace`];
+    /// [`TrainReport::trace`]).
+    pub trace: bool,
 }
 
 impl Default for TrainOptions {
@@ -117,6 +120,7 @@ impl Default for TrainOptions {
             frac_bits: None,
             backend: crate::backend::Device::default(),
             dealer_seed: None,
+            trace: false,
         }
     }
 }
@@ -145,6 +149,9 @@ pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
     /// Training losses of every iteration (data owner's view).
     pub losses: Vec<f64>,
+    /// Every party's timeline of the last epoch trained
+    /// ([`TrainOptions::trace`]).
+    pub trace: Option<crate::trace::Trace>,
 }
 
 impl TrainOptions {
@@ -410,6 +417,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let mut report = TrainReport {
         epochs: Vec::new(),
         losses: Vec::new(),
+        trace: None,
     };
     for epoch in start_epoch..opts.epochs {
         let order = Arc::new(permutation(train_set.images.n, opts.seed, epoch));
@@ -422,6 +430,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         };
         ro.dealer_seed = Some(master.derive(epoch_stream(opts.seed, epoch)));
         ro.timeout = Duration::from_secs(600);
+        ro.trace = opts.trace;
         let losses = Arc::new(Mutex::new(Vec::new()));
         let ctx = Arc::new(EpochCtx {
             spec: spec.clone(),
@@ -445,6 +454,9 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             async move { ctx.run_party(&sess).await }
         })
         .await?;
+        if run.trace.is_some() {
+            report.trace = run.trace.clone();
+        }
         let mut times = Vec::new();
         let mut accuracy = 0.0;
         for p in &run.parties {

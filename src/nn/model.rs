@@ -137,7 +137,8 @@ impl<R: Ring> SecureModel<R> {
             let cur = g.take().ok_or_else(|| {
                 Error::Unsupported(format!("layer {} of {n} returned no input gradient", i + 1))
             })?;
-            g = layer.backward(sess, &cur, need).await?;
+            let name = format!("{} backward", layer.name());
+            g = in_span(sess.stream_id(), name, layer.backward(sess, &cur, need)).await?;
         }
         Ok(g)
     }

@@ -37,6 +37,11 @@ pub(crate) struct TrainArgs {
     /// so. Default: fresh OS randomness.
     #[arg(long, value_parser = parse_seed)]
     pub(crate) dealer_seed: Option<spindle::prg::Seed>,
+    /// Write the timeline of the last epoch (every party's compute,
+    /// protocol, send and receive tracks) to FILE as Chrome trace-event
+    /// JSON, and print each stage's busy time.
+    #[arg(long)]
+    pub(crate) trace: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
@@ -54,6 +59,7 @@ pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         frac_bits: args.frac_bits,
         dealer_seed: args.dealer_seed,
+        trace: args.trace.is_some(),
         ..args.settings.options(args.model, args.parties)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -77,6 +83,9 @@ pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
             e.per_iteration.bytes_sent as f64 / (1 << 20) as f64,
             e.per_iteration.rounds
         );
+    }
+    if let (Some(path), Some(trace)) = (&args.trace, &r.trace) {
+        crate::args::write_trace(path, trace)?;
     }
     if r.epochs.is_empty() {
         println!(
