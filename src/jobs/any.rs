@@ -52,6 +52,25 @@ impl AnyOutput {
     }
 }
 
+/// The longest fingerprint sent as it is ([`AnyJob::fingerprint`]).
+pub const MAX_FINGERPRINT: usize = 1024;
+
+/// `fp`, or for one longer than [`MAX_FINGERPRINT`] its first 900 bytes
+/// (at a character boundary) and the SHA-256 of the whole.
+fn bounded(fp: String) -> String {
+    if fp.len() <= MAX_FINGERPRINT {
+        return fp;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(fp.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut cut = 900;
+    while !fp.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... (sha256 {hex})", &fp[..cut])
+}
+
 impl AnyJob {
     fn fingerprint_job(&self) -> String {
         match self {
@@ -64,8 +83,15 @@ impl AnyJob {
 
     /// A string that identifies the job and session parameters; the dealer
     /// refuses a party whose fingerprint differs from its own (it would
-    /// consume preprocessing for another plan).
+    /// consume preprocessing for another plan). At most
+    /// [`MAX_FINGERPRINT`] bytes (it travels in the links' handshake
+    /// frame): a longer one (an infer job's thousand sentence lengths)
+    /// keeps its beginning and ends with the SHA-256 of the whole.
     pub fn fingerprint(&self, n_parties: usize, session: &SessionConfig) -> String {
+        bounded(self.full_fingerprint(n_parties, session))
+    }
+
+    fn full_fingerprint(&self, n_parties: usize, session: &SessionConfig) -> String {
         // The session settings that change the plan (the pipeline changes
         // the order of requests).
         let p = session.pipeline;
@@ -131,5 +157,23 @@ impl AnyJob {
             AnyJob::Train(j) => wrap(Job::run(j.as_ref(), &sess).await?, AnyOutput::Train),
             AnyJob::Op(j) => wrap(j.run(&sess).await?, AnyOutput::Op),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Long fingerprints are cut to a prefix and a digest of the whole,
+    /// so two jobs that differ only at the end still differ.
+    #[test]
+    fn long_fingerprints_are_bounded_and_still_distinct() {
+        let a = "x".repeat(5000);
+        let mut b = a.clone();
+        b.push('y');
+        let (fa, fb) = (bounded(a), bounded(b));
+        assert!(fa.len() <= MAX_FINGERPRINT && fb.len() <= MAX_FINGERPRINT);
+        assert_ne!(fa, fb);
+        assert_eq!(bounded("short".into()), "short");
     }
 }
