@@ -130,6 +130,28 @@ struct PartyOutput {
     inference: Vec<PhaseCost>,
 }
 
+/// One party's model load (the owner's weights shared, the static masks
+/// opened), timed with its traffic: the "load" phase.
+async fn load_model(
+    sess: &crate::Session,
+    config: &crate::models::bert::BertConfig,
+    weights: Option<&BertWeights>,
+    attention: AttentionOptions,
+) -> Result<(SecureBert<u64>, PhaseCost)> {
+    let (t0, s0) = (Instant::now(), sess.link_stats());
+    let model = crate::trace::in_span(
+        sess.stream_id(),
+        "load",
+        SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention),
+    )
+    .await?;
+    let load = PhaseCost {
+        time: t0.elapsed(),
+        link: sess.link_stats() - s0,
+    };
+    Ok((model, load))
+}
+
 /// One party's model load (shares and static masks) then `repeats`
 /// inferences (forward and reveal to the client), each timed with its
 /// traffic: the program of [`infer`] and of [`InferJob::run`].
@@ -149,17 +171,7 @@ async fn embed_in_phases(
         });
     }
     let client = client_of(sess.n_parties());
-    let (t0, s0) = (Instant::now(), sess.link_stats());
-    let model = crate::trace::in_span(
-        sess.stream_id(),
-        "load",
-        SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention),
-    )
-    .await?;
-    let load = PhaseCost {
-        time: t0.elapsed(),
-        link: sess.link_stats() - s0,
-    };
+    let (model, load) = load_model(sess, config, weights, attention).await?;
     let mut inference = Vec::with_capacity(repeats);
     let mut revealed = None;
     for _ in 0..repeats {
@@ -199,17 +211,7 @@ async fn embed_streamed(
 ) -> Result<PartyOutput> {
     let client = client_of(sess.n_parties());
     let is_client = sess.party() == client;
-    let (t0, s0) = (Instant::now(), sess.link_stats());
-    let model = crate::trace::in_span(
-        sess.stream_id(),
-        "load",
-        SecureBert::<u64>::share(sess, MODEL_OWNER, weights, config, attention),
-    )
-    .await?;
-    let load = PhaseCost {
-        time: t0.elapsed(),
-        link: sess.link_stats() - s0,
-    };
+    let (model, load) = load_model(sess, config, weights, attention).await?;
     let (t1, s1) = (Instant::now(), sess.link_stats());
     let ranges = pipeline.ranges(layout.lengths.len());
     let fp = sess.fixed_point::<u64>()?;
