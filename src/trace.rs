@@ -209,6 +209,21 @@ pub async fn in_span<F: Future>(
     f.await
 }
 
+/// A compute span for the backend op called by `call` (the dispatch
+/// expression, `"be.mul(a, b)"`); the name is worked out only inside a
+/// traced scope, so an untraced run pays one task-local lookup per op.
+pub fn op_span(call: &'static str) -> Option<Span> {
+    CURRENT
+        .try_with(|t| Span {
+            trace: t.clone(),
+            track: Track::Compute,
+            name: Cow::Borrowed(op_name(call)),
+            start: Instant::now(),
+            bytes: None,
+        })
+        .ok()
+}
+
 /// The name of a backend op from the dispatch expression that calls it
 /// (`"be.mul(a, b)"` gives `"mul"`).
 pub fn op_name(call: &'static str) -> &'static str {

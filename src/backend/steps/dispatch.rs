@@ -8,10 +8,7 @@ use crate::ring::{Opened, Ring, RingTensor, Shape};
 macro_rules! dispatch_steps {
     ($self:ident, $b:ident => $e:expr) => {{
         // A compute span of the timeline (nothing outside a traced run).
-        let _span = crate::trace::span(
-            crate::trace::Track::Compute,
-            crate::trace::op_name(stringify!($e)),
-        );
+        let _span = crate::trace::op_span(stringify!($e));
         match $self {
             Device::Cpu($b) => $e,
             Device::DryRun($b) => $e,
