@@ -24,6 +24,14 @@ use super::config::ClusterConfig;
 /// `max_frame_bytes` if smaller), so stores of any size pass a frame limit
 /// meant for one round's messages.
 const STORE_CHUNK: usize = 64 << 20;
+
+/// How long a party waits for the dealer's next message: 3/4 of the
+/// receive timeout. The other parties wait for this one with the full
+/// timeout, so a silent dealer is reported here, and relayed to them in
+/// this party's abort, before they would time out blaming this party.
+pub(crate) fn dealer_wait(lo: &LinkOptions) -> Duration {
+    lo.recv_timeout * 3 / 4
+}
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::jobs::AnyJob;
@@ -432,9 +440,10 @@ pub async fn fetch_store(
         .map_err(|e| dealer_err(format!("sending the job fingerprint: {e}")))?;
     // One data frame of the store, or what went wrong (for dealer_err).
     let mut next = async || -> std::result::Result<bytes::Bytes, String> {
-        let f = tokio::time::timeout(lo.recv_timeout, read_frame(&mut s, lo.max_frame))
+        let wait = dealer_wait(&lo);
+        let f = tokio::time::timeout(wait, read_frame(&mut s, lo.max_frame))
             .await
-            .map_err(|_| format!("no store within {} ms", lo.recv_timeout.as_millis()))?
+            .map_err(|_| format!("no store within {} ms", wait.as_millis()))?
             .map_err(|e| format!("receiving the store: {}", read_error(me, e)))?;
         match f.header.kind {
             FrameKind::Data => Ok(f.payload),

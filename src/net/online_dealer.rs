@@ -33,7 +33,7 @@ use spindle_transport::{PartyId, TransportError, DEALER};
 use tokio::io::AsyncWriteExt;
 
 use super::config::ClusterConfig;
-use super::dealer::{check_fingerprint, read_error, send_data, AbortSignal};
+use super::dealer::{check_fingerprint, dealer_wait, read_error, send_data, AbortSignal};
 use crate::backend::Device;
 use crate::error::{Error, Result};
 use crate::preprocess::{
@@ -433,12 +433,11 @@ async fn handshake(
 /// abort reason before reporting the failed send.
 const ABORT_READ: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Sends one message and waits for the reply, at most 3/4 of the receive
-/// timeout: the other parties wait for this one with the full timeout, so
-/// a silent dealer is reported here, and relayed to them in this party's
-/// abort, before they would time out blaming this party.
+/// Sends one message and waits for the reply, at most [`dealer_wait`]
+/// (so a silent dealer is named by this party, not this party by the
+/// others).
 async fn ask(s: &mut Box<dyn Stream>, lo: &LinkOptions, msg: &[u8]) -> Result<Vec<u8>> {
-    let wait = lo.recv_timeout * 3 / 4;
+    let wait = dealer_wait(lo);
     let sent = match write_frame(s, 0, FrameKind::Data, msg).await {
         Ok(()) => s.flush().await,
         Err(e) => Err(e),
