@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::io::tokenizer::TokenBatch;
 use crate::models::bert::secure::{SecureBert, TokenLayout};
 use crate::models::bert::BertWeights;
+pub use crate::pipeline::Progress;
 use crate::pipeline::{run_micro_batches, InterBatch};
 use crate::protocol::attention::AttentionOptions;
 use crate::runner::{run_parties_blocking, RunOptions};
@@ -51,16 +52,6 @@ pub struct InferOptions {
     /// Called at the client as each micro-batch's embeddings arrive, with
     /// the number of sentences done so far (a progress bar).
     pub progress: Option<Progress>,
-}
-
-/// A progress callback ([`InferOptions::progress`]): sentences done so far.
-#[derive(Clone)]
-pub struct Progress(pub Arc<dyn Fn(usize) + Send + Sync>);
-
-impl std::fmt::Debug for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Progress(..)")
-    }
 }
 
 impl InferOptions {

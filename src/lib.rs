@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod classify;
 pub mod demo;
 pub mod error;
 pub mod infer;

@@ -284,16 +284,44 @@ pub fn epoch_stream(seed: u64, epoch: usize) -> u64 {
 }
 
 /// The latest epoch (at most `epochs`) of which `party` has a checkpoint
-/// in `dir`.
-fn latest_checkpoint(
+/// in `dir` (a scan of the folder's file names).
+pub(crate) fn latest_checkpoint(
     dir: &std::path::Path,
     model: &str,
     party: usize,
     epochs: usize,
 ) -> Option<usize> {
-    (1..=epochs)
-        .rev()
-        .find(|&e| checkpoint_path(dir, model, party, e).exists())
+    let prefix = format!("{model}-party{party}-epoch");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix(&prefix)?
+                .strip_suffix(".safetensors")?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|e| (1..=epochs).contains(e))
+        .max()
+}
+
+/// Every party's checkpoint identifier, each announced by its party in
+/// turn (public: epoch, run, fractional bits, architecture); `mine` is
+/// this party's. One input sharing and one opening per party.
+///
+/// Errors: transport and protocol errors.
+pub(crate) async fn announce_checkpoint_ids(
+    sess: &crate::Session,
+    mine: &CheckpointId,
+) -> Result<Vec<CheckpointId>> {
+    let (me, n) = (sess.party(), sess.n_parties());
+    let mut ids = Vec::with_capacity(n);
+    for p in 0..n {
+        let t = RingTensor::<u64>::new([CheckpointId::WORDS], mine.to_words().to_vec())?;
+        let shared = sess.share_input(p, (p == me).then_some(&t), [CheckpointId::WORDS])?;
+        ids.push(CheckpointId::from_words(sess.reveal(&shared).await?.data()));
+    }
+    Ok(ids)
 }
 
 /// Party `party`'s checkpoint of `epoch` in `dir`, read and checked
@@ -301,7 +329,7 @@ fn latest_checkpoint(
 ///
 /// Errors: [`Error::Format`] naming the party and the file when it is
 /// missing or holds another epoch than its name says; read errors.
-fn read_checkpoint(
+pub(crate) fn read_checkpoint(
     dir: &std::path::Path,
     spec: &ModelSpec,
     party: usize,
@@ -315,7 +343,7 @@ fn read_checkpoint(
     };
     if !path.exists() {
         return Err(fail(format!(
-            "party {party}'s checkpoint of epoch {epoch} is missing: resume needs every party's \
+            "party {party}'s checkpoint of epoch {epoch} is missing: every party needs its \
              checkpoint of the same epoch"
         )));
     }
@@ -620,12 +648,7 @@ pub async fn train_party(
             spec: spec.fingerprint(),
         },
     };
-    let mut ids = Vec::with_capacity(n);
-    for p in 0..n {
-        let t = RingTensor::<u64>::new([CheckpointId::WORDS], mine.to_words().to_vec())?;
-        let shared = sess.share_input(p, (p == me).then_some(&t), [CheckpointId::WORDS])?;
-        ids.push(CheckpointId::from_words(sess.reveal(&shared).await?.data()));
-    }
+    let ids = announce_checkpoint_ids(sess, &mine).await?;
     let resumed = ids.iter().any(|id| id.epoch > 0);
     if resumed && !sess.is_dry_run() {
         check_agreement(&ids, frac_bits, spec.fingerprint())?;
@@ -903,9 +926,7 @@ impl EpochCtx {
 /// computes; the accuracy does not depend on it).
 pub const EVAL_IN_FLIGHT: usize = 2;
 
-fn argmax(row: &[f64]) -> usize {
-    (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
-}
+use crate::nn::argmax_row as argmax;
 
 /// Test accuracy of plaintext weights.
 fn plain_accuracy(spec: &ModelSpec, w: ModelWeights, x: &[f64], y: &[u8]) -> Result<f64> {

@@ -932,3 +932,61 @@ fn infer_job_in_micro_batches_is_served_by_the_online_dealer_process() {
     );
     let _ = std::fs::remove_dir_all(&c.dir);
 }
+
+/// The inter-batch pipeline across processes on a CNN: a classify job
+/// (LeNet from a plaintext state dict at party 1, the shipped MNIST
+/// sample at party 0) in micro-batches, two in flight, served by the
+/// online dealer process: the data owner gets every label and its
+/// accuracy against the sample's labels.
+#[test]
+fn classify_job_in_micro_batches_runs_across_processes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c = Cluster::new(2, "timeout_ms = 30000\nconnect_timeout_ms = 20000");
+    let spec = spindle::models::lenet();
+    let weights = c.dir.join("lenet.safetensors");
+    spindle::nn::ModelWeights::init(&spec, spindle::nn::Init::PyTorchDefault, 3)
+        .write_state_dict(&spec, &weights)
+        .unwrap();
+    let sample = root.join("data/mnist-sample");
+    let (images, labels) = (
+        sample.join("t10k-images-512-idx3-ubyte.gz"),
+        sample.join("t10k-labels-512-idx1-ubyte.gz"),
+    );
+    let (weights, images, labels) = (
+        weights.display().to_string(),
+        images.display().to_string(),
+        labels.display().to_string(),
+    );
+    let job = [
+        "--job",
+        "classify",
+        "--weights",
+        &weights,
+        "--images",
+        &images,
+        "--labels",
+        &labels,
+        "--count",
+        "40",
+        "--micro-batch",
+        "16",
+        "--in-flight",
+        "2",
+    ];
+    let mut procs = c.start(&job, &[]);
+    let st = wait_all(&mut procs, Duration::from_secs(120));
+    for (name, s) in &st {
+        assert!(s.success(), "{name} failed:\n{}", c.log(name));
+    }
+    let owner = c.log("party0");
+    assert!(
+        owner.contains("40 label(s) received, secure accuracy"),
+        "{owner}"
+    );
+    assert!(
+        c.log("dealer").contains("online dealer"),
+        "{}",
+        c.log("dealer")
+    );
+    let _ = std::fs::remove_dir_all(&c.dir);
+}

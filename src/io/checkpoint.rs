@@ -44,7 +44,7 @@ pub struct ShareCheckpoint<R: Ring> {
 
 /// What the parties' checkpoints must agree on to be resumed together:
 /// public metadata, compared across parties at resume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointId {
     /// Epochs completed.
     pub epoch: usize,

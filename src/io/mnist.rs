@@ -329,6 +329,15 @@ fn find_idx(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
+/// The (images, labels) files of `split` in `dir` (`.gz` names first).
+///
+/// # Errors
+/// [`Error::Io`] naming the missing file if neither name exists.
+pub fn split_paths(dir: &Path, split: Split) -> Result<(PathBuf, PathBuf)> {
+    let (images_name, labels_name) = split.file_names();
+    Ok((find_idx(dir, images_name)?, find_idx(dir, labels_name)?))
+}
+
 /// Loads a labelled split from a directory holding the standard MNIST file
 /// names (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
 /// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`); the `.gz`
@@ -339,9 +348,7 @@ fn find_idx(dir: &Path, name: &str) -> Result<PathBuf> {
 /// cannot be read; [`Error::Format`] for a malformed file or if the label count
 /// differs from the image count.
 pub fn load_split(dir: &Path, split: Split) -> Result<MnistSplit> {
-    let (images_name, labels_name) = split.file_names();
-    let images_path = find_idx(dir, images_name)?;
-    let labels_path = find_idx(dir, labels_name)?;
+    let (images_path, labels_path) = split_paths(dir, split)?;
     let images = read_images(&images_path)?;
     let labels = read_labels(&labels_path)?;
     check_counts(images, labels, &dir.display().to_string())

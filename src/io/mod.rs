@@ -2,4 +2,5 @@
 
 pub mod checkpoint;
 pub mod mnist;
+pub mod tensors;
 pub mod tokenizer;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Finished, InferJob, Job, MatmulJob, OpJob};
+use super::{ClassifyJob, Finished, InferJob, Job, MatmulJob, OpJob};
 use crate::error::Result;
 use crate::session::{Session, SessionConfig};
 use crate::train::{EpochSummary, TrainOptions};
@@ -22,6 +22,11 @@ pub enum AnyJob {
     Train(Box<TrainOptions>),
     /// One non-linear function timed over the links ([`OpJob`]).
     Op(OpJob),
+    /// Secure CNN inference over an image file in micro-batches
+    /// ([`ClassifyJob`]): party 0 owns the images and the labels, party 1
+    /// plaintext weights (or every party its share checkpoint). Needs the
+    /// online dealer.
+    Classify(ClassifyJob),
 }
 
 /// What an [`AnyJob`] returns at one party.
@@ -37,15 +42,17 @@ pub enum AnyOutput {
     Train(Vec<EpochSummary>),
     /// At party 0, the largest |secure - f64| of the last run.
     Op(Option<f64>),
+    /// The labels (or logits) at the data owner (party 0); empty elsewhere.
+    Classify(Vec<f64>),
 }
 
 impl AnyOutput {
     /// The output as a flat list of numbers (the `result` of
     /// `spindle party --output`): the product, the embeddings, `[loss_1,
-    /// accuracy_1, loss_2, ...]`, or `[max error]`.
+    /// accuracy_1, loss_2, ...]`, `[max error]`, or the labels (logits).
     pub fn values(&self) -> Vec<f64> {
         match self {
-            AnyOutput::Matmul(v) | AnyOutput::Infer(v) => v.clone(),
+            AnyOutput::Matmul(v) | AnyOutput::Infer(v) | AnyOutput::Classify(v) => v.clone(),
             AnyOutput::Train(e) => e.iter().flat_map(|e| [e.loss, e.accuracy]).collect(),
             AnyOutput::Op(e) => e.iter().copied().collect(),
         }
@@ -78,6 +85,7 @@ impl AnyJob {
             AnyJob::Infer(j) => Job::fingerprint(j),
             AnyJob::Train(j) => Job::fingerprint(j.as_ref()),
             AnyJob::Op(j) => j.fingerprint(),
+            AnyJob::Classify(j) => Job::fingerprint(j),
         }
     }
 
@@ -114,6 +122,7 @@ impl AnyJob {
             AnyJob::Infer(j) => j.needs_online_dealer(),
             AnyJob::Train(j) => Job::needs_online_dealer(j.as_ref()),
             AnyJob::Op(j) => j.needs_online_dealer(),
+            AnyJob::Classify(j) => Job::needs_online_dealer(j),
         }
     }
 
@@ -126,6 +135,7 @@ impl AnyJob {
             AnyJob::Infer(j) => Job::validate(j),
             AnyJob::Train(j) => Job::validate(j.as_ref()),
             AnyJob::Op(j) => j.validate(),
+            AnyJob::Classify(j) => Job::validate(j),
         }
     }
 
@@ -136,7 +146,7 @@ impl AnyJob {
         match self {
             AnyJob::Matmul(j) => j.expected(),
             AnyJob::Op(_) => vec![0.0],
-            AnyJob::Infer(_) | AnyJob::Train(_) => Vec::new(),
+            AnyJob::Infer(_) | AnyJob::Train(_) | AnyJob::Classify(_) => Vec::new(),
         }
     }
 
@@ -156,6 +166,7 @@ impl AnyJob {
             AnyJob::Infer(j) => wrap(Job::run(j, &sess).await?, AnyOutput::Infer),
             AnyJob::Train(j) => wrap(Job::run(j.as_ref(), &sess).await?, AnyOutput::Train),
             AnyJob::Op(j) => wrap(j.run(&sess).await?, AnyOutput::Op),
+            AnyJob::Classify(j) => wrap(Job::run(j, &sess).await?, AnyOutput::Classify),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`MatmulJob`] (`matmul.rs`): a secure fixed-point matrix product;
 //! - [`OpJob`] (`op.rs`): one non-linear function timed over the links;
 //! - [`InferJob`] (`infer.rs`): secure BERT sentence embedding;
+//! - [`ClassifyJob`] (`classify.rs`): secure CNN inference over an image file;
 //! - [`TrainOptions`] (`train.rs`): secure training on MNIST.
 //!
 //! [`AnyJob`] (`any.rs`) is the closed set the CLI, the party runner and
@@ -19,11 +20,13 @@
 //! `src/bin/spindle/args.rs` and its report in `src/bin/spindle/party.rs`.
 
 mod any;
+mod classify;
 mod infer;
 mod matmul;
 mod op;
 mod train;
 
+pub use crate::classify::ClassifyJob;
 pub use crate::infer::InferJob;
 pub use crate::report::JobPhase;
 pub use crate::train::{EpochSummary, TrainOptions};

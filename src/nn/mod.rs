@@ -21,6 +21,7 @@ pub(crate) mod plain;
 mod pooling;
 mod reshape;
 mod spec;
+mod state_dict;
 
 pub use activation::ReLU;
 pub use conv::Conv2d;
@@ -29,7 +30,7 @@ pub use linear::Linear;
 pub use model::SecureModel;
 pub use module::{Module, Param};
 pub use optim::Sgd;
-pub use plain::{softmax_rows, PlainModel, PlainTensor};
+pub use plain::{argmax_row, softmax_rows, PlainModel, PlainTensor};
 pub use pooling::{AvgPool2d, MaxPool2d};
 pub use reshape::{BatchNorm2d, Dropout, Flatten};
 pub use spec::{LayerSpec, ModelSpec};

@@ -34,12 +34,54 @@ impl<R: Ring> SecureModel<R> {
             w.check(spec)?;
         }
         let mut shapes = spec.param_shapes().into_iter().enumerate();
-        let mut next = || -> Result<Shared<R>> {
+        Self::build(spec, || {
             let (i, shape) = shapes.next().expect("one shape per parameter");
             let vals: Option<Vec<f64>> =
                 weights.map(|w| w.tensors[i].1.iter().map(|&v| v as f64).collect());
             sess.share_input_f64::<R>(owner, vals.as_deref(), shape)
-        };
+        })
+    }
+
+    /// The model from this party's shares of every parameter, in
+    /// [`ModelSpec::param_shapes`] order (a share checkpoint of secure
+    /// training, [`crate::io::checkpoint::ShareCheckpoint::params`]). No
+    /// messages.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for another number of parameters
+    /// or a share of another shape than the spec's.
+    pub fn from_shares(spec: &ModelSpec, shares: Vec<RingTensor<R>>) -> Result<Self> {
+        let shapes = spec.param_shapes();
+        if shapes.len() != shares.len() {
+            return Err(Error::shape(
+                "model shares",
+                format!(
+                    "{} has {} parameters, {} shares given",
+                    spec.name,
+                    shapes.len(),
+                    shares.len()
+                ),
+            ));
+        }
+        let mut next = shapes.into_iter().zip(shares).enumerate();
+        Self::build(spec, || {
+            let (i, (shape, share)) = next.next().expect("one share per parameter");
+            if share.shape() != &shape {
+                return Err(Error::shape(
+                    "model shares",
+                    format!(
+                        "parameter {i} of {} is {shape}, its share {}",
+                        spec.name,
+                        share.shape()
+                    ),
+                ));
+            }
+            Ok(Shared::from_share(share))
+        })
+    }
+
+    /// The layers of `spec`, each parameter taken from `next` in
+    /// [`ModelSpec::param_shapes`] order.
+    fn build(spec: &ModelSpec, mut next: impl FnMut() -> Result<Shared<R>>) -> Result<Self> {
         let mut layers: Vec<Box<dyn Module<R>>> = Vec::new();
         for l in &spec.layers {
             layers.push(match l {

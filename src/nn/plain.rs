@@ -514,3 +514,9 @@ pub fn softmax_rows(logits: &PlainTensor) -> Vec<f32> {
     }
     out
 }
+
+/// The index of the largest value of `row` (the first on ties, as
+/// PyTorch's argmax); 0 for an empty row.
+pub fn argmax_row<T: PartialOrd>(row: &[T]) -> usize {
+    (0..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b })
+}

@@ -64,6 +64,18 @@ impl InterBatch {
     }
 }
 
+/// A progress callback of a pipelined job: called at the party that
+/// receives the results with the number of items (sentences, images) done
+/// so far, as each micro-batch finishes (a progress bar).
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
+}
+
 /// Runs `work(fork, i)` for micro-batches `i = 0 .. count` with at most
 /// `in_flight` at once, micro-batch `i` on the `i`-th fork of `sess` made
 /// in order ([`Session::fork`]); returns the outputs in order. `done(i)`

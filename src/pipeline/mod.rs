@@ -15,4 +15,4 @@ mod inner_layer;
 mod inter_batch;
 
 pub use inner_layer::{InnerPipeline, Lanes};
-pub use inter_batch::{run_micro_batches, InterBatch};
+pub use inter_batch::{run_micro_batches, InterBatch, Progress};

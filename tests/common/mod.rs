@@ -133,6 +133,15 @@ pub fn minilm_reference(
 /// A test fixture directory, removed when dropped.
 pub struct TempDir(std::path::PathBuf);
 
+/// A fresh empty directory under the system's temporary folder, removed
+/// when the guard drops.
+pub fn temp_dir(tag: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!("spindle-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    TempDir(dir)
+}
+
 impl std::ops::Deref for TempDir {
     type Target = std::path::Path;
     fn deref(&self) -> &std::path::Path {

@@ -103,6 +103,11 @@ pub(crate) enum JobKind {
     /// party 0 owns the data (--data), party 1 the model; needs the online
     /// dealer (the default for this job).
     Train,
+    /// Secure CNN inference over an image file in micro-batches (--model
+    /// lenet, --weights FILE or --checkpoint-dir DIR, --images FILE or
+    /// --data DIR): party 0 owns the images and learns the labels; needs
+    /// the online dealer (the default for this job).
+    Classify,
 }
 
 /// The inter-batch pipeline's settings (`infer`, `party --job infer`).
@@ -198,12 +203,33 @@ pub(crate) struct JobArgs {
     pub(crate) max_group: Option<usize>,
     #[command(flatten)]
     pub(crate) train: TrainSettings,
+    /// Classify job: the model and the images (with --model, default
+    /// lenet; --checkpoint-dir and --data as for training).
+    #[command(flatten)]
+    pub(crate) classify: crate::classify::ClassifySource,
 }
 
 impl JobArgs {
+    /// The classify job and its labels file, if any.
+    pub(crate) fn classify_job(
+        &self,
+    ) -> spindle::Result<(spindle::classify::ClassifyJob, Option<PathBuf>)> {
+        let model = self
+            .model
+            .as_ref()
+            .map_or("lenet".to_string(), |m| m.display().to_string());
+        self.classify.job(
+            model,
+            self.train.checkpoint_dir.as_deref(),
+            self.train.data.as_deref(),
+            &self.inter_batch,
+        )
+    }
     pub(crate) fn job(&self) -> spindle::Result<Job> {
-        if let JobKind::Infer = self.job {
-            return self.infer_job().map(Job::Infer);
+        match self.job {
+            JobKind::Infer => return self.infer_job().map(Job::Infer),
+            JobKind::Classify => return Ok(Job::Classify(self.classify_job()?.0)),
+            _ => {}
         }
         Ok(match self.job {
             JobKind::Op => Job::Op(OpJob {
@@ -229,7 +255,7 @@ impl JobArgs {
                 input_seed: self.input_seed,
                 repeat: self.repeat,
             }),
-            JobKind::Infer => unreachable!("handled above"),
+            JobKind::Infer | JobKind::Classify => unreachable!("handled above"),
         })
     }
     pub(crate) fn infer_job(&self) -> spindle::Result<spindle::infer::InferJob> {

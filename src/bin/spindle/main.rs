@@ -5,6 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod args;
+mod classify;
 mod dealer;
 mod demo;
 mod hosts;
@@ -13,6 +14,7 @@ mod keygen;
 mod party;
 mod train;
 
+use crate::classify::{run_classify, ClassifyArgs};
 use crate::dealer::{run_dealer_cmd, DealerArgs};
 use crate::demo::{run_demo, DemoArgs};
 use crate::hosts::{run_hosts, HostsArgs};
@@ -41,6 +43,9 @@ enum Command {
     Train(TrainArgs),
     /// Secure sentence embedding with a BERT encoder (e.g. all-MiniLM-L6-v2).
     Infer(InferArgs),
+    /// Secure CNN inference over an image file with a secret model (share
+    /// checkpoints of secure training, or plaintext weights of party 1).
+    Classify(ClassifyArgs),
     /// Run one party of a job as this process (TCP with mutual TLS).
     Party(PartyArgs),
     /// Run the offline dealer as this process: plan, generate, serve each party its store.
@@ -65,6 +70,7 @@ fn main() {
         Command::Demo(args) => run_demo(args),
         Command::Train(args) => run_train(args),
         Command::Infer(args) => run_infer(args),
+        Command::Classify(args) => run_classify(args),
         Command::Party(args) => run_party_cmd(args),
         Command::Dealer(args) => run_dealer_cmd(args),
         Command::Keygen(args) => run_keygen(args),

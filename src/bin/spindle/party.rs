@@ -133,6 +133,9 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
             );
         }
     }
+    if let (Job::Classify(j), false) = (&job, out.result.is_empty()) {
+        report_classify_result(me, j, &out.result, args.job.classify_job()?.1.as_deref())?;
+    }
     if let (Job::Infer(j), false) = (&job, out.result.is_empty()) {
         report_infer_result(me, j, &out.result, args.check)?;
     }
@@ -157,6 +160,34 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
             std::process::exit(1);
         }
     }
+    Ok(())
+}
+
+/// The data owner's view of a classify job: how many labels, and the
+/// accuracy where the true labels are at hand.
+fn report_classify_result(
+    me: usize,
+    job: &spindle::classify::ClassifyJob,
+    result: &[f64],
+    labels: Option<&std::path::Path>,
+) -> spindle::Result<()> {
+    let classes = job.classes()?;
+    let predicted = spindle::classify::predicted_labels(result, job.reveal, classes);
+    let mut line = format!("party {me}: {} label(s) received", predicted.len());
+    if let Some(path) = labels {
+        let truth = spindle::io::mnist::read_labels(path)?;
+        let correct = predicted
+            .iter()
+            .zip(&truth)
+            .filter(|(p, &y)| **p == y as usize)
+            .count();
+        line.push_str(&format!(
+            ", secure accuracy {:.2}% ({correct}/{})",
+            100.0 * correct as f64 / predicted.len().max(1) as f64,
+            predicted.len()
+        ));
+    }
+    println!("{line}");
     Ok(())
 }
 

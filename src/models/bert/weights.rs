@@ -9,10 +9,11 @@
 
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use super::config::BertConfig;
 use crate::error::{Error, Result};
+use crate::io::tensors::to_f32;
 
 /// A row-major f32 matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,30 +102,6 @@ pub struct BertWeights {
     pub embedding_norm: Norm,
     /// Encoder layers, first to last.
     pub layers: Vec<LayerWeights>,
-}
-
-/// Converts a tensor's bytes to f32.
-fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
-    let out = match dtype {
-        Dtype::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        other => {
-            return Err(Error::Unsupported(format!(
-                "tensor {name} has dtype {other:?}: only F32, F16 and BF16 weights"
-            )))
-        }
-    };
-    Ok(out)
 }
 
 struct Reader<'a> {
