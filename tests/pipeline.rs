@@ -16,6 +16,7 @@ use spindle::protocol::{compare, nonlinear};
 use spindle::ring::{FixedPoint, RingTensor};
 use spindle::runner::{run_parties_blocking, RunOptions};
 use spindle::{Error, SessionConfig, Shared};
+use spindle_transport::LinkStats;
 
 fn piped(lanes: usize) -> SessionConfig {
     SessionConfig {
@@ -198,4 +199,109 @@ fn the_trace_has_every_stage_and_non_overlapping_spans() {
         }
     }
     assert_eq!(trace.summary().len(), 3);
+}
+
+/// Row-wise protocols in row lanes ([`spindle::pipeline::RowLanes`]):
+/// softmax (with a mask) and LayerNorm keep their documented error against
+/// f64 in 3 lanes, max-pool and ReLU with its derivative stay exact and
+/// equal to one piece; the bytes stay within 1% of one piece (only the
+/// 64-element packing of each lane's binary parts differs) and every lane
+/// sends its own message tags. N = 2, 3, dealer preprocessing (the lanes'
+/// requests must match the dry run's plan).
+#[test]
+fn row_wise_protocols_in_lanes_keep_their_accuracy_and_bytes() {
+    use spindle::protocol::pool::{maxpool2d, Pool2d};
+    let fp = FixedPoint::default_for::<u64>();
+    let mut prg = Prg::new(&fresh_seed("pipeline rows"), 0);
+    let near = |a: &LinkStats, b: &LinkStats, what: &str| {
+        let (x, y) = (a.bytes_sent as f64, b.bytes_sent as f64);
+        assert!(
+            (x - y).abs() <= 0.01 * y,
+            "{what}: {x} bytes in lanes, {y} in one piece"
+        );
+        assert!(a.rounds > b.rounds, "{what}: lanes send their own tags");
+    };
+    for n in [2, 3] {
+        // softmax over rows of 16, rows 12 x 16 (lanes of 64 rows: a
+        // whole word of each packed comparison), the last two entries of
+        // each row masked.
+        let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, 12 * 16 * 16, -8.0, 8.0));
+        let mask: Vec<f64> = (0..xs.len())
+            .map(|i| if i % 16 >= 14 { f64::NEG_INFINITY } else { 0.0 })
+            .collect();
+        let m = std::sync::Arc::new(mask);
+        let soft = move |s: std::sync::Arc<spindle::Session>, x: Shared<u64>| {
+            let m = m.clone();
+            async move { nonlinear::softmax(&s, &x, 2, Some(&m)).await }
+        };
+        let lanes = run_unary::<u64, _, _>(n, piped(3), xs.clone(), vec![12, 16, 16], soft.clone());
+        let whole = run_unary::<u64, _, _>(n, piped(1), xs.clone(), vec![12, 16, 16], soft);
+        for ((got, cost), (_, cost1)) in lanes.iter().zip(&whole) {
+            let mut worst: f64 = 0.0;
+            for (row, g) in xs.chunks(16).zip(got.chunks(16)) {
+                let mx = row[..14].iter().cloned().fold(f64::MIN, f64::max);
+                let sum: f64 = row[..14].iter().map(|v| (v - mx).exp()).sum();
+                for i in 0..16 {
+                    let want = if i < 14 {
+                        (row[i] - mx).exp() / sum
+                    } else {
+                        0.0
+                    };
+                    worst = worst.max((g[i] - want).abs());
+                }
+            }
+            eprintln!("softmax in 3 row lanes N={n}: max error {worst:.2e}");
+            assert!(worst <= 2e-5, "softmax error {worst}");
+            near(cost, cost1, "softmax");
+        }
+        // LayerNorm over 192 rows of 64 (no gamma, beta).
+        let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, 192 * 64, -3.0, 3.0));
+        let ln = |s: std::sync::Arc<spindle::Session>, x: Shared<u64>| async move {
+            nonlinear::layer_norm(&s, &x, 1e-5, None, None).await
+        };
+        let lanes = run_unary::<u64, _, _>(n, piped(3), xs.clone(), vec![192, 64], ln);
+        let whole = run_unary::<u64, _, _>(n, piped(1), xs.clone(), vec![192, 64], ln);
+        for ((got, cost), (_, cost1)) in lanes.iter().zip(&whole) {
+            let mut worst: f64 = 0.0;
+            for (row, g) in xs.chunks(64).zip(got.chunks(64)) {
+                let mean = row.iter().sum::<f64>() / 64.0;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 64.0;
+                for (v, gv) in row.iter().zip(g) {
+                    worst = worst.max((gv - (v - mean) / (var + 1e-5).sqrt()).abs());
+                }
+            }
+            eprintln!("layer_norm in 3 row lanes N={n}: max error {worst:.2e}");
+            assert!(worst <= 3.5e-5, "layer_norm error {worst}");
+            near(cost, cost1, "layer_norm");
+        }
+        // Max-pool 2x2 over [2, 6, 8, 8] (192 windows) and ReLU with its
+        // derivative: exact.
+        let xs = quantize::<u64>(fp, &uniform_reals(&mut prg, 2 * 6 * 8 * 8, -50.0, 50.0));
+        let pool = |s: std::sync::Arc<spindle::Session>, x: Shared<u64>| async move {
+            Ok(maxpool2d(&s, &x, &Pool2d::square(2)).await?.0)
+        };
+        let lanes = run_unary::<u64, _, _>(n, piped(3), xs.clone(), vec![2, 6, 8, 8], pool);
+        let whole = run_unary::<u64, _, _>(n, piped(1), xs.clone(), vec![2, 6, 8, 8], pool);
+        assert_eq!(lanes[0].0, whole[0].0, "max-pool in lanes and in one piece");
+        for (c, h) in (0..12).flat_map(|c| (0..4).map(move |h| (c, h))) {
+            for w in 0..4 {
+                let at = |dy: usize, dx: usize| xs[c * 64 + (2 * h + dy) * 8 + 2 * w + dx];
+                let want = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                assert_eq!(lanes[0].0[c * 16 + h * 4 + w], want);
+            }
+        }
+        near(&lanes[0].1, &whole[0].1, "max-pool");
+        let drelu = |s: std::sync::Arc<spindle::Session>, x: Shared<u64>| async move {
+            let (y, d) = compare::relu_with_derivative(&s, &x).await?;
+            // Both in one output: the derivative is a ring 0/1, one ulp
+            // of the fixed point.
+            y.add(&s, &d)
+        };
+        let lanes = run_unary::<u64, _, _>(n, piped(4), xs.clone(), vec![768], drelu);
+        let ulp = 2f64.powi(-(fp.frac_bits() as i32));
+        for (x, got) in xs.iter().zip(&lanes[0].0) {
+            let want = x.max(0.0) + if *x >= 0.0 { ulp } else { 0.0 };
+            assert_eq!(*got, want, "relu and its derivative at {x}");
+        }
+    }
 }

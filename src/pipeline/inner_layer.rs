@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::turns::{LaneGuard, Turns};
 pub use crate::session::InnerPipeline;
 use crate::session::Session;
@@ -46,51 +47,43 @@ use crate::share::Shared;
 /// have the same distribution as one piece but are not bit-identical to
 /// it (the material is requested chunk by chunk).
 pub struct Lanes<R: Ring> {
-    sessions: Vec<Session>,
-    chunks: Vec<Shared<R>>,
-    turns: Arc<Turns>,
+    lanes: RowLanes<R>,
+    numel: usize,
 }
 
 impl<R: Ring> Lanes<R> {
     /// The lanes for `x` in `sess` (none: run as one piece).
     ///
-    /// Errors: [`Error::Unsupported`] for a tensor on a device whose copy
-    /// to the host fails.
+    /// Errors: backend errors (cutting x).
     pub fn new(sess: &Session, x: &Shared<R>) -> Result<Self> {
         let n = x.numel();
-        let lanes = if sess.is_lane() {
-            1
-        } else {
-            sess.config().pipeline.lanes_for(n)
+        let lanes = match sess.is_lane() {
+            true => 1,
+            false => sess.config().pipeline.lanes_for(n),
         };
-        let turns = Arc::new(Turns::new(lanes));
         if lanes <= 1 {
             return Ok(Lanes {
-                sessions: vec![],
-                chunks: vec![],
-                turns,
+                lanes: RowLanes::from_chunks(sess, vec![]),
+                numel: n,
             });
         }
-        let data = x.share().try_data()?;
+        let flat = x.clone().reshape(Shape(vec![n]))?;
+        let be = sess.backend();
         let chunks = chunk_ranges(n, lanes)
             .map(|r| {
-                Ok(Shared::from_share(RingTensor::new(
-                    [r.len()],
-                    data[r].to_vec(),
-                )?))
+                let c = be.slice_axis(flat.share(), 0, r.start, r.len())?;
+                Ok((Shared::from_share(c), r))
             })
-            .collect::<Result<_>>()?;
-        let sessions = (0..lanes).map(|l| sess.lane(turns.clone(), l)).collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(Lanes {
-            sessions,
-            chunks,
-            turns,
+            lanes: RowLanes::from_chunks(sess, chunks),
+            numel: n,
         })
     }
 
     /// Number of lanes (1: one piece).
     pub fn count(&self) -> usize {
-        self.sessions.len().max(1)
+        self.lanes.count()
     }
 
     /// `f(x)`, through the lanes: `sess` and `x` must be those given to
@@ -109,15 +102,122 @@ impl<R: Ring> Lanes<R> {
         F: Fn(&'a Session, &'a Shared<R>) -> Fut,
         Fut: Future<Output = Result<Shared<R>>> + 'a,
     {
-        if self.sessions.is_empty() {
+        if self.count() == 1 {
             return f(sess, x).await;
         }
-        let n: usize = self.chunks.iter().map(Shared::numel).sum();
-        if n != x.numel() {
+        if self.numel != x.numel() {
             return Err(Error::shape(
                 "inner-layer pipeline",
-                format!("lanes cut from {n} elements, run on {}", x.shape()),
+                format!(
+                    "lanes cut from {} elements, run on {}",
+                    self.numel,
+                    x.shape()
+                ),
             ));
+        }
+        let y = self
+            .lanes
+            .run(sess, x, move |s, c, _| {
+                let fut = f(s, c);
+                async move { Ok(vec![fut.await?]) }
+            })
+            .await?;
+        match y.into_iter().next() {
+            Some(y) => y.reshape(x.shape().clone()),
+            None => Err(Error::shape("inner-layer pipeline", "no output")),
+        }
+    }
+}
+
+/// The inner-layer pipeline for a row-wise protocol (softmax, LayerNorm,
+/// max and max-pool: any `f` whose outputs' rows depend on the same rows
+/// of the input only): `f(x)` with x cut into lanes of whole rows along
+/// axis 0, when the session's [`InnerPipeline`] asks for more than one
+/// lane for x's size (and x has at least two rows), else in one piece.
+///
+/// Use: `RowLanes::new(sess, &x)?.run(sess, &x, |s, chunk, rows| f(..)).await`:
+/// `f` gets the lane's session, the chunk (x's rows `rows`, the other
+/// axes whole) and the row range (to slice per-row arguments such as a
+/// mask), and returns its outputs, each with the chunk's rows on axis 0;
+/// they are joined along axis 0, in order.
+///
+/// Algorithm: as [`Lanes`] (ordered lanes of `sess` taking turns between
+/// posting a round and reading it), with row chunks as even as possible.
+/// Cost: the rounds of `f` plus the lanes' skew; the same bytes up to the
+/// padding of bit-packed values to 64-element words in each lane (at most
+/// 8 bytes per lane and packed opening); L times the message tags.
+pub struct RowLanes<R: Ring> {
+    sessions: Vec<Session>,
+    chunks: Vec<(Shared<R>, std::ops::Range<usize>)>,
+    turns: Arc<Turns>,
+}
+
+impl<R: Ring> RowLanes<R> {
+    /// The row lanes for `x` in `sess` (none: run as one piece, as for a
+    /// scalar or a single row).
+    ///
+    /// Errors: backend errors (cutting x).
+    pub fn new(sess: &Session, x: &Shared<R>) -> Result<Self> {
+        let rows = x.shape().dims().first().copied().unwrap_or(0);
+        let lanes = match sess.is_lane() {
+            true => 1,
+            false => sess.config().pipeline.lanes_for(x.numel()).min(rows),
+        };
+        if lanes <= 1 {
+            return Ok(Self::from_chunks(sess, vec![]));
+        }
+        let be = sess.backend();
+        let (base, extra) = (rows / lanes, rows % lanes);
+        let mut chunks = Vec::with_capacity(lanes);
+        let mut start = 0;
+        for i in 0..lanes {
+            let r = start..start + base + usize::from(i < extra);
+            start = r.end;
+            let c = Shared::from_share(be.slice_axis(x.share(), 0, r.start, r.len())?);
+            chunks.push((c, r));
+        }
+        Ok(Self::from_chunks(sess, chunks))
+    }
+
+    /// Lanes over `chunks` (each with its row range; none: one piece),
+    /// one ordered lane of `sess` per chunk.
+    fn from_chunks(sess: &Session, chunks: Vec<(Shared<R>, std::ops::Range<usize>)>) -> Self {
+        let turns = Arc::new(Turns::new(chunks.len().max(1)));
+        let sessions = match chunks.len() {
+            0 | 1 => vec![],
+            l => (0..l).map(|i| sess.lane(turns.clone(), i)).collect(),
+        };
+        RowLanes {
+            sessions,
+            chunks,
+            turns,
+        }
+    }
+
+    /// Number of lanes (1: one piece).
+    pub fn count(&self) -> usize {
+        self.sessions.len().max(1)
+    }
+
+    /// `f` over the lanes, outputs joined along axis 0: `sess` and `x`
+    /// must be those given to [`RowLanes::new`].
+    ///
+    /// Errors: those of `f` (the first lane to fail; the others are
+    /// dropped); [`Error::ShapeMismatch`] when `f`'s outputs do not keep
+    /// the chunk's rows or differ in number between lanes.
+    pub async fn run<'a, F, Fut>(
+        &'a self,
+        sess: &'a Session,
+        x: &'a Shared<R>,
+        f: F,
+    ) -> Result<Vec<Shared<R>>>
+    where
+        F: Fn(&'a Session, &'a Shared<R>, std::ops::Range<usize>) -> Fut,
+        Fut: Future<Output = Result<Vec<Shared<R>>>> + 'a,
+    {
+        if self.sessions.is_empty() {
+            let rows = x.shape().dims().first().copied().unwrap_or(0);
+            return f(sess, x, 0..rows).await;
         }
         let f = &f;
         let runs = self
@@ -125,34 +225,39 @@ impl<R: Ring> Lanes<R> {
             .iter()
             .zip(&self.chunks)
             .enumerate()
-            .map(|(lane, (s, c))| {
+            .map(|(lane, (s, (c, r)))| {
                 let turns = &*self.turns;
                 async move {
                     let _guard = LaneGuard { turns, lane };
                     turns.wait(lane).await;
-                    let y = f(s, c).await?;
-                    if y.shape() != c.shape() {
-                        return Err(Error::shape(
+                    let outs = f(s, c, r.clone()).await?;
+                    match outs
+                        .iter()
+                        .find(|y| y.shape().dims().first() != Some(&r.len()))
+                    {
+                        Some(y) => Err(Error::shape(
                             "inner-layer pipeline",
-                            format!(
-                                "lane {lane} returned {} for a chunk of {}",
-                                y.shape(),
-                                c.shape()
-                            ),
-                        ));
+                            format!("lane {lane} returned {} for {} rows", y.shape(), r.len()),
+                        )),
+                        None => Ok(outs),
                     }
-                    Ok(y)
                 }
             });
         let outs = try_join_all(runs).await?;
-        let mut joined = Vec::with_capacity(n);
-        for y in &outs {
-            joined.extend_from_slice(y.share().try_data()?);
+        let count = outs[0].len();
+        if outs.iter().any(|o| o.len() != count) {
+            return Err(Error::shape(
+                "inner-layer pipeline",
+                "lanes returned different numbers of outputs",
+            ));
         }
-        Ok(Shared::from_share(RingTensor::new(
-            x.shape().clone(),
-            joined,
-        )?))
+        let be = sess.backend();
+        (0..count)
+            .map(|j| {
+                let parts: Vec<&RingTensor<R>> = outs.iter().map(|o| o[j].share()).collect();
+                Ok(Shared::from_share(be.concat_axis(&parts, 0)?))
+            })
+            .collect()
     }
 }
 

@@ -14,5 +14,5 @@
 mod inner_layer;
 mod inter_batch;
 
-pub use inner_layer::{InnerPipeline, Lanes};
+pub use inner_layer::{InnerPipeline, Lanes, RowLanes};
 pub use inter_batch::{run_micro_batches, InterBatch, Progress};

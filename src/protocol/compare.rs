@@ -17,9 +17,9 @@
 use crate::backend::binary::level_ands;
 use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
-use crate::pipeline::Lanes;
+use crate::pipeline::{Lanes, RowLanes};
 use crate::preprocess::Request;
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
@@ -197,16 +197,41 @@ pub async fn greater_than_zero<R: Ring>(sess: &Session, x: &Shared<R>) -> Result
 pub async fn relu<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     Lanes::new(sess, x)?
         .run(sess, x, |s, x| async move {
-            Ok(relu_with_derivative(s, x).await?.0)
+            Ok(relu_with_derivative_piece(s, x).await?.0)
         })
         .await
 }
 
 /// ([ReLU(x)], [DReLU(x)]) from one MSB and one bit injection: the
-/// derivative comes free with the ReLU. Rounds and bytes: as [`relu`].
+/// derivative comes free with the ReLU (training's forward pass). Rounds
+/// and bytes: as [`relu`]; large inputs run in lanes of elements
+/// ([`crate::pipeline::RowLanes`] over x flattened).
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn relu_with_derivative<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+) -> Result<(Shared<R>, Shared<R>)> {
+    let flat = x.clone().reshape(Shape(vec![x.numel()]))?;
+    let lanes = RowLanes::new(sess, &flat)?;
+    if lanes.count() == 1 {
+        return relu_with_derivative_piece(sess, x).await;
+    }
+    let outs = lanes
+        .run(sess, &flat, |s, c, _| async move {
+            let (y, d) = relu_with_derivative_piece(s, c).await?;
+            Ok(vec![y, d])
+        })
+        .await?;
+    let mut outs = outs.into_iter();
+    match (outs.next(), outs.next()) {
+        (Some(y), Some(d)) => Ok((y.reshape(x.shape().clone())?, d.reshape(x.shape().clone())?)),
+        _ => Err(Error::shape("relu", "lanes returned no derivative")),
+    }
+}
+
+/// [`relu_with_derivative`] in one piece.
+async fn relu_with_derivative_piece<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
 ) -> Result<(Shared<R>, Shared<R>)> {

@@ -6,6 +6,7 @@ use super::compare::argmax;
 use crate::backend::Backend;
 pub use crate::backend::Pool2d;
 use crate::error::{Error, Result};
+use crate::pipeline::RowLanes;
 use crate::ring::{Ring, Shape};
 use crate::session::Session;
 use crate::share::Shared;
@@ -32,7 +33,19 @@ pub async fn maxpool2d<R: Ring>(
         R::ZERO
     };
     let windows = Shared::from_share(sess.backend().pool_windows(x.share(), p, pad)?);
-    let (best, onehot) = argmax(sess, &windows, 1).await?;
+    // Row lanes (the inner-layer pipeline) over the windows.
+    let lanes = RowLanes::new(sess, &windows)?;
+    let outs = lanes
+        .run(sess, &windows, |s, w, _| async move {
+            let (best, onehot) = argmax(s, w, 1).await?;
+            Ok(vec![best, onehot])
+        })
+        .await?;
+    let mut outs = outs.into_iter();
+    let (best, onehot) = match (outs.next(), outs.next()) {
+        (Some(b), Some(o)) => (b, o),
+        _ => return Err(Error::shape("maxpool2d", "argmax returned no one-hot")),
+    };
     let mut onehot_dims = out.dims().to_vec();
     onehot_dims.push(kk);
     Ok((best.reshape(out)?, onehot.reshape(Shape(onehot_dims))?))

@@ -17,8 +17,9 @@ use super::fx::{enc, int_bits};
 use super::normalize::{reduced_fx, Reduced};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::pipeline::RowLanes;
 use crate::protocol::axis;
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
@@ -72,6 +73,32 @@ pub async fn layer_norm<R: Ring>(
             "layer_norm eps must be > 0, got {eps}"
         )));
     }
+    // Row lanes (the inner-layer pipeline) over the rows of [rows, H].
+    let rows = shape.numel() / h.max(1);
+    let flat = x.clone().reshape(Shape(vec![rows, h]))?;
+    let lanes = RowLanes::new(sess, &flat)?;
+    let y = lanes
+        .run(sess, &flat, |s, c, _| async move {
+            Ok(vec![layer_norm_rows(s, c, eps, gamma, beta).await?])
+        })
+        .await?;
+    match y.into_iter().next() {
+        Some(y) => y.reshape(shape),
+        None => Err(Error::shape("layer_norm", "no output")),
+    }
+}
+
+/// [`layer_norm`] of x [rows, H] in one piece (validated by the caller).
+async fn layer_norm_rows<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    eps: f64,
+    gamma: Option<&Shared<R>>,
+    beta: Option<&Shared<R>>,
+) -> Result<Shared<R>> {
+    let shape = x.shape().clone();
+    let axis = 1;
+    let h = shape.dims()[1];
     let f = sess.fixed_point::<R>()?.frac_bits();
     let p = (h as u64).next_power_of_two().trailing_zeros();
     let ratio = (1u64 << p) as f64 / h as f64; // in [1, 2)

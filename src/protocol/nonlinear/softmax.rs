@@ -19,6 +19,7 @@ use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine, affine_owned, Fx};
 use crate::error::{Error, Result};
+use crate::pipeline::RowLanes;
 use crate::protocol::axis;
 use crate::protocol::compare;
 use crate::ring::{Ring, RingTensor};
@@ -149,6 +150,34 @@ pub struct SoftmaxOptions {
 ///
 /// Errors: as [`softmax`].
 pub async fn softmax_with<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    axis: usize,
+    mask: Option<&[f64]>,
+    opts: SoftmaxOptions,
+) -> Result<Shared<R>> {
+    axis::split(x.shape(), axis, "softmax")?;
+    if axis == 0 {
+        return softmax_piece(sess, x, axis, mask, opts).await;
+    }
+    // Row lanes (the inner-layer pipeline) along axis 0, each with its
+    // rows of the mask.
+    read_mask(mask, x.numel())?;
+    let per_row = x.numel() / x.shape().dims()[0].max(1);
+    let lanes = RowLanes::new(sess, x)?;
+    let y = lanes
+        .run(sess, x, |s, c, rows| async move {
+            let m = mask.map(|m| &m[rows.start * per_row..rows.end * per_row]);
+            Ok(vec![softmax_piece(s, c, axis, m, opts).await?])
+        })
+        .await?;
+    y.into_iter()
+        .next()
+        .ok_or_else(|| Error::shape("softmax", "no output"))
+}
+
+/// [`softmax_with`] in one piece.
+async fn softmax_piece<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
     axis: usize,
