@@ -11,7 +11,8 @@
 //! connect_timeout_ms = 30000         # start-up budget (retries, waiting for peers, dealer)
 //! handshake_timeout_ms = 10000
 //! max_frame_bytes = 1073741824
-//! link = "wan"                       # emulated link: lan, wan or RATE:LATENCY (e.g. 1gbit:5ms)
+//! link = "wan"                       # emulated link: lan, wan or RATE:LATENCY (e.g. 1gbit:5ms);
+//!                                    # also where the inner-layer lanes start (InnerPipeline::for_link)
 //!
 //! [dealer]
 //! host = "10.0.0.9"

@@ -48,7 +48,44 @@ impl Default for InnerPipeline {
     }
 }
 
+/// The compute time of one protocol round per element on this engine's
+/// CPU path, in nanoseconds: the rate [`InnerPipeline::for_link`] assumes
+/// (an MSB round, a polynomial step: a few ring operations per element
+/// and their bookkeeping; measured order of magnitude on the 2-core
+/// development machine).
+pub const COMPUTE_NS_PER_ELEMENT_ROUND: f64 = 10.0;
+
 impl InnerPipeline {
+    /// The inner-layer pipeline for a link of `bits_per_sec` and one-way
+    /// `latency`: 4 lanes from the size where a round's compute and
+    /// transfer take at least twice the link's latency, so that the lanes'
+    /// compute and transfers can hide a round trip (below it the extra
+    /// messages only add latency). Per element and round: `compute_ns`
+    /// of compute ([`COMPUTE_NS_PER_ELEMENT_ROUND`] by default) plus one
+    /// 64-bit ring element on the wire; `min_elems` = 2 latency / (compute
+    /// + wire time per element), at least 4 x 64.
+    ///
+    /// Source: the bandwidth-delay reasoning of MPC-Pipe's inner-layer
+    /// scheme (Wang et al., ASPLOS 2024): overlap pays only where there
+    /// is compute or transfer to overlap with the wait.
+    ///
+    /// Examples: lan (10 Gbit/s, 0.1 ms): about 12,000 elements; wan
+    /// (400 Mbit/s, 20 ms): about 235,000.
+    pub fn for_link(bits_per_sec: f64, latency: std::time::Duration, compute_ns: f64) -> Self {
+        let wire_ns = if bits_per_sec.is_finite() && bits_per_sec > 0.0 {
+            64.0 / bits_per_sec * 1e9
+        } else {
+            0.0
+        };
+        let per_elem = (compute_ns.max(0.0) + wire_ns).max(1e-3);
+        let lanes = InnerPipeline::default().lanes;
+        let min = (2.0 * latency.as_nanos() as f64 / per_elem).ceil();
+        InnerPipeline {
+            lanes,
+            min_elems: (min.min(usize::MAX as f64) as usize).max(lanes * ALIGN),
+        }
+    }
+
     /// No pipelining: every protocol runs as one piece.
     pub const OFF: InnerPipeline = InnerPipeline {
         lanes: 1,
@@ -69,3 +106,22 @@ impl InnerPipeline {
 /// Lanes start at multiples of this many elements, so that bit-packed
 /// binary shares (64 per word) cost the same words as one piece.
 pub(crate) const ALIGN: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The lanes start where a round's compute and transfer cover two
+    /// latencies: far later on a WAN than on a LAN.
+    #[test]
+    fn the_lanes_threshold_follows_the_link() {
+        let lan = InnerPipeline::for_link(10e9, Duration::from_micros(100), 10.0);
+        let wan = InnerPipeline::for_link(400e6, Duration::from_millis(20), 10.0);
+        assert_eq!(lan.min_elems, 12_196); // 2e5 ns / (10 + 6.4) ns
+        assert_eq!(wan.min_elems, 235_295); // 4e7 ns / (10 + 160) ns
+        let none = InnerPipeline::for_link(f64::INFINITY, Duration::ZERO, 10.0);
+        assert_eq!(none.min_elems, 4 * ALIGN);
+        assert_eq!(wan.lanes, 4);
+    }
+}

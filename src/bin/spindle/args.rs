@@ -168,6 +168,12 @@ pub(crate) struct JobArgs {
     /// give the same.
     #[arg(long)]
     pub(crate) lanes: Option<usize>,
+    /// Inputs of at least this many elements run in lanes (default: from
+    /// the cluster file's declared `link`, its bandwidth and latency, see
+    /// `InnerPipeline::for_link`; 2^17 without one). The dealer and every
+    /// party must give the same (a party's own `--link` does not change it).
+    #[arg(long)]
+    pub(crate) lane_min_elems: Option<usize>,
     /// Infer job: the model folder (party 0 reads the weights, every process
     /// config.json). Train job: the zoo model, secureml or lenet (default lenet).
     #[arg(long)]
@@ -290,16 +296,32 @@ impl JobArgs {
             dynamic_padding: self.seq_len.is_none(),
         })
     }
-    pub(crate) fn session(&self) -> SessionConfig {
-        let mut pipeline = spindle::pipeline::InnerPipeline::default();
+    /// The session settings: the inner-layer pipeline follows the
+    /// cluster's declared link (`cluster_link`) unless overridden.
+    pub(crate) fn session(&self, cluster_link: Option<&str>) -> spindle::Result<SessionConfig> {
+        use spindle::pipeline::InnerPipeline;
+        let mut pipeline = match cluster_link {
+            Some(l) => {
+                let p: spindle_transport::LinkProfile = l.parse()?;
+                InnerPipeline::for_link(
+                    p.bits_per_sec,
+                    p.latency,
+                    spindle::session::COMPUTE_NS_PER_ELEMENT_ROUND,
+                )
+            }
+            None => InnerPipeline::default(),
+        };
         if let Some(l) = self.lanes {
             pipeline.lanes = l.max(1);
         }
-        SessionConfig {
+        if let Some(m) = self.lane_min_elems {
+            pipeline.min_elems = m;
+        }
+        Ok(SessionConfig {
             frac_bits: self.frac_bits,
             pipeline,
             ..SessionConfig::default()
-        }
+        })
     }
 }
 

@@ -35,11 +35,12 @@ pub(crate) fn run_dealer_cmd(args: DealerArgs) -> spindle::Result<()> {
     let n = cluster.n_parties();
     let job = args.job.job()?;
     let online = args.online || job.needs_online_dealer();
+    let session = args.job.session(cluster.options.link.as_deref())?;
     let opts = DealerOptions {
         cluster,
         security,
         job,
-        session: args.job.session(),
+        session,
         master_seed: args.master_seed,
         bind: args.cluster.bind.clone(),
         online: args.online,

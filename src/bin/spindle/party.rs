@@ -67,12 +67,13 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
         .map(str::parse::<LinkProfile>)
         .transpose()?;
     let job = args.job.job()?;
+    let session = args.job.session(cluster.options.link.as_deref())?;
     let opts = PartyOptions {
         cluster,
         me,
         security,
         job: job.clone(),
-        session: args.job.session(),
+        session: session.clone(),
         preprocessing: match (args.preprocessing, job.needs_online_dealer()) {
             (Some(p), _) => Preprocessing::from(p),
             (None, true) => Preprocessing::OnlineDealer,
@@ -106,7 +107,7 @@ pub(crate) fn run_party_cmd(args: PartyArgs) -> spindle::Result<()> {
     println!(
         "party {me}: {} done; startup {:.1} ms, online {:.1} ms; max |secure - f64| = {:.3e}; \
          online sent {} in {} rounds; {} from the dealer",
-        job.fingerprint(out.stats.n_parties, &args.job.session()),
+        job.fingerprint(out.stats.n_parties, &session),
         out.startup_time.as_secs_f64() * 1e3,
         out.online_time.as_secs_f64() * 1e3,
         out.max_abs_error,
