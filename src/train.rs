@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use spindle_transport::LinkStats;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{check_agreement, CheckpointId, ShareCheckpoint};
 use crate::io::mnist::{self, MnistSplit, Split};
 use crate::models;
+use crate::nn::argmax_row as argmax;
 use crate::nn::{loss, Init, ModelSpec, ModelWeights, PlainModel, PlainTensor, SecureModel, Sgd};
 use crate::pipeline::{run_micro_batches, InterBatch};
 use crate::prg::{Prg, Seed};
@@ -93,6 +95,15 @@ pub struct TrainOptions {
     /// Record the timeline of the last epoch trained ([`crate::trace`];
     /// [`TrainReport::trace`]).
     pub trace: bool,
+    /// The inter-batch pipeline in training: each optimizer step's batch
+    /// runs as micro-batches on forks of the session, several in flight,
+    /// their weight gradients summed before the one step (`None`: the
+    /// batch in one piece). Results are bit-identical for any number in
+    /// flight; against the batch in one piece they differ by the
+    /// truncation of each micro-batch's gradient (1 ulp each) and its own
+    /// dealer material. Models with BatchNorm2d are refused (batch
+    /// statistics would be per micro-batch).
+    pub pipeline: Option<InterBatch>,
 }
 
 impl Default for TrainOptions {
@@ -121,6 +132,7 @@ impl Default for TrainOptions {
             backend: crate::backend::Device::default(),
             dealer_seed: None,
             trace: false,
+            pipeline: None,
         }
     }
 }
@@ -174,6 +186,9 @@ impl TrainOptions {
         }
         if self.batch == 0 {
             return Err(Error::Unsupported("--batch must be at least 1".into()));
+        }
+        if let Some(p) = self.pipeline {
+            p.validate()?;
         }
         Ok(())
     }
@@ -476,6 +491,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
             evaluation: opts.evaluation,
             losses: losses.clone(),
             bar: bar.clone(),
+            pipeline: opts.pipeline,
         });
         let run = run_parties(&ro, move |sess| {
             let ctx = ctx.clone();
@@ -697,6 +713,7 @@ pub async fn train_party(
             evaluation: opts.evaluation,
             losses: losses.clone(),
             bar: None,
+            pipeline: opts.pipeline,
         };
         let (params, velocity, accuracy, mut times) = ctx.run_party(sess).await?;
         if let Some(dir) = &opts.checkpoint_dir {
@@ -764,6 +781,8 @@ struct EpochCtx {
     evaluation: Evaluation,
     losses: Arc<Mutex<Vec<f64>>>,
     bar: Option<ProgressBar>,
+    /// The inter-batch pipeline of each step ([`TrainOptions::pipeline`]).
+    pipeline: Option<InterBatch>,
 }
 
 type PartyOutput = (
@@ -817,9 +836,7 @@ impl EpochCtx {
             };
             let xs = sess.share_input_f64::<u64>(DATA_OWNER, xb.as_deref(), shape(self.batch))?;
             let ys = sess.share_input_f64::<u64>(DATA_OWNER, yb.as_deref(), [self.batch, 10])?;
-            let logits = model.forward(sess, &xs, true).await?;
-            let (grad, probs) = loss::softmax_cross_entropy_grad(sess, &logits, &ys).await?;
-            model.backward(sess, &grad, false).await?;
+            let probs = self.gradients(sess, &mut model, &xs, &ys).await?;
             self.sgd.step(sess, model.params_mut()).await?;
             // The data owner learns the batch loss (its own labels, the model's probabilities).
             if let Some(p) = sess.reveal_to(&probs, DATA_OWNER).await? {
@@ -874,6 +891,93 @@ impl EpochCtx {
         Ok((params, velocity, accuracy, times))
     }
 
+    /// One step's forward and backward passes on the batch (xs, ys): the
+    /// gradients left in `model`'s parameters, the softmax probabilities
+    /// returned. With the inter-batch pipeline the batch runs as
+    /// micro-batches on forks ([`run_micro_batches`]), each through its
+    /// own copy of the model's shares (its own layer caches), and their
+    /// gradients are summed (local additions).
+    async fn gradients(
+        &self,
+        sess: &crate::Session,
+        model: &mut SecureModel<u64>,
+        xs: &crate::Shared<u64>,
+        ys: &crate::Shared<u64>,
+    ) -> Result<crate::Shared<u64>> {
+        let Some(p) = self.pipeline else {
+            let logits = model.forward(sess, xs, true).await?;
+            let (grad, probs) = loss::softmax_cross_entropy_grad(sess, &logits, ys).await?;
+            model.backward(sess, &grad, false).await?;
+            return Ok(probs);
+        };
+        if self
+            .spec
+            .layers
+            .iter()
+            .any(|l| matches!(l, crate::nn::LayerSpec::BatchNorm2d { .. }))
+        {
+            return Err(Error::Unsupported(format!(
+                "{} has BatchNorm2d: micro-batches would normalize by their own statistics; \
+                 train it without --micro-batch",
+                self.spec.name
+            )));
+        }
+        let shares: Vec<RingTensor<u64>> = model
+            .params_mut()
+            .iter()
+            .map(|p| p.value.share().clone())
+            .collect();
+        let ranges = p.ranges(self.batch);
+        let (spec, shares, ranges, batch) = (&self.spec, &shares, &ranges, self.batch);
+        let parts = run_micro_batches(
+            sess,
+            ranges.len(),
+            p.in_flight,
+            |fork, i| async move {
+                let r = ranges[i].clone();
+                let be = fork.backend();
+                let x =
+                    crate::Shared::from_share(be.slice_axis(xs.share(), 0, r.start, r.len())?);
+                let y =
+                    crate::Shared::from_share(be.slice_axis(ys.share(), 0, r.start, r.len())?);
+                let mut m = SecureModel::from_shares(spec, shares.clone())?;
+                let logits = m.forward(&fork, &x, true).await?;
+                let (grad, probs) =
+                    loss::softmax_cross_entropy_grad_over(&fork, &logits, &y, batch).await?;
+                m.backward(&fork, &grad, false).await?;
+                let grads = m
+                    .params_mut()
+                    .into_iter()
+                    .map(|p| p.grad.take())
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| Error::Unsupported("a layer left no gradient".into()))?;
+                Ok::<_, Error>((grads, probs))
+            },
+            |_| {},
+        )
+        .await?;
+        let mut sums: Option<Vec<crate::Shared<u64>>> = None;
+        let mut probs = Vec::with_capacity(parts.len());
+        for (grads, pr) in parts {
+            sums = Some(match sums {
+                None => grads,
+                Some(s) => s
+                    .iter()
+                    .zip(&grads)
+                    .map(|(a, b)| a.add(sess, b))
+                    .collect::<Result<_>>()?,
+            });
+            probs.push(pr);
+        }
+        for (p, g) in model.params_mut().into_iter().zip(sums.unwrap_or_default()) {
+            p.grad = Some(g);
+        }
+        let parts: Vec<&RingTensor<u64>> = probs.iter().map(|p| p.share()).collect();
+        Ok(crate::Shared::from_share(
+            sess.backend().concat_axis(&parts, 0)?,
+        ))
+    }
+
     /// The secure model's accuracy on the test set, revealed to the data
     /// owner: the test batches run as micro-batches of the inter-batch
     /// pipeline ([`EVAL_IN_FLIGHT`] in flight, each on its own fork, the
@@ -925,8 +1029,6 @@ impl EpochCtx {
 /// inter-batch pipeline: one batch's rounds on the wire while another
 /// computes; the accuracy does not depend on it).
 pub const EVAL_IN_FLIGHT: usize = 2;
-
-use crate::nn::argmax_row as argmax;
 
 /// Test accuracy of plaintext weights.
 fn plain_accuracy(spec: &ModelSpec, w: ModelWeights, x: &[f64], y: &[u8]) -> Result<f64> {

@@ -19,7 +19,7 @@ impl Job for TrainOptions {
         let t = self;
         format!(
             "train model={} epochs={} batch={} lr={} momentum={} weight_decay={} train_limit={:?} \
-             test_limit={:?} seed={} eval={:?} resume={}",
+             test_limit={:?} seed={} eval={:?} resume={} pipeline={:?}",
             t.model,
             t.epochs,
             t.batch,
@@ -30,7 +30,8 @@ impl Job for TrainOptions {
             t.test_limit,
             t.seed,
             t.evaluation,
-            t.resume
+            t.resume,
+            t.pipeline
         )
     }
 

@@ -18,6 +18,26 @@ pub async fn softmax_cross_entropy_grad<R: Ring>(
     logits: &Shared<R>,
     onehot: &Shared<R>,
 ) -> Result<(Shared<R>, Shared<R>)> {
+    let rows = logits.shape().dims().first().copied().unwrap_or(0);
+    softmax_cross_entropy_grad_over(sess, logits, onehot, rows).await
+}
+
+/// [`softmax_cross_entropy_grad`] for a micro-batch of a batch of `batch`
+/// rows: (softmax(logits) - onehot) / batch, so that the gradients of a
+/// batch's micro-batches sum to the batch's (the inter-batch pipeline in
+/// training, [`crate::pipeline::InterBatch`]). Same cost.
+///
+/// Errors: as [`softmax_cross_entropy_grad`]; [`Error::ShapeMismatch`]
+/// for a `batch` of 0.
+pub async fn softmax_cross_entropy_grad_over<R: Ring>(
+    sess: &Session,
+    logits: &Shared<R>,
+    onehot: &Shared<R>,
+    batch: usize,
+) -> Result<(Shared<R>, Shared<R>)> {
+    if batch == 0 {
+        return Err(Error::shape("softmax cross-entropy", "a batch of 0 rows"));
+    }
     let d = logits.shape().dims();
     if d.len() != 2 || logits.shape() != onehot.shape() {
         return Err(Error::shape(
@@ -31,7 +51,7 @@ pub async fn softmax_cross_entropy_grad<R: Ring>(
     }
     let probs = nonlinear::softmax(sess, logits, 1, None).await?;
     let diff = probs.sub(sess, onehot)?;
-    let grad = fixed::mul_public_scalar(sess, &diff, 1.0 / d[0] as f64).await?;
+    let grad = fixed::mul_public_scalar(sess, &diff, 1.0 / batch as f64).await?;
     Ok((grad, probs))
 }
 

@@ -197,8 +197,9 @@ pub(crate) struct JobArgs {
     /// skipped), after the --text ones.
     #[arg(long)]
     pub(crate) input: Option<PathBuf>,
-    /// Infer job, public: the inter-batch pipeline (with it, the online
-    /// dealer).
+    /// Infer, classify and train jobs, public: the inter-batch pipeline
+    /// (micro-batches on forks; infer with it and classify use the online
+    /// dealer; train sums the micro-batches' gradients before each step).
     #[command(flatten)]
     pub(crate) inter_batch: InterBatchArgs,
     /// Op job: the function (relu, exp, reciprocal, softmax).
@@ -252,7 +253,9 @@ impl JobArgs {
                     .as_ref()
                     .map_or("lenet".to_string(), |m| m.display().to_string());
                 // The cluster decides the number of parties; 0 here is not used.
-                Job::Train(Box::new(self.train.options(model, 0)))
+                let mut t = self.train.options(model, 0);
+                t.pipeline = self.inter_batch.pipeline(false);
+                Job::Train(Box::new(t))
             }
             JobKind::Matmul => Job::Matmul(MatmulJob {
                 m: self.m,

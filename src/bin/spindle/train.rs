@@ -42,6 +42,11 @@ pub(crate) struct TrainArgs {
     /// JSON, and print each stage's busy time.
     #[arg(long)]
     pub(crate) trace: Option<std::path::PathBuf>,
+    /// The inter-batch pipeline: each step's batch as micro-batches of
+    /// this many images, several in flight, their gradients summed
+    /// before the one optimizer step (off without --micro-batch).
+    #[command(flatten)]
+    pub(crate) inter_batch: crate::args::InterBatchArgs,
 }
 
 pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
@@ -60,6 +65,7 @@ pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
         frac_bits: args.frac_bits,
         dealer_seed: args.dealer_seed,
         trace: args.trace.is_some(),
+        pipeline: args.inter_batch.pipeline(false),
         ..args.settings.options(args.model, args.parties)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
