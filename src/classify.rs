@@ -234,14 +234,16 @@ impl ClassifyJob {
             true => Some(Arc::new(self.read_images(&spec)?)),
             false => None,
         };
-        let in_process = crate::resources::train_estimate(
+        // This party's share of the micro-batches in flight (training's
+        // estimate: an upper bound for inference).
+        let estimate = crate::resources::train_estimate(
             &spec,
             1,
             self.pipeline.micro_batch * self.pipeline.in_flight,
         )?;
         if real {
             crate::resources::check_fits(
-                in_process,
+                estimate,
                 &format!(
                     "party {me}'s share of {} micro-batches in flight",
                     self.pipeline.in_flight
