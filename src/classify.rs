@@ -12,7 +12,10 @@
 //! when the job starts. Images are normalized as in training
 //! ([`crate::io::mnist::MnistImages::normalized`]).
 //!
-//! Cost per image is that of [`SecureModel::infer`] plus, with
+//! The weights are masked and opened once at load
+//! ([`ClassifyJob::static_weights`]); then the cost per image is that of
+//! [`SecureModel::infer`] (each product opening only the activations'
+//! masks) plus, with
 //! [`Reveal::Label`], one argmax over the classes ([`argmax`]: its rounds
 //! and bytes) and an opening of the one-hot to the data owner; with
 //! [`Reveal::Logits`] one opening of the logits. Error against f64: that
@@ -85,6 +88,11 @@ pub struct ClassifyJob {
     pub pipeline: InterBatch,
     /// Public: what the data owner learns.
     pub reveal: Reveal,
+    /// Public: mask and open the weights once at load (MPC-Pipe's
+    /// inter-linear scheme, [`SecureModel::prepare_inference`]), so each
+    /// micro-batch's products open only its activations' masks (false:
+    /// every product opens W - B afresh).
+    pub static_weights: bool,
 }
 
 impl ClassifyJob {
@@ -95,8 +103,8 @@ impl ClassifyJob {
             ModelSource::StateDict(_) => "weights",
         };
         format!(
-            "classify model={} source={source} count={} pipeline={:?} reveal={:?}",
-            self.model, self.count, self.pipeline, self.reveal
+            "classify model={} source={source} count={} pipeline={:?} reveal={:?} static_weights={}",
+            self.model, self.count, self.pipeline, self.reveal, self.static_weights
         )
     }
 
@@ -252,8 +260,14 @@ impl ClassifyJob {
             )?;
         }
         let (t0, s0) = (Instant::now(), sess.link_stats());
-        let model =
-            crate::trace::in_span(sess.stream_id(), "load", self.load_model(sess, &spec)).await?;
+        let model = crate::trace::in_span(sess.stream_id(), "load", async {
+            let mut m = self.load_model(sess, &spec).await?;
+            if self.static_weights {
+                m.prepare_inference(sess).await?;
+            }
+            Ok::<_, Error>(m)
+        })
+        .await?;
         let load = JobPhase {
             label: "load".into(),
             time: t0.elapsed(),

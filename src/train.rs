@@ -864,7 +864,11 @@ impl EpochCtx {
             times.push(t0.elapsed());
         }
         let accuracy = match self.evaluation {
-            Evaluation::Secure => self.secure_accuracy(sess, &model, DATA_OWNER).await?,
+            Evaluation::Secure => {
+                // The weights are fixed for the whole test set: opened once.
+                model.prepare_inference(sess).await?;
+                self.secure_accuracy(sess, &model, DATA_OWNER).await?
+            }
             Evaluation::RevealToOwner => {
                 let w = model.reveal_weights_to(sess, MODEL_OWNER).await?;
                 let acc = match w {

@@ -39,6 +39,7 @@ fn job(source: ModelSource, count: usize, in_flight: usize, reveal: Reveal) -> C
             in_flight,
         },
         reveal,
+        static_weights: true,
     }
 }
 
@@ -93,6 +94,46 @@ fn classify_is_bit_identical_for_any_window_and_matches_the_plaintext_model() {
             .fold(0.0, f64::max);
         eprintln!("N = {n}: max |secure - plaintext| logit error {err:.2e}");
         assert!(err < 2f64.powi(-10), "N = {n}: logit error {err}");
+        // Inter-linear off: every product opens W - B again, 3 micro-batches
+        // x 430,500 weights more in the classify phase, the load 430,500 less.
+        let mut fresh = job(ModelSource::StateDict(path.clone()), 40, 3, Reveal::Logits);
+        fresh.static_weights = false;
+        let r = classify(&fresh, &run_options(n), None).unwrap();
+        let on = job(ModelSource::StateDict(path.clone()), 40, 3, Reveal::Logits);
+        let on = classify(&on, &run_options(n), None).unwrap();
+        let weights: u64 = spec
+            .param_shapes()
+            .iter()
+            .step_by(2)
+            .map(|s| s.numel() as u64)
+            .sum();
+        assert_eq!(weights, 430_500);
+        let per_peer = (n as u64 - 1) * weights * 8;
+        for party in 0..n {
+            let phase = |r: &spindle::classify::ClassifyReport, i: usize| {
+                r.phases[party][i].link.bytes_sent
+            };
+            assert_eq!(
+                phase(&r, 1) - phase(&on, 1),
+                3 * per_peer,
+                "party {party}: classify"
+            );
+            assert_eq!(
+                phase(&on, 0) - phase(&r, 0),
+                per_peer,
+                "party {party}: load"
+            );
+        }
+        let err = r
+            .output
+            .iter()
+            .zip(&expected)
+            .map(|(a, &b)| (a - b as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 2f64.powi(-10),
+            "N = {n}, fresh weights: logit error {err}"
+        );
     }
 }
 

@@ -6,6 +6,7 @@ use super::module::no_cache;
 use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp, Conv2dParams};
 use crate::error::{Error, Result};
+use crate::protocol::beaver::{self, StaticOperand};
 use crate::protocol::fixed;
 use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
@@ -21,6 +22,8 @@ pub struct Conv2d<R: Ring> {
     bias: Param<R>,
     params: Conv2dParams,
     input: Option<Shared<R>>,
+    /// The weight masked and opened once ([`Module::prepare_inference`]).
+    prepared: Option<StaticOperand<R>>,
 }
 
 impl<R: Ring> Conv2d<R> {
@@ -40,6 +43,7 @@ impl<R: Ring> Conv2d<R> {
             bias: Param::new(bias),
             params,
             input: None,
+            prepared: None,
         })
     }
 }
@@ -111,8 +115,16 @@ impl<R: Ring> Module<R> for Conv2d<R> {
     }
 
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-        let y = fixed::conv2d(sess, x, &self.weight.value, self.params).await?;
+        let y = match &self.prepared {
+            Some(w) => fixed::product_static(sess, BilinearOp::Conv2d(self.params), x, w).await?,
+            None => fixed::conv2d(sess, x, &self.weight.value, self.params).await?,
+        };
         add_channels(sess, &y, &self.bias.value)
+    }
+
+    async fn prepare_inference(&mut self, sess: &Session) -> Result<()> {
+        self.prepared = Some(beaver::prepare_static(sess, &self.weight.value).await?);
+        Ok(())
     }
 
     async fn backward(
@@ -149,6 +161,8 @@ impl<R: Ring> Module<R> for Conv2d<R> {
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<R>> {
+        // The weight may change: its opened mask would be stale.
+        self.prepared = None;
         vec![&mut self.weight, &mut self.bias]
     }
 

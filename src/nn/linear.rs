@@ -7,7 +7,7 @@ use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
 use crate::protocol::fixed;
-use crate::protocol::linear::dense_shared;
+use crate::protocol::linear::{dense, dense_shared, Weight};
 use crate::ring::Ring;
 use crate::session::Session;
 use crate::share::Shared;
@@ -20,6 +20,8 @@ pub struct Linear<R: Ring> {
     weight: Param<R>,
     bias: Param<R>,
     input: Option<Shared<R>>,
+    /// The weight masked and opened once ([`Module::prepare_inference`]).
+    prepared: Option<Weight<R>>,
 }
 
 impl<R: Ring> Linear<R> {
@@ -38,6 +40,7 @@ impl<R: Ring> Linear<R> {
             weight: Param::new(weight),
             bias: Param::new(bias),
             input: None,
+            prepared: None,
         })
     }
 }
@@ -65,7 +68,15 @@ impl<R: Ring> Module<R> for Linear<R> {
     }
 
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-        dense_shared(sess, x, &self.weight.value, &self.bias.value).await
+        match &self.prepared {
+            Some(w) => dense(sess, x, w, &self.bias.value).await,
+            None => dense_shared(sess, x, &self.weight.value, &self.bias.value).await,
+        }
+    }
+
+    async fn prepare_inference(&mut self, sess: &Session) -> Result<()> {
+        self.prepared = Some(Weight::prepare(sess, self.weight.value.clone(), true).await?);
+        Ok(())
     }
 
     async fn backward(
@@ -90,6 +101,8 @@ impl<R: Ring> Module<R> for Linear<R> {
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param<R>> {
+        // The weight may change: its opened mask would be stale.
+        self.prepared = None;
         vec![&mut self.weight, &mut self.bias]
     }
 

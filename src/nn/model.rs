@@ -127,6 +127,21 @@ impl<R: Ring> SecureModel<R> {
         Ok(h)
     }
 
+    /// Prepares every layer's weights for many inferences
+    /// ([`Module::prepare_inference`]: each weight masked and opened once,
+    /// so each later [`SecureModel::infer`] opens only the activations'
+    /// masks). Undone by the next [`SecureModel::params_mut`] (a training
+    /// step changes the weights).
+    ///
+    /// Rounds: 1 per weighted layer. Bytes per party: (N - 1) k / 8 times
+    /// the weights' elements. Errors: preprocessing and transport errors.
+    pub async fn prepare_inference(&mut self, sess: &Session) -> Result<()> {
+        for layer in &mut self.layers {
+            layer.prepare_inference(sess).await?;
+        }
+        Ok(())
+    }
+
     /// Inference over a batch x [batch, input...] without caches
     /// ([`Module::infer`]): `&self`, so several micro-batches may run
     /// through one model at once on forks of the session. Same rounds

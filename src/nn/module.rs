@@ -50,6 +50,20 @@ pub trait Module<R: Ring>: Send + Sync {
     /// Errors: shape mismatches, preprocessing and transport errors.
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>>;
 
+    /// Prepares the layer's weights for many inferences (MPC-Pipe's
+    /// inter-linear scheme: what does not depend on the input moves out
+    /// of each inference): masks the weight and opens the masked value
+    /// once ([`crate::protocol::beaver::prepare_static`]), so that every
+    /// later [`Module::infer`] opens only its input's mask. Kept until the
+    /// parameters are next borrowed mutably ([`Module::params_mut`]).
+    /// Default: nothing to prepare.
+    ///
+    /// Rounds: 1 per weight. Bytes per party: (N - 1) numel(W) k / 8.
+    /// Errors: preprocessing and transport errors.
+    async fn prepare_inference(&mut self, _sess: &Session) -> Result<()> {
+        Ok(())
+    }
+
     /// Backward pass from the output gradient; returns the input gradient
     /// (`None` when `need_input_grad` is false, as for the first layer).
     ///

@@ -45,6 +45,10 @@ pub(crate) struct ClassifySource {
     /// What the data owner learns about each image.
     #[arg(long, value_enum, default_value_t = RevealArg::Label)]
     pub(crate) reveal: RevealArg,
+    /// Inter-linear ablation: open the masked weights afresh in every
+    /// product instead of once at load.
+    #[arg(long)]
+    pub(crate) no_static_weights: bool,
 }
 
 /// Micro-batch size of classify when --micro-batch is not given (the
@@ -107,6 +111,7 @@ impl ClassifySource {
                 RevealArg::Label => Reveal::Label,
                 RevealArg::Logits => Reveal::Logits,
             },
+            static_weights: !self.no_static_weights,
         };
         Ok((job, labels))
     }
