@@ -134,6 +134,28 @@ fn classify_is_bit_identical_for_any_window_and_matches_the_plaintext_model() {
             err < 2f64.powi(-10),
             "N = {n}, fresh weights: logit error {err}"
         );
+        // Inner-layer lanes on every layer (row blocks of the products with
+        // the opened weights, lanes of the comparisons): the same accuracy,
+        // and still the same bits for any window.
+        let mut laned = run_options(n);
+        laned.session.pipeline = spindle::pipeline::InnerPipeline {
+            lanes: 3,
+            min_elems: 1,
+        };
+        let outs: Vec<Vec<f64>> = [1, 2]
+            .iter()
+            .map(|&k| {
+                let j = job(ModelSource::StateDict(path.clone()), 40, k, Reveal::Logits);
+                classify(&j, &laned, None).unwrap().output
+            })
+            .collect();
+        assert_eq!(outs[0], outs[1], "N = {n}: lanes, in flight 1 and 2");
+        let err = outs[0]
+            .iter()
+            .zip(&expected)
+            .map(|(a, &b)| (a - b as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 2f64.powi(-10), "N = {n}, in lanes: logit error {err}");
     }
 }
 

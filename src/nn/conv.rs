@@ -6,6 +6,7 @@ use super::module::no_cache;
 use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp, Conv2dParams};
 use crate::error::{Error, Result};
+use crate::pipeline::RowLanes;
 use crate::protocol::beaver::{self, StaticOperand};
 use crate::protocol::fixed;
 use crate::ring::{Ring, RingTensor, Shape};
@@ -115,11 +116,26 @@ impl<R: Ring> Module<R> for Conv2d<R> {
     }
 
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-        let y = match &self.prepared {
-            Some(w) => fixed::product_static(sess, BilinearOp::Conv2d(self.params), x, w).await?,
-            None => fixed::conv2d(sess, x, &self.weight.value, self.params).await?,
+        let Some(w) = &self.prepared else {
+            let y = fixed::conv2d(sess, x, &self.weight.value, self.params).await?;
+            return add_channels(sess, &y, &self.bias.value);
         };
-        add_channels(sess, &y, &self.bias.value)
+        // Blocks of images (inter-linear): block i's truncation on the wire
+        // while block i + 1 convolves; the weight is opened once.
+        let (lanes, op, b) = (
+            RowLanes::new(sess, x)?,
+            BilinearOp::Conv2d(self.params),
+            &self.bias.value,
+        );
+        let y = lanes
+            .run(sess, x, |s, images, _| async move {
+                let y = fixed::product_static(s, op, images, w).await?;
+                Ok(vec![add_channels(s, &y, b)?])
+            })
+            .await?;
+        y.into_iter()
+            .next()
+            .ok_or_else(|| Error::shape("conv2d", "no output"))
     }
 
     async fn prepare_inference(&mut self, sess: &Session) -> Result<()> {

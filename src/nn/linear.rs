@@ -6,6 +6,7 @@ use super::module::no_cache;
 use super::{Module, Param};
 use crate::backend::{Backend, BilinearOp};
 use crate::error::{Error, Result};
+use crate::pipeline::RowLanes;
 use crate::protocol::fixed;
 use crate::protocol::linear::{dense, dense_shared, Weight};
 use crate::ring::Ring;
@@ -68,10 +69,22 @@ impl<R: Ring> Module<R> for Linear<R> {
     }
 
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-        match &self.prepared {
-            Some(w) => dense(sess, x, w, &self.bias.value).await,
-            None => dense_shared(sess, x, &self.weight.value, &self.bias.value).await,
-        }
+        let Some(w) = &self.prepared else {
+            return dense_shared(sess, x, &self.weight.value, &self.bias.value).await;
+        };
+        // Row blocks (inter-linear): block i's truncation on the wire while
+        // block i + 1 multiplies; with the weight opened once, the blocks
+        // send the bytes of one product.
+        let lanes = RowLanes::new(sess, x)?;
+        let b = &self.bias.value;
+        let y = lanes
+            .run(sess, x, |s, rows, _| async move {
+                Ok(vec![dense(s, rows, w, b).await?])
+            })
+            .await?;
+        y.into_iter()
+            .next()
+            .ok_or_else(|| Error::shape("linear", "no output"))
     }
 
     async fn prepare_inference(&mut self, sess: &Session) -> Result<()> {
