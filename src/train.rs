@@ -926,13 +926,11 @@ impl EpochCtx {
                 self.spec.name
             )));
         }
-        let shares: Vec<RingTensor<u64>> = model
-            .params_mut()
-            .iter()
-            .map(|p| p.value.share().clone())
-            .collect();
+        // Inter-linear: the weights are fixed until the step, so every
+        // micro-batch's forward products share one opening of W - B.
+        model.prepare_inference(sess).await?;
         let ranges = p.ranges(self.batch);
-        let (spec, shares, ranges, batch) = (&self.spec, &shares, &ranges, self.batch);
+        let (main, ranges, batch) = (&*model, &ranges, self.batch);
         let parts = run_micro_batches(
             sess,
             ranges.len(),
@@ -944,7 +942,7 @@ impl EpochCtx {
                     crate::Shared::from_share(be.slice_axis(xs.share(), 0, r.start, r.len())?);
                 let y =
                     crate::Shared::from_share(be.slice_axis(ys.share(), 0, r.start, r.len())?);
-                let mut m = SecureModel::from_shares(spec, shares.clone())?;
+                let mut m = main.replicate();
                 let logits = m.forward(&fork, &x, true).await?;
                 let (grad, probs) =
                     loss::softmax_cross_entropy_grad_over(&fork, &logits, &y, batch).await?;

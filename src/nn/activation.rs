@@ -31,6 +31,10 @@ impl<R: Ring> Module<R> for ReLU<R> {
         "relu"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(ReLU::new())
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let (y, d) = compare::relu_with_derivative(sess, x).await?;
         self.derivative = train.then_some(d);

@@ -109,6 +109,16 @@ impl<R: Ring> Module<R> for Conv2d<R> {
         "conv2d"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(Conv2d {
+            weight: self.weight.value_only(),
+            bias: self.bias.value_only(),
+            params: self.params,
+            input: None,
+            prepared: self.prepared.clone(),
+        })
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let y = self.infer(sess, x).await?;
         self.input = train.then(|| x.clone());

@@ -62,6 +62,15 @@ impl<R: Ring> Module<R> for Linear<R> {
         "linear"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(Linear {
+            weight: self.weight.value_only(),
+            bias: self.bias.value_only(),
+            input: None,
+            prepared: self.prepared.clone(),
+        })
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let y = self.infer(sess, x).await?;
         self.input = train.then(|| x.clone());

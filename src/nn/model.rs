@@ -127,6 +127,16 @@ impl<R: Ring> SecureModel<R> {
         Ok(h)
     }
 
+    /// A copy of the model for another micro-batch of the same training
+    /// step ([`Module::replicate`]): the same parameter shares and
+    /// prepared weights, no caches, no gradients. Local.
+    pub fn replicate(&self) -> Self {
+        SecureModel {
+            spec: self.spec.clone(),
+            layers: self.layers.iter().map(|l| l.replicate()).collect(),
+        }
+    }
+
     /// Prepares every layer's weights for many inferences
     /// ([`Module::prepare_inference`]: each weight masked and opened once,
     /// so each later [`SecureModel::infer`] opens only the activations'

@@ -19,6 +19,11 @@ pub struct Param<R: Ring> {
 }
 
 impl<R: Ring> Param<R> {
+    /// The same value, with no gradient or momentum ([`Module::replicate`]).
+    pub fn value_only(&self) -> Self {
+        Param::new(self.value.clone())
+    }
+
     /// A parameter with no gradient yet.
     pub fn new(value: Shared<R>) -> Self {
         Param {
@@ -49,6 +54,11 @@ pub trait Module<R: Ring>: Send + Sync {
     ///
     /// Errors: shape mismatches, preprocessing and transport errors.
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>>;
+
+    /// A copy of the layer for another micro-batch of the same step: the
+    /// same parameter shares (and prepared weights), no caches, no
+    /// gradients. Local.
+    fn replicate(&self) -> Box<dyn Module<R>>;
 
     /// Prepares the layer's weights for many inferences (MPC-Pipe's
     /// inter-linear scheme: what does not depend on the input moves out

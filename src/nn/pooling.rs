@@ -32,6 +32,10 @@ impl<R: Ring> Module<R> for MaxPool2d<R> {
         "maxpool2d"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(MaxPool2d::new(self.pool))
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let (y, onehot) = maxpool2d(sess, x, &self.pool).await?;
         self.cache = train.then(|| (onehot, x.shape().clone()));
@@ -81,6 +85,10 @@ impl AvgPool2d {
 impl<R: Ring> Module<R> for AvgPool2d {
     fn name(&self) -> &'static str {
         "avgpool2d"
+    }
+
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(AvgPool2d::new(self.pool))
     }
 
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {

@@ -30,6 +30,10 @@ impl<R: Ring> Module<R> for Flatten {
         "flatten"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(Flatten::new())
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
         let y = self.infer(sess, x).await?;
         self.input = train.then(|| x.shape().clone());
@@ -82,6 +86,13 @@ impl<R: Ring> Module<R> for BatchNorm2d<R> {
         "batchnorm2d"
     }
 
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(BatchNorm2d {
+            scale: self.scale.value_only(),
+            shift: self.shift.value_only(),
+        })
+    }
+
     async fn forward(&mut self, sess: &Session, x: &Shared<R>, _train: bool) -> Result<Shared<R>> {
         self.infer(sess, x).await
     }
@@ -131,6 +142,10 @@ impl Dropout {
 impl<R: Ring> Module<R> for Dropout {
     fn name(&self) -> &'static str {
         "dropout"
+    }
+
+    fn replicate(&self) -> Box<dyn Module<R>> {
+        Box::new(Dropout::new(self.p))
     }
 
     async fn forward(&mut self, _sess: &Session, x: &Shared<R>, train: bool) -> Result<Shared<R>> {
