@@ -129,6 +129,15 @@ async fn bad_training_requests_are_errors() {
         matches!(train(&o).await.unwrap_err(), Error::Unsupported(_)),
         "--resume needs a directory"
     );
+    // A micro-batch of 0: refused in one process and as a party's job.
+    o.resume = false;
+    o.pipeline = Some(spindle::pipeline::InterBatch {
+        micro_batch: 0,
+        in_flight: 2,
+    });
+    assert!(matches!(train(&o).await.unwrap_err(), Error::Format { .. }));
+    let job = spindle::jobs::AnyJob::Train(Box::new(o));
+    assert!(matches!(job.validate().unwrap_err(), Error::Format { .. }));
 }
 
 /// Writes the four IDX files of an MNIST-like set of `n` images of

@@ -35,8 +35,12 @@ impl Job for TrainOptions {
         )
     }
 
-    /// Errors: [`Error::ShapeMismatch`] for a batch or epoch count of 0.
+    /// Errors: [`Error::ShapeMismatch`] for a batch or epoch count of 0;
+    /// [`Error::Format`] for a micro-batch or window of 0.
     fn validate(&self) -> Result<()> {
+        if let Some(p) = self.pipeline {
+            p.validate()?;
+        }
         if self.batch == 0 || self.epochs == 0 {
             return Err(Error::shape(
                 "job train",
