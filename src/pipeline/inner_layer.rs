@@ -143,9 +143,12 @@ impl<R: Ring> Lanes<R> {
 ///
 /// Algorithm: as [`Lanes`] (ordered lanes of `sess` taking turns between
 /// posting a round and reading it), with row chunks as even as possible.
-/// Cost: the rounds of `f` plus the lanes' skew; the same bytes up to the
-/// padding of bit-packed values to 64-element words in each lane (at most
-/// 8 bytes per lane and packed opening); L times the message tags.
+/// Cost: the rounds of `f` plus the lanes' skew; L times the message
+/// tags; the same bytes as one piece when every lane's rows fill whole
+/// 64-element words of `f`'s bit-packed values, else each lane pads its
+/// last word (protocols that pack rows, as the max tournament and the
+/// inverse square root do, pad up to 63 rows per lane and packed opening:
+/// small inputs in many lanes cost noticeably more).
 pub struct RowLanes<R: Ring> {
     sessions: Vec<Session>,
     chunks: Vec<(Shared<R>, std::ops::Range<usize>)>,
