@@ -154,6 +154,22 @@ pub async fn traced<F: Future>(trace: Option<Arc<PartyTrace>>, f: F) -> F::Outpu
     }
 }
 
+/// The trace of the current party's task, if it is traced: handed to work
+/// that runs off the task (the compute stage's worker threads).
+pub(crate) fn current() -> Option<Arc<PartyTrace>> {
+    CURRENT.try_with(|t| t.clone()).ok()
+}
+
+/// Runs `f` on this thread recording into `trace` (nothing with `None`):
+/// the synchronous twin of [`traced`], for a worker thread running a job
+/// of a traced task.
+pub(crate) fn traced_sync<T>(trace: Option<Arc<PartyTrace>>, f: impl FnOnce() -> T) -> T {
+    match trace {
+        Some(t) => CURRENT.sync_scope(t, f),
+        None => f(),
+    }
+}
+
 /// A span being timed; recorded when dropped.
 pub struct Span {
     trace: Arc<PartyTrace>,

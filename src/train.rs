@@ -104,6 +104,10 @@ pub struct TrainOptions {
     /// dealer material. Models with BatchNorm2d are refused (batch
     /// statistics would be per micro-batch).
     pub pipeline: Option<InterBatch>,
+    /// Worker threads of each party's compute stage
+    /// ([`SessionConfig::compute_workers`]; 0: every op inline). Results
+    /// are the same either way.
+    pub compute_workers: usize,
 }
 
 impl Default for TrainOptions {
@@ -133,6 +137,7 @@ impl Default for TrainOptions {
             dealer_seed: None,
             trace: false,
             pipeline: None,
+            compute_workers: 1,
         }
     }
 }
@@ -469,6 +474,7 @@ pub async fn train(opts: &TrainOptions) -> Result<TrainReport> {
         ro.preprocessing = opts.preprocessing;
         ro.session = SessionConfig {
             frac_bits: opts.frac_bits,
+            compute_workers: opts.compute_workers,
             ..Default::default()
         };
         ro.dealer_seed = Some(master.derive(epoch_stream(opts.seed, epoch)));

@@ -259,8 +259,9 @@ async fn checkpoints_that_do_not_belong_together_are_refused() {
 
 /// The inter-batch pipeline in training: each step's batch of 16 as two
 /// micro-batches of 8 on forks, their gradients summed before the step.
-/// One and two in flight give the same losses, accuracy and bytes bit for
-/// bit (same dealer seed); against the batch in one piece the losses stay
+/// One in flight with every op inline and two in flight with the compute
+/// stage give the same losses, accuracy and bytes bit for bit (same dealer
+/// seed); against the batch in one piece the losses stay
 /// within the fixed-point noise. LeNet, 3 parties, 4 steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn micro_batched_steps_are_bit_identical_for_any_window() {
@@ -272,17 +273,20 @@ async fn micro_batched_steps_are_bit_identical_for_any_window() {
         dealer_seed: Some(spindle::prg::Seed([3; 16])),
         ..small("lenet")
     };
-    let run = |in_flight: usize| {
+    // The serial engine (one in flight, every op inline) against two in
+    // flight with the GEMMs on the compute stage.
+    let run = |in_flight: usize, compute_workers: usize| {
         let o = TrainOptions {
             pipeline: Some(InterBatch {
                 micro_batch: 8,
                 in_flight,
             }),
+            compute_workers,
             ..base.clone()
         };
         async move { train(&o).await.unwrap() }
     };
-    let (one, two) = (run(1).await, run(2).await);
+    let (one, two) = (run(1, 0).await, run(2, 1).await);
     assert_eq!(one.losses, two.losses);
     assert_eq!(one.epochs[0].accuracy, two.epochs[0].accuracy);
     assert_eq!(one.epochs[0].per_iteration, two.epochs[0].per_iteration);

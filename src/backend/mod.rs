@@ -19,6 +19,7 @@ pub mod cuda;
 pub mod layout;
 pub mod limb;
 pub(crate) mod pool;
+mod queue;
 // Only the CUDA backend lowers convolutions this way (the CPU has its own loops).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) mod lowering;
@@ -30,6 +31,7 @@ pub use audit::{AuditBackend, TransferCounts};
 pub use bilinear::{BilinearOp, Conv2dParams};
 pub use cpu::CpuBackend;
 pub use pool::Pool2d;
+pub use queue::ComputeQueue;
 pub use select::{select_device, DeviceChoice};
 pub use shape::ShapeBackend;
 pub use steps::{MpcSteps, TruncParts, TruncProduct};

@@ -13,7 +13,9 @@
 //! Bytes sent per party: (N - 1) * (numel(x) + numel(y)) * k / 8; for a
 //! square, or a product with a static operand, (N - 1) * numel(x) * k / 8.
 
-use crate::backend::{Backend, BilinearOp, Conv2dParams};
+use std::sync::Arc;
+
+use crate::backend::{Backend, BilinearOp, Conv2dParams, Device};
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
 use crate::ring::{Ring, RingTensor, Shape};
@@ -21,26 +23,106 @@ use crate::session::Session;
 use crate::share::Shared;
 
 /// z_i = c_i + e op b_i + x_i op f: this party's share of x op y.
-fn combine<R: Ring>(
+async fn combine<R: Ring>(
     sess: &Session,
     op: &BilinearOp,
     c: RingTensor<R>,
-    e: &RingTensor<R>,
-    b_i: &RingTensor<R>,
+    e: Operand<'_, R>,
+    b_i: Operand<'_, R>,
     x_i: &RingTensor<R>,
-    f: &RingTensor<R>,
+    f: Operand<'_, R>,
 ) -> Result<Shared<R>> {
     let be = sess.backend();
     if *op == BilinearOp::Mul {
         // One fused pass (one kernel on the GPU) instead of four ops.
-        return Ok(Shared::from_share(
-            be.beaver_mul_combine(c, e, b_i, x_i, f)?,
-        ));
+        return Ok(Shared::from_share(be.beaver_mul_combine(
+            c,
+            e.get(),
+            b_i.get(),
+            x_i,
+            f.get(),
+        )?));
     }
-    let mut z = c;
-    be.add_assign(&mut z, &op.apply(be, e, b_i)?)?;
-    be.add_assign(&mut z, &op.apply(be, x_i, f)?)?;
-    Ok(Shared::from_share(z))
+    let terms = vec![(e, b_i), (Operand::Borrowed(x_i), f)];
+    Ok(Shared::from_share(local_terms(sess, *op, c, terms).await?))
+}
+
+/// Products of at least this many multiply-adds
+/// ([`BilinearOp::multiplications`]) go to the session's compute stage;
+/// smaller ones run inline (a hand-off costs tens of microseconds).
+const QUEUED_MIN_MULTIPLICATIONS: usize = 1 << 18;
+
+/// One operand of a local product: borrowed from the caller, owned, or
+/// shared (a static operand's mask and opened value, used by every
+/// product against it).
+pub(crate) enum Operand<'a, R: Ring> {
+    Borrowed(&'a RingTensor<R>),
+    Owned(RingTensor<R>),
+    Shared(Arc<RingTensor<R>>),
+}
+
+impl<R: Ring> Operand<'_, R> {
+    fn get(&self) -> &RingTensor<R> {
+        match self {
+            Operand::Borrowed(t) => t,
+            Operand::Owned(t) => t,
+            Operand::Shared(t) => t,
+        }
+    }
+
+    /// The operand as a value a worker thread may hold (a borrowed one is
+    /// copied).
+    fn into_static(self) -> Operand<'static, R> {
+        match self {
+            Operand::Borrowed(t) => Operand::Owned(t.clone()),
+            Operand::Owned(t) => Operand::Owned(t),
+            Operand::Shared(t) => Operand::Shared(t),
+        }
+    }
+}
+
+/// acc + sum of x op y over `terms`: the local side of a Beaver product.
+/// Runs on the session's compute stage ([`Session::compute_queue`]) when
+/// it has one and the products are large, inline otherwise; the result is
+/// the same either way.
+///
+/// Errors: backend errors; the compute stage's errors.
+async fn local_terms<R: Ring>(
+    sess: &Session,
+    op: BilinearOp,
+    acc: RingTensor<R>,
+    terms: Vec<(Operand<'_, R>, Operand<'_, R>)>,
+) -> Result<RingTensor<R>> {
+    let large = match terms.first() {
+        Some((x, y)) => {
+            op.multiplications(x.get().shape(), y.get().shape())? >= QUEUED_MIN_MULTIPLICATIONS
+        }
+        None => false,
+    };
+    match sess.compute_queue() {
+        Some(queue) if large => {
+            let be = sess.backend().clone();
+            let terms: Vec<_> = terms
+                .into_iter()
+                .map(|(x, y)| (x.into_static(), y.into_static()))
+                .collect();
+            queue.run(move || sum_terms(&be, &op, acc, &terms)).await
+        }
+        _ => sum_terms(sess.backend(), &op, acc, &terms),
+    }
+}
+
+/// acc + sum of x op y over `terms`, on `be`.
+fn sum_terms<R: Ring>(
+    be: &Device,
+    op: &BilinearOp,
+    mut acc: RingTensor<R>,
+    terms: &[(Operand<'_, R>, Operand<'_, R>)],
+) -> Result<RingTensor<R>> {
+    for (x, y) in terms {
+        be.add_assign(&mut acc, &op.apply(be, x.get(), y.get())?)?;
+    }
+    Ok(acc)
 }
 
 /// The N tensors of one request's material, or a format error.
@@ -75,8 +157,24 @@ pub async fn product<R: Ring>(
     let be = sess.backend();
     let e_i = be.sub(x.share(), &a)?;
     let f_i = be.sub(y.share(), &b)?;
-    let opened = sess.open(&[&e_i, &f_i]).await?;
-    combine(sess, &op, c, &opened[0], &b, x.share(), &opened[1])
+    let [e, f]: [RingTensor<R>; 2] =
+        sess.open(&[&e_i, &f_i])
+            .await?
+            .try_into()
+            .map_err(|v: Vec<_>| Error::Format {
+                what: "opening".into(),
+                detail: format!("2 values expected, got {}", v.len()),
+            })?;
+    combine(
+        sess,
+        &op,
+        c,
+        Operand::Owned(e),
+        Operand::Owned(b),
+        x.share(),
+        Operand::Owned(f),
+    )
+    .await
 }
 
 /// Several independent products in ONE round: all the e and f of every
@@ -105,13 +203,19 @@ pub async fn product_many<R: Ring>(
         triples.push((b, c));
     }
     let refs: Vec<&RingTensor<R>> = masked.iter().collect();
-    let opened = sess.open(&refs).await?;
-    items
-        .iter()
-        .zip(triples)
-        .zip(opened.chunks(2))
-        .map(|(((op, x, _), (b, c)), ef)| combine(sess, op, c, &ef[0], &b, x.share(), &ef[1]))
-        .collect()
+    let mut opened = sess.open(&refs).await?.into_iter();
+    let mut out = Vec::with_capacity(items.len());
+    for ((op, x, _), (b, c)) in items.iter().zip(triples) {
+        let (Some(e), Some(f)) = (opened.next(), opened.next()) else {
+            return Err(Error::Format {
+                what: "opening".into(),
+                detail: format!("{} values for {} products", refs.len(), items.len()),
+            });
+        };
+        let (e, b, f) = (Operand::Owned(e), Operand::Owned(b), Operand::Owned(f));
+        out.push(combine(sess, op, c, e, b, x.share(), f).await?);
+    }
+    Ok(out)
 }
 
 /// [x * y] elementwise. One round; see [`product`].
@@ -152,7 +256,9 @@ pub async fn square<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>>
     let [a, c] = take(sess.fetch::<R>(&req)?, &req)?;
     let e_i = sess.backend().sub(x.share(), &a)?;
     let e = sess.open(&[&e_i]).await?.pop().expect("one value");
-    combine(sess, &BilinearOp::Mul, c, &e, &a, x.share(), &e)
+    let (e_b, a) = (Operand::Borrowed(&e), Operand::Borrowed(&a));
+    let op = BilinearOp::Mul;
+    combine(sess, &op, c, e_b, a, x.share(), Operand::Borrowed(&e)).await
 }
 
 /// A static right operand (e.g. model weights) whose mask is opened once:
@@ -168,8 +274,9 @@ pub async fn square<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>>
 pub struct StaticOperand<R: Ring> {
     id: u64,
     value: Shared<R>,
-    mask: RingTensor<R>,
-    opened: RingTensor<R>,
+    /// Shared (not copied) by the products on the compute stage.
+    mask: Arc<RingTensor<R>>,
+    opened: Arc<RingTensor<R>>,
     owned: bool,
 }
 
@@ -231,8 +338,8 @@ pub async fn prepare_static<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<St
     Ok(StaticOperand {
         id,
         value: y.clone(),
-        mask: b,
-        opened: f,
+        mask: Arc::new(b),
+        opened: Arc::new(f),
         owned: false,
     })
 }
@@ -263,8 +370,8 @@ pub async fn prepare_static_owned<R: Ring>(
     Ok(StaticOperand {
         id,
         value: y.clone(),
-        mask: b,
-        opened: f,
+        mask: Arc::new(b),
+        opened: Arc::new(f),
         owned: true,
     })
 }
@@ -295,10 +402,13 @@ pub async fn product_static<R: Ring>(
     let e_i = be.sub(x.share(), &a)?;
     let e = y.open_lhs(sess, &e_i).await?;
     // z_i = c_i + [e known] e op b_i + x_i op f
-    let mut z = c;
-    if let Some(e) = &e {
-        be.add_assign(&mut z, &op.apply(be, e, &y.mask)?)?;
+    let mut terms = Vec::with_capacity(2);
+    if let Some(e) = e {
+        terms.push((Operand::Owned(e), Operand::Shared(y.mask.clone())));
     }
-    be.add_assign(&mut z, &op.apply(be, x.share(), &y.opened)?)?;
-    Ok(Shared::from_share(z))
+    terms.push((
+        Operand::Borrowed(x.share()),
+        Operand::Shared(y.opened.clone()),
+    ));
+    Ok(Shared::from_share(local_terms(sess, op, c, terms).await?))
 }

@@ -16,7 +16,7 @@ pub enum TruncMode {
 }
 
 /// Per-session settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SessionConfig {
     /// Fractional bits of fixed-point values; `None`: the ring's default
     /// ([`Ring::DEFAULT_FRAC_BITS`]: 20 in Z_2^64, 8 in Z_2^32).
@@ -26,7 +26,28 @@ pub struct SessionConfig {
     /// When elementwise protocols on large tensors run as an inner-layer
     /// pipeline ([`crate::pipeline::Lanes`]).
     pub pipeline: InnerPipeline,
+    /// Worker threads of the compute stage ([`crate::backend::ComputeQueue`]):
+    /// the large local products of Beaver multiplications (GEMMs and
+    /// convolutions) run there while the party's protocol task goes on with
+    /// its other streams. 0: every op inline (the serial engine). Results
+    /// are the same either way. Default 1.
+    pub compute_workers: usize,
 }
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            frac_bits: None,
+            trunc: TruncMode::default(),
+            pipeline: InnerPipeline::default(),
+            compute_workers: 1,
+        }
+    }
+}
+
+/// Jobs that may wait in a session's compute-stage queue: enough for the
+/// streams of a pipeline to queue one product each.
+pub(crate) const COMPUTE_QUEUE_DEPTH: usize = 8;
 
 /// When an elementwise protocol runs as an inner-layer pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

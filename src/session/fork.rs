@@ -134,6 +134,7 @@ impl Session {
             static_space: tags.stream,
             tags,
             lane: None,
+            compute: self.compute.clone(),
             pair_seeds: self
                 .pair_seeds
                 .iter()
@@ -176,6 +177,7 @@ impl Session {
             next_static: self.next_static.clone(),
             static_space: self.static_space,
             lane: Some((turns, lane)),
+            compute: self.compute.clone(),
             pair_seeds: self.pair_seeds.clone(),
             online_start: self.online_start,
             setup_stats: self.setup_stats,

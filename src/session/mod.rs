@@ -34,7 +34,7 @@ pub use config::{InnerPipeline, SessionConfig, TruncMode, COMPUTE_NS_PER_ELEMENT
 pub use plan::PlanHandle;
 pub use setup::ProviderSpec;
 
-use crate::backend::Device;
+use crate::backend::{ComputeQueue, Device};
 use crate::error::{Error, Result};
 use crate::preprocess::{Provider, Request};
 use crate::prg::Seed;
@@ -60,6 +60,9 @@ pub struct Session {
     static_space: u64,
     /// This session's lane of an inner-layer pipeline, if it is one.
     lane: Option<(Arc<Turns>, usize)>,
+    /// The compute stage (shared by the forks and lanes); `None`: every
+    /// backend op runs inline.
+    compute: Option<Arc<ComputeQueue>>,
     /// Seed shared with each other party, for input sharing.
     pair_seeds: Vec<Option<Seed>>,
     /// Link counters right after setup (start of the online phase).
@@ -84,6 +87,11 @@ impl Session {
     /// The backend local share arithmetic runs on.
     pub fn backend(&self) -> &Device {
         &self.backend
+    }
+    /// The compute stage large backend ops are queued to
+    /// ([`SessionConfig::compute_workers`]); `None`: they run inline.
+    pub fn compute_queue(&self) -> Option<&Arc<ComputeQueue>> {
+        self.compute.as_ref()
     }
     /// The session's configuration.
     pub fn config(&self) -> &SessionConfig {

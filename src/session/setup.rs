@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use spindle_transport::{LinkStats, PartyId, Transport};
 
+use super::config::COMPUTE_QUEUE_DEPTH;
 use super::fork::Tags;
 use super::plan::{PlanHandle, SharedRecorder};
 use super::{Session, SessionConfig, FIRST_ONLINE_ROUND, ROUND_PAIR_SEEDS, ROUND_TFP_SEEDS};
-use crate::backend::Device;
+use crate::backend::{ComputeQueue, Device};
 use crate::error::{Error, Result};
 use crate::preprocess::{Dealer, PartyStore, PlanRecorder, Provider, SeededProvider};
 use crate::prg::Seed;
@@ -99,7 +100,11 @@ impl Session {
             ProviderSpec::Custom(p) => p,
         };
         let stats = transport.stats();
-        Ok(Session::root(
+        let compute = match config.compute_workers {
+            0 => None,
+            w => Some(ComputeQueue::start(w, COMPUTE_QUEUE_DEPTH)?),
+        };
+        let mut session = Session::root(
             (party, n),
             Some(transport),
             backend,
@@ -107,7 +112,9 @@ impl Session {
             config,
             pair_seeds,
             stats,
-        ))
+        );
+        session.compute = compute;
+        Ok(session)
     }
 
     /// A session for a dry run of party `party`: no network (openings
@@ -160,6 +167,7 @@ impl Session {
             next_input: Arc::new(AtomicU64::new(0)),
             next_static: Arc::new(AtomicU64::new(0)),
             lane: None,
+            compute: None,
             pair_seeds,
             online_start: stats,
             setup_stats: stats,

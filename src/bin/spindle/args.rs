@@ -122,6 +122,12 @@ pub(crate) struct InterBatchArgs {
     /// Micro-batches in flight at once (1: one after another).
     #[arg(long, default_value_t = 2)]
     pub(crate) in_flight: usize,
+    /// Worker threads of the compute stage: large local products (GEMMs,
+    /// convolutions) run there while the protocol goes on with the other
+    /// micro-batches (0: every op inline, the serial engine). Results are
+    /// the same either way.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) compute_workers: usize,
 }
 
 impl InterBatchArgs {
@@ -323,6 +329,7 @@ impl JobArgs {
         Ok(SessionConfig {
             frac_bits: self.frac_bits,
             pipeline,
+            compute_workers: self.inter_batch.compute_workers,
             ..SessionConfig::default()
         })
     }

@@ -187,6 +187,7 @@ pub(crate) fn run_classify(args: ClassifyArgs) -> spindle::Result<()> {
         .transpose()?;
     let mut run = spindle::runner::RunOptions::new(args.parties);
     run.session.frac_bits = args.frac_bits;
+    run.session.compute_workers = args.inter_batch.compute_workers;
     run.backend = spindle::backend::select_device(args.device)?;
     run.preprocessing = args
         .preprocessing

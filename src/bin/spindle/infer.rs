@@ -159,6 +159,7 @@ pub(crate) fn run_infer(args: InferArgs) -> spindle::Result<()> {
     let batch = Arc::new(TokenBatch::new(ids, args.seq_len)?);
     let mut opts = InferOptions::new(args.parties);
     opts.run.session.frac_bits = args.frac_bits;
+    opts.run.session.compute_workers = args.inter_batch.compute_workers;
     opts.attention.fused_qkv = !args.no_fused_qkv;
     opts.attention.static_weights = !args.no_static_weights;
     opts.attention.fold_scale = !args.no_fold_scale;

@@ -66,6 +66,7 @@ pub(crate) fn run_train(args: TrainArgs) -> spindle::Result<()> {
         dealer_seed: args.dealer_seed,
         trace: args.trace.is_some(),
         pipeline: args.inter_batch.pipeline(false),
+        compute_workers: args.inter_batch.compute_workers,
         ..args.settings.options(args.model, args.parties)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
