@@ -13,6 +13,7 @@ mod adder;
 pub mod audit;
 mod bilinear;
 pub mod binary;
+pub mod carry_groups;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

@@ -7,19 +7,27 @@
 //! generate g_j = c_j AND NOT r_j and propagate p_j = c_j XOR NOT r_j bits are
 //! local; the carry into bit k-1 is a log-depth tree of (G, P) combinations,
 //! (G, P) o (G', P') = (G ^ (P & G'), P & P'), each level one round of
-//! batched binary ANDs; MSB(x) = p_{k-1} ^ carry.
+//! batched binary ANDs; MSB(x) = p_{k-1} ^ carry. The tree's first level,
+//! groups of 4 positions, costs no round: each group's (G, P) is a
+//! polynomial in r's bits with public coefficients, evaluated on the
+//! dealer's shares of the products of r's bits (function-dependent
+//! preprocessing as in Turbospeedz and ABY2.0; `backend/carry_groups.rs`).
 //!
 //! Domain: any ring element (MSB is exact); comparisons x < y need
-//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + ceil(log2(k - 1))
-//! (7 in Z_2^64, 6 in Z_2^32); DReLU, ReLU, comparisons one more (bit
-//! injection or B2A with daBits). Bytes: see [`msb_cost`].
+//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + ceil(log2(g)) for
+//! g = ceil((k - 1) / 4) groups (5 in Z_2^64, 4 in Z_2^32; 7 and 6 with a
+//! tree from single bits); DReLU, ReLU, comparisons one more (bit
+//! injection or B2A with daBits). Bytes: see [`msb_cost`]. Dealer material per element: r, its
+//! bits and the products of its bits (169 planes in Z_2^64: 11 per group
+//! of 4), plus the binary triples of the tree (26 ANDs in Z_2^64).
 
 use crate::backend::binary::level_ands;
+use crate::backend::carry_groups::{product_planes, GROUP};
 use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::pipeline::{Lanes, RowLanes};
 use crate::preprocess::Request;
-use crate::ring::{Ring, RingTensor, Shape};
+use crate::ring::{AnyTensor, Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
@@ -30,17 +38,18 @@ use super::convert::{b2a, inject};
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
 /// peer). Bytes: k/8 per element for opening c, plus 2 bits per binary AND
-/// (packed 64 per word) for the `and_gates(k)` ANDs of the carry tree.
+/// (packed 64 per word) for the ANDs of the carry tree over ceil((k - 1) /
+/// 4) groups (26 in Z_2^64: 14.5 bytes per element in all).
 pub fn msb_cost(k: u32, n: usize) -> (u64, u64) {
     msb_bounded_cost(k, k, n)
 }
 
 /// Cost of [`msb_bounded`] with `bits` for `n` elements in Z_2^k: (rounds,
-/// bytes sent to EACH peer): 1 + ceil(log2(b - 1)) rounds for b =
-/// min(bits, k); c is opened in Z_2^32 when k = 64 and b <= 32.
+/// bytes sent to EACH peer): 1 + ceil(log2(ceil((b - 1) / 4))) rounds for
+/// b = min(bits, k); c is opened in Z_2^32 when k = 64 and b <= 32.
 pub fn msb_bounded_cost(k: u32, bits: u32, n: usize) -> (u64, u64) {
     let b = bits.clamp(2, k);
-    let (gates, levels) = carry_tree_gates(b as usize - 1);
+    let (gates, levels) = carry_tree_gates((b as usize - 1).div_ceil(GROUP));
     let open_bits = opened_width(k, b) as u64;
     let bytes = n as u64 * open_bits / 8 + (gates * 2 * 8 * words_for(n)) as u64;
     (1 + levels as u64, bytes)
@@ -83,27 +92,38 @@ pub async fn msb<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
 ///
 /// Domain: |x| < 2^(bits-1) (outside it the result is bit bits-1 of x, not
 /// its sign). Exact. Rounds and bytes: [`msb_bounded_cost`] (bits 28 in
-/// Z_2^64: 6 rounds, 16.3 bytes per element to each peer, against 7 and
-/// 37.8 for the full MSB). Errors: preprocessing and transport errors.
+/// Z_2^64: 4 rounds, 6.25 bytes per element to each peer, against 5 and
+/// 14.5 for the full MSB). Errors: preprocessing and transport errors.
 pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> Result<BinShared> {
-    let k = R::BITS as usize;
     let b = bits.clamp(2, R::BITS) as usize;
     let shape = x.shape().clone();
-    let req = Request::EdaBit {
+    let req = Request::EdaBitGroups {
         ring: R::ID,
         shape: shape.clone(),
+        bits: b as u32,
     };
-    let mut m = sess.fetch_any(&req)?;
-    let r_bits = u64::from_any(m.pop().expect("2 parts"))?;
-    let r = R::from_any(m.pop().expect("2 parts"))?;
+    let m = sess.fetch_any(&req)?;
+    let [r, r_bits, products]: [AnyTensor; 3] =
+        m.try_into().map_err(|m: Vec<_>| Error::Format {
+            what: "preprocessing material".into(),
+            detail: format!("{req} should have 3 tensors, got {}", m.len()),
+        })?;
+    let (r, r_bits, products) = (
+        R::from_any(r)?,
+        u64::from_any(r_bits)?,
+        u64::from_any(products)?,
+    );
     let words = words_for(shape.numel());
-    if r_bits.numel() != k * words {
+    let want = (b * words, product_planes(b - 1) * words);
+    if (r_bits.numel(), products.numel()) != want {
         return Err(Error::Format {
             what: "preprocessing material".into(),
             detail: format!(
-                "{req}: {} bit words, expected {}",
+                "{req}: {} bit words and {} product words, expected {} and {}",
                 r_bits.numel(),
-                k * words
+                products.numel(),
+                want.0,
+                want.1
             ),
         });
     }
@@ -116,10 +136,12 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
     } else {
         BitPlanes::from_ring(&sess.open(&[&c_i]).await?.pop().expect("one value"))
     };
-    // The (G, P) tree on the backend: leaves from c's and r's bits, then
-    // one round of binary ANDs per level (bit 0 with the carry-in of 1).
-    let [mut g, mut p, top] = be.carry_leaves(c_bits.words_tensor(), &r_bits, b, words, party0)?;
-    let mut nodes = b - 1;
+    // The (G, P) tree on the backend: the first level (groups of 4 bits,
+    // bit 0 with the carry-in of 1) local from c's bits and the dealer's
+    // products of r's bits, then one round of binary ANDs per level.
+    let [mut g, mut p, top] =
+        be.carry_group_leaves(c_bits.words_tensor(), &r_bits, &products, b, words, party0)?;
+    let mut nodes = (b - 1).div_ceil(GROUP);
     while nodes > 1 {
         let req = Request::BinTriple {
             words: level_ands(nodes) * words,
@@ -553,7 +575,7 @@ pub async fn max_grouped<R: Ring>(
 ///
 /// Domain: |x_i - x_j| < 2^(bits-2) along the axis (outside it the result
 /// is wrong). Exact. Rounds: [`max_bounded_rounds`] (len 128, bits 28 in
-/// Z_2^64: 21 with groups of 16, 14 with one group of 128).
+/// Z_2^64: 17 with groups of 16, 12 with one group of 128).
 ///
 /// Errors: as [`max_grouped`].
 pub async fn max_bounded<R: Ring>(

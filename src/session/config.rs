@@ -32,6 +32,46 @@ pub struct SessionConfig {
     /// its other streams. 0: every op inline (the serial engine). Results
     /// are the same either way. Default 1.
     pub compute_workers: usize,
+    /// The link the protocols assume where they trade bytes for rounds
+    /// (the range reduction's exponent: comparisons or a bit
+    /// decomposition). Default [`LinkCost::LAN`]; processes take it from
+    /// the cluster file's declared `link`, which the dealer reads too.
+    pub link: LinkCost,
+}
+
+/// A link's cost model: a round costs one latency, a byte 8 / bandwidth
+/// seconds (the bandwidth-delay reasoning of issue 26's link-chosen
+/// defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkCost {
+    /// Bandwidth in bits per second.
+    pub bits_per_sec: f64,
+    /// One-way latency (the time one round adds).
+    pub latency: std::time::Duration,
+}
+
+impl LinkCost {
+    /// 10 Gbit/s, 0.1 ms: the `lan` profile, and the default.
+    pub const LAN: LinkCost = LinkCost {
+        bits_per_sec: 10e9,
+        latency: std::time::Duration::from_micros(100),
+    };
+
+    /// Whether sending `extra_bytes` more to each peer takes less time
+    /// than `rounds_saved` rounds: the round-cheaper variant pays.
+    pub fn prefers_rounds(&self, extra_bytes: f64, rounds_saved: u32) -> bool {
+        let bytes_s = match self.bits_per_sec > 0.0 && self.bits_per_sec.is_finite() {
+            true => extra_bytes * 8.0 / self.bits_per_sec,
+            false => 0.0,
+        };
+        bytes_s < rounds_saved as f64 * self.latency.as_secs_f64()
+    }
+}
+
+impl Default for LinkCost {
+    fn default() -> Self {
+        LinkCost::LAN
+    }
 }
 
 impl Default for SessionConfig {
@@ -41,6 +81,7 @@ impl Default for SessionConfig {
             trunc: TruncMode::default(),
             pipeline: InnerPipeline::default(),
             compute_workers: 1,
+            link: LinkCost::default(),
         }
     }
 }

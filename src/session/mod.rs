@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use spindle_transport::{LinkStats, PartyId, Transport};
 
 pub(crate) use crate::ring::Opened;
-pub use config::{InnerPipeline, SessionConfig, TruncMode, COMPUTE_NS_PER_ELEMENT_ROUND};
+pub use config::{InnerPipeline, LinkCost, SessionConfig, TruncMode, COMPUTE_NS_PER_ELEMENT_ROUND};
 pub use plan::PlanHandle;
 pub use setup::ProviderSpec;
 

@@ -2,7 +2,7 @@
 //! backend's residency) and on the dry-run backend (shapes only).
 
 use super::MpcSteps;
-use crate::backend::{adder, binary};
+use crate::backend::{adder, binary, carry_groups};
 use crate::error::Result;
 use crate::ring::RingTensor;
 
@@ -24,6 +24,19 @@ impl MpcSteps for crate::backend::AuditBackend {
     ) -> Result<[RingTensor<u64>; 3]> {
         let out =
             binary::carry_leaves_host(&self.operand(c)?, &self.operand(r)?, bits, words, party0)?;
+        self.results(out)
+    }
+    fn carry_group_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        let [c, r, products] = [c, r, products].map(|t| self.operand(t));
+        let out = carry_groups::carry_group_leaves_host(&c?, &r?, &products?, bits, words, party0)?;
         self.results(out)
     }
     fn carry_level_mask(

@@ -127,6 +127,17 @@ impl MpcSteps for Device {
     ) -> Result<[RingTensor<u64>; 3]> {
         dispatch_steps!(self, be => be.carry_leaves(c, r, bits, words, party0))
     }
+    fn carry_group_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        dispatch_steps!(self, be => be.carry_group_leaves(c, r, products, bits, words, party0))
+    }
     fn carry_level_mask(
         &self,
         g: &RingTensor<u64>,

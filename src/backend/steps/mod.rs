@@ -21,7 +21,7 @@
 //! Every op wraps modulo 2^k; all tensors of one call share one shape
 //! ([`crate::Error::ShapeMismatch`] otherwise).
 
-use super::{adder, binary, Backend};
+use super::{adder, binary, carry_groups, Backend};
 use crate::error::{Error, Result};
 use crate::ring::{signed, Opened, Ring, RingTensor, Shape, TruncStep};
 
@@ -354,6 +354,26 @@ pub trait MpcSteps: Backend {
         party0: bool,
     ) -> Result<[RingTensor<u64>; 3]> {
         binary::carry_leaves_host(c, r, bits, words, party0)
+    }
+
+    /// The leaves of MSB's carry tree over `bits` bit positions in groups
+    /// of 4, computed without a round from the public bit planes of c and
+    /// this party's shares of r's bit planes and of the dealer's products
+    /// of NOT r (`backend/carry_groups.rs`): (G, P) [one plane per group]
+    /// and top [1 plane]. The default is the host loop (the CUDA backend
+    /// runs it on the host too, for now).
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    fn carry_group_leaves(
+        &self,
+        c: &RingTensor<u64>,
+        r: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        bits: usize,
+        words: usize,
+        party0: bool,
+    ) -> Result<[RingTensor<u64>; 3]> {
+        carry_groups::carry_group_leaves_host(c, r, products, bits, words, party0)
     }
 
     /// The masked inputs (e, f) of one carry-tree level's ANDs over

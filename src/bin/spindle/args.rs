@@ -309,16 +309,22 @@ impl JobArgs {
     /// cluster's declared link (`cluster_link`) unless overridden.
     pub(crate) fn session(&self, cluster_link: Option<&str>) -> spindle::Result<SessionConfig> {
         use spindle::pipeline::InnerPipeline;
-        let mut pipeline = match cluster_link {
+        use spindle::session::LinkCost;
+        let (mut pipeline, link) = match cluster_link {
             Some(l) => {
                 let p: spindle_transport::LinkProfile = l.parse()?;
-                InnerPipeline::for_link(
+                let pipeline = InnerPipeline::for_link(
                     p.bits_per_sec,
                     p.latency,
                     spindle::session::COMPUTE_NS_PER_ELEMENT_ROUND,
-                )
+                );
+                let link = LinkCost {
+                    bits_per_sec: p.bits_per_sec,
+                    latency: p.latency,
+                };
+                (pipeline, link)
             }
-            None => InnerPipeline::default(),
+            None => (InnerPipeline::default(), LinkCost::default()),
         };
         if let Some(l) = self.lanes {
             pipeline.lanes = l.max(1);
@@ -330,6 +336,7 @@ impl JobArgs {
             frac_bits: self.frac_bits,
             pipeline,
             compute_workers: self.inter_batch.compute_workers,
+            link,
             ..SessionConfig::default()
         })
     }

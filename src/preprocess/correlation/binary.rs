@@ -30,6 +30,21 @@ pub(super) fn edabit_bits<R: Ring>(r: &RingTensor<R>) -> Result<AnyTensor> {
     )?))
 }
 
+/// `[r's low bits planes, the products of NOT r over each group]` of the
+/// full mask r of a grouped edaBit (`backend/carry_groups.rs`).
+///
+/// Errors: none beyond tensor construction.
+pub(super) fn edabit_groups<R: Ring>(r: &RingTensor<R>, bits: usize) -> Result<Vec<AnyTensor>> {
+    let planes = BitPlanes::from_ring(r);
+    let words = planes.data().len() / R::BITS as usize;
+    let low = planes.data()[..bits * words].to_vec();
+    let products = crate::backend::carry_groups::full_products(&low, bits - 1, words)?;
+    Ok(vec![
+        AnyTensor::Z64(RingTensor::new([low.len()], low)?),
+        AnyTensor::Z64(RingTensor::new([products.len()], products)?),
+    ])
+}
+
 /// n random bits only the dealer knows, from its private seed's `stream`
 /// (words, the bits past n cleared).
 fn dealer_bits(be: &Device, private: &Seed, stream: u64, n: usize) -> Result<Vec<u64>> {

@@ -168,6 +168,22 @@ pub enum Request {
         /// Shape of r.
         shape: Shape,
     },
+    /// edaBit for an MSB over the low `bits` bits, with the products that
+    /// make the carry tree's first level local (function-dependent
+    /// preprocessing, `backend/carry_groups.rs`): `[r, r_bits, products]`,
+    /// r of `shape` in `ring`, r_bits a Z_2^64 tensor of the low `bits`
+    /// planes of r (plane j = bit j of every element), products a Z_2^64
+    /// tensor of [`crate::backend::carry_groups::product_planes`]`(bits -
+    /// 1)` planes: the products of NOT r's bits over each group of 4
+    /// positions below bit `bits - 1`, every subset of two or more.
+    EdaBitGroups {
+        /// Ring of r.
+        ring: RingId,
+        /// Shape of r.
+        shape: Shape,
+        /// The MSB's bit width b (2 <= b <= k): planes of r's bits.
+        bits: u32,
+    },
     /// daBits (Rotaru and Wood, INDOCRYPT 2019): `n` random bits s shared both
     /// ways: `[s_arith, s_bits]`, s_arith in `ring` of shape [n], s_bits a
     /// Z_2^64 tensor [words(n)].
@@ -272,6 +288,9 @@ impl fmt::Display for Request {
             }
             Request::BinTriple { words } => write!(f, "binary triple of {words} words"),
             Request::EdaBit { ring, shape } => write!(f, "edaBits {shape} in {ring:?}"),
+            Request::EdaBitGroups { ring, shape, bits } => {
+                write!(f, "grouped edaBits {shape} of {bits} bits in {ring:?}")
+            }
             Request::DaBit { ring, n } => write!(f, "{n} daBits in {ring:?}"),
             Request::BitInject { ring, n, width } => {
                 write!(f, "bit injection of {n} bits x {width} values in {ring:?}")
@@ -317,6 +336,20 @@ impl Part {
     }
 }
 
+/// The bit width of an MSB in `ring`: 2 <= bits <= k.
+///
+/// Errors: [`Error::Unsupported`] outside that range.
+fn check_msb_bits(ring: RingId, bits: u32) -> Result<usize> {
+    if !(2..=ring.bits()).contains(&bits) {
+        return Err(Error::Unsupported(format!(
+            "an MSB over {bits} bits in Z_2^{}: needs 2 to {} bits",
+            ring.bits(),
+            ring.bits()
+        )));
+    }
+    Ok(bits as usize)
+}
+
 fn words_for(n: usize) -> usize {
     n.div_ceil(64)
 }
@@ -335,6 +368,7 @@ impl Request {
             | Request::Trunc { ring, .. }
             | Request::TruncProducts { ring, .. }
             | Request::EdaBit { ring, .. }
+            | Request::EdaBitGroups { ring, .. }
             | Request::DaBit { ring, .. }
             | Request::BitInject { ring, .. } => *ring,
             Request::BinTriple { .. } => RingId::Z64,
@@ -354,7 +388,8 @@ impl Request {
             | Request::SquareLinked { ring, shape, .. }
             | Request::StaticMask { ring, shape, .. }
             | Request::Trunc { ring, shape, .. }
-            | Request::EdaBit { ring, shape } => vec![Part::arith(*ring, shape.clone())],
+            | Request::EdaBit { ring, shape }
+            | Request::EdaBitGroups { ring, shape, .. } => vec![Part::arith(*ring, shape.clone())],
             Request::OwnedMask { ring, shape, .. } => vec![Part {
                 party0_only: true,
                 ..Part::arith(*ring, shape.clone())
@@ -426,6 +461,14 @@ impl Request {
             Request::BinTriple { words } => vec![Part::bits(*words)],
             Request::EdaBit { ring, shape } => {
                 vec![Part::bits(ring.bits() as usize * words_for(shape.numel()))]
+            }
+            Request::EdaBitGroups { ring, shape, bits } => {
+                let b = check_msb_bits(*ring, *bits)?;
+                let w = words_for(shape.numel());
+                vec![
+                    Part::bits(b * w),
+                    Part::bits(crate::backend::carry_groups::product_planes(b - 1) * w),
+                ]
             }
             Request::DaBit { ring, n } => vec![
                 Part::arith(*ring, Shape(vec![*n])),
@@ -677,6 +720,9 @@ fn correlate<R: Ring>(
             )?]
         }
         Request::EdaBit { .. } => vec![binary::edabit_bits(&arith(&full[0])?)?],
+        Request::EdaBitGroups { bits, .. } => {
+            binary::edabit_groups(&arith(&full[0])?, *bits as usize)?
+        }
         Request::DaBit { n, .. } => binary::dabits::<R>(be, private, stream_id(index, 0), *n)?,
         Request::BitInject { n, width, .. } => binary::bit_inject(
             be,

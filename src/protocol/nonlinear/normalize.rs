@@ -3,15 +3,21 @@
 //! a degree-7 polynomial is accurate to about 1e-6 (SPU's reciprocal and
 //! log work this way; CrypTen instead iterates from an exp-based guess).
 //!
-//! The bits come from one A2B ([`convert::a2b`], edaBits and a Kogge-Stone
-//! adder) on a 32-bit copy of x made locally: each party shifts its Z_2^64
+//! The exponent comes from comparisons on a 32-bit copy of x made
+//! locally: each party shifts its Z_2^64
 //! share right by d bits and keeps the low 32 bits, which yields shares of
 //! floor(x / 2^d) - c (0 <= c < N) in Z_2^32 (party 0 first adds
 //! (N - 1) 2^d so that x = 0 stays 0 or above) because the wrap-around terms
 //! are multiples of 2^(64-d) (SecureML's local truncation fails only
 //! through those terms, which vanish mod 2^32 for d <= 32). Guard bits
-//! below the lowest exponent absorb the small error c. A suffix OR over
-//! the exponent planes (log-depth binary ANDs) gives o_e = [x >= 2^e];
+//! below the lowest exponent absorb the small error c. One batch of MSBs
+//! (`compare::msb` in Z_2^32, 4 rounds) of the copy minus each power of
+//! two gives o_e = [x >= 2^e] for every exponent at once; where bytes
+//! cost more than rounds on the session's link (many values on a fast
+//! link), an A2B of the copy (edaBits and a Kogge-Stone adder) and a
+//! suffix OR over its bits give the same o_e in 6 + ceil(log2(J)) rounds
+//! for J exponents with fewer bytes (the comparisons send about 6.75
+//! bytes per exponent and value, 148.5 for J = 22, against 80.5);
 //! h_e = o_e XOR o_(e+1) is one-hot, so c, sqrt(c), log2(c) are public
 //! tables indexed by it: one B2A with daBits ([`b2a_weighted`]) yields
 //! them directly, without an arithmetic share per bit.
@@ -23,10 +29,11 @@ use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
 use crate::protocol::bitwise::and_tensors;
+use crate::protocol::compare::msb;
 use crate::protocol::convert::{a2b, b2a_weighted};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
-use crate::share::{BinShared, BitPlanes, Shared};
+use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
 /// Exponent range of a ring: x in [2^lo, 2^hi), and the scale of c.
 #[derive(Clone, Copy, Debug)]
@@ -62,8 +69,11 @@ pub(crate) fn range<R: Ring>(f: u32) -> Result<Range> {
 const GUARD: i32 = 9;
 
 /// One-hot binary shares, one plane per exponent: h_j = [x in [2^(lo+j),
-/// 2^(lo+j+1))], j < hi - lo (all zero when x < 2^lo). Rounds: A2B in
-/// Z_2^32 (6) + ceil(log2(hi - lo)).
+/// 2^(lo+j+1))], j < hi - lo (all zero when x < 2^lo). Rounds: 4 (one
+/// batch of MSBs in Z_2^32, hi - lo per element, each copy padded to whole
+/// words of 64 elements) where the session's link favours rounds
+/// ([`exponent_by_comparisons`]), else 6 + ceil(log2(hi - lo)) (an A2B in
+/// Z_2^32 and a suffix OR: fewer bytes).
 pub(crate) async fn onehot<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
@@ -93,6 +103,118 @@ pub(crate) async fn onehot<R: Ring>(
         let copy = sess.backend().cast_u32(x.share(), R::ZERO, 0)?;
         (copy, (f as i32 + rg.lo) as usize)
     };
+    let n = x.numel();
+    let planes = match exponent_by_comparisons(sess, n, j_count) {
+        true => suffix_by_comparisons(sess, v, n, base, j_count).await?,
+        false => suffix_by_bits(sess, v, base, j_count).await?,
+    };
+    // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1).
+    let be = sess.backend();
+    let words = words_for(n);
+    let plane = |t: &RingTensor<u64>, from: usize, to: usize| {
+        be.slice_axis(t, 0, from * words, (to - from) * words)
+    };
+    let diff = be.xor_words(
+        &plane(&planes, 0, j_count - 1)?,
+        &plane(&planes, 1, j_count)?,
+    )?;
+    let h = be.concat_axis(&[&diff, &plane(&planes, j_count - 1, j_count)?], 0)?;
+    Ok(BinShared::from_share(BitPlanes::from_tensor(
+        x.shape().clone(),
+        j_count,
+        h,
+    )?))
+}
+
+/// Bytes to each peer per 64 values (one word of each plane) of the two
+/// ways to find o_j = [v >= 2^(base + j)] for `j_count` exponents: (by
+/// comparisons, by bit decomposition). Comparisons: an MSB in Z_2^32 per
+/// exponent (4 bytes opened and 11 ANDs of 2 bits per value). Bit
+/// decomposition: an A2B in Z_2^32 (4 bytes and 227 ANDs) and the suffix
+/// OR's ANDs over the exponent planes.
+fn exponent_bytes_per_word(j_count: usize) -> (f64, f64) {
+    let (_, msb_bytes) = crate::protocol::compare::msb_cost(32, 64);
+    let mut or_ands = 0;
+    let mut dist = 1;
+    while dist < j_count {
+        or_ands += j_count - dist;
+        dist *= 2;
+    }
+    let a2b = 64.0 * 4.0 + 227.0 * 16.0;
+    (
+        j_count as f64 * msb_bytes as f64,
+        a2b + (or_ands * 16) as f64,
+    )
+}
+
+/// Rounds the comparisons save against the bit decomposition: the A2B's 6
+/// and the suffix OR's ceil(log2(J)), against one batch of MSBs (4).
+fn exponent_rounds_saved(j_count: usize) -> u32 {
+    6 + (j_count.max(1) as u64).next_power_of_two().trailing_zeros() - 4
+}
+
+/// Whether the exponent of `n` values comes from comparisons (fewer
+/// rounds, more bytes) rather than from a bit decomposition: when the
+/// extra bytes take less time on the session's link than the saved rounds
+/// ([`crate::session::LinkCost::prefers_rounds`]). Every party and the
+/// dealer's dry run decide alike (the same link in their configuration).
+fn exponent_by_comparisons(sess: &Session, n: usize, j_count: usize) -> bool {
+    let (cmp, bits) = exponent_bytes_per_word(j_count);
+    let extra = (cmp - bits).max(0.0) * words_for(n) as f64;
+    sess.config()
+        .link
+        .prefers_rounds(extra, exponent_rounds_saved(j_count))
+}
+
+/// o_j = [v >= 2^(base + j)] for j < `j_count` (plane-major words) in ONE
+/// batch of MSBs: on the domain v lies in [0, 2^31), so v - 2^(base + j)
+/// is in (-2^31, 2^31) and its sign is exact. Each copy is padded to whole
+/// words, so that the batch's one plane holds the planes of o one after
+/// another. Rounds: 4.
+async fn suffix_by_comparisons(
+    sess: &Session,
+    v: RingTensor<u32>,
+    n: usize,
+    base: usize,
+    j_count: usize,
+) -> Result<RingTensor<u64>> {
+    let words = words_for(n);
+    let be = sess.backend();
+    // Padded before the shift: a padding value is 0 - 2^(base + j) < 0, so
+    // its o is 0.
+    let pad = RingTensor::<u32>::zeros([words * 64 - n]);
+    let flat = be.concat_axis(&[&v.reshape([n])?, &pad], 0)?;
+    let copies = (0..j_count)
+        .map(|j| {
+            let t = 1u32 << (base + j);
+            match sess.party() {
+                0 => be.add_scalar(&flat, t.wrapping_neg()),
+                _ => Ok(flat.clone()),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&RingTensor<u32>> = copies.iter().collect();
+    let neg = msb(sess, &Shared::from_share(be.concat_axis(&refs, 0)?)).await?;
+    // o = NOT neg: party 0 flips its share (on the backend: no host copy).
+    let neg = neg.share().words_tensor();
+    match sess.party() {
+        0 => be.xor_words(
+            neg,
+            &RingTensor::new([neg.numel()], vec![u64::MAX; neg.numel()])?,
+        ),
+        _ => Ok(neg.clone()),
+    }
+}
+
+/// o_j as [`suffix_by_comparisons`], from an A2B of v and a suffix OR over
+/// its exponent planes (o_j = OR of bits base + j and up). Rounds: 6 +
+/// ceil(log2(j_count)).
+async fn suffix_by_bits(
+    sess: &Session,
+    v: RingTensor<u32>,
+    base: usize,
+    j_count: usize,
+) -> Result<RingTensor<u64>> {
     let bits = a2b::<u32>(sess, &Shared::from_share(v)).await?;
     let be = sess.backend();
     let words = bits.share().words();
@@ -114,14 +236,7 @@ pub(crate) async fn onehot<R: Ring>(
         o = be.concat_axis(&[&or, &planes(&o, j_count - dist, j_count)?], 0)?;
         dist *= 2;
     }
-    // h_j = o_j ^ o_(j+1); h_(J-1) = o_(J-1).
-    let diff = be.xor_words(&planes(&o, 0, j_count - 1)?, &planes(&o, 1, j_count)?)?;
-    let h = be.concat_axis(&[&diff, &planes(&o, j_count - 1, j_count)?], 0)?;
-    Ok(BinShared::from_share(BitPlanes::from_tensor(
-        x.shape().clone(),
-        j_count,
-        h,
-    )?))
+    Ok(o)
 }
 
 /// The table coef(lo + j), j < hi - lo, encoded at `scale`: one-hot bits

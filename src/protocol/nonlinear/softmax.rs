@@ -117,11 +117,11 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// n = 128, 5 for n = 16) + 2 (product). Without a mask the max compares
 /// only f + 9 bits ([`compare::max_bounded`]: the domain bounds every gap
 /// by 64), one round less per level than with a mask. With the default
-/// groups of 16 the max takes 21 rounds for rows of 17 to 256: 36 rounds
-/// for 128 x 128 in Z_2^64; 26 for masked rows of 16 (25 in Z_2^32); with
-/// [`SoftmaxOptions::max_group`] = 128 the max is one level of 14 rounds
-/// and the total 29 (more bytes). Bytes sent per party to each peer:
-/// 4,375,040 for 128 x 128 in Z_2^64 (267 per element), 317,120 for
+/// groups of 16 the max takes 17 rounds for rows of 17 to 256: 32 rounds
+/// for 128 x 128 in Z_2^64; 24 for masked rows of 16 (23 in Z_2^32); with
+/// [`SoftmaxOptions::max_group`] = 128 the max is one level of 12 rounds
+/// and the total 27 (more bytes). Bytes sent per party to each peer:
+/// 3,110,400 for 128 x 128 in Z_2^64 (189.8 per element), 140,480 for
 /// 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
@@ -288,9 +288,10 @@ fn affine_const<R: Ring>(
 /// 2^p >= n), [`super::reciprocal`] of the scaled row sum, one product.
 /// Domain: |x + 5| <= 64 and a row mean of (x + 5)^2 2^-p in [0.001, 4095]
 /// (2^p >= n). Max error against the f64 2Quad (tests): 5.9e-6 absolute in
-/// Z_2^64. Rounds: 22. Bytes per party to each peer: 48,000 for 16 x 64 in
-/// Z_2^64 (32 per element plus the reciprocal's 952 per row, whose
-/// binary parts are padded to 64 rows).
+/// Z_2^64. Rounds: 15 (the reciprocal's exponent by comparisons: few
+/// values). Bytes per party to each peer: 51,792 for 16 x 64 in Z_2^64 (32
+/// per element plus the reciprocal's 1,189 per row, whose binary parts
+/// are padded to 64 rows).
 ///
 /// Errors: as [`softmax`].
 pub async fn softmax_2quad<R: Ring>(
