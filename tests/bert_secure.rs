@@ -213,3 +213,33 @@ fn minilm_layer_pipelined_matches_serial() {
         assert!(cosine(e, &twin) >= 0.9999, "sentence {i}");
     }
 }
+
+/// The round budget of one encoder layer (issue 26): the rounds of a
+/// 1-layer cut minus those of a 0-layer cut (embeddings, pooling and
+/// normalization alone), one 12-token sentence, N = 2 and 3. Rounds
+/// depend only on the sequence length (the softmax's row length) and the
+/// number of values each protocol sees relative to the link's model, not
+/// on the hidden size, so the tiny model's layer costs what a MiniLM
+/// layer does at 12 tokens (measured: 82 of MiniLM's 527; 100 before
+/// session 20's MSB and range-reduction changes). The critical path of a
+/// layer: 2 LayerNorms (17 each), the softmax (its max over 12, the
+/// exponential, the reciprocal of the row sums, the product), GeLU (12),
+/// and the fixed-point products (2 rounds each: fused QKV, Q K^T, P V,
+/// output projection, two feed-forward products).
+#[test]
+fn one_encoder_layer_takes_82_rounds_at_12_tokens() {
+    let dir = common::tiny_bert_dir("round-budget", None, None);
+    let w = BertWeights::from_dir(&dir).unwrap();
+    let ids: Vec<u32> = [1, 5, 39, 7, 2, 9, 11, 13, 4, 6, 8, 2].to_vec();
+    let batch = Arc::new(TokenBatch::new(vec![ids], None).unwrap());
+    for n in [2, 3] {
+        let rounds = |layers: usize| {
+            let w = Arc::new(w.truncated(layers).unwrap());
+            let rep = infer(w, batch.clone(), &InferOptions::new(n)).unwrap();
+            rep.inference.iter().map(|c| c.link.rounds).max().unwrap()
+        };
+        let (zero, one) = (rounds(0), rounds(1));
+        println!("N = {n}: {zero} rounds without a layer, {one} with one");
+        assert_eq!(one - zero, 82, "N = {n}: rounds of one encoder layer");
+    }
+}

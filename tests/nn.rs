@@ -433,3 +433,44 @@ fn micro_batches_share_one_model_in_flight() {
         assert!(err < 1e-3, "N = {n}: logits off the twin by {err}");
     }
 }
+
+/// The round budget of a LeNet inference (issue 26): the forward pass of
+/// a batch of 2 with the weights opened at load (as `spindle classify`),
+/// lanes off (rounds, not message tags), N = 2 and 3. Per layer: each
+/// convolution and linear layer 2 (product, truncation), each of the 3
+/// ReLUs 6 (MSB 5, bit injection 1), each of the 2 max-pools 8 (one level
+/// of 4 candidates: MSB 5, the AND tree over 3 comparison bits 2, the bit
+/// injection 1): 8 + 18 + 16 = 42. Before session 20 the MSB took 7
+/// rounds: 52 in all.
+#[test]
+fn lenet_inference_takes_42_rounds() {
+    let spec = spindle::models::lenet();
+    let w = Arc::new(ModelWeights::init(&spec, Init::KaimingUniform, 5));
+    for n in [2, 3] {
+        let mut opts = options(n);
+        opts.session.pipeline = spindle::pipeline::InnerPipeline::OFF;
+        let (w, spec) = (w.clone(), spec.clone());
+        let rep = spindle::runner::run_parties_blocking(&opts, move |sess| {
+            let (w, spec) = (w.clone(), spec.clone());
+            async move {
+                let me = sess.party();
+                let mut model =
+                    SecureModel::<u64>::share(&sess, &spec, 1, (me == 1).then_some(&*w))?;
+                model.prepare_inference(&sess).await?;
+                let x = vec![0.25; 2 * 784];
+                let xs =
+                    sess.share_input_f64::<u64>(0, (me == 0).then_some(&x[..]), [2, 1, 28, 28])?;
+                let (_, cost) = measured(&sess, model.infer(&sess, &xs)).await?;
+                Ok(cost.rounds)
+            }
+        })
+        .unwrap();
+        for p in &rep.parties {
+            assert_eq!(
+                p.output, 42,
+                "N = {n}, party {}: LeNet inference rounds",
+                p.party
+            );
+        }
+    }
+}
