@@ -145,8 +145,12 @@ pub(crate) fn carry_group_leaves_host(
     for (node, (start, size)) in groups(positions).enumerate() {
         let masks: Vec<usize> = product_masks(size).collect();
         for w in 0..words {
-            let cw: Vec<u64> = (0..size).map(|i| c[(start + i) * words + w]).collect();
-            let (gp, pp) = group_polys(&cw, start == 0);
+            // No allocation per word: this loop runs for every 64 elements.
+            let mut cw = [0u64; GROUP];
+            for (i, v) in cw.iter_mut().enumerate().take(size) {
+                *v = c[(start + i) * words + w];
+            }
+            let (gp, pp) = group_polys(&cw[..size], start == 0);
             // This party's share of y_S for every subset S of the group.
             let mut y = [0u64; 1 << GROUP];
             y[0] = flip;

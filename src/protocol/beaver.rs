@@ -55,7 +55,7 @@ const QUEUED_MIN_MULTIPLICATIONS: usize = 1 << 18;
 /// One operand of a local product: borrowed from the caller, owned, or
 /// shared (a static operand's mask and opened value, used by every
 /// product against it).
-pub(crate) enum Operand<'a, R: Ring> {
+enum Operand<'a, R: Ring> {
     Borrowed(&'a RingTensor<R>),
     Owned(RingTensor<R>),
     Shared(Arc<RingTensor<R>>),
