@@ -88,11 +88,14 @@ impl RingTest for MsbAndDrelu {
 #[test]
 fn msb_and_drelu_are_exact_over_the_axes() {
     over_axes(&MsbAndDrelu, Truncs::Dealer);
-    // 1 + log2(ceil((k - 1) / 4)): 16 groups of bits in Z_2^64, 8 in Z_2^32.
-    assert_eq!(msb_cost(64, 1).0, 5, "1 + log2(16) rounds");
-    assert_eq!(msb_cost(32, 1).0, 4);
-    // Opening c (8 bytes) and the 26 ANDs of a tree over 16 groups (2 bits each).
-    assert_eq!(msb_cost(64, 64_000).1, 64_000 * 8 + 26 * 2 * 8 * 1000);
+    // 1 + ceil(log4(ceil((k - 1) / 4))): 16 groups of bits in Z_2^64, 8 in
+    // Z_2^32, each two levels of the radix-4 tree.
+    assert_eq!(msb_cost(64, 1).0, 3, "1 + log4(16) rounds");
+    assert_eq!(msb_cost(32, 1).0, 3);
+    // Opening c (8 bytes) and the planes the tree opens: 27 over 16 nodes
+    // (G_0..G_2 of each group of 4, P_1..P_3 of the first, P_0..P_3 of
+    // the others), then 6 over 4.
+    assert_eq!(msb_cost(64, 64_000).1, 64_000 * 8 + (27 + 6) * 8 * 1000);
 }
 
 /// Values in [-2^(bits-1), 2^(bits-1)), with both ends and 0.
@@ -146,8 +149,8 @@ fn bounded_msb_is_exact_on_its_domain() {
     msb_bounded_is_exact::<u64>(40);
     msb_bounded_is_exact::<u32>(17);
     // Fewer rounds and under half the bytes of the full MSB in Z_2^64.
-    // 28 positions below bit 28: 7 groups, 3 levels.
-    assert_eq!(compare::msb_bounded_cost(64, 29, 1).0, 4);
+    // 28 positions below bit 28: 7 groups, 2 levels.
+    assert_eq!(compare::msb_bounded_cost(64, 29, 1).0, 3);
     assert_eq!(compare::msb_bounded_cost(64, 64, 1), msb_cost(64, 1));
     let (full, bounded) = (
         msb_cost(64, 64_000).1,
@@ -196,10 +199,11 @@ fn bounded_max_is_exact_for_bounded_spread() {
             );
         }
     }
-    // Two levels (groups of 16, then 8): (4 + 4 + 1) + (4 + 3 + 1); one
-    // group of 128: 4 + 7 + 1.
-    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 16), 17);
-    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 12);
+    // Two levels (groups of 16, then 8): (3 + 2 + 1) + (3 + 2 + 1): MSB,
+    // radix-4 AND tree over 15 (then 7) bits, injection; one group of 128:
+    // 3 + 4 + 1.
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 16), 12);
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 8);
 }
 
 /// ReLU and its derivative exact on edge values, with rounds and bytes.
@@ -663,7 +667,7 @@ fn a2b_and_b2a_round_trip_over_the_axes() {
 }
 
 #[test]
-fn max_over_128_takes_19_rounds() {
+fn max_over_128_takes_12_rounds() {
     for n in [2, 3] {
         let mut prg = Prg::new(&fresh_seed("max128"), 0);
         let vals = Arc::new(reals(&mut prg, 4 * 128, 30.0));
@@ -680,11 +684,12 @@ fn max_over_128_takes_19_rounds() {
                 Ok((sess.reveal_f64(&m).await?, cost))
             }
         });
-        // (5 + 4 + 1) + (5 + 3 + 1): MSB, AND tree, bit injection per level.
-        assert_eq!(compare::max_rounds(64, 128, compare::DEFAULT_MAX_GROUP), 19);
+        // (3 + 2 + 1) + (3 + 2 + 1): MSB, radix-4 AND tree over 15 (then
+        // 7) bits, bit injection per level.
+        assert_eq!(compare::max_rounds(64, 128, compare::DEFAULT_MAX_GROUP), 12);
         for p in &report.parties {
             let (m, cost) = &p.output;
-            assert_eq!(cost.rounds, 19);
+            assert_eq!(cost.rounds, 12);
             for r in 0..4 {
                 let best = vals[r * 128..(r + 1) * 128]
                     .iter()

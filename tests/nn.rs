@@ -438,12 +438,12 @@ fn micro_batches_share_one_model_in_flight() {
 /// a batch of 2 with the weights opened at load (as `spindle classify`),
 /// lanes off (rounds, not message tags), N = 2 and 3. Per layer: each
 /// convolution and linear layer 2 (product, truncation), each of the 3
-/// ReLUs 6 (MSB 5, bit injection 1), each of the 2 max-pools 8 (one level
-/// of 4 candidates: MSB 5, the AND tree over 3 comparison bits 2, the bit
-/// injection 1): 8 + 18 + 16 = 42. Before session 20 the MSB took 7
-/// rounds: 52 in all.
+/// ReLUs 4 (MSB 3, bit injection 1), each of the 2 max-pools 5 (one level
+/// of 4 candidates: MSB 3, the AND over 3 comparison bits 1, the bit
+/// injection 1): 8 + 12 + 10 = 30. Before session 21 (radix-2 trees) 42,
+/// before session 20 (MSB 7 rounds) 52.
 #[test]
-fn lenet_inference_takes_42_rounds() {
+fn lenet_inference_takes_30_rounds() {
     let spec = spindle::models::lenet();
     let w = Arc::new(ModelWeights::init(&spec, Init::KaimingUniform, 5));
     for n in [2, 3] {
@@ -467,7 +467,7 @@ fn lenet_inference_takes_42_rounds() {
         .unwrap();
         for p in &rep.parties {
             assert_eq!(
-                p.output, 42,
+                p.output, 30,
                 "N = {n}, party {}: LeNet inference rounds",
                 p.party
             );

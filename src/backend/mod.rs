@@ -17,6 +17,7 @@ pub mod carry_groups;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod fanin;
 pub mod layout;
 pub mod limb;
 pub(crate) mod pool;

@@ -5,23 +5,25 @@
 //! dealer gives [r] arithmetically and the bits of r XOR-shared. Parties open
 //! c = x + r, so x = c - r = c + NOT(r) + 1 in binary. With c public, the
 //! generate g_j = c_j AND NOT r_j and propagate p_j = c_j XOR NOT r_j bits are
-//! local; the carry into bit k-1 is a log-depth tree of (G, P) combinations,
-//! (G, P) o (G', P') = (G ^ (P & G'), P & P'), each level one round of
-//! batched binary ANDs; MSB(x) = p_{k-1} ^ carry. The tree's first level,
+//! local; the carry into bit k-1 is a prefix tree of (G, P) combinations,
+//! (G, P) o (G', P') = (G ^ (P & G'), P & P'). The tree's first level,
 //! groups of 4 positions, costs no round: each group's (G, P) is a
 //! polynomial in r's bits with public coefficients, evaluated on the
 //! dealer's shares of the products of r's bits (function-dependent
 //! preprocessing as in Turbospeedz and ABY2.0; `backend/carry_groups.rs`).
+//! Every further level combines 4 nodes at once with multi-input ANDs
+//! from dealer masks ([`crate::protocol::fanin`]): one round per level of
+//! a radix-4 tree. MSB(x) = p_{k-1} ^ carry.
 //!
 //! Domain: any ring element (MSB is exact); comparisons x < y need
-//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + ceil(log2(g)) for
-//! g = ceil((k - 1) / 4) groups (5 in Z_2^64, 4 in Z_2^32; 7 and 6 with a
-//! tree from single bits); DReLU, ReLU, comparisons one more (bit
-//! injection or B2A with daBits). Bytes: see [`msb_cost`]. Dealer material per element: r, its
-//! bits and the products of its bits (169 planes in Z_2^64: 11 per group
-//! of 4), plus the binary triples of the tree (26 ANDs in Z_2^64).
+//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + ceil(log4(g)) for
+//! g = ceil((k - 1) / 4) groups (3 in Z_2^64 and in Z_2^32; 5 and 4 with a
+//! radix-2 tree, 7 and 6 with a tree from single bits); DReLU, ReLU,
+//! comparisons one more (bit injection or B2A with daBits). Bytes: see
+//! [`msb_cost`]. Dealer material per element: r, its bits and the products
+//! of its bits (169 planes in Z_2^64: 11 per group of 4), plus the tree's
+//! masks (33 planes in Z_2^64) and their products (96 planes).
 
-use crate::backend::binary::level_ands;
 use crate::backend::carry_groups::{product_planes, GROUP};
 use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
@@ -33,25 +35,25 @@ use crate::share::{words_for, BinShared, BitPlanes, Shared};
 
 use super::axis;
 use super::beaver;
-use super::bitwise::and_tensors;
 use super::convert::{b2a, inject};
+use super::fanin::{and_fanin, and_level, carry_level, FanInLayer};
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
-/// peer). Bytes: k/8 per element for opening c, plus 2 bits per binary AND
-/// (packed 64 per word) for the ANDs of the carry tree over ceil((k - 1) /
-/// 4) groups (26 in Z_2^64: 14.5 bytes per element in all).
+/// peer). Bytes: k/8 per element for opening c, plus one bit per element
+/// for each plane the radix-4 carry tree opens over ceil((k - 1) / 4)
+/// groups (33 in Z_2^64: 12.125 bytes per element in all).
 pub fn msb_cost(k: u32, n: usize) -> (u64, u64) {
     msb_bounded_cost(k, k, n)
 }
 
 /// Cost of [`msb_bounded`] with `bits` for `n` elements in Z_2^k: (rounds,
-/// bytes sent to EACH peer): 1 + ceil(log2(ceil((b - 1) / 4))) rounds for
+/// bytes sent to EACH peer): 1 + ceil(log4(ceil((b - 1) / 4))) rounds for
 /// b = min(bits, k); c is opened in Z_2^32 when k = 64 and b <= 32.
 pub fn msb_bounded_cost(k: u32, bits: u32, n: usize) -> (u64, u64) {
     let b = bits.clamp(2, k);
-    let (gates, levels) = carry_tree_gates((b as usize - 1).div_ceil(GROUP));
+    let (planes, levels) = carry_tree_planes((b as usize - 1).div_ceil(GROUP));
     let open_bits = opened_width(k, b) as u64;
-    let bytes = n as u64 * open_bits / 8 + (gates * 2 * 8 * words_for(n)) as u64;
+    let bytes = n as u64 * open_bits / 8 + (planes * 8 * words_for(n)) as u64;
     (1 + levels as u64, bytes)
 }
 
@@ -64,17 +66,16 @@ fn opened_width(k: u32, b: u32) -> u32 {
     }
 }
 
-/// (AND gates per element, levels) of the carry tree over `items` bit positions.
-fn carry_tree_gates(mut items: usize) -> (usize, usize) {
-    let (mut gates, mut levels) = (0, 0);
-    while items > 1 {
-        let pairs = items / 2;
-        // The pair holding bit 0 needs only G (its P is known to be 0).
-        gates += 2 * pairs - 1;
-        items = pairs + items % 2;
+/// (planes opened per word of elements, levels) of the radix-4 carry
+/// tree over `nodes` leaves.
+fn carry_tree_planes(mut nodes: usize) -> (usize, usize) {
+    let (mut planes, mut levels) = (0, 0);
+    while nodes > 1 {
+        planes += carry_level(nodes).map_or(0, |l| l.opened().len());
+        nodes = nodes.div_ceil(4);
         levels += 1;
     }
-    (gates, levels)
+    (planes, levels)
 }
 
 /// [MSB(x)] as a one-plane binary share: 1 where x is negative (two's complement).
@@ -92,8 +93,8 @@ pub async fn msb<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
 ///
 /// Domain: |x| < 2^(bits-1) (outside it the result is bit bits-1 of x, not
 /// its sign). Exact. Rounds and bytes: [`msb_bounded_cost`] (bits 28 in
-/// Z_2^64: 4 rounds, 6.25 bytes per element to each peer, against 5 and
-/// 14.5 for the full MSB). Errors: preprocessing and transport errors.
+/// Z_2^64: 3 rounds, 5.625 bytes per element to each peer, against 3 and
+/// 12.125 for the full MSB). Errors: preprocessing and transport errors.
 pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> Result<BinShared> {
     let b = bits.clamp(2, R::BITS) as usize;
     let shape = x.shape().clone();
@@ -141,29 +142,19 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
     // products of r's bits, then one round of binary ANDs per level.
     let [mut g, mut p, top] =
         be.carry_group_leaves(c_bits.words_tensor(), &r_bits, &products, b, words, party0)?;
+    // Then one round per level of the radix-4 tree (multi-input ANDs).
     let mut nodes = (b - 1).div_ceil(GROUP);
     while nodes > 1 {
-        let req = Request::BinTriple {
-            words: level_ands(nodes) * words,
-        };
-        let triple = sess.fetch::<u64>(&req)?;
-        let [ta, tb, tc]: [RingTensor<u64>; 3] = triple.try_into().map_err(|_| Error::Format {
-            what: "preprocessing material".into(),
-            detail: format!("{req} should have 3 tensors"),
-        })?;
-        let [e, f] = be.carry_level_mask(&g, &p, &ta, &tb, nodes, words)?;
-        let ef = sess.open_xor_owned(vec![e, f]).await?;
-        [g, p] = be.carry_level_combine(
-            &g,
-            &p,
-            &ef[0],
-            &ef[1],
-            [&ta, &tb, &tc],
-            nodes,
+        let x = be.concat_axis(&[&g, &p], 0)?;
+        let layer = FanInLayer {
+            x: &x,
             words,
-            party0,
-        )?;
-        nodes = nodes.div_ceil(2);
+            spec: carry_level(nodes)?,
+        };
+        let out = and_fanin(sess, &[layer]).await?.pop().expect("one layer");
+        nodes = nodes.div_ceil(4);
+        g = be.slice_axis(&out, 0, 0, nodes * words)?;
+        p = be.slice_axis(&out, 0, nodes * words, nodes * words)?;
     }
     let msb = be.xor_words(&top, &g)?;
     Ok(BinShared::from_share(BitPlanes::from_tensor(
@@ -298,8 +289,9 @@ pub async fn select_bit<R: Ring>(
 pub const DEFAULT_MAX_GROUP: usize = 16;
 
 /// Rounds of [`max_grouped`] over `len` candidates in Z_2^k with groups of
-/// `group`: per level, one MSB of all pairwise differences, an AND tree over
-/// each candidate's group-1 comparison bits, and one bit injection.
+/// `group`: per level, one MSB of all pairwise differences, a radix-4 AND
+/// tree over each candidate's group-1 comparison bits (multi-input ANDs,
+/// [`crate::protocol::fanin`]), and one bit injection.
 pub fn max_rounds(k: u32, len: usize, group: usize) -> u64 {
     max_bounded_rounds(k, k, len, group)
 }
@@ -312,10 +304,20 @@ pub fn max_bounded_rounds(k: u32, bits: u32, len: usize, group: usize) -> u64 {
     let mut rounds = 0;
     while len > 1 {
         let g = group.min(len);
-        rounds += msb_rounds + (g - 1).next_power_of_two().trailing_zeros() as u64 + 1;
+        rounds += msb_rounds + and_tree_levels(g - 1) + 1;
         len = len.div_ceil(g);
     }
     rounds
+}
+
+/// Levels of a radix-4 AND tree over `leaves` leaves: ceil(log4(leaves)).
+fn and_tree_levels(mut leaves: usize) -> u64 {
+    let mut levels = 0;
+    while leaves > 1 {
+        leaves = leaves.div_ceil(4);
+        levels += 1;
+    }
+    levels
 }
 
 /// The candidates of one tournament level, on the backend: values
@@ -441,27 +443,43 @@ async fn max_level<R: Ring>(
         }
         trees.push(slots);
     }
+    // One round per level of radix-4 AND trees (multi-input ANDs).
     while trees.iter().any(|t| t.len() > 1) {
-        let mut pairs: Vec<(&RingTensor<u64>, &RingTensor<u64>)> = Vec::new();
-        for t in &trees {
-            for pr in t.chunks(2) {
-                if let [a, b] = pr {
-                    pairs.push((a, b));
-                }
+        let joined: Vec<Option<RingTensor<u64>>> = trees
+            .iter()
+            .map(|t| match t.len() > 1 {
+                true => be.concat_axis(&t.iter().collect::<Vec<_>>(), 0).map(Some),
+                false => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        let mut layers = Vec::new();
+        for (t, x) in trees.iter().zip(&joined) {
+            if let Some(x) = x {
+                layers.push(FanInLayer {
+                    x,
+                    words: t[0].numel(),
+                    spec: and_level(1, t.len())?,
+                });
             }
         }
-        let mut ands = and_tensors(sess, &pairs).await?.into_iter();
+        let mut outs = and_fanin(sess, &layers).await?.into_iter();
         trees = trees
             .into_iter()
             .map(|t| {
-                let odd = (t.len() % 2 == 1).then(|| t.last().cloned()).flatten();
-                let mut next: Vec<RingTensor<u64>> = (0..t.len() / 2)
-                    .map(|_| ands.next().expect("one AND per pair"))
-                    .collect();
-                next.extend(odd);
-                next
+                if t.len() == 1 {
+                    return Ok(t);
+                }
+                let (len, shape) = (t[0].numel(), t[0].shape().clone());
+                let out = outs.next().expect("one layer per tree");
+                (0..t.len().div_ceil(4))
+                    .map(|q| {
+                        Ok(be
+                            .slice_axis(&out, 0, q * len, len)?
+                            .reshape(shape.clone())?)
+                    })
+                    .collect()
             })
-            .collect();
+            .collect::<Result<_>>()?;
     }
     let wbits = trees
         .into_iter()
@@ -555,7 +573,8 @@ pub async fn max<R: Ring>(sess: &Session, x: &Shared<R>, axis: usize) -> Result<
 /// Rounds: [`max_rounds`] (len 128, group 16: 23 in Z_2^64; group 2: 56).
 /// Bytes per peer, per level with P pairs and C candidates over m slices
 /// (m padded to a multiple of 64): msb_cost(k, P m).1 + AND-tree bytes
-/// (2 bits per AND) + C m k/8 + C m / 8.
+/// (1 bit per leaf opened, [`crate::protocol::fanin::fanin_bytes`]) + C m
+/// k/8 + C m / 8.
 ///
 /// Errors: [`Error::ShapeMismatch`] for a missing or empty axis or a group
 /// below 2; preprocessing and transport errors.

@@ -14,6 +14,7 @@ pub mod beaver;
 pub mod bitwise;
 pub mod compare;
 pub mod convert;
+pub mod fanin;
 pub mod fixed;
 pub mod linear;
 pub mod lookup;

@@ -2,6 +2,7 @@
 //! backend's residency) and on the dry-run backend (shapes only).
 
 use super::MpcSteps;
+use crate::backend::fanin::{self, FanIn};
 use crate::backend::{adder, binary, carry_groups};
 use crate::error::Result;
 use crate::ring::RingTensor;
@@ -38,6 +39,31 @@ impl MpcSteps for crate::backend::AuditBackend {
         let [c, r, products] = [c, r, products].map(|t| self.operand(t));
         let out = carry_groups::carry_group_leaves_host(&c?, &r?, &products?, bits, words, party0)?;
         self.results(out)
+    }
+    fn fanin_mask(
+        &self,
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+    ) -> Result<RingTensor<u64>> {
+        let (x, lambda) = (self.operand(x)?, self.operand(lambda)?);
+        self.results([fanin::fanin_mask_host(&x, &lambda, spec, words)?])
+            .map(|[t]| t)
+    }
+    fn fanin_combine(
+        &self,
+        delta: &[u64],
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        let [x, lambda, products] = [x, lambda, products].map(|t| self.operand(t));
+        let out = fanin::fanin_combine_host(delta, &x?, &lambda?, &products?, spec, words, party0)?;
+        self.results([out]).map(|[t]| t)
     }
     fn carry_level_mask(
         &self,

@@ -1,6 +1,7 @@
 //! [`MpcSteps`] on [`Device`]: each step forwarded to the device's backend.
 
 use super::{MpcSteps, TruncParts, TruncProduct};
+use crate::backend::fanin::FanIn;
 use crate::backend::Device;
 use crate::error::Result;
 use crate::ring::{Opened, Ring, RingTensor, Shape};
@@ -137,6 +138,27 @@ impl MpcSteps for Device {
         party0: bool,
     ) -> Result<[RingTensor<u64>; 3]> {
         dispatch_steps!(self, be => be.carry_group_leaves(c, r, products, bits, words, party0))
+    }
+    fn fanin_mask(
+        &self,
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+    ) -> Result<RingTensor<u64>> {
+        dispatch_steps!(self, be => be.fanin_mask(x, lambda, spec, words))
+    }
+    fn fanin_combine(
+        &self,
+        delta: &[u64],
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        dispatch_steps!(self, be => be.fanin_combine(delta, x, lambda, products, spec, words, party0))
     }
     fn carry_level_mask(
         &self,

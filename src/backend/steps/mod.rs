@@ -21,6 +21,7 @@
 //! Every op wraps modulo 2^k; all tensors of one call share one shape
 //! ([`crate::Error::ShapeMismatch`] otherwise).
 
+use super::fanin::{self, FanIn};
 use super::{adder, binary, carry_groups, Backend};
 use crate::error::{Error, Result};
 use crate::ring::{signed, Opened, Ring, RingTensor, Shape, TruncStep};
@@ -374,6 +375,43 @@ pub trait MpcSteps: Backend {
         party0: bool,
     ) -> Result<[RingTensor<u64>; 3]> {
         carry_groups::carry_group_leaves_host(c, r, products, bits, words, party0)
+    }
+
+    /// The planes to open for a layer of multi-input ANDs
+    /// (`backend/fanin.rs`): each input of [`FanIn::opened`] XOR its mask,
+    /// from this party's shares of the inputs `x` [inputs * words] and of
+    /// the masks [opened * words]. The default is the host loop.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    fn fanin_mask(
+        &self,
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+    ) -> Result<RingTensor<u64>> {
+        fanin::fanin_mask_host(x, lambda, spec, words)
+    }
+
+    /// This party's shares of a layer of multi-input ANDs' outputs
+    /// ([polys x words] words) after the opening of `delta` (host words
+    /// off the wire), from its shares of the inputs, the masks and the
+    /// dealer's mask products (`backend/fanin.rs`). The default is the
+    /// host loop.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] for tensors of other lengths.
+    #[allow(clippy::too_many_arguments)]
+    fn fanin_combine(
+        &self,
+        delta: &[u64],
+        x: &RingTensor<u64>,
+        lambda: &RingTensor<u64>,
+        products: &RingTensor<u64>,
+        spec: &FanIn,
+        words: usize,
+        party0: bool,
+    ) -> Result<RingTensor<u64>> {
+        fanin::fanin_combine_host(delta, x, lambda, products, spec, words, party0)
     }
 
     /// The masked inputs (e, f) of one carry-tree level's ANDs over

@@ -45,6 +45,18 @@ pub(super) fn edabit_groups<R: Ring>(r: &RingTensor<R>, bits: usize) -> Result<V
     ])
 }
 
+/// The products of the masks of a layer of multi-input ANDs
+/// ([`super::Request::AndFanIn`]): from the full mask planes `lambda`,
+/// one plane per subset of [`crate::backend::fanin::product_subsets`].
+pub(super) fn and_fanin(
+    lambda: &RingTensor<u64>,
+    monomials: &[Vec<u32>],
+    words: usize,
+) -> Result<AnyTensor> {
+    let products = crate::backend::fanin::full_products(lambda.try_data()?, monomials, words)?;
+    Ok(AnyTensor::Z64(RingTensor::new([products.len()], products)?))
+}
+
 /// n random bits only the dealer knows, from its private seed's `stream`
 /// (words, the bits past n cleared).
 fn dealer_bits(be: &Device, private: &Seed, stream: u64, n: usize) -> Result<Vec<u64>> {

@@ -184,6 +184,21 @@ pub enum Request {
         /// The MSB's bit width b (2 <= b <= k): planes of r's bits.
         bits: u32,
     },
+    /// Masks for a layer of multi-input ANDs in one round
+    /// (`backend/fanin.rs`; function-dependent preprocessing as in
+    /// Turbospeedz and ABY2.0): `[lambda, products]`, lambda a Z_2^64
+    /// tensor [inputs * words] of XOR-shared random mask planes, products
+    /// [s * words] with plane j the AND of lambda's planes in subset j of
+    /// [`crate::backend::fanin::product_subsets`]`(monomials)` (s subsets).
+    AndFanIn {
+        /// Words per plane.
+        words: usize,
+        /// Mask planes (the inputs opened).
+        inputs: usize,
+        /// The products of two to four inputs the layer computes (sorted
+        /// input indices).
+        monomials: Vec<Vec<u32>>,
+    },
     /// daBits (Rotaru and Wood, INDOCRYPT 2019): `n` random bits s shared both
     /// ways: `[s_arith, s_bits]`, s_arith in `ring` of shape [n], s_bits a
     /// Z_2^64 tensor [words(n)].
@@ -291,6 +306,15 @@ impl fmt::Display for Request {
             Request::EdaBitGroups { ring, shape, bits } => {
                 write!(f, "grouped edaBits {shape} of {bits} bits in {ring:?}")
             }
+            Request::AndFanIn {
+                words,
+                inputs,
+                monomials,
+            } => write!(
+                f,
+                "masks of {} ANDs over {inputs} inputs of {words} words",
+                monomials.len()
+            ),
             Request::DaBit { ring, n } => write!(f, "{n} daBits in {ring:?}"),
             Request::BitInject { ring, n, width } => {
                 write!(f, "bit injection of {n} bits x {width} values in {ring:?}")
@@ -371,7 +395,7 @@ impl Request {
             | Request::EdaBitGroups { ring, .. }
             | Request::DaBit { ring, .. }
             | Request::BitInject { ring, .. } => *ring,
-            Request::BinTriple { .. } => RingId::Z64,
+            Request::BinTriple { .. } | Request::AndFanIn { .. } => RingId::Z64,
         }
     }
 
@@ -402,6 +426,7 @@ impl Request {
                 ..
             } => vec![Part::arith(*ring, shape.clone()); frac_bits.len()],
             Request::BinTriple { words } => vec![Part::bits(*words), Part::bits(*words)],
+            Request::AndFanIn { words, inputs, .. } => vec![Part::bits(inputs * words)],
             Request::DaBit { .. } => vec![],
             Request::BitInject { ring, n, width } => {
                 vec![Part::arith(*ring, Shape(vec![n * width]))]
@@ -459,6 +484,15 @@ impl Request {
                 vec![Part::arith(*ring, shape.clone()); n]
             }
             Request::BinTriple { words } => vec![Part::bits(*words)],
+            Request::AndFanIn {
+                words,
+                inputs,
+                monomials,
+            } => {
+                crate::backend::fanin::check_monomials(*inputs, monomials)?;
+                let subsets = crate::backend::fanin::product_subsets(monomials).len();
+                vec![Part::bits(subsets * words)]
+            }
             Request::EdaBit { ring, shape } => {
                 vec![Part::bits(ring.bits() as usize * words_for(shape.numel()))]
             }
@@ -720,6 +754,13 @@ fn correlate<R: Ring>(
             )?]
         }
         Request::EdaBit { .. } => vec![binary::edabit_bits(&arith(&full[0])?)?],
+        Request::AndFanIn {
+            words, monomials, ..
+        } => vec![binary::and_fanin(
+            &u64::from_any(full[0].clone())?,
+            monomials,
+            *words,
+        )?],
         Request::EdaBitGroups { bits, .. } => {
             binary::edabit_groups(&arith(&full[0])?, *bits as usize)?
         }

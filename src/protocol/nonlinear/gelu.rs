@@ -76,9 +76,10 @@ fn g_of(form: GeluForm) -> impl Fn(f64) -> f64 {
 /// 33). Max error against f64 (tests `tests/nonlinear_gelu.rs`): Z_2^64,
 /// f = 20: 6.3e-5 absolute for the erf form, 4.1e-5 for the tanh form (the
 /// degree-31 fit on [0, 32]); Z_2^32, f = 8: 4.0e-3 (one unit). Rounds:
-/// 8 (MSB and injection) + 6 (polynomial) = 14 (13 in Z_2^32). Bytes per
-/// party per element to each peer (2048 elements): 149.6 in Z_2^64 (MSB
-/// and injection 45.6, polynomial 13 elements), 73.9 in Z_2^32.
+/// 4 (MSB 3 and injection 1) + 6 (polynomial) = 10 (10 in Z_2^32).
+/// Bytes per party per element to each peer: 124.25 in Z_2^64 (2048
+/// elements: MSB and injection 20.25, polynomial 13 elements), 62 in
+/// Z_2^32 (1024 elements).
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {

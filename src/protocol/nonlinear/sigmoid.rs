@@ -69,11 +69,11 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 /// Algorithm: see the module docs. Domain: |x| <= 64 (sigmoid(+-64) is 1
 /// or 0 to 1e-28; beyond, the exponential's garbage shows). Max error
 /// against f64 (tests `tests/nonlinear_sigmoid.rs`): Z_2^64, f = 20:
-/// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 8 (sign) +
-/// 7 (exp) + 5 (polynomial and the sign factor) = 20 in Z_2^64 (19 in
-/// Z_2^32). Bytes per party per element to each peer (2048 elements):
-/// 165.6 in Z_2^64 (MSB and injection 45.6, exponential 64, polynomial
-/// with the factor 56), 81.9 in Z_2^32.
+/// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 16 in
+/// Z_2^64 and in Z_2^32 (the sign: MSB 3 and its injection 1; exp;
+/// polynomial and the sign factor; `tests/nonlinear_sigmoid.rs` counts
+/// them). Bytes per party per element to each peer (2048 elements):
+/// 140.3 in Z_2^64, 35 in Z_2^32.
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
@@ -86,7 +86,7 @@ pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>
 ///
 /// Algorithm: see the module docs. Domain: |x| <= 32. Max error against
 /// f64 (tests): Z_2^64: 3.8e-6 absolute; Z_2^32: 5e-3 (usually below
-/// 4.3e-3; 1.2 units of 2^-8 seen). Rounds: 20 (19 in
+/// 4.3e-3; 1.2 units of 2^-8 seen). Rounds: 16 (16 in
 /// Z_2^32). Bytes: as [`sigmoid`].
 ///
 /// Errors: preprocessing and transport errors.

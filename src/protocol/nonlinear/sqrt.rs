@@ -24,8 +24,9 @@ use crate::share::Shared;
 /// 255] in Z_2^32; below it the result is about 0. Max error against f64
 /// (tests `tests/nonlinear_reciprocal.rs`): Z_2^64: relative 3.3e-6 where
 /// the result is >= 0.25, absolute 9.6e-7 elsewhere; Z_2^32: relative
-/// 1.4e-2, absolute 4e-3. Rounds: 18 (17 in Z_2^32). Bytes per party per
-/// element to each peer: 155.25 in Z_2^64, 106.5 in Z_2^32.
+/// 1.4e-2, absolute 4e-3. Rounds and bytes: as [`super::reciprocal`] (10
+/// with the exponent by comparisons, 18 by bit decomposition; 204 and 108
+/// bytes per element in Z_2^64 and Z_2^32 with comparisons).
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
@@ -46,7 +47,7 @@ pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> 
 /// Domain: x = 0 or x in [0.001, 4095] in Z_2^64 ([0.0632, 255] in
 /// Z_2^32). Max error against f64 (tests): Z_2^64: relative 3.3e-6 where
 /// the result is >= 0.25, absolute 9.6e-7 elsewhere; sqrt(0) within 2
-/// units of 0. Rounds: 18 (17 in Z_2^32). Bytes: as [`rsqrt`].
+/// units of 0. Rounds and bytes: as [`rsqrt`].
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn sqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
