@@ -12,7 +12,7 @@ use spindle::prg::Prg;
 use spindle::protocol::bitwise::and_many;
 use spindle::protocol::compare::{self, msb_cost};
 use spindle::protocol::convert::{b2a, b2a_weighted};
-use spindle::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
+use spindle::protocol::pool::{maxpool2d, maxpool2d_backward, maxpool2d_max, Pool2d};
 use spindle::ring::{Ring, RingTensor};
 use spindle::share::{words_for, BinShared, BitPlanes};
 
@@ -599,6 +599,69 @@ fn maxpool_forward_and_backward_match_plaintext() {
                 2 * out_shape.numel() * 6,
                 "backward is one product",
             );
+        }
+    }
+}
+
+/// Inference pooling: the max alone equals the training forward's, and
+/// the fused ReLU + max-pool equals ReLU then max-pool bit for bit (ring
+/// values, ties and all-negative windows included) in the pool's 5 rounds
+/// instead of 4 + 5.
+#[test]
+fn fused_relu_maxpool_is_relu_then_maxpool_exactly() {
+    let pool = Pool2d::square(2);
+    for n in PARTY_COUNTS {
+        let mut prg = Prg::new(&fresh_seed("relu-pool"), 0);
+        let mut x = reals(&mut prg, 2 * 3 * 6 * 6, 20.0);
+        // An all-negative window (rows 0 and 1 of 6, columns 0 and 1), a
+        // tie at the max (the next window), a zero.
+        for (i, v) in [
+            (0, -1.0),
+            (1, -2.0),
+            (6, -0.5),
+            (7, -3.0),
+            (2, 7.5),
+            (3, 7.5),
+        ] {
+            x[i] = v;
+        }
+        x[12] = 0.0;
+        let x = Arc::new(x);
+        let xa = x.clone();
+        let report = run(n, move |sess| {
+            let x = xa.clone();
+            async move {
+                let me = sess.party();
+                let xs =
+                    sess.share_input_f64::<u64>(0, (me == 0).then_some(&x[..]), [2, 3, 6, 6])?;
+                let relu = compare::relu(&sess, &xs).await?;
+                let (twice, _) = maxpool2d(&sess, &relu, &pool).await?;
+                let (plain, c_plain) =
+                    measured(&sess, maxpool2d_max(&sess, &xs, &pool, false)).await?;
+                let (fused, c_fused) =
+                    measured(&sess, maxpool2d_max(&sess, &xs, &pool, true)).await?;
+                let (max_only, _) = maxpool2d(&sess, &xs, &pool).await?;
+                Ok((
+                    sess.reveal(&twice).await?,
+                    sess.reveal(&fused).await?,
+                    sess.reveal(&plain).await?,
+                    sess.reveal(&max_only).await?,
+                    c_plain,
+                    c_fused,
+                ))
+            }
+        });
+        for p in &report.parties {
+            let (twice, fused, plain, max_only, c_plain, c_fused) = &p.output;
+            assert_eq!(twice.data(), fused.data(), "N={n}: fused vs ReLU then pool");
+            assert_eq!(plain.data(), max_only.data(), "N={n}: max without one-hot");
+            assert!(fused.data()[0] == 0, "all-negative window gives 0");
+            assert_eq!(
+                c_plain.rounds,
+                compare::max_rounds(64, 4, compare::DEFAULT_MAX_GROUP)
+            );
+            assert_eq!(c_fused.rounds, 5, "N={n}: fused rounds");
+            assert_eq!(c_plain.rounds, 5, "N={n}: pool rounds");
         }
     }
 }

@@ -7,13 +7,14 @@ use super::Module;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::protocol::fixed;
-use crate::protocol::pool::{maxpool2d, maxpool2d_backward, Pool2d};
+use crate::protocol::pool::{maxpool2d, maxpool2d_backward, maxpool2d_max, Pool2d};
 use crate::ring::{Ring, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
-/// Max pooling. Forward: [`maxpool2d`], keeping the argmax one-hot.
-/// Backward: [`maxpool2d_backward`] (one exact product, 1 round).
+/// Max pooling. Forward: [`maxpool2d`], keeping the argmax one-hot;
+/// inference: [`maxpool2d_max`] (no one-hot). Backward:
+/// [`maxpool2d_backward`] (one exact product, 1 round).
 pub struct MaxPool2d<R: Ring> {
     pool: Pool2d,
     cache: Option<(Shared<R>, Shape)>,
@@ -43,7 +44,7 @@ impl<R: Ring> Module<R> for MaxPool2d<R> {
     }
 
     async fn infer(&self, sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
-        Ok(maxpool2d(sess, x, &self.pool).await?.0)
+        maxpool2d_max(sess, x, &self.pool, false).await
     }
 
     async fn backward(
