@@ -88,10 +88,11 @@ impl RingTest for MsbAndDrelu {
 #[test]
 fn msb_and_drelu_are_exact_over_the_axes() {
     over_axes(&MsbAndDrelu, Truncs::Dealer);
-    // 1 + ceil(log4(ceil((k - 1) / 4))): 16 groups of bits in Z_2^64, 8 in
-    // Z_2^32, each two levels of the radix-4 tree.
+    // 16 groups of bits in Z_2^64: two levels of a radix-4 tree; 8 in
+    // Z_2^32: one level of all 8.
     assert_eq!(msb_cost(64, 1).0, 3, "1 + log4(16) rounds");
-    assert_eq!(msb_cost(32, 1).0, 3);
+    assert_eq!(msb_cost(32, 1).0, 2);
+    assert_eq!(msb_cost(32, 64_000).1, 64_000 * 4 + 14 * 8 * 1000);
     // Opening c (8 bytes) and the planes the tree opens: 27 over 16 nodes
     // (G_0..G_2 of each group of 4, P_1..P_3 of the first, P_0..P_3 of
     // the others), then 6 over 4.
@@ -149,8 +150,8 @@ fn bounded_msb_is_exact_on_its_domain() {
     msb_bounded_is_exact::<u64>(40);
     msb_bounded_is_exact::<u32>(17);
     // Fewer rounds and under half the bytes of the full MSB in Z_2^64.
-    // 28 positions below bit 28: 7 groups, 2 levels.
-    assert_eq!(compare::msb_bounded_cost(64, 29, 1).0, 3);
+    // 28 positions below bit 28: 7 groups, one level of all 7.
+    assert_eq!(compare::msb_bounded_cost(64, 29, 1).0, 2);
     assert_eq!(compare::msb_bounded_cost(64, 64, 1), msb_cost(64, 1));
     let (full, bounded) = (
         msb_cost(64, 64_000).1,
@@ -199,11 +200,11 @@ fn bounded_max_is_exact_for_bounded_spread() {
             );
         }
     }
-    // Two levels (groups of 16, then 8): (3 + 2 + 1) + (3 + 2 + 1): MSB,
-    // radix-4 AND tree over 15 (then 7) bits, injection; one group of 128:
-    // 3 + 4 + 1.
-    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 16), 12);
-    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 8);
+    // Two levels (groups of 16, then 8): (2 + 2 + 1) + (2 + 1 + 1): MSB,
+    // AND tree over 15 (radix 4) then 7 bits (one level), injection; one
+    // group of 128: 2 + 3 + 1.
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 16), 9);
+    assert_eq!(compare::max_bounded_rounds(64, 29, 128, 128), 6);
 }
 
 /// ReLU and its derivative exact on edge values, with rounds and bytes.
@@ -730,7 +731,7 @@ fn a2b_and_b2a_round_trip_over_the_axes() {
 }
 
 #[test]
-fn max_over_128_takes_12_rounds() {
+fn max_over_128_takes_11_rounds() {
     for n in [2, 3] {
         let mut prg = Prg::new(&fresh_seed("max128"), 0);
         let vals = Arc::new(reals(&mut prg, 4 * 128, 30.0));
@@ -747,12 +748,12 @@ fn max_over_128_takes_12_rounds() {
                 Ok((sess.reveal_f64(&m).await?, cost))
             }
         });
-        // (3 + 2 + 1) + (3 + 2 + 1): MSB, radix-4 AND tree over 15 (then
-        // 7) bits, bit injection per level.
-        assert_eq!(compare::max_rounds(64, 128, compare::DEFAULT_MAX_GROUP), 12);
+        // (3 + 2 + 1) + (3 + 1 + 1): MSB, AND tree over 15 bits (radix 4)
+        // then 7 (one level), bit injection per level.
+        assert_eq!(compare::max_rounds(64, 128, compare::DEFAULT_MAX_GROUP), 11);
         for p in &report.parties {
             let (m, cost) = &p.output;
-            assert_eq!(cost.rounds, 12);
+            assert_eq!(cost.rounds, 11);
             for r in 0..4 {
                 let best = vals[r * 128..(r + 1) * 128]
                     .iter()

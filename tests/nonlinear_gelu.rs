@@ -61,8 +61,8 @@ fn gelu_erf_z64_covers_model_inputs() {
         hi: 17.0,
         edges: edges(),
         tol: 7e-5,
-        rounds: 10,
-        bytes: Some(254_464),
+        rounds: 9,
+        bytes: Some(241_408),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -78,8 +78,8 @@ fn gelu_erf_z64_whole_domain() {
         hi: 32.0,
         edges: edges(),
         tol: 7e-5,
-        rounds: 10,
-        bytes: Some(254_464),
+        rounds: 9,
+        bytes: Some(241_408),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_erf, |s, x| async move {
@@ -95,8 +95,8 @@ fn gelu_tanh_z64() {
         hi: 32.0,
         edges: edges(),
         tol: 7e-5,
-        rounds: 10,
-        bytes: Some(254_464),
+        rounds: 9,
+        bytes: Some(241_408),
         len: 2048,
     };
     check_unary::<u64, _, _>(u, gelu_tanh, |s, x| async move {
@@ -112,8 +112,8 @@ fn gelu_z32() {
         hi: 17.0,
         edges: vec![0.0, -12.0, 17.0, 1.5, -1.5],
         tol: 0.0045,
-        rounds: 10,
-        bytes: Some(63_488),
+        rounds: 9,
+        bytes: Some(62_592),
         len: 1024,
     };
     check_unary::<u32, _, _>(u, gelu_erf, |s, x| async move {

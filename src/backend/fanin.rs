@@ -25,8 +25,9 @@ use super::binary::{check_len, p0mask};
 use crate::error::{Error, Result};
 use crate::ring::RingTensor;
 
-/// Most inputs in one product (the dealer's material grows as 2^degree).
-pub const MAX_DEGREE: usize = 4;
+/// Most inputs in one product (the dealer's material grows as 2^degree:
+/// 247 products of masks for one product of 8).
+pub const MAX_DEGREE: usize = 8;
 
 /// One output: the XOR of its terms, each the AND of a set of inputs (by
 /// index; a set of one is the input itself). An empty sum is zero.
@@ -252,26 +253,31 @@ pub(crate) fn fanin_combine_host(
         .enumerate()
         .map(|(k, s)| (s.as_slice(), k))
         .collect();
-    // Each product's expansion: (opened planes of its public factor, source).
-    let expand = |term: &[u32]| -> Vec<(Vec<usize>, Source)> {
+    // Each product's expansion over its subsets S (bit masks over its
+    // sorted members): the source of this party's share of l_S.
+    let expand = |term: &[u32]| -> (Vec<usize>, Vec<Source>) {
         let mut m: Vec<usize> = term.iter().map(|i| at[i]).collect();
         m.sort_unstable();
-        (0usize..1 << m.len())
+        let sources = (0usize..1 << m.len())
             .map(|mask| {
-                let (inside, public): (Vec<usize>, Vec<usize>) =
-                    (0..m.len()).partition(|i| mask >> i & 1 == 1);
-                let s: Vec<u32> = inside.iter().map(|&i| m[i] as u32).collect();
-                let source = match s.len() {
+                let s: Vec<u32> = (0..m.len())
+                    .filter(|i| mask >> i & 1 == 1)
+                    .map(|i| m[i] as u32)
+                    .collect();
+                match s.len() {
                     0 => Source::One,
                     1 => Source::Mask(s[0] as usize),
                     _ => Source::Product(product_at[s.as_slice()]),
-                };
-                (public.iter().map(|&i| m[i]).collect(), source)
+                }
             })
-            .collect()
+            .collect();
+        (m, sources)
     };
     let one = p0mask(party0);
     let mut out = vec![0u64; spec.polys.len() * words];
+    // Public products of d over every subset, per word (AND of the
+    // members, built from the subset without its lowest member).
+    let mut public = vec![0u64; 1 << MAX_DEGREE];
     for (o, poly) in spec.polys.iter().enumerate() {
         let plane = &mut out[o * words..(o + 1) * words];
         for term in poly {
@@ -280,18 +286,24 @@ pub(crate) fn fanin_combine_host(
                 plane.iter_mut().zip(xi).for_each(|(v, s)| *v ^= s);
                 continue;
             }
-            for (public, source) in expand(term) {
-                for (w, v) in plane.iter_mut().enumerate() {
-                    let coef = public
-                        .iter()
-                        .fold(u64::MAX, |acc, &k| acc & delta[k * words + w]);
-                    let share = match source {
+            let (members, sources) = expand(term);
+            let full = (1usize << members.len()) - 1;
+            for (w, v) in plane.iter_mut().enumerate() {
+                public[0] = u64::MAX;
+                for mask in 1..=full {
+                    let low = mask.trailing_zeros() as usize;
+                    public[mask] = public[mask & (mask - 1)] & delta[members[low] * words + w];
+                }
+                let mut acc = 0u64;
+                for (sub, source) in sources.iter().enumerate() {
+                    let share = match *source {
                         Source::One => one,
                         Source::Mask(k) => l[k * words + w],
                         Source::Product(k) => prods[k * words + w],
                     };
-                    *v ^= coef & share;
+                    acc ^= public[full ^ sub] & share;
                 }
+                *v ^= acc;
             }
         }
     }
@@ -317,7 +329,8 @@ mod tests {
         assert_eq!(product_subsets(&[vec![0, 1, 2, 3]]).len(), 11);
         // Shared subsets are supplied once.
         assert_eq!(product_subsets(&[vec![0, 1], vec![0, 1, 2]]).len(), 4);
-        assert!(FanIn::new(5, vec![vec![vec![0, 1, 2, 3, 4]]]).is_err());
+        assert!(FanIn::new(9, vec![vec![(0..9).collect()]]).is_err());
+        assert_eq!(product_subsets(&[(0..8).collect()]).len(), 247);
         assert!(FanIn::new(2, vec![vec![vec![0, 0]]]).is_err());
         assert!(FanIn::new(2, vec![vec![vec![2]]]).is_err());
         assert!(FanIn::new(2, vec![vec![vec![]]]).is_err());
@@ -330,7 +343,7 @@ mod tests {
     /// Three parties' outputs XOR to the plaintext sums of products.
     #[test]
     fn shared_outputs_are_the_sums_of_products() {
-        let (w, inputs) = (3, 6);
+        let (w, inputs) = (3, 9);
         let spec = FanIn::new(
             inputs,
             vec![
@@ -338,6 +351,7 @@ mod tests {
                 vec![vec![4, 3, 2, 1]],
                 vec![],
                 vec![vec![1]],
+                vec![(1..9).collect(), vec![8, 0]],
             ],
         )
         .unwrap();

@@ -11,18 +11,21 @@
 //! polynomial in r's bits with public coefficients, evaluated on the
 //! dealer's shares of the products of r's bits (function-dependent
 //! preprocessing as in Turbospeedz and ABY2.0; `backend/carry_groups.rs`).
-//! Every further level combines 4 nodes at once with multi-input ANDs
-//! from dealer masks ([`crate::protocol::fanin`]): one round per level of
-//! a radix-4 tree. MSB(x) = p_{k-1} ^ carry.
+//! Every further level combines several nodes at once with multi-input
+//! ANDs from dealer masks ([`crate::protocol::fanin`]): all of them in one
+//! round when there are at most 8, else 4 per round. MSB(x) = p_{k-1} ^
+//! carry.
 //!
 //! Domain: any ring element (MSB is exact); comparisons x < y need
-//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + ceil(log4(g)) for
-//! g = ceil((k - 1) / 4) groups (3 in Z_2^64 and in Z_2^32; 5 and 4 with a
-//! radix-2 tree, 7 and 6 with a tree from single bits); DReLU, ReLU,
-//! comparisons one more (bit injection or B2A with daBits). Bytes: see
-//! [`msb_cost`]. Dealer material per element: r, its bits and the products
-//! of its bits (169 planes in Z_2^64: 11 per group of 4), plus the tree's
-//! masks (33 planes in Z_2^64) and their products (96 planes).
+//! |x - y| < 2^(k-1). Error: none. Rounds: MSB 1 + the tree's levels over
+//! g = ceil((k - 1) / 4) groups ([`crate::protocol::fanin::tree_levels`]):
+//! 3 in Z_2^64 (16 groups), 2 in Z_2^32 and for |x| < 2^32 (at most 8
+//! groups); 5 and 4 with a radix-2 tree, 7 and 6 with a tree from single
+//! bits. DReLU, ReLU, comparisons one more (bit injection or B2A with
+//! daBits). Bytes: see [`msb_cost`]. Dealer material per element: r, its
+//! bits and the products of its bits (169 planes in Z_2^64: 11 per group
+//! of 4), plus the tree's masks (33 planes in Z_2^64, 14 in Z_2^32) and
+//! their products (96 planes in Z_2^64, 494 in Z_2^32).
 
 use crate::backend::carry_groups::{product_planes, GROUP};
 use crate::backend::{Backend, MpcSteps};
@@ -36,19 +39,20 @@ use crate::share::{words_for, BinShared, BitPlanes, Shared};
 use super::axis;
 use super::beaver;
 use super::convert::{b2a, inject};
-use super::fanin::{and_fanin, and_level, carry_level, FanInLayer};
+use super::fanin::{and_fanin, and_level, carry_level, tree_levels, tree_radix, FanInLayer};
 
 /// Cost of [`msb`] for `n` elements in Z_2^k: (rounds, bytes sent to EACH
 /// peer). Bytes: k/8 per element for opening c, plus one bit per element
-/// for each plane the radix-4 carry tree opens over ceil((k - 1) / 4)
-/// groups (33 in Z_2^64: 12.125 bytes per element in all).
+/// for each plane the carry tree opens over ceil((k - 1) / 4) groups (33
+/// in Z_2^64: 12.125 bytes per element in all; 14 in Z_2^32: 5.75).
 pub fn msb_cost(k: u32, n: usize) -> (u64, u64) {
     msb_bounded_cost(k, k, n)
 }
 
 /// Cost of [`msb_bounded`] with `bits` for `n` elements in Z_2^k: (rounds,
-/// bytes sent to EACH peer): 1 + ceil(log4(ceil((b - 1) / 4))) rounds for
-/// b = min(bits, k); c is opened in Z_2^32 when k = 64 and b <= 32.
+/// bytes sent to EACH peer): 1 + the tree's levels over ceil((b - 1) / 4)
+/// groups for b = min(bits, k) (2 rounds for b <= 33); c is opened in
+/// Z_2^32 when k = 64 and b <= 32.
 pub fn msb_bounded_cost(k: u32, bits: u32, n: usize) -> (u64, u64) {
     let b = bits.clamp(2, k);
     let (planes, levels) = carry_tree_planes((b as usize - 1).div_ceil(GROUP));
@@ -66,13 +70,14 @@ fn opened_width(k: u32, b: u32) -> u32 {
     }
 }
 
-/// (planes opened per word of elements, levels) of the radix-4 carry
-/// tree over `nodes` leaves.
+/// (planes opened per word of elements, levels) of the carry tree over
+/// `nodes` leaves ([`tree_radix`] at each level).
 fn carry_tree_planes(mut nodes: usize) -> (usize, usize) {
     let (mut planes, mut levels) = (0, 0);
     while nodes > 1 {
-        planes += carry_level(nodes).map_or(0, |l| l.opened().len());
-        nodes = nodes.div_ceil(4);
+        let radix = tree_radix(nodes);
+        planes += carry_level(nodes, radix).map_or(0, |l| l.opened().len());
+        nodes = nodes.div_ceil(radix);
         levels += 1;
     }
     (planes, levels)
@@ -93,7 +98,7 @@ pub async fn msb<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<BinShared> {
 ///
 /// Domain: |x| < 2^(bits-1) (outside it the result is bit bits-1 of x, not
 /// its sign). Exact. Rounds and bytes: [`msb_bounded_cost`] (bits 28 in
-/// Z_2^64: 3 rounds, 5.625 bytes per element to each peer, against 3 and
+/// Z_2^64: 2 rounds, 5.5 bytes per element to each peer, against 3 and
 /// 12.125 for the full MSB). Errors: preprocessing and transport errors.
 pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> Result<BinShared> {
     let b = bits.clamp(2, R::BITS) as usize;
@@ -142,17 +147,18 @@ pub async fn msb_bounded<R: Ring>(sess: &Session, x: &Shared<R>, bits: u32) -> R
     // products of r's bits, then one round of binary ANDs per level.
     let [mut g, mut p, top] =
         be.carry_group_leaves(c_bits.words_tensor(), &r_bits, &products, b, words, party0)?;
-    // Then one round per level of the radix-4 tree (multi-input ANDs).
+    // Then one round per level of the tree (multi-input ANDs).
     let mut nodes = (b - 1).div_ceil(GROUP);
     while nodes > 1 {
         let x = be.concat_axis(&[&g, &p], 0)?;
+        let radix = tree_radix(nodes);
         let layer = FanInLayer {
             x: &x,
             words,
-            spec: carry_level(nodes)?,
+            spec: carry_level(nodes, radix)?,
         };
         let out = and_fanin(sess, &[layer]).await?.pop().expect("one layer");
-        nodes = nodes.div_ceil(4);
+        nodes = nodes.div_ceil(radix);
         g = be.slice_axis(&out, 0, 0, nodes * words)?;
         p = be.slice_axis(&out, 0, nodes * words, nodes * words)?;
     }
@@ -201,7 +207,7 @@ pub async fn greater_than_zero<R: Ring>(sess: &Session, x: &Shared<R>) -> Result
 }
 
 /// [ReLU(x)] = [x * 1{x >= 0}]. Exact for any ring value (a fixed-point x
-/// keeps its scale). Rounds: MSB + 1 (8 in Z_2^64). Bytes per peer:
+/// keeps its scale). Rounds: MSB + 1 (4 in Z_2^64). Bytes per peer:
 /// [`msb_cost`] + n * k / 8 + 8 * ceil(n / 64). Large inputs run as an
 /// inner-layer pipeline ([`crate::pipeline::Lanes`]): the same rounds and
 /// bytes, one message per lane and round.
@@ -210,7 +216,7 @@ pub async fn greater_than_zero<R: Ring>(sess: &Session, x: &Shared<R>) -> Result
 pub async fn relu<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
     Lanes::new(sess, x)?
         .run(sess, x, |s, x| async move {
-            Ok(relu_with_derivative_piece(s, x).await?.0)
+            Ok(relu_with_derivative_piece(s, x, R::BITS).await?.0)
         })
         .await
 }
@@ -225,14 +231,28 @@ pub async fn relu_with_derivative<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
 ) -> Result<(Shared<R>, Shared<R>)> {
+    relu_with_derivative_bounded(sess, x, R::BITS).await
+}
+
+/// [`relu_with_derivative`] for x known to lie in [-2^(bits-1),
+/// 2^(bits-1)) as ring values: the sign by [`msb_bounded`] (2 rounds
+/// instead of 3 for bits <= 33 in Z_2^64, and fewer bytes). Domain: as
+/// [`msb_bounded`] (outside it the result is wrong). Exact.
+///
+/// Errors: preprocessing and transport errors.
+pub async fn relu_with_derivative_bounded<R: Ring>(
+    sess: &Session,
+    x: &Shared<R>,
+    bits: u32,
+) -> Result<(Shared<R>, Shared<R>)> {
     let flat = x.clone().reshape(Shape(vec![x.numel()]))?;
     let lanes = RowLanes::new(sess, &flat)?;
     if lanes.count() == 1 {
-        return relu_with_derivative_piece(sess, x).await;
+        return relu_with_derivative_piece(sess, x, bits).await;
     }
     let outs = lanes
         .run(sess, &flat, |s, c, _| async move {
-            let (y, d) = relu_with_derivative_piece(s, c).await?;
+            let (y, d) = relu_with_derivative_piece(s, c, bits).await?;
             Ok(vec![y, d])
         })
         .await?;
@@ -247,8 +267,9 @@ pub async fn relu_with_derivative<R: Ring>(
 async fn relu_with_derivative_piece<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
+    bits: u32,
 ) -> Result<(Shared<R>, Shared<R>)> {
-    let m = msb(sess, x).await?;
+    let m = msb_bounded(sess, x, bits).await?;
     let (x_neg, neg) = inject(sess, x, &m).await?;
     Ok((
         x.sub(sess, &x_neg)?,
@@ -289,9 +310,9 @@ pub async fn select_bit<R: Ring>(
 pub const DEFAULT_MAX_GROUP: usize = 16;
 
 /// Rounds of [`max_grouped`] over `len` candidates in Z_2^k with groups of
-/// `group`: per level, one MSB of all pairwise differences, a radix-4 AND
-/// tree over each candidate's group-1 comparison bits (multi-input ANDs,
-/// [`crate::protocol::fanin`]), and one bit injection.
+/// `group`: per level, one MSB of all pairwise differences, an AND tree
+/// over each candidate's group-1 comparison bits (multi-input ANDs, up to
+/// 8 per round, [`crate::protocol::fanin`]), and one bit injection.
 pub fn max_rounds(k: u32, len: usize, group: usize) -> u64 {
     max_bounded_rounds(k, k, len, group)
 }
@@ -304,20 +325,10 @@ pub fn max_bounded_rounds(k: u32, bits: u32, len: usize, group: usize) -> u64 {
     let mut rounds = 0;
     while len > 1 {
         let g = group.min(len);
-        rounds += msb_rounds + and_tree_levels(g - 1) + 1;
+        rounds += msb_rounds + tree_levels(g - 1) + 1;
         len = len.div_ceil(g);
     }
     rounds
-}
-
-/// Levels of a radix-4 AND tree over `leaves` leaves: ceil(log4(leaves)).
-fn and_tree_levels(mut leaves: usize) -> u64 {
-    let mut levels = 0;
-    while leaves > 1 {
-        leaves = leaves.div_ceil(4);
-        levels += 1;
-    }
-    levels
 }
 
 /// The candidates of one tournament level, on the backend: values
@@ -443,7 +454,7 @@ async fn max_level<R: Ring>(
         }
         trees.push(slots);
     }
-    // One round per level of radix-4 AND trees (multi-input ANDs).
+    // One round per level of AND trees (multi-input ANDs).
     while trees.iter().any(|t| t.len() > 1) {
         let joined: Vec<Option<RingTensor<u64>>> = trees
             .iter()
@@ -458,7 +469,7 @@ async fn max_level<R: Ring>(
                 layers.push(FanInLayer {
                     x,
                     words: t[0].numel(),
-                    spec: and_level(1, t.len())?,
+                    spec: and_level(1, t.len(), tree_radix(t.len()))?,
                 });
             }
         }
@@ -471,7 +482,7 @@ async fn max_level<R: Ring>(
                 }
                 let (len, shape) = (t[0].numel(), t[0].shape().clone());
                 let out = outs.next().expect("one layer per tree");
-                (0..t.len().div_ceil(4))
+                (0..t.len().div_ceil(tree_radix(t.len())))
                     .map(|q| {
                         Ok(be
                             .slice_axis(&out, 0, q * len, len)?

@@ -1,20 +1,21 @@
 //! Multi-input ANDs in one round: a layer of XOR sums of products of up
-//! to four XOR-shared bits, from dealer masks and their products
+//! to eight XOR-shared bits, from dealer masks and their products
 //! (function-dependent preprocessing: Ben-Efraim, Nielsen and Omri, ACNS
 //! 2019 "Turbospeedz"; Patra et al., USENIX Security 2021 "ABY2.0"; the
 //! local steps and the algebra in `backend/fanin.rs`).
 //!
 //! Where Beaver's binary triples give one AND of two bits per round, this
-//! gives products of up to four per round, so a tree over n leaves takes
-//! ceil(log4(n)) rounds instead of ceil(log2(n)): the (G, P) carry tree of
-//! MSB ([`carry_level`]) and the AND trees of the max. Exact. Rounds: 1
+//! gives products of up to eight per round, so a tree over n leaves takes
+//! ceil(log4(n)) rounds in radix 4 instead of ceil(log2(n)), and one
+//! round for up to 8 leaves: the (G, P) carry tree of MSB
+//! ([`carry_level`]) and the AND trees of the max. Exact. Rounds: 1
 //! for any number of layers batched in one call. Bytes sent per party to
 //! each peer: 8 * words per opened input plane (an input that appears in a
 //! product of two or more); the dealer's material per word: one mask per
 //! opened input and one product per subset of two or more of each product
-//! (11 for a product of four).
+//! (11 for a product of 4, 247 for a product of 8).
 
-use crate::backend::fanin::{FanIn, Poly};
+use crate::backend::fanin::{FanIn, Poly, MAX_DEGREE};
 use crate::backend::MpcSteps;
 use crate::error::{Error, Result};
 use crate::preprocess::Request;
@@ -88,26 +89,28 @@ pub async fn and_fanin(sess: &Session, layers: &[FanInLayer<'_>]) -> Result<Vec<
         .collect()
 }
 
-/// One level of MSB's (G, P) carry tree in radix 4: over `nodes` nodes
-/// (inputs: G planes 0..nodes, then P planes nodes..2 nodes; node 0 has
-/// no P), the ceil(nodes / 4) nodes of the next level as outputs (their
-/// G planes, then their P planes, node 0's P zero). Children c_0 (low)
-/// .. c_(m-1) of a node give G = G_(m-1) ^ XOR_(i < m-1) P_(m-1) .. P_(i+1)
-/// G_i and P = P_(m-1) .. P_0 (G and P of a node are never both 1, so
-/// the terms are disjoint and XOR is OR).
+/// One level of MSB's (G, P) carry tree in radix `radix` (2 to
+/// [`MAX_DEGREE`]): over `nodes` nodes (inputs: G planes 0..nodes, then P
+/// planes nodes..2 nodes; node 0 has no P), the ceil(nodes / radix) nodes
+/// of the next level as outputs (their G planes, then their P planes,
+/// node 0's P zero). Children c_0 (low) .. c_(m-1) of a node give G =
+/// G_(m-1) ^ XOR_(i < m-1) P_(m-1) .. P_(i+1) G_i and P = P_(m-1) .. P_0
+/// (G and P of a node are never both 1, so the terms are disjoint and XOR
+/// is OR).
 ///
-/// Errors: [`Error::Unsupported`] for fewer than 2 nodes.
-pub fn carry_level(nodes: usize) -> Result<FanIn> {
-    if nodes < 2 {
+/// Errors: [`Error::Unsupported`] for fewer than 2 nodes or a radix
+/// outside 2..=[`MAX_DEGREE`].
+pub fn carry_level(nodes: usize, radix: usize) -> Result<FanIn> {
+    if nodes < 2 || !(2..=MAX_DEGREE).contains(&radix) {
         return Err(Error::Unsupported(format!(
-            "a carry-tree level over {nodes} node(s)"
+            "a carry-tree level over {nodes} node(s) in radix {radix}"
         )));
     }
     let (g, p) = (|j: usize| j as u32, |j: usize| (nodes + j) as u32);
     let mut gs: Vec<Poly> = Vec::new();
     let mut ps: Vec<Poly> = Vec::new();
-    for first in (0..nodes).step_by(4) {
-        let m = 4.min(nodes - first);
+    for first in (0..nodes).step_by(radix) {
+        let m = radix.min(nodes - first);
         let top = first + m - 1;
         let mut gpoly: Poly = vec![vec![g(top)]];
         for i in first..top {
@@ -125,20 +128,23 @@ pub fn carry_level(nodes: usize) -> Result<FanIn> {
     FanIn::new(2 * nodes, gs)
 }
 
-/// One level of AND trees in radix 4: `trees` trees of `leaves` inputs
-/// each (input t * leaves + i is leaf i of tree t) to trees of
-/// ceil(leaves / 4) (output t * ceil(leaves / 4) + q, the AND of leaves
-/// 4q .. 4q + 3).
+/// One level of AND trees in radix `radix` (2 to [`MAX_DEGREE`]): `trees`
+/// trees of `leaves` inputs each (input t * leaves + i is leaf i of tree
+/// t) to trees of ceil(leaves / radix) (output t * ceil(leaves / radix) +
+/// q, the AND of leaves q radix .. (q + 1) radix - 1).
 ///
-/// Errors: [`Error::Unsupported`] for no leaves.
-pub fn and_level(trees: usize, leaves: usize) -> Result<FanIn> {
-    if leaves == 0 {
-        return Err(Error::Unsupported("an AND tree of no leaves".into()));
+/// Errors: [`Error::Unsupported`] for no leaves or a radix outside
+/// 2..=[`MAX_DEGREE`].
+pub fn and_level(trees: usize, leaves: usize, radix: usize) -> Result<FanIn> {
+    if leaves == 0 || !(2..=MAX_DEGREE).contains(&radix) {
+        return Err(Error::Unsupported(format!(
+            "an AND tree level of {leaves} leaves in radix {radix}"
+        )));
     }
     let polys = (0..trees)
         .flat_map(|t| {
-            (0..leaves).step_by(4).map(move |first| {
-                vec![(first..leaves.min(first + 4))
+            (0..leaves).step_by(radix).map(move |first| {
+                vec![(first..leaves.min(first + radix))
                     .map(|i| (t * leaves + i) as u32)
                     .collect()]
             })
@@ -147,23 +153,56 @@ pub fn and_level(trees: usize, leaves: usize) -> Result<FanIn> {
     FanIn::new(trees * leaves, polys)
 }
 
+/// The radix of a tree level over `nodes` nodes (carry nodes or AND
+/// leaves): all of them at once when they are at most 8 (one round; a
+/// carry level of 8 needs about 500 products of masks per element), else
+/// 4 (11 per product of 4).
+pub fn tree_radix(nodes: usize) -> usize {
+    if nodes <= MAX_DEGREE {
+        nodes.max(2)
+    } else {
+        4
+    }
+}
+
+/// Levels of a tree over `nodes` leaves with [`tree_radix`] at each level.
+pub fn tree_levels(mut nodes: usize) -> u64 {
+    let mut levels = 0;
+    while nodes > 1 {
+        nodes = nodes.div_ceil(tree_radix(nodes));
+        levels += 1;
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_level_of_16_nodes_makes_4_and_opens_27_planes() {
-        let l = carry_level(16).unwrap();
+        let l = carry_level(16, 4).unwrap();
         assert_eq!(l.polys().len(), 8);
         // G: 4 x (G_0..G_2), P: P_1..P_3 in node 0, P_0..P_3 elsewhere.
         assert_eq!(l.opened().len(), 4 * 3 + 3 + 3 * 4);
         assert!(l.polys()[4].is_empty());
-        let l = carry_level(5).unwrap();
+        let l = carry_level(5, 4).unwrap();
         // The lone fifth node is carried over unopened.
         assert_eq!(l.polys()[1], vec![vec![4]]);
         assert_eq!(l.polys()[3], vec![vec![9]]);
-        assert!(carry_level(1).is_err());
-        let a = and_level(2, 5).unwrap();
+        assert!(carry_level(1, 4).is_err());
+        assert!(carry_level(9, 9).is_err());
+        // Up to 8 nodes: one level of all of them.
+        assert_eq!(tree_radix(7), 7);
+        assert_eq!(tree_radix(16), 4);
+        let l = carry_level(7, 7).unwrap();
+        assert_eq!(l.polys().len(), 2);
+        assert_eq!(l.polys()[0].len(), 7);
+        let a = and_level(2, 5, 4).unwrap();
+        assert_eq!(tree_levels(11), 2);
+        assert_eq!(tree_levels(8), 1);
+        assert_eq!(tree_levels(16), 2);
+        assert_eq!(tree_levels(1), 0);
         assert_eq!(a.polys().len(), 4);
         assert_eq!(a.polys()[3], vec![vec![9]]);
         assert_eq!(a.opened().len(), 8);

@@ -76,10 +76,10 @@ fn g_of(form: GeluForm) -> impl Fn(f64) -> f64 {
 /// 33). Max error against f64 (tests `tests/nonlinear_gelu.rs`): Z_2^64,
 /// f = 20: 6.3e-5 absolute for the erf form, 4.1e-5 for the tanh form (the
 /// degree-31 fit on [0, 32]); Z_2^32, f = 8: 4.0e-3 (one unit). Rounds:
-/// 4 (MSB 3 and injection 1) + 6 (polynomial) = 10 (10 in Z_2^32).
-/// Bytes per party per element to each peer: 124.25 in Z_2^64 (2048
-/// elements: MSB and injection 20.25, polynomial 13 elements), 62 in
-/// Z_2^32 (1024 elements).
+/// 3 (an MSB over f + 12 bits 2, exact for |x| < 2048, and injection 1)
+/// plus 6 (polynomial): 9 (9 in Z_2^32). Bytes per party per element to
+/// each peer: 117.875 in Z_2^64 (2048 elements: MSB and injection 13.875,
+/// polynomial 13 elements), 61.125 in Z_2^32 (1024 elements).
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {
@@ -91,7 +91,9 @@ pub async fn gelu<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Res
 /// [`gelu`] of one piece (a lane of the pipeline, or the whole input).
 async fn gelu_piece<R: Ring>(sess: &Session, x: &Shared<R>, form: GeluForm) -> Result<Shared<R>> {
     let f = sess.fixed_point::<R>()?.frac_bits();
-    let (relu, _) = compare::relu_with_derivative(sess, x).await?;
+    // The sign over f + 12 bits: exact for |x| < 2048, far beyond the
+    // polynomial's domain (a bounded MSB: one round fewer in Z_2^64).
+    let (relu, _) = compare::relu_with_derivative_bounded(sess, x, f + 12).await?;
     let abs = relu.mul_scalar(sess, R::from_u64(2))?.sub(sess, x)?;
     // t = |x| / 16 - 1 at scale f + 4.
     let ts = f + 4;

@@ -11,13 +11,13 @@
 //! are multiples of 2^(64-d) (SecureML's local truncation fails only
 //! through those terms, which vanish mod 2^32 for d <= 32). Guard bits
 //! below the lowest exponent absorb the small error c. One batch of MSBs
-//! (`compare::msb` in Z_2^32, 3 rounds) of the copy minus each power of
+//! (`compare::msb` in Z_2^32, 2 rounds) of the copy minus each power of
 //! two gives o_e = [x >= 2^e] for every exponent at once; where bytes
 //! cost more than rounds on the session's link (many values on a fast
 //! link), an A2B of the copy (edaBits and a Kogge-Stone adder) and a
 //! suffix OR over its bits give the same o_e in 6 + ceil(log2(J)) rounds
-//! for J exponents with fewer bytes (the comparisons send about 5.875
-//! bytes per exponent and value, 129.25 for J = 22, against 80.5);
+//! for J exponents with fewer bytes (the comparisons send about 5.75
+//! bytes per exponent and value, 126.5 for J = 22, against 80.5);
 //! h_e = o_e XOR o_(e+1) is one-hot, so c, sqrt(c), log2(c) are public
 //! tables indexed by it: one B2A with daBits ([`b2a_weighted`]) yields
 //! them directly, without an arithmetic share per bit.
@@ -69,7 +69,7 @@ pub(crate) fn range<R: Ring>(f: u32) -> Result<Range> {
 const GUARD: i32 = 9;
 
 /// One-hot binary shares, one plane per exponent: h_j = [x in [2^(lo+j),
-/// 2^(lo+j+1))], j < hi - lo (all zero when x < 2^lo). Rounds: 3 (one
+/// 2^(lo+j+1))], j < hi - lo (all zero when x < 2^lo). Rounds: 2 (one
 /// batch of MSBs in Z_2^32, hi - lo per element, each copy padded to whole
 /// words of 64 elements) where the session's link favours rounds
 /// ([`exponent_by_comparisons`]), else 6 + ceil(log2(hi - lo)) (an A2B in
@@ -129,8 +129,8 @@ pub(crate) async fn onehot<R: Ring>(
 /// Bytes to each peer per 64 values (one word of each plane) of the two
 /// ways to find o_j = [v >= 2^(base + j)] for `j_count` exponents: (by
 /// comparisons, by bit decomposition). Comparisons: an MSB in Z_2^32 per
-/// exponent (4 bytes opened and the radix-4 carry tree's 15 planes per
-/// value). Bit
+/// exponent (4 bytes opened and the carry tree's 14 planes per value).
+/// Bit
 /// decomposition: an A2B in Z_2^32 (4 bytes and 227 ANDs) and the suffix
 /// OR's ANDs over the exponent planes.
 fn exponent_bytes_per_word(j_count: usize) -> (f64, f64) {
@@ -150,7 +150,7 @@ fn exponent_bytes_per_word(j_count: usize) -> (f64, f64) {
 
 /// Rounds the comparisons save against the bit decomposition: the A2B's 6
 /// and the suffix OR's ceil(log2(J)), against one batch of MSBs in Z_2^32
-/// (3).
+/// (2).
 fn exponent_rounds_saved(j_count: usize) -> u32 {
     let (msb_rounds, _) = crate::protocol::compare::msb_cost(32, 64);
     6 + (j_count.max(1) as u64).next_power_of_two().trailing_zeros() - msb_rounds as u32
@@ -173,7 +173,7 @@ fn exponent_by_comparisons(sess: &Session, n: usize, j_count: usize) -> bool {
 /// batch of MSBs: on the domain v lies in [0, 2^31), so v - 2^(base + j)
 /// is in (-2^31, 2^31) and its sign is exact. Each copy is padded to whole
 /// words, so that the batch's one plane holds the planes of o one after
-/// another. Rounds: 3.
+/// another. Rounds: 2.
 async fn suffix_by_comparisons(
     sess: &Session,
     v: RingTensor<u32>,

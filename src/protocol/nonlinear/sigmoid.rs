@@ -22,7 +22,9 @@ use crate::share::Shared;
 
 /// (s = [x >= 0], |x|) as integer-scaled and f-scaled shares. Rounds: MSB + 1.
 async fn sign_abs<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<(Shared<R>, Shared<R>)> {
-    let (relu, s) = compare::relu_with_derivative(sess, x).await?;
+    // The sign over f + 12 bits: exact for |x| < 2048, beyond the domain.
+    let f = sess.fixed_point::<R>()?.frac_bits();
+    let (relu, s) = compare::relu_with_derivative_bounded(sess, x, f + 12).await?;
     let abs = relu.mul_scalar(sess, R::from_u64(2))?.sub(sess, x)?;
     Ok((s, abs))
 }
@@ -69,11 +71,12 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
 /// Algorithm: see the module docs. Domain: |x| <= 64 (sigmoid(+-64) is 1
 /// or 0 to 1e-28; beyond, the exponential's garbage shows). Max error
 /// against f64 (tests `tests/nonlinear_sigmoid.rs`): Z_2^64, f = 20:
-/// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 16 in
-/// Z_2^64 and in Z_2^32 (the sign: MSB 3 and its injection 1; exp;
-/// polynomial and the sign factor; `tests/nonlinear_sigmoid.rs` counts
-/// them). Bytes per party per element to each peer (2048 elements):
-/// 140.3 in Z_2^64, 35 in Z_2^32.
+/// 2.4e-6 absolute; Z_2^32, f = 8: 4.0e-3 (one unit). Rounds: 15 in
+/// Z_2^64 and in Z_2^32 (the sign: an MSB over f + 12 bits 2 and its
+/// injection 1; exp; polynomial and the sign factor;
+/// `tests/nonlinear_sigmoid.rs` counts them). Bytes per party per element
+/// to each peer: 133.875 in Z_2^64 (2048 elements), 69.125 in Z_2^32
+/// (1024).
 ///
 /// Errors: preprocessing and transport errors.
 pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
@@ -86,7 +89,7 @@ pub async fn sigmoid<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>
 ///
 /// Algorithm: see the module docs. Domain: |x| <= 32. Max error against
 /// f64 (tests): Z_2^64: 3.8e-6 absolute; Z_2^32: 5e-3 (usually below
-/// 4.3e-3; 1.2 units of 2^-8 seen). Rounds: 16 (16 in
+/// 4.3e-3; 1.2 units of 2^-8 seen). Rounds: 15 (15 in
 /// Z_2^32). Bytes: as [`sigmoid`].
 ///
 /// Errors: preprocessing and transport errors.

@@ -5,8 +5,8 @@
 //! softmax(x)_i = e_i / s with e_i = exp(x_i - max) in (0, 1] and
 //! s = sum_i e_i in [1, n]. The max comes from the comparison family
 //! ([`compare::max_bounded`]: all pairs of a row compared in one MSB over
-//! the f + 9 low bits that a spread of 64 needs, a radix-4 AND tree, one
-//! bit injection: 8 rounds for rows up to 128 in one level). The
+//! the f + 9 low bits that a spread of 64 needs, an AND tree, one bit
+//! injection: 6 rounds for rows up to 128 in one level). The
 //! exponential of x - max in [-64, 0] is ONE Chebyshev polynomial of
 //! degree 31 (5 levels; error 6e-8 before rounding), which beats squaring
 //! schemes in rounds when only a few thousand rows are involved. 1/s on
@@ -116,13 +116,14 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// Rounds: max + 6 (exp) + R + 1 (1/s, 2^R - 1 coefficients: R = 6 for
 /// n = 128, 5 for n = 16) + 2 (product). Without a mask the max compares
 /// only f + 9 bits ([`compare::max_bounded`]: the domain bounds every gap
-/// by 64): fewer bytes per level, and in Z_2^32 one round less. With the
-/// default groups of 16 the max takes 12 rounds for rows of 17 to 256:
-/// 27 rounds for 128 x 128 in Z_2^64; 20 for masked rows of 16 (20 in
-/// Z_2^32); with [`SoftmaxOptions::max_group`] = 128 the max is one level
-/// of 8 rounds and the total 23 (more bytes). Bytes sent per party to
-/// each peer: 3,012,544 for 128 x 128 in Z_2^64 (183.9 per element),
-/// 121,088 for 8 x 16 (Z_2^64, masked).
+/// by 64; also with a mask that masks nothing out): an MSB of 2 rounds
+/// instead of 3 in Z_2^64 and fewer bytes. With the default groups of 16
+/// the max takes 9 rounds for rows of 17 to 256: 24 rounds for 128 x 128
+/// in Z_2^64; 20 for masked rows of 16 (19 in Z_2^32); with
+/// [`SoftmaxOptions::max_group`] = 128 the max is one level of 6 rounds
+/// and the total 21 (more bytes). Bytes sent per party to each peer:
+/// 2,996,480 for 128 x 128 in Z_2^64 (182.9 per element), 121,088 for
+/// 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
 /// and transport errors.
@@ -139,10 +140,10 @@ pub async fn softmax<R: Ring>(
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SoftmaxOptions {
     /// Group size of the max ([`compare::max_bounded`]): rows of up to this
-    /// length are reduced in one level (8 rounds for rows of 128 in Z_2^64
+    /// length are reduced in one level (6 rounds for rows of 128 in Z_2^64
     /// without a mask, n(n-1)/2 comparisons per row); longer rows take
     /// several levels of fewer comparisons. `None`: 16 (two levels for
-    /// rows of 17 to 256: 12 rounds, 8x fewer comparisons than one level of
+    /// rows of 17 to 256: 9 rounds, 8x fewer comparisons than one level of
     /// 128).
     pub max_group: Option<usize>,
 }
@@ -205,11 +206,11 @@ async fn softmax_piece<R: Ring>(
         }
     };
     let group = opts.max_group.unwrap_or(16).clamp(2, n.max(2));
-    // Without a mask every pairwise gap is within the domain's 64, so the
-    // comparisons need only f + 9 bits; the mask's sink needs them all.
-    let bits = match mask {
-        None => f + 9,
-        Some(_) => R::BITS,
+    // With nothing masked out every pairwise gap is within the domain's
+    // 64, so the comparisons need only f + 9 bits; a sink needs them all.
+    let bits = match &mask {
+        Some(m) if m.keep.iter().any(|k| !k) => R::BITS,
+        _ => f + 9,
     };
     let mx = compare::max_bounded(sess, &xm, axis, group, bits).await?;
     let d = xm.sub(sess, &axis::broadcast(sess, &mx, &shape, axis)?)?;
@@ -289,7 +290,7 @@ fn affine_const<R: Ring>(
 /// 2^p >= n), [`super::reciprocal`] of the scaled row sum, one product.
 /// Domain: |x + 5| <= 64 and a row mean of (x + 5)^2 2^-p in [0.001, 4095]
 /// (2^p >= n). Max error against the f64 2Quad (tests): 5.9e-6 absolute in
-/// Z_2^64. Rounds: 14 (the reciprocal's exponent by comparisons: few
+/// Z_2^64. Rounds: 13 (the reciprocal's exponent by comparisons: few
 /// values). Bytes per party to each peer: 51,792 for 16 x 64 in Z_2^64 (32
 /// per element plus the reciprocal's 1,189 per row, whose binary parts
 /// are padded to 64 rows).
