@@ -11,7 +11,7 @@ use spindle::backend::Conv2dParams;
 use spindle::prg::Prg;
 use spindle::protocol::bitwise::and_many;
 use spindle::protocol::compare::{self, msb_cost};
-use spindle::protocol::convert::{b2a, b2a_weighted};
+use spindle::protocol::convert::{b2a, b2a_weighted, b2a_weighted_times};
 use spindle::protocol::pool::{maxpool2d, maxpool2d_backward, maxpool2d_max, Pool2d};
 use spindle::ring::{Ring, RingTensor};
 use spindle::share::{words_for, BinShared, BitPlanes};
@@ -396,6 +396,66 @@ fn b2a_weighted_is_exact<R: Ring>() {
             );
         }
     }
+}
+
+/// The same maps and x times one more, in one round: exact against
+/// plaintext with random ring values x (N = 2, 3, 4).
+fn b2a_weighted_times_is_exact<R: Ring>() {
+    const J: usize = 6;
+    for (n, numel) in [(2, 3_001), (3, 130), (4, 1)] {
+        let mut prg = Prg::new(&fresh_seed("b2a weighted times"), numel as u64);
+        let bits: Vec<u64> = uniform::<u64>(&mut prg, [J * words_for(numel)]).into_data();
+        let planes = Arc::new(BitPlanes::from_words([numel], J, mask_tail(bits, numel)).unwrap());
+        let weights: Arc<Vec<Vec<R>>> = Arc::new(vec![uniform::<R>(&mut prg, [J]).into_data()]);
+        let xw: Arc<Vec<R>> = Arc::new(uniform::<R>(&mut prg, [J]).into_data());
+        let x = Arc::new(uniform::<R>(&mut prg, [numel]));
+        let (pa, wa, xa, xwa) = (planes.clone(), weights.clone(), x.clone(), xw.clone());
+        let report = run(n, move |sess| {
+            let (planes, weights, x, xw) = (pa.clone(), wa.clone(), xa.clone(), xwa.clone());
+            async move {
+                let b = BinShared::from_public(&sess, &planes);
+                let xs = sess.share_input(0, (sess.party() == 0).then_some(&*x), [numel])?;
+                let ((outs, xt), cost) = measured(
+                    &sess,
+                    b2a_weighted_times::<R>(&sess, &b, &weights, &xs, &xw),
+                )
+                .await?;
+                Ok((sess.reveal(&outs[0]).await?, sess.reveal(&xt).await?, cost))
+            }
+        });
+        let table = |w: &[R], i: usize| {
+            (0..J).fold(R::ZERO, |acc, j| {
+                let bit = (planes.data()[j * words_for(numel) + i / 64] >> (i % 64)) & 1;
+                acc.wrapping_add(w[j].wrapping_mul(R::from_u64(bit)))
+            })
+        };
+        for p in &report.parties {
+            let (out, xt, cost) = &p.output;
+            for i in 0..numel {
+                assert_eq!(out.data()[i], table(&weights[0], i), "n={n} table i={i}");
+                let want = x.data()[i].wrapping_mul(table(&xw, i));
+                assert_eq!(xt.data()[i], want, "n={n} x times i={i}");
+            }
+            assert_eq!(
+                (cost.rounds, cost.bytes_sent),
+                (
+                    1,
+                    (n as u64 - 1)
+                        * (8 * (J * words_for(numel)) + numel * R::BITS as usize / 8) as u64
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn b2a_weighted_times_exact_u64() {
+    b2a_weighted_times_is_exact::<u64>();
+}
+
+#[test]
+fn b2a_weighted_times_exact_u32() {
+    b2a_weighted_times_is_exact::<u32>();
 }
 
 /// Clears the bits past `numel` in each plane (padding stays zero).

@@ -84,11 +84,11 @@ fn layer_norm_small_and_large_variances() {
                 cost.bytes_sent / (n as u64 - 1)
             );
             assert!(err <= 5e-5, "layer_norm error {err}");
-            // 1 mean, 2 squares, 10 inverse square root, 2 product.
-            assert_eq!(cost.rounds, 15);
+            // 1 mean, 2 squares, 9 inverse square root, 2 product.
+            assert_eq!(cost.rounds, 14);
             // The exponent's 22 comparisons of 6 rows (each padded to 64)
             // cost 3,176 bytes more than the A2B and suffix OR would.
-            assert_eq!(cost.bytes_sent, 137_872 * (n as u64 - 1), "bytes");
+            assert_eq!(cost.bytes_sent, 137_824 * (n as u64 - 1), "bytes");
         }
     }
 }

@@ -107,6 +107,90 @@ pub async fn b2a_weighted<R: Ring>(
         .collect()
 }
 
+/// [`b2a_weighted`] and, in the same round, x times one more public map of
+/// the bits: ([out_o], [x * sum_j w[j] b_j]) for x of n values (the
+/// elements of `b`). The range reduction's x c (c = 2^-(e+1) a table of
+/// the one-hot exponent) this way costs no round of its own.
+///
+/// Bit injection of one value into J planes: the dealer's daBits s_j
+/// ([`Request::InjectPlanes`]) come with a mask a of x and c_j = a s_j;
+/// opening d = x - a with the masked bits gives [x s_j] = c_j + d [s_j],
+/// so x sum_j w_j b_j = x P + sum_j w_j (1 - 2 e_j) (c_j + d [s_j]) with P =
+/// sum_j w_j e_j public (b_j = e_j + s_j - 2 e_j s_j; Rotaru and Wood's
+/// daBits, as [`inject`]). Exact. Rounds: 1. Bytes sent per party to
+/// each peer: 8 J ceil(n / 64) + n k / 8. Material: J 64 ceil(n / 64)
+/// daBits, their products with a, and a.
+///
+/// Errors: as [`b2a_weighted`], and [`Error::ShapeMismatch`] when x does
+/// not have n values or `x_weights` not J; preprocessing and transport
+/// errors.
+pub async fn b2a_weighted_times<R: Ring>(
+    sess: &Session,
+    b: &BinShared,
+    weights: &[Vec<R>],
+    x: &Shared<R>,
+    x_weights: &[R],
+) -> Result<(Vec<Shared<R>>, Shared<R>)> {
+    let planes = b.planes();
+    let n = b.shape().numel();
+    if planes == 0 || x.numel() != n || x_weights.len() != planes {
+        return Err(Error::shape(
+            "b2a_weighted_times",
+            format!(
+                "{} values and {} weights for {planes} bit planes of {n} values",
+                x.numel(),
+                x_weights.len()
+            ),
+        ));
+    }
+    if let Some(w) = weights.iter().find(|w| w.len() != planes) {
+        return Err(Error::shape(
+            "b2a_weighted_times",
+            format!("{} weights for {planes} bit planes", w.len()),
+        ));
+    }
+    let words = b.share().words();
+    let req = Request::InjectPlanes {
+        ring: R::ID,
+        n,
+        planes,
+    };
+    let m = sess.fetch_any(&req)?;
+    let [a, c, s_arith, s_bits]: [_; 4] = m.try_into().map_err(|m: Vec<_>| Error::Format {
+        what: "preprocessing material".into(),
+        detail: format!("{req} should have 4 tensors, got {}", m.len()),
+    })?;
+    let (a, c, s_arith, s_bits) = (
+        R::from_any(a)?,
+        R::from_any(c)?,
+        R::from_any(s_arith)?,
+        u64::from_any(s_bits)?,
+    );
+    let be = sess.backend();
+    let e = masked_bits(be, b, &s_bits)?;
+    let flat_x = x.share().clone().reshape([n])?;
+    let d = be.sub(&flat_x, &a)?;
+    let (mut ds, mut es) = sess.open_mixed_owned(vec![d], vec![e]).await?;
+    let (d, e) = (ds.pop().expect("one value"), es.pop().expect("one value"));
+    let party0 = sess.party() == 0;
+    let w = [x_weights.to_vec()];
+    let outs = be.b2a_combine(&e, &s_arith, weights, n, words, party0)?;
+    // P at every party (zero shares, the public part added by all), then
+    // sum_j w_j (1 - 2 e_j) c_j and sum_j w_j (1 - 2 e_j) [s_j].
+    let zeros = RingTensor::zeros(s_arith.shape().clone());
+    let p = be.b2a_combine(&e, &zeros, &w, n, words, true)?.remove(0);
+    let u = be.b2a_combine(&e, &c, &w, n, words, false)?.remove(0);
+    let v = be.b2a_combine(&e, &s_arith, &w, n, words, false)?.remove(0);
+    let xp = be.mul(&flat_x, &p)?;
+    let dv = be.mul(&d, &v)?;
+    let xt = be.add(&be.add(&xp, &u)?, &dv)?;
+    let outs = outs
+        .into_iter()
+        .map(|o| Ok(Shared::from_share(o.reshape(b.shape().clone())?)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((outs, Shared::from_share(xt.reshape(b.shape().clone())?)))
+}
+
 /// Bit injection: [x * b] and [b] (arithmetic 0/1) for a one-plane bit b,
 /// where bit e scales the `width` consecutive values e*width..(e+1)*width
 /// of x (x.numel() = numel(b) * width). Exact. Rounds: 1. Bytes sent per

@@ -45,6 +45,40 @@ pub(super) fn edabit_groups<R: Ring>(r: &RingTensor<R>, bits: usize) -> Result<V
     ])
 }
 
+/// `[c, s_arith, s_bits]` of [`super::Request::InjectPlanes`]: daBits s
+/// for `planes` planes of n bits laid out as [`crate::protocol::convert::
+/// b2a_weighted`] reads them (plane j at j * 64 * words), and c = a * s
+/// with element i of a scaling bit i of every plane (0 on padding bits).
+///
+/// Errors: device errors.
+pub(super) fn inject_planes<R: Ring>(
+    be: &Device,
+    private: &Seed,
+    stream: u64,
+    a: &RingTensor<R>,
+    n: usize,
+    planes: usize,
+) -> Result<Vec<AnyTensor>> {
+    let stride = 64 * n.div_ceil(64);
+    let len = super::inject_planes_len(n, planes);
+    let bits = dealer_bits(be, private, stream, len)?;
+    let s = bits_to_ring::<R>(&bits, len)?;
+    let c: Vec<R> = s
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(k, &sk)| match a.data().get(k % stride.max(1)) {
+            Some(&ak) if k % stride.max(1) < n => ak.wrapping_mul(sk),
+            _ => R::ZERO,
+        })
+        .collect();
+    Ok(vec![
+        R::into_any(RingTensor::new([len], c)?),
+        R::into_any(s),
+        AnyTensor::Z64(RingTensor::new([bits.len()], bits)?),
+    ])
+}
+
 /// The products of the masks of a layer of multi-input ANDs
 /// ([`super::Request::AndFanIn`]): from the full mask planes `lambda`,
 /// one plane per subset of [`crate::backend::fanin::product_subsets`].

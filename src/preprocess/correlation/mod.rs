@@ -184,6 +184,22 @@ pub enum Request {
         /// The MSB's bit width b (2 <= b <= k): planes of r's bits.
         bits: u32,
     },
+    /// Bit injection of one value per element into `planes` bit planes
+    /// ([`crate::protocol::convert::b2a_weighted_times`]): `[a, c, s_arith,
+    /// s_bits]` with a uniform [n] (x's mask), daBits s over `planes`
+    /// planes of n bits laid out as [`crate::protocol::convert::
+    /// b2a_weighted`] reads them (plane j's bit i at index j W + i with W
+    /// = 64 ceil(n / 64); s_arith and c of that length, L = (planes - 1)
+    /// W + n, s_bits [words(L)]), and c = a * s with element i of a
+    /// scaling bit i of every plane (0 on padding bits).
+    InjectPlanes {
+        /// Ring of the arithmetic values.
+        ring: RingId,
+        /// Elements.
+        n: usize,
+        /// Bit planes per element.
+        planes: usize,
+    },
     /// Masks for a layer of multi-input ANDs in one round
     /// (`backend/fanin.rs`; function-dependent preprocessing as in
     /// Turbospeedz and ABY2.0): `[lambda, products]`, lambda a Z_2^64
@@ -306,6 +322,10 @@ impl fmt::Display for Request {
             Request::EdaBitGroups { ring, shape, bits } => {
                 write!(f, "grouped edaBits {shape} of {bits} bits in {ring:?}")
             }
+            Request::InjectPlanes { ring, n, planes } => write!(
+                f,
+                "injection of {n} values into {planes} bit planes in {ring:?}"
+            ),
             Request::AndFanIn {
                 words,
                 inputs,
@@ -378,6 +398,12 @@ fn words_for(n: usize) -> usize {
     n.div_ceil(64)
 }
 
+/// Bits of an [`Request::InjectPlanes`]: `planes` planes of n bits, each
+/// but the last padded to whole words.
+fn inject_planes_len(n: usize, planes: usize) -> usize {
+    planes.saturating_sub(1) * 64 * words_for(n) + n
+}
+
 impl Request {
     /// The ring of the arithmetic material (binary material is always
     /// packed in Z_2^64 words).
@@ -394,7 +420,8 @@ impl Request {
             | Request::EdaBit { ring, .. }
             | Request::EdaBitGroups { ring, .. }
             | Request::DaBit { ring, .. }
-            | Request::BitInject { ring, .. } => *ring,
+            | Request::BitInject { ring, .. }
+            | Request::InjectPlanes { ring, .. } => *ring,
             Request::BinTriple { .. } | Request::AndFanIn { .. } => RingId::Z64,
         }
     }
@@ -427,6 +454,7 @@ impl Request {
             } => vec![Part::arith(*ring, shape.clone()); frac_bits.len()],
             Request::BinTriple { words } => vec![Part::bits(*words), Part::bits(*words)],
             Request::AndFanIn { words, inputs, .. } => vec![Part::bits(inputs * words)],
+            Request::InjectPlanes { ring, n, .. } => vec![Part::arith(*ring, Shape(vec![*n]))],
             Request::DaBit { .. } => vec![],
             Request::BitInject { ring, n, width } => {
                 vec![Part::arith(*ring, Shape(vec![n * width]))]
@@ -484,6 +512,17 @@ impl Request {
                 vec![Part::arith(*ring, shape.clone()); n]
             }
             Request::BinTriple { words } => vec![Part::bits(*words)],
+            Request::InjectPlanes { ring, n, planes } => {
+                if *planes == 0 {
+                    return Err(Error::Unsupported("an injection into no bit planes".into()));
+                }
+                let len = inject_planes_len(*n, *planes);
+                vec![
+                    Part::arith(*ring, Shape(vec![len])),
+                    Part::arith(*ring, Shape(vec![len])),
+                    Part::bits(words_for(len)),
+                ]
+            }
             Request::AndFanIn {
                 words,
                 inputs,
@@ -765,6 +804,14 @@ fn correlate<R: Ring>(
             binary::edabit_groups(&arith(&full[0])?, *bits as usize)?
         }
         Request::DaBit { n, .. } => binary::dabits::<R>(be, private, stream_id(index, 0), *n)?,
+        Request::InjectPlanes { n, planes, .. } => binary::inject_planes(
+            be,
+            private,
+            stream_id(index, 0),
+            &arith(&full[0])?,
+            *n,
+            *planes,
+        )?,
         Request::BitInject { n, width, .. } => binary::bit_inject(
             be,
             private,

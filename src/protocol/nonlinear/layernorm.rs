@@ -34,12 +34,12 @@ use crate::share::Shared;
 /// 0.063 to 10, |gamma| <= 2): Z_2^64, f = 20: 3.5e-5 absolute (3e-5 in
 /// the latest runs), at the rows
 /// of standard deviation 0.063 (variance 0.004: a unit of 2^-20 in x - mean
-/// is 1.6e-5 of the normalized value there; rows with sd >= 0.5: 1.5e-5). Rounds: 15 (1
-/// mean, 2 squares, 10 inverse square root of the finer variance, 2
+/// is 1.6e-5 of the normalized value there; rows with sd >= 0.5: 1.5e-5). Rounds: 14 (1
+/// mean, 2 squares, 9 inverse square root of the finer variance, 2
 /// product). Bytes per party
 /// to each peer: 7 ring elements per input element with gamma (4 without)
 /// plus the inverse square root of each row (binary parts padded to 64
-/// rows): 137,872 for 6 x 384 in Z_2^64.
+/// rows): 137,824 for 6 x 384 in Z_2^64.
 ///
 /// Errors: [`Error::ShapeMismatch`] for a scalar x or gamma/beta not of
 /// shape [H]; [`Error::InvalidFixedPoint`] for eps <= 0; preprocessing and

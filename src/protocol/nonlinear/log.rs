@@ -20,10 +20,10 @@ use crate::share::Shared;
 /// Domain: x in [0.001, 4095] in Z_2^64, [0.0632, 255] in Z_2^32. Max
 /// error against f64 (tests `tests/nonlinear_reciprocal.rs`): Z_2^64:
 /// relative 6e-6 where |ln x| >= 0.25, absolute 1.6e-6 elsewhere;
-/// Z_2^32: relative 1.9e-2, absolute 5.2e-3. Rounds: 8 with the exponent
-/// by comparisons (17 by bit decomposition, 16 in Z_2^32; see
+/// Z_2^32: relative 1.9e-2, absolute 5.2e-3. Rounds: 7 with the exponent
+/// by comparisons (16 by bit decomposition, 15 in Z_2^32; see
 /// [`super::reciprocal`]). Bytes per party per element to each peer
-/// (4096 elements, comparisons): 185.25 in Z_2^64, 98.5 in Z_2^32.
+/// (4096 elements, comparisons): 177.25 in Z_2^64, 94.5 in Z_2^32.
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn log<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {

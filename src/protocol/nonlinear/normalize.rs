@@ -19,10 +19,11 @@
 //! for J exponents with fewer bytes (the comparisons send about 5.75
 //! bytes per exponent and value, 126.5 for J = 22, against 80.5);
 //! h_e = o_e XOR o_(e+1) is one-hot, so c, sqrt(c), log2(c) are public
-//! tables indexed by it: one B2A with daBits ([`b2a_weighted`]) yields
-//! them directly, without an arithmetic share per bit.
+//! tables indexed by it: one B2A with daBits yields them directly, without
+//! an arithmetic share per bit, and x c in the same round (x injected into
+//! the one-hot planes weighted by c: [`b2a_weighted_times`]).
 
-use super::batch::{round, Prod};
+use super::batch::round;
 use super::cheb;
 use super::fx::{affine_owned, enc, int_bits, Fx};
 use crate::backend::{Backend, MpcSteps};
@@ -30,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
 use crate::protocol::bitwise::and_tensors;
 use crate::protocol::compare::msb;
-use crate::protocol::convert::{a2b, b2a_weighted};
+use crate::protocol::convert::{a2b, b2a_weighted_times};
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::{words_for, BinShared, BitPlanes, Shared};
@@ -243,7 +244,7 @@ async fn suffix_by_bits(
 }
 
 /// The table coef(lo + j), j < hi - lo, encoded at `scale`: one-hot bits
-/// times it (one [`b2a_weighted`] map) give coef(e) exactly.
+/// times it (one [`b2a_weighted_times`] map) give coef(e) exactly.
 pub(crate) fn table<R: Ring>(rg: Range, coef: impl Fn(i32) -> f64, scale: u32) -> Result<Vec<R>> {
     (rg.lo..rg.hi).map(|e| enc::<R>(coef(e), scale)).collect()
 }
@@ -260,8 +261,9 @@ pub(crate) struct Reduced {
 }
 
 /// g(x) by range reduction for x in [2^lo, 2^hi) ([`range`]); result at
-/// scale f. Rounds: [`onehot`] + 1 (x c) + polynomial (4, 5 with `post`:
-/// [`cheb::eval`]). Large inputs run as an inner-layer pipeline.
+/// scale f. Rounds: [`onehot`] + 1 (the tables and x c) + polynomial (4,
+/// 5 with `post`: [`cheb::eval`]). Large inputs run as an inner-layer
+/// pipeline.
 pub(crate) async fn reduced<R: Ring>(
     sess: &Session,
     x: &Shared<R>,
@@ -302,10 +304,11 @@ pub(crate) async fn reduced_fx<R: Ring>(
     if let Some(add) = g.add {
         tables.push(table(rg, add, f)?);
     }
-    let mut conv = b2a_weighted::<R>(sess, &h, &tables).await?.into_iter();
-    let c = conv.next().expect("c");
-    let (p, _) = round(sess, &[Prod::Mul(&x.v, &c)], &[]).await?;
-    let mut xc = p.into_iter().next().expect("x c");
+    // x c in the same round as the tables (one injection of x into the
+    // one-hot planes weighted by c).
+    let c = tables.remove(0);
+    let (conv, mut xc) = b2a_weighted_times::<R>(sess, &h, &tables, &x.v, &c).await?;
+    let mut conv = conv.into_iter();
     // t = 4 x' - 3, x' = x c at scale x.scale + s_c: reinterpret at scale
     // - 2, after bringing it down to a squarable scale if needed.
     let t_max = (R::BITS - 4) / 2;

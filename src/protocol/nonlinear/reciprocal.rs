@@ -25,14 +25,15 @@ use crate::share::Shared;
 /// is about 0 (x = 0 gives 0, not infinity). Max error against f64 (tests
 /// `tests/nonlinear_reciprocal.rs`, log-uniform inputs): Z_2^64: relative
 /// 4.6e-6 where 1/x >= 0.25, absolute 1.2e-6 elsewhere; Z_2^32: relative
-/// 1.4e-2, absolute 3.9e-3 (one unit of 2^-8). Rounds: 9 where the
+/// 1.4e-2, absolute 3.9e-3 (one unit of 2^-8). Rounds: 8 where the
 /// session's link favours rounds (the exponent by one batch of MSBs in
-/// Z_2^32 2, B2A 1, product x c 1, polynomial 3, the factor's group 1,
-/// truncation 1), else 18 (A2B in Z_2^32 6 and suffix OR 5 instead of the
-/// MSBs; 17 in Z_2^32). Bytes sent per party per element to each peer,
-/// for any N (4096 elements, comparisons): 201.25 in Z_2^64 (the binary
-/// range reduction 129.25, arithmetic 9 ring elements: product 2,
-/// polynomial 4, factor 2, truncation 1), 106.5 in Z_2^32.
+/// Z_2^32 2, the tables and x c in one injection 1, polynomial 3, the
+/// factor's group 1, truncation 1), else 17 (A2B in Z_2^32 6 and suffix
+/// OR 5 instead of the MSBs; 16 in Z_2^32). Bytes sent per party per
+/// element to each peer, for any N (4096 elements, comparisons): 193.25
+/// in Z_2^64 (the binary range reduction 129.25, arithmetic 8 ring
+/// elements: x c 1, polynomial 4, factor 2, truncation 1), 102.5 in
+/// Z_2^32.
 ///
 /// Errors: [`crate::Error::InvalidFixedPoint`] when f leaves no room for
 /// the range reduction (f > 28 in Z_2^64); preprocessing and transport

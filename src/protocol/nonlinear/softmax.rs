@@ -290,7 +290,7 @@ fn affine_const<R: Ring>(
 /// 2^p >= n), [`super::reciprocal`] of the scaled row sum, one product.
 /// Domain: |x + 5| <= 64 and a row mean of (x + 5)^2 2^-p in [0.001, 4095]
 /// (2^p >= n). Max error against the f64 2Quad (tests): 5.9e-6 absolute in
-/// Z_2^64. Rounds: 13 (the reciprocal's exponent by comparisons: few
+/// Z_2^64. Rounds: 12 (the reciprocal's exponent by comparisons: few
 /// values). Bytes per party to each peer: 51,792 for 16 x 64 in Z_2^64 (32
 /// per element plus the reciprocal's 1,189 per row, whose binary parts
 /// are padded to 64 rows).

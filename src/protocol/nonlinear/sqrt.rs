@@ -24,9 +24,9 @@ use crate::share::Shared;
 /// 255] in Z_2^32; below it the result is about 0. Max error against f64
 /// (tests `tests/nonlinear_reciprocal.rs`): Z_2^64: relative 3.3e-6 where
 /// the result is >= 0.25, absolute 9.6e-7 elsewhere; Z_2^32: relative
-/// 1.4e-2, absolute 4e-3. Rounds and bytes: as [`super::reciprocal`] (9
-/// with the exponent by comparisons, 18 by bit decomposition; 201.25 and
-/// 106.5 bytes per element in Z_2^64 and Z_2^32 with comparisons).
+/// 1.4e-2, absolute 4e-3. Rounds and bytes: as [`super::reciprocal`] (8
+/// with the exponent by comparisons, 17 by bit decomposition; 193.25 and
+/// 102.5 bytes per element in Z_2^64 and Z_2^32 with comparisons).
 ///
 /// Errors: as [`super::reciprocal`].
 pub async fn rsqrt<R: Ring>(sess: &Session, x: &Shared<R>) -> Result<Shared<R>> {
