@@ -174,16 +174,18 @@ pub async fn b2a_weighted_times<R: Ring>(
     let (d, e) = (ds.pop().expect("one value"), es.pop().expect("one value"));
     let party0 = sess.party() == 0;
     let w = [x_weights.to_vec()];
-    let outs = be.b2a_combine(&e, &s_arith, weights, n, words, party0)?;
-    // P at every party (zero shares, the public part added by all), then
-    // sum_j w_j (1 - 2 e_j) c_j and sum_j w_j (1 - 2 e_j) [s_j].
+    // The tables and T = sum_j w_j b_j in one pass (T = P + V with V =
+    // sum_j w_j (1 - 2 e_j) [s_j], P added by party 0). With x = d + a,
+    // x T = d T + a P + U, U = sum_j w_j (1 - 2 e_j) c_j: d T is local (d
+    // public); P is needed at every party (zero shares, the public part
+    // added by all).
+    let all: Vec<Vec<R>> = weights.iter().cloned().chain(w.iter().cloned()).collect();
+    let mut outs = be.b2a_combine(&e, &s_arith, &all, n, words, party0)?;
+    let t = outs.pop().expect("the x map");
     let zeros = RingTensor::zeros(s_arith.shape().clone());
     let p = be.b2a_combine(&e, &zeros, &w, n, words, true)?.remove(0);
     let u = be.b2a_combine(&e, &c, &w, n, words, false)?.remove(0);
-    let v = be.b2a_combine(&e, &s_arith, &w, n, words, false)?.remove(0);
-    let xp = be.mul(&flat_x, &p)?;
-    let dv = be.mul(&d, &v)?;
-    let xt = be.add(&be.add(&xp, &u)?, &dv)?;
+    let xt = be.add(&be.add(&be.mul(&d, &t)?, &be.mul(&a, &p)?)?, &u)?;
     let outs = outs
         .into_iter()
         .map(|o| Ok(Shared::from_share(o.reshape(b.shape().clone())?)))

@@ -12,6 +12,17 @@ use crate::ring::{Ring, RingTensor, Shape};
 use crate::session::Session;
 use crate::share::Shared;
 
+/// This party's share of every window of x [n c ho wo, kh kw], padding
+/// holding -2^(k-3) (below every value of the domain).
+fn windows<R: Ring>(sess: &Session, x: &Shared<R>, p: &Pool2d) -> Result<RingTensor<R>> {
+    let pad = if sess.party() == 0 {
+        R::ONE.shl(R::BITS - 3).wrapping_neg()
+    } else {
+        R::ZERO
+    };
+    sess.backend().pool_windows(x.share(), p, pad)
+}
+
 /// ([maxpool2d(x)], [one-hot argmax of each window]): out [n, c, ho, wo],
 /// one-hot [n, c, ho, wo, kh * kw].
 ///
@@ -28,12 +39,7 @@ pub async fn maxpool2d<R: Ring>(
 ) -> Result<(Shared<R>, Shared<R>)> {
     let out = p.output_shape(x.shape())?;
     let kk = p.kernel.0 * p.kernel.1;
-    let pad = if sess.party() == 0 {
-        R::ONE.shl(R::BITS - 3).wrapping_neg()
-    } else {
-        R::ZERO
-    };
-    let windows = Shared::from_share(sess.backend().pool_windows(x.share(), p, pad)?);
+    let windows = Shared::from_share(windows(sess, x, p)?);
     // Row lanes (the inner-layer pipeline) over the windows.
     let lanes = RowLanes::new(sess, &windows)?;
     let outs = lanes
@@ -74,13 +80,8 @@ pub async fn maxpool2d_max<R: Ring>(
     relu: bool,
 ) -> Result<Shared<R>> {
     let out = p.output_shape(x.shape())?;
-    let pad = if sess.party() == 0 {
-        R::ONE.shl(R::BITS - 3).wrapping_neg()
-    } else {
-        R::ZERO
-    };
     let be = sess.backend();
-    let mut windows = be.pool_windows(x.share(), p, pad)?;
+    let mut windows = windows(sess, x, p)?;
     if relu {
         let zero = RingTensor::zeros([out.numel(), 1]);
         windows = be.concat_axis(&[&windows, &zero], 1)?;
