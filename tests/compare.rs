@@ -824,3 +824,51 @@ fn max_over_128_takes_11_rounds() {
         }
     }
 }
+
+/// Levels whose last group holds a single candidate (17 = 16 + 1 at the
+/// default group, 5 = 4 + 1 and 9 = 4 + 4 + 1 at group 4) next to groups
+/// that need AND trees: that candidate passes the level unchanged. A
+/// softmax over 17 or 33 keys takes this path (it panicked in session 21).
+#[test]
+fn max_with_a_single_candidate_left_over_in_a_level() {
+    for n in PARTY_COUNTS {
+        for (len, group) in [(17, compare::DEFAULT_MAX_GROUP), (33, 16), (5, 4), (9, 4)] {
+            let mut prg = Prg::new(&fresh_seed("max-leftover"), len as u64);
+            let mut vals = reals(&mut prg, 3 * len, 50.0);
+            // Row 0's maximum is the leftover candidate, row 1's is a tie
+            // between the first and the leftover (the first wins).
+            vals[len - 1] = 60.0;
+            vals[len] = 70.0;
+            vals[2 * len - 1] = 70.0;
+            let vals = Arc::new(vals);
+            let va = vals.clone();
+            let report = run(n, move |sess| {
+                let v = va.clone();
+                async move {
+                    let xs = sess.share_input_f64::<u64>(
+                        0,
+                        (sess.party() == 0).then_some(&v[..]),
+                        [3, len],
+                    )?;
+                    let (m, cost) =
+                        measured(&sess, compare::max_grouped(&sess, &xs, 1, group)).await?;
+                    let (_, oh) = compare::argmax(&sess, &xs, 1).await?;
+                    Ok((sess.reveal_f64(&m).await?, cost, sess.reveal(&oh).await?))
+                }
+            });
+            for p in &report.parties {
+                let (m, cost, oh) = &p.output;
+                assert_eq!(cost.rounds, compare::max_rounds(64, len, group), "{len}");
+                for r in 0..3 {
+                    let row = &vals[r * len..(r + 1) * len];
+                    let best = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let first = row.iter().position(|&c| c == best).unwrap();
+                    assert!((m[r] - best).abs() < 1e-5, "len {len} row {r}");
+                    for t in 0..len {
+                        assert_eq!(oh.data()[r * len + t], (t == first) as u64, "len {len}");
+                    }
+                }
+            }
+        }
+    }
+}

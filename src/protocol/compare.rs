@@ -477,7 +477,8 @@ async fn max_level<R: Ring>(
         trees = trees
             .into_iter()
             .map(|t| {
-                if t.len() == 1 {
+                // Done (one slot), or a group of one (no slots).
+                if t.len() <= 1 {
                     return Ok(t);
                 }
                 let (len, shape) = (t[0].numel(), t[0].shape().clone());
