@@ -239,6 +239,49 @@ fn sqrt_of_zero_is_zero() {
     }
 }
 
+/// Rows divided by their L2 norm (the embedding's last step): rows of
+/// norms from 0.057 to 34 (sums of squares 0.0032 to 1152), error against
+/// f64, rounds and bytes, N = 2, 3, 4.
+#[test]
+fn l2_normalize_rows_z64() {
+    let fp = FixedPoint::default_for::<u64>();
+    let (b, h) = (4, 384);
+    let mut prg = Prg::new(&fresh_seed("l2norm"), 0);
+    let scale = [0.005, 0.1, 1.0, 3.0];
+    let z = uniform_reals(&mut prg, b * h, -1.0, 1.0);
+    let xs: Vec<f64> = (0..b * h).map(|i| scale[i / h] * z[i]).collect();
+    let xs = quantize::<u64>(fp, &xs);
+    let want: Vec<f64> = xs
+        .chunks(h)
+        .flat_map(|r| {
+            let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            r.iter().map(move |v| v / norm).collect::<Vec<_>>()
+        })
+        .collect();
+    for case in common::axes::cases(common::axes::Truncs::Dealer) {
+        let n = case.n;
+        let out = run_unary_with::<u64, _, _>(
+            case.options(),
+            SessionConfig::default(),
+            xs.clone(),
+            vec![b, h],
+            |s, x| async move { nonlinear::l2_normalize(&s, &x).await },
+        );
+        for (got, cost) in &out {
+            let rows = row_errors(got, &want, h);
+            let err = rows.iter().cloned().fold(0.0, f64::max);
+            eprintln!(
+                "l2_normalize N={n}: row errors {:?}, rounds {}",
+                sci(&rows),
+                cost.rounds
+            );
+            assert!(err <= 4e-6, "l2_normalize error {err}");
+            assert_eq!(cost.rounds, 11);
+            assert_eq!(cost.bytes_sent, 82_224 * (n as u64 - 1), "bytes");
+        }
+    }
+}
+
 /// The exponent of the range reduction follows the session's link: on
 /// the default lan model 32,768 values take the bit decomposition (fewer
 /// bytes, 17 rounds for the reciprocal), on a wan model the comparisons

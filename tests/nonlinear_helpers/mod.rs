@@ -112,6 +112,24 @@ pub fn max_err(
     worst
 }
 
+/// Largest |got - want| over each row of `width` values.
+pub fn row_errors(got: &[f64], want: &[f64], width: usize) -> Vec<f64> {
+    got.chunks(width)
+        .zip(want.chunks(width))
+        .map(|(g, w)| {
+            g.iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+/// Errors for a log line: "1.2e-6" each.
+pub fn sci(errs: &[f64]) -> Vec<String> {
+    errs.iter().map(|e| format!("{e:.1e}")).collect()
+}
+
 /// One elementwise function under test.
 pub struct Unary {
     pub name: &'static str,

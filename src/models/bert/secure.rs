@@ -38,8 +38,8 @@ use crate::protocol::attention::{
 };
 use crate::protocol::linear::{dense, Weight};
 use crate::protocol::lookup::{lookup_rows, one_hot};
-use crate::protocol::nonlinear::{gelu, layer_norm, rsqrt, GeluForm};
-use crate::protocol::{beaver, fixed, trunc};
+use crate::protocol::nonlinear::{gelu, l2_normalize, layer_norm, GeluForm};
+use crate::protocol::trunc;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;
@@ -505,18 +505,4 @@ async fn mean_pool<R: Ring>(
     let sums = Shared::from_share(sums.reshape([b, h])?);
     let scaled = sums.mul_public(sess, &RingTensor::new(vec![b, h], inv)?)?;
     trunc::truncate(sess, &scaled, fp.frac_bits()).await
-}
-
-/// Each row of y [B, H] divided by its L2 norm: one square (only the row
-/// sums are truncated), the inverse square root, one product.
-async fn l2_normalize<R: Ring>(sess: &Session, y: &Shared<R>) -> Result<Shared<R>> {
-    let f = sess.fixed_point::<R>()?.frac_bits();
-    let (b, h) = (y.shape().dims()[0], y.shape().dims()[1]);
-    let be = sess.backend();
-    let sq = beaver::square(sess, y).await?;
-    let sums = be.sum_axis(sq.share(), 1)?.reshape([b])?;
-    let ss = trunc::truncate(sess, &Shared::from_share(sums), f).await?;
-    let inv = rsqrt(sess, &ss).await?;
-    let wide = be.broadcast_axis(inv.share(), &[b, h].into(), 1)?;
-    fixed::mul(sess, y, &Shared::from_share(wide)).await
 }

@@ -120,12 +120,32 @@ enum Ref {
     Link(usize),
 }
 
-/// A secret factor of the result: e * p(t), e of t's shape.
+/// A secret factor of the result: e * p(t), e of t's shape, or of a
+/// shape that t's spans along `axis` (p broadcast along it first: a
+/// LayerNorm's or a softmax's rows times one value per row).
 pub(crate) struct Mult<'a, R: Ring> {
     /// The factor, at its own scale.
     pub(crate) e: &'a Fx<R>,
-    /// |e| <= bound.
+    /// |e| <= bound (and |e p| <= bound * sum |c_k|).
     pub(crate) bound: f64,
+    /// The axis along which p is repeated to e's shape (`None`: e has
+    /// t's shape).
+    pub(crate) axis: Option<usize>,
+    /// The scale e is truncated to in the product's round (at most e's
+    /// own; `None`: e's own, exactly).
+    pub(crate) to: Option<u32>,
+}
+
+impl<'a, R: Ring> Mult<'a, R> {
+    /// A factor of t's shape, kept at its own scale.
+    pub(crate) fn same(e: &'a Fx<R>, bound: f64) -> Self {
+        Mult {
+            e,
+            bound,
+            axis: None,
+            to: None,
+        }
+    }
 }
 
 /// Spare bit for inputs slightly outside [-1, 1] and rounding.
@@ -158,34 +178,43 @@ pub(crate) async fn eval<R: Ring>(
     let Some(m) = mult else {
         return lower(sess, &raw, out_scale).await;
     };
-    if m.e.v.shape() != t.v.shape() {
+    let p = match m.axis {
+        None => raw.v,
+        Some(axis) => crate::protocol::axis::broadcast(sess, &raw.v, m.e.v.shape(), axis)?,
+    };
+    if m.e.v.shape() != p.shape() {
         return Err(Error::shape(
             "polynomial factor",
             format!("factor {} for input {}", m.e.v.shape(), t.v.shape()),
         ));
     }
-    // One round: p down to s_p and e (lifted one bit, so the truncation
-    // gives it back exactly) with the product e * p; then e p to out_scale.
+    // One round: p down to s_p and e down to `to` (or lifted one bit, so
+    // the truncation gives it back exactly) with the product e * p; then
+    // e p to out_scale.
     let k = R::BITS;
+    let to = m.to.unwrap_or(m.e.scale).min(m.e.scale);
     let ib = int_bits(bound(coeffs) * m.bound);
-    let room = (k - 3 - MARGIN).saturating_sub(ib + m.e.scale);
+    let room = (k - 3 - MARGIN).saturating_sub(ib + to);
     let s_p = work_scale::<R>().min(room).min(raw.scale);
-    if s_p + m.e.scale < out_scale || int_bits(m.bound) + m.e.scale + 1 > k - 3 {
+    let (e_item, e_bits) = match to < m.e.scale {
+        true => (m.e.v.clone(), m.e.scale - to),
+        false => (lift(sess, m.e, m.e.scale + 1)?, 1),
+    };
+    if s_p + to < out_scale || int_bits(m.bound) + to + e_bits + 1 > k - 3 {
         return Err(Error::InvalidFixedPoint(format!(
             "polynomial with a factor at scale {} cannot reach scale {out_scale} in Z_2^{k} (internal)",
             m.e.scale
         )));
     }
-    let e_up = lift(sess, m.e, m.e.scale + 1)?;
     let g = TruncGroup {
-        items: vec![(&raw.v, raw.scale - s_p), (&e_up, 1)],
+        items: vec![(&p, raw.scale - s_p), (&e_item, e_bits)],
         linked: None,
         pairs: vec![(0, 1)],
         values: vec![],
     };
     let out = trunc_group(sess, &g).await?;
     let ep = out.products.into_iter().next().expect("one product");
-    lower(sess, &Fx::new(ep, s_p + m.e.scale), out_scale).await
+    lower(sess, &Fx::new(ep, s_p + to), out_scale).await
 }
 
 /// x truncated to scale `to` (one round; none when already there).

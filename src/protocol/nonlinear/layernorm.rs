@@ -8,13 +8,17 @@
 //! its remaining factor moved into the inverse square root's public
 //! scaling); the range-reduced inverse square root ([`super::sqrt::rsqrt`]'s
 //! algorithm, valid down to the 0.004 variances of real embedding
-//! LayerNorms where CrypTen's is off by 61%); one product; beta added.
+//! LayerNorms where CrypTen's is off by 61%) with the product by d gamma
+//! folded into its rounds where the link prefers rounds
+//! ([`super::normalize::reduced_fx_times`]: d gamma times the secret
+//! power of two in the round that truncates x c, the polynomial's last
+//! round multiplying it by p(x')), else one product after it; beta added.
 
 use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::Fx;
 use super::fx::{enc, int_bits};
-use super::normalize::{reduced_fx, Reduced};
+use super::normalize::{reduced_fx, reduced_fx_times, Reduced, Times};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::pipeline::RowLanes;
@@ -27,19 +31,24 @@ use crate::share::Shared;
 /// optional shared gamma and beta of shape [H] (None: 1 and 0; public
 /// parameters can be passed as [`Shared::from_public`]).
 ///
-/// Algorithm: see the module docs. Domain: |x| <= 1024, H <= 4096, and
-/// per row var + eps in [0.002, 4000] (the inverse square root's domain
-/// after the variance's power-of-two scaling). Max error against f64
-/// (tests `tests/nonlinear_layernorm.rs`, H = 384, standard deviations
-/// 0.063 to 10, |gamma| <= 2): Z_2^64, f = 20: 3.5e-5 absolute (3e-5 in
-/// the latest runs), at the rows
-/// of standard deviation 0.063 (variance 0.004: a unit of 2^-20 in x - mean
-/// is 1.6e-5 of the normalized value there; rows with sd >= 0.5: 1.5e-5). Rounds: 14 (1
-/// mean, 2 squares, 9 inverse square root of the finer variance, 2
-/// product). Bytes per party
-/// to each peer: 7 ring elements per input element with gamma (4 without)
-/// plus the inverse square root of each row (binary parts padded to 64
-/// rows): 137,824 for 6 x 384 in Z_2^64.
+/// Algorithm: see the module docs. Domain: |x| <= 1024, H <= 4096,
+/// |gamma| <= 64, and per row var + eps in [0.002, 4000] (the inverse
+/// square root's domain after the variance's power-of-two scaling). Max
+/// error against f64 (tests `tests/nonlinear_layernorm.rs`, H = 384,
+/// standard deviations 0.063 to 10, |gamma| <= 2): Z_2^64, f = 20: 3.5e-5
+/// absolute (1.8e-5 to 3.1e-5 in the latest runs), at the rows of
+/// standard deviation 0.063 and 0.1 (variance 0.004: a unit of 2^-20 in
+/// x - mean is 1.6e-5 of the normalized value there; rows with sd >= 0.5:
+/// 1.9e-5). Rounds: 12 with the product folded (1 mean, 2 squares, 9
+/// inverse square root of the finer variance times d gamma), 14 without
+/// (2 for the product). The fold is chosen when 2 more elements opened
+/// per input element take less time on the session's link than 2 rounds
+/// ([`crate::session::LinkCost::prefers_rounds`]: on the default lan
+/// model up to about 15,600 elements in Z_2^64, on wan 125,000). Bytes per
+/// party to each peer: 9 ring elements per input element with gamma and
+/// the fold (7 without the fold, 6 and 4 without gamma) plus the inverse
+/// square root of each row (binary parts padded to 64 rows): 174,544
+/// (folded) and 137,824 for 6 x 384 in Z_2^64.
 ///
 /// Errors: [`Error::ShapeMismatch`] for a scalar x or gamma/beta not of
 /// shape [H]; [`Error::InvalidFixedPoint`] for eps <= 0; preprocessing and
@@ -139,12 +148,25 @@ async fn layer_norm_rows<R: Ring>(
         post: Some(Box::new(move |e| scale * (-(e + 1) as f64 / 2.0).exp2())),
         add: None,
     };
-    let r = reduced_fx(sess, &Fx::new(v, sv), &g).await?;
-    let rb = axis::broadcast(sess, &r, &shape, axis)?;
-    // 5. (d gamma) r, plus beta.
-    let (pr, _) = round(sess, &[Prod::Mul(&dg, &rb)], &[]).await?;
-    let (_, y) = round(sess, &[], &[(&pr[0], f)]).await?;
-    let y = y.into_iter().next().expect("output");
+    // 5. (d gamma) r: folded into the inverse square root's rounds (2
+    // rounds fewer) where rounds cost more on the session's link than the
+    // 2 elements per element it opens more; else one product after it.
+    let elem_bytes = (shape.numel() * R::BITS as usize / 8) as f64;
+    let y = if sess.config().link.prefers_rounds(2.0 * elem_bytes, 2) {
+        let gmax = if gamma.is_some() { GAMMA_MAX } else { 1.0 };
+        let times = Times {
+            v: &Fx::new(dg, f),
+            axis,
+            bound: (h as f64).sqrt() * gmax,
+        };
+        reduced_fx_times(sess, &Fx::new(v, sv), &g, Some(times)).await?
+    } else {
+        let r = reduced_fx(sess, &Fx::new(v, sv), &g).await?;
+        let rb = axis::broadcast(sess, &r, &shape, axis)?;
+        let (pr, _) = round(sess, &[Prod::Mul(&dg, &rb)], &[]).await?;
+        let (_, y) = round(sess, &[], &[(&pr[0], f)]).await?;
+        y.into_iter().next().expect("output")
+    };
     match beta {
         None => Ok(y),
         Some(b) => y.add(sess, &tile(sess, b, &shape)?),
@@ -153,6 +175,9 @@ async fn layer_norm_rows<R: Ring>(
 
 /// Extra fractional bits of the variance.
 const VAR_EXTRA: u32 = 8;
+
+/// Largest |gamma| in the domain (the folded product's bound).
+const GAMMA_MAX: f64 = 64.0;
 
 /// A [H] share repeated over the leading axes of `shape` [.., H].
 fn tile<R: Ring>(sess: &Session, p: &Shared<R>, shape: &crate::ring::Shape) -> Result<Shared<R>> {

@@ -23,12 +23,13 @@
 //! an arithmetic share per bit, and x c in the same round (x injected into
 //! the one-hot planes weighted by c: [`b2a_weighted_times`]).
 
-use super::batch::round;
+use super::batch::{round, Prod};
 use super::cheb;
 use super::fx::{affine_owned, enc, int_bits, Fx};
 use crate::backend::{Backend, MpcSteps};
 use crate::error::{Error, Result};
 use crate::pipeline::Lanes;
+use crate::protocol::axis::broadcast;
 use crate::protocol::bitwise::and_tensors;
 use crate::protocol::compare::msb;
 use crate::protocol::convert::{a2b, b2a_weighted_times};
@@ -285,6 +286,44 @@ pub(crate) async fn reduced_fx<R: Ring>(
     x: &Fx<R>,
     g: &Reduced,
 ) -> Result<Shared<R>> {
+    reduced_fx_times(sess, x, g, None).await
+}
+
+/// A secret factor of a range-reduced function of each slice of it: the
+/// result is v * g(x) with x holding one value per slice of v along
+/// `axis` (x of v's shape with that axis of size 1), as in a LayerNorm's
+/// (x - mean) gamma / sqrt(var).
+pub(crate) struct Times<'a, R: Ring> {
+    /// The factor.
+    pub(crate) v: &'a Fx<R>,
+    /// The axis along which g(x) is repeated to v's shape.
+    pub(crate) axis: usize,
+    /// |v post(e)| <= bound on the domain (post: [`Reduced::post`], 1
+    /// without one).
+    pub(crate) bound: f64,
+}
+
+/// [`reduced_fx`], the result multiplied by `times` (if given) in the
+/// function's own rounds: v post(e) is a Beaver product in the round
+/// that truncates x c (or in a round of its own when x is at scale f or
+/// below), and the polynomial's product with its factor takes v post(e)
+/// in place of post(e) ([`cheb::Mult`] along the axis). Saves the two
+/// rounds of a product after the function for about two more elements
+/// opened per element of v. Result at scale f, of v's shape.
+///
+/// Errors: as [`reduced_fx`]; [`Error::Unsupported`] with an additive
+/// term ([`Reduced::add`]) and a factor.
+pub(crate) async fn reduced_fx_times<R: Ring>(
+    sess: &Session,
+    x: &Fx<R>,
+    g: &Reduced,
+    times: Option<Times<'_, R>>,
+) -> Result<Shared<R>> {
+    if times.is_some() && g.add.is_some() {
+        return Err(Error::Unsupported(
+            "range reduction with an additive term and a factor (internal)".into(),
+        ));
+    }
     let f = sess.fixed_point::<R>()?.frac_bits();
     let rg = range::<R>(f)?;
     let h = onehot(sess, &x.v, x.scale, rg).await?;
@@ -309,21 +348,53 @@ pub(crate) async fn reduced_fx<R: Ring>(
     let c = tables.remove(0);
     let (conv, mut xc) = b2a_weighted_times::<R>(sess, &h, &tables, &x.v, &c).await?;
     let mut conv = conv.into_iter();
+    let post = post.map(|(bound, s_m)| (Fx::new(conv.next().expect("post"), s_m), bound));
+    // With a factor v and post(e): v post(e), raw, in the next round.
+    let post_b = match (&times, &post) {
+        (Some(tm), Some((m, _))) => Some(broadcast(sess, &m.v, tm.v.v.shape(), tm.axis)?),
+        _ => None,
+    };
+    let prods: Vec<Prod<'_, R>> = match (&times, &post_b) {
+        (Some(tm), Some(mb)) => vec![Prod::Mul(&tm.v.v, mb)],
+        _ => vec![],
+    };
     // t = 4 x' - 3, x' = x c at scale x.scale + s_c: reinterpret at scale
     // - 2, after bringing it down to a squarable scale if needed.
     let t_max = (R::BITS - 4) / 2;
     let mut ts = x.scale + rg.s_c - 2;
-    if ts > t_max {
-        let (_, t) = round(sess, &[], &[(&xc, ts - t_max)]).await?;
-        xc = t.into_iter().next().expect("x c");
-        ts = t_max;
+    let lower_xc = ts > t_max;
+    let mut vm = None;
+    if lower_xc || !prods.is_empty() {
+        let truncs = match lower_xc {
+            true => vec![(&xc, ts - t_max)],
+            false => vec![],
+        };
+        let (p, t) = round(sess, &prods, &truncs).await?;
+        vm = p.into_iter().next();
+        if lower_xc {
+            xc = t.into_iter().next().expect("x c");
+            ts = t_max;
+        }
     }
     let t = Fx::new(affine_owned(sess, Fx::new(xc, ts), 1.0, -3.0, ts)?, ts);
-    let out = match post {
-        None => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
-        Some((bound, s_m)) => {
-            let m = Fx::new(conv.next().expect("post"), s_m);
-            cheb::eval(sess, &t, &g.coeffs, Some(cheb::Mult { e: &m, bound }), f).await?
+    let out = match (times, post) {
+        (None, None) => cheb::eval(sess, &t, &g.coeffs, None, f).await?,
+        (None, Some((m, bound))) => {
+            cheb::eval(sess, &t, &g.coeffs, Some(cheb::Mult::same(&m, bound)), f).await?
+        }
+        (Some(tm), post) => {
+            // The factor: v post(e) (raw, at the sum of the scales), or v.
+            let e = match (vm, post) {
+                (Some(vm), Some((m, _))) => Fx::new(vm, tm.v.scale + m.scale),
+                _ => tm.v.clone(),
+            };
+            let m = cheb::Mult {
+                e: &e,
+                bound: tm.bound,
+                axis: Some(tm.axis),
+                to: Some(f.min(e.scale)),
+            };
+            cheb::eval(sess, &t, &g.coeffs, Some(m), f).await?
         }
     };
     match conv.next() {

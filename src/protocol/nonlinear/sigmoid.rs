@@ -56,7 +56,7 @@ async fn odd_family<R: Ring>(sess: &Session, x: &Shared<R>, tanh: bool) -> Resul
     } else {
         cheb::interpolate(|u| u / (1.0 + u), 0.0, 1.0, 7)
     };
-    let m = cheb::Mult { e: &pm, bound: 1.0 };
+    let m = cheb::Mult::same(&pm, 1.0);
     let v = cheb::eval(sess, &t, &coeffs, Some(m), f).await?;
     if tanh {
         Ok(v)

@@ -12,8 +12,11 @@
 //! schemes in rounds when only a few thousand rows are involved. 1/s on
 //! [1, n] is a single Chebyshev polynomial too (degree 63 for n = 128:
 //! absolute error 1e-5 at s = 1, far less elsewhere), and every output
-//! e_i / s = e_i q(s) is one Beaver product and one truncation. Each
-//! polynomial of R levels costs R + 1 rounds ([`cheb::eval`]).
+//! e_i / s = e_i q(s) comes out of q's last round: q, repeated along the
+//! row, and e are truncated together and multiplied with no opening of
+//! their own ([`cheb::Mult`]), then the product is truncated. Each
+//! polynomial of R levels costs R + 1 rounds ([`cheb::eval`]), R + 2 with
+//! the product.
 
 use super::batch::{round, Prod};
 use super::cheb;
@@ -113,16 +116,17 @@ fn read_mask(mask: Option<&[f64]>, n: usize) -> Result<Option<Mask>> {
 /// f = 20: absolute 1.4e-5 for rows of 128 (the degree-63 reciprocal near
 /// s = 1), 1e-6 for rows of 16; masked entries within 2 units of 0.
 /// Z_2^32 (f = 8, rows of 16): absolute 4e-3.
-/// Rounds: max + 6 (exp) + R + 1 (1/s, 2^R - 1 coefficients: R = 6 for
-/// n = 128, 5 for n = 16) + 2 (product). Without a mask the max compares
+/// Rounds: max + 6 (exp) + R + 2 (1/s times e, 2^R - 1 coefficients:
+/// R = 6 for n = 128, 5 for n = 16; one round fewer than a product after
+/// 1/s since session 22, for the same elements opened). Without a mask the max compares
 /// only f + 9 bits ([`compare::max_bounded`]: the domain bounds every gap
 /// by 64; also with a mask that masks nothing out): an MSB of 2 rounds
 /// instead of 3 in Z_2^64 and fewer bytes. With the default groups of 16
-/// the max takes 9 rounds for rows of 17 to 256: 24 rounds for 128 x 128
-/// in Z_2^64; 20 for masked rows of 16 (19 in Z_2^32); with
+/// the max takes 9 rounds for rows of 17 to 256: 23 rounds for 128 x 128
+/// in Z_2^64; 19 for masked rows of 16 (18 in Z_2^32); with
 /// [`SoftmaxOptions::max_group`] = 128 the max is one level of 6 rounds
-/// and the total 21 (more bytes). Bytes sent per party to each peer:
-/// 2,996,480 for 128 x 128 in Z_2^64 (182.9 per element), 121,088 for
+/// and the total 20 (more bytes). Bytes sent per party to each peer:
+/// 2,995,456 for 128 x 128 in Z_2^64 (182.8 per element), 121,024 for
 /// 8 x 16 (Z_2^64, masked).
 ///
 /// Errors: [`Error::ShapeMismatch`] for a bad axis or mask; preprocessing
@@ -253,15 +257,16 @@ async fn softmax_piece<R: Ring>(
         )?,
         trs,
     );
-    // q = 1/s per row at a fine scale, then one product e * q (the factor
-    // inside the polynomial would save a round but cost 2^R products per
-    // element instead of one).
-    let s_q = (R::BITS - 4) / 2;
-    let q = cheb::eval(sess, &tr, &rc, None, s_q).await?;
-    let qb = axis::broadcast(sess, &q, &shape, axis)?;
-    let (p, _) = round(sess, &[Prod::Mul(&e, &qb)], &[]).await?;
-    let (_, out) = round(sess, &[], &[(&p[0], s_e + s_q - f)]).await?;
-    Ok(out.into_iter().next().expect("output"))
+    // e * (1/s): the polynomial of 1/s per row, repeated along the axis,
+    // times e in the round that truncates both (the same elements opened
+    // as a product after it, one round fewer).
+    let m = cheb::Mult {
+        e: &Fx::new(e, s_e),
+        bound: 1.0,
+        axis: Some(axis),
+        to: None,
+    };
+    cheb::eval(sess, &tr, &rc, Some(m), f).await
 }
 
 /// Largest scale of e such that t_r = (s - ...) / 2^(w-1) can be squared.
