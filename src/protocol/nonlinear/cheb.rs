@@ -30,6 +30,7 @@ use super::fx::{affine, affine_into, affine_owned, enc, int_bits, lift, work_sca
 use super::linked::{square_linked, LinkSpec};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::protocol::axis::broadcast;
 use crate::ring::{Ring, RingTensor};
 use crate::session::Session;
 use crate::share::Shared;
@@ -180,7 +181,7 @@ pub(crate) async fn eval<R: Ring>(
     };
     let p = match m.axis {
         None => raw.v,
-        Some(axis) => crate::protocol::axis::broadcast(sess, &raw.v, m.e.v.shape(), axis)?,
+        Some(axis) => broadcast(sess, &raw.v, m.e.v.shape(), axis)?,
     };
     if m.e.v.shape() != p.shape() {
         return Err(Error::shape(
@@ -196,9 +197,14 @@ pub(crate) async fn eval<R: Ring>(
     let ib = int_bits(bound(coeffs) * m.bound);
     let room = (k - 3 - MARGIN).saturating_sub(ib + to);
     let s_p = work_scale::<R>().min(room).min(raw.scale);
+    // e itself when it is truncated (no copy), else lifted one bit.
+    let lifted;
     let (e_item, e_bits) = match to < m.e.scale {
-        true => (m.e.v.clone(), m.e.scale - to),
-        false => (lift(sess, m.e, m.e.scale + 1)?, 1),
+        true => (&m.e.v, m.e.scale - to),
+        false => {
+            lifted = lift(sess, m.e, m.e.scale + 1)?;
+            (&lifted, 1)
+        }
     };
     if s_p + to < out_scale || int_bits(m.bound) + to + e_bits + 1 > k - 3 {
         return Err(Error::InvalidFixedPoint(format!(
@@ -207,7 +213,7 @@ pub(crate) async fn eval<R: Ring>(
         )));
     }
     let g = TruncGroup {
-        items: vec![(&p, raw.scale - s_p), (&e_item, e_bits)],
+        items: vec![(&p, raw.scale - s_p), (e_item, e_bits)],
         linked: None,
         pairs: vec![(0, 1)],
         values: vec![],

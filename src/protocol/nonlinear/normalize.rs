@@ -384,15 +384,19 @@ pub(crate) async fn reduced_fx_times<R: Ring>(
         }
         (Some(tm), post) => {
             // The factor: v post(e) (raw, at the sum of the scales), or v.
+            let vp;
             let e = match (vm, post) {
-                (Some(vm), Some((m, _))) => Fx::new(vm, tm.v.scale + m.scale),
-                _ => tm.v.clone(),
+                (Some(vm), Some((m, _))) => {
+                    vp = Fx::new(vm, tm.v.scale + m.scale);
+                    &vp
+                }
+                _ => tm.v,
             };
             let m = cheb::Mult {
-                e: &e,
+                e,
                 bound: tm.bound,
                 axis: Some(tm.axis),
-                to: Some(f.min(e.scale)),
+                to: Some(f),
             };
             cheb::eval(sess, &t, &g.coeffs, Some(m), f).await?
         }
